@@ -1,0 +1,344 @@
+"""Typed configuration: YAML files -> dataclasses, with checked overrides.
+
+A config file has one mapping per section (``data``, ``model``, ``train``,
+``eval``, ``device``).  Every key must be a field of the section's dataclass
+and every value must have the field's type; anything else is a
+:class:`ConfigError` that names the key and the file.  Overrides from the
+command line (``--opts train.base_lr 0.02`` or ``train.base_lr=0.02``) go
+through the same checks.  A key that is unique across sections may be given
+without its section (``base_lr=0.02``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names the key and the file."""
+
+
+@dataclass
+class DataConfig:
+    """Where the data lives and how labels are read."""
+
+    dataset: str = "voc2012"
+    data_root: str = "data/voc2012"
+    train_list: str = "train_aug.txt"
+    val_list: str = "val.txt"
+    classes: int = 21
+    ignore_label: int = 255
+    class_names: List[str] = field(default_factory=list)
+    mean: List[float] = field(default_factory=lambda: [0.485 * 255, 0.456 * 255, 0.406 * 255])
+    std: List[float] = field(default_factory=lambda: [0.229 * 255, 0.224 * 255, 0.225 * 255])
+    workers: int = 2
+    on_bad_sample: str = "error"
+
+
+@dataclass
+class ModelConfig:
+    """Network architecture."""
+
+    layers: int = 50
+    deep_stem: bool = True
+    output_stride: int = 8
+    bins: List[int] = field(default_factory=lambda: [1, 2, 3, 6])
+    use_ppm: bool = True
+    use_aux: bool = True
+    dropout: float = 0.1
+    pretrained: str = ""
+
+
+@dataclass
+class TrainConfig:
+    """The training recipe (semseg tool/train.py)."""
+
+    epochs: int = 50
+    max_steps: int = 0
+    batch_size: int = 16
+    crop_h: int = 473
+    crop_w: int = 473
+    scale_min: float = 0.5
+    scale_max: float = 2.0
+    rotate_min: float = -10.0
+    rotate_max: float = 10.0
+    rotate_prob: float = 0.5
+    blur_prob: float = 0.5
+    flip_prob: float = 0.5
+    base_lr: float = 0.01
+    power: float = 0.9
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    head_lr_mult: float = 10.0
+    aux_weight: float = 0.4
+    seed: int = 123
+    save_dir: str = "outputs/voc2012_pspnet50"
+    save_every: int = 1
+    keep_last: int = 3
+    log_every: int = 10
+    eval_interval: int = 1
+    distributed: bool = False
+    sync_bn: bool = True
+    amp_level: str = "O0"
+    loss_scale: str = "none"
+
+
+@dataclass
+class EvalConfig:
+    """The evaluation protocol (semseg tool/test.py)."""
+
+    base_size: int = 512
+    test_h: int = 473
+    test_w: int = 473
+    scales: List[float] = field(default_factory=lambda: [1.0])
+    flip: bool = True
+    stride_rate: float = 2.0 / 3.0
+    batch_size: int = 4
+    save_dir: str = ""
+    save_images: bool = False
+
+
+@dataclass
+class DeviceConfig:
+    """Where and how MindSpore runs."""
+
+    target: str = "auto"
+    mode: str = "GRAPH"
+    device_id: int = 0
+    quiet: bool = True
+
+
+@dataclass
+class Config:
+    """The whole configuration; ``source`` is the file it came from (for messages)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    source: str = "<defaults>"
+
+
+SECTIONS: Tuple[str, ...] = ("data", "model", "train", "eval", "device")
+
+_CHOICES: Dict[str, Tuple[Any, ...]] = {
+    "data.on_bad_sample": ("error", "skip"),
+    "model.layers": (18, 34, 50, 101, 152),
+    "model.output_stride": (8, 16, 32),
+    "device.target": ("auto", "Ascend", "GPU", "CPU"),
+    "device.mode": ("GRAPH", "PYNATIVE"),
+    "train.amp_level": ("O0", "O1", "O2", "O3"),
+    "train.loss_scale": ("none", "fixed", "dynamic"),
+}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _check_value(value: Any, tp: Any, key: str, source: str) -> Any:
+    """Return ``value`` converted to ``tp`` or raise ConfigError naming ``key`` and ``source``."""
+    origin = typing.get_origin(tp)
+    bad = ConfigError(
+        f"{source}: key '{key}' must be {_type_name(tp)}, got {type(value).__name__} {value!r}"
+    )
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _check_value(value, args[0], key, source)
+    if origin in (list, List):
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise bad
+        return [_check_value(v, item_tp, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise bad
+
+
+def _field_types(section_cls: type) -> Dict[str, Any]:
+    return typing.get_type_hints(section_cls)
+
+
+def _set_key(cfg: Config, dotted: str, value: Any, source: str) -> None:
+    """Set ``section.key`` (or a unique bare ``key``) on ``cfg`` after checking its type."""
+    if "." in dotted:
+        section, key = dotted.split(".", 1)
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"{source}: unknown section '{section}' in key '{dotted}' (sections: {', '.join(SECTIONS)})"
+            )
+    else:
+        owners = [s for s in SECTIONS if dotted in _field_types(type(getattr(cfg, s)))]
+        if not owners:
+            raise ConfigError(f"{source}: unknown key '{dotted}'")
+        if len(owners) > 1:
+            raise ConfigError(
+                f"{source}: key '{dotted}' is ambiguous, write one of "
+                + ", ".join(f"{s}.{dotted}" for s in owners)
+            )
+        section, key = owners[0], dotted
+    obj = getattr(cfg, section)
+    types = _field_types(type(obj))
+    if key not in types:
+        raise ConfigError(
+            f"{source}: unknown key '{section}.{key}' (known: {', '.join(sorted(types))})"
+        )
+    checked = _check_value(value, types[key], f"{section}.{key}", source)
+    choices = _CHOICES.get(f"{section}.{key}")
+    if choices is not None and checked not in choices:
+        raise ConfigError(
+            f"{source}: key '{section}.{key}' must be one of {list(choices)}, got {checked!r}"
+        )
+    setattr(obj, key, checked)
+
+
+def config_from_dict(raw: Any, source: str = "<dict>") -> Config:
+    """Build a Config from a nested mapping ``{section: {key: value}}``."""
+    cfg = Config(source=source)
+    if raw is None:
+        return cfg
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(raw).__name__}")
+    for section, values in raw.items():
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"{source}: unknown section '{section}' (sections: {', '.join(SECTIONS)})"
+            )
+        if values is None:
+            continue
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: section '{section}' must be a mapping")
+        for key, value in values.items():
+            _set_key(cfg, f"{section}.{key}", value, source)
+    validate(cfg)
+    return cfg
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
+    """Read a YAML config file and apply command-line overrides.
+
+    ``overrides`` is a flat list, either ``KEY VALUE KEY VALUE ...`` or
+    ``KEY=VALUE ...`` (mixing is allowed).  Values are parsed as YAML scalars
+    or lists (``[1,2,3]``), then type-checked like the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    cfg = config_from_dict(raw, source=str(path))
+    apply_overrides(cfg, overrides)
+    return cfg
+
+
+def parse_overrides(items: Sequence[str]) -> List[Tuple[str, Any]]:
+    """Turn ``['a.b', '1', 'c=2']`` into ``[('a.b', 1), ('c', 2)]``."""
+    pairs: List[Tuple[str, Any]] = []
+    i = 0
+    items = list(items)
+    while i < len(items):
+        item = items[i]
+        if "=" in item and not item.startswith("="):
+            key, text = item.split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(items):
+                raise ConfigError(f"override '{item}' has no value (use KEY VALUE or KEY=VALUE)")
+            key, text = item, items[i + 1]
+            i += 2
+        try:
+            value = yaml.safe_load(text) if text != "" else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override '{key}': cannot parse value {text!r}: {exc}") from exc
+        pairs.append((key, value))
+    return pairs
+
+
+def apply_overrides(cfg: Config, overrides: Sequence[str]) -> Config:
+    """Apply command-line overrides to ``cfg`` in place (and return it)."""
+    for key, value in parse_overrides(overrides):
+        # A string field given a value YAML reads as a number keeps the text.
+        _set_key(cfg, key, _keep_text_for_str(cfg, key, value), "command line (--opts)")
+    validate(cfg, source="command line (--opts)")
+    return cfg
+
+
+def _keep_text_for_str(cfg: Config, key: str, value: Any) -> Any:
+    section, name = key.split(".", 1) if "." in key else (None, key)
+    for s in SECTIONS if section is None else (section,):
+        if s not in SECTIONS:
+            continue
+        types = _field_types(type(getattr(cfg, s)))
+        if types.get(name) is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    return value
+
+
+def validate(cfg: Config, source: Optional[str] = None) -> None:
+    """Check relations between keys that single-key type checks cannot see."""
+    src = source or cfg.source
+    if cfg.data.classes < 1:
+        raise ConfigError(f"{src}: data.classes must be >= 1, got {cfg.data.classes}")
+    if cfg.data.class_names and len(cfg.data.class_names) != cfg.data.classes:
+        raise ConfigError(
+            f"{src}: data.class_names has {len(cfg.data.class_names)} names but data.classes is {cfg.data.classes}"
+        )
+    if len(cfg.data.mean) != 3 or len(cfg.data.std) != 3:
+        raise ConfigError(f"{src}: data.mean and data.std must have 3 values (RGB)")
+    if not cfg.model.bins or any(b < 1 for b in cfg.model.bins):
+        raise ConfigError(f"{src}: model.bins must be a non-empty list of positive sizes, got {cfg.model.bins}")
+    if not 0.0 <= cfg.model.dropout < 1.0:
+        raise ConfigError(f"{src}: model.dropout must be in [0, 1), got {cfg.model.dropout}")
+    t = cfg.train
+    for name in ("crop_h", "crop_w", "batch_size", "epochs"):
+        if getattr(t, name) < 1:
+            raise ConfigError(f"{src}: train.{name} must be >= 1, got {getattr(t, name)}")
+    if not 0 < t.scale_min <= t.scale_max:
+        raise ConfigError(f"{src}: need 0 < train.scale_min <= train.scale_max, got {t.scale_min}, {t.scale_max}")
+    if t.rotate_min > t.rotate_max:
+        raise ConfigError(f"{src}: train.rotate_min must be <= train.rotate_max")
+    e = cfg.eval
+    if not e.scales or any(s <= 0 for s in e.scales):
+        raise ConfigError(f"{src}: eval.scales must be a non-empty list of positive factors, got {e.scales}")
+    if not 0 < e.stride_rate <= 1:
+        raise ConfigError(f"{src}: eval.stride_rate must be in (0, 1], got {e.stride_rate}")
+
+
+def config_to_dict(cfg: Config) -> Dict[str, Dict[str, Any]]:
+    """The resolved config as plain data (without ``source``)."""
+    return {s: dataclasses.asdict(getattr(cfg, s)) for s in SECTIONS}
+
+
+def save_config(cfg: Config, path: str | Path) -> Path:
+    """Write the resolved config as YAML (it loads back to an equal Config)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = f"# resolved from {cfg.source}\n" + yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+    path.write_text(text, encoding="utf-8")
+    return path

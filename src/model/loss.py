@@ -1,0 +1,48 @@
+"""Softmax cross-entropy with an ignore label, and PSPNet's main + aux loss."""
+from __future__ import annotations
+
+from mindspore import nn, ops
+import mindspore as ms
+
+
+class IgnoreCrossEntropy(nn.Cell):
+    """Mean softmax cross-entropy over pixels whose label is not ``ignore_label``.
+
+    ``logits`` is (N, C, H, W), ``labels`` is (N, H, W) integer.  A batch in
+    which every pixel is ignored gives 0 (not NaN) and zero gradients.
+    Labels outside [0, C) other than ``ignore_label`` are the data loader's
+    job to reject; here they are treated as ignored so they cannot index out
+    of range.
+    """
+
+    def __init__(self, ignore_label: int = 255) -> None:
+        super().__init__()
+        self.ignore_label = ignore_label
+
+    def construct(self, logits, labels):
+        num_classes = logits.shape[1]
+        labels = labels.astype(ms.int32)
+        valid = ops.logical_and(labels != self.ignore_label, ops.logical_and(labels >= 0, labels < num_classes))
+        safe = ops.where(valid, labels, ops.zeros_like(labels))
+        logp = ops.log_softmax(logits, axis=1)
+        picked = ops.gather_elements(logp, 1, safe.expand_dims(1)).squeeze(1)
+        validf = valid.astype(logits.dtype)
+        total = ops.reduce_sum(-picked * validf)
+        count = ops.reduce_sum(validf)
+        return total / ops.maximum(count, ops.ones_like(count))
+
+
+class PSPLoss(nn.Cell):
+    """``CE(main) + aux_weight * CE(aux)``; with one output only ``CE(main)``."""
+
+    def __init__(self, ignore_label: int = 255, aux_weight: float = 0.4) -> None:
+        super().__init__()
+        self.ce = IgnoreCrossEntropy(ignore_label)
+        self.aux_weight = aux_weight
+
+    def construct(self, outputs, labels):
+        if isinstance(outputs, (tuple, list)):
+            main_loss = self.ce(outputs[0], labels)
+            aux_loss = self.ce(outputs[1], labels)
+            return main_loss + self.aux_weight * aux_loss
+        return self.ce(outputs, labels)

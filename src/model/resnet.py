@@ -1,0 +1,114 @@
+"""ResNet backbones with the layout of hszhao/semseg's ``model/resnet.py``.
+
+Parameter names follow PyTorch's so that a conversion is a rename: the
+bottleneck has ``conv1/bn1/conv2/bn2/conv3/bn3`` and ``downsample.0/1``; the
+stem is built by :func:`build_stem` as one sequential ``layer0`` in the order
+PSPNet uses (conv, bn, relu, ... maxpool).
+"""
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Sequence, Tuple
+
+from mindspore import nn
+from mindspore.common.initializer import HeNormal
+
+NormFactory = Callable[[int], nn.Cell]
+
+BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+
+
+def batch_norm(channels: int) -> nn.Cell:
+    """BatchNorm2d with PyTorch's defaults (momentum 0.1 in PyTorch's convention, eps 1e-5)."""
+    return nn.BatchNorm2d(channels, eps=1e-5, momentum=0.9)
+
+
+def conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, dilation: int = 1,
+         has_bias: bool = False, weight_init=None) -> nn.Conv2d:
+    """A 2-D convolution padded like PyTorch's ``padding = dilation * (kernel // 2)``."""
+    pad = dilation * (kernel // 2)
+    kwargs = {}
+    if weight_init is not None:
+        kwargs["weight_init"] = weight_init
+    return nn.Conv2d(in_ch, out_ch, kernel, stride=stride, pad_mode="pad" if pad else "valid",
+                     padding=pad, dilation=dilation, has_bias=has_bias, **kwargs)
+
+
+def _he() -> HeNormal:
+    # semseg/torchvision ResNet: kaiming_normal_(mode='fan_out', nonlinearity='relu')
+    return HeNormal(mode="fan_out", nonlinearity="relu")
+
+
+class Bottleneck(nn.Cell):
+    """ResNet v1.5 bottleneck: the stride (and dilation) sit on the 3x3 conv."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1,
+                 downsample: Optional[nn.Cell] = None, norm: NormFactory = batch_norm) -> None:
+        super().__init__()
+        self.conv1 = conv(inplanes, planes, 1, weight_init=_he())
+        self.bn1 = norm(planes)
+        self.conv2 = conv(planes, planes, 3, stride=stride, dilation=dilation, weight_init=_he())
+        self.bn2 = norm(planes)
+        self.conv3 = conv(planes, planes * 4, 1, weight_init=_he())
+        self.bn3 = norm(planes * 4)
+        self.relu = nn.ReLU()
+        self.downsample = downsample
+
+    def construct(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        return self.relu(out + identity)
+
+
+def stage_strides(output_stride: int) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """(stride, dilation) of layer3 and layer4 for an output stride of 8, 16 or 32."""
+    table = {8: ((1, 2), (1, 4)), 16: ((2, 1), (1, 2)), 32: ((2, 1), (2, 1))}
+    if output_stride not in table:
+        raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
+    return table[output_stride]
+
+
+def make_layer(inplanes: int, planes: int, blocks: int, stride: int, dilation: int,
+               norm: NormFactory) -> Tuple[nn.SequentialCell, int]:
+    """One ResNet stage; every block's 3x3 conv gets ``dilation`` (as semseg sets it)."""
+    downsample = None
+    if stride != 1 or inplanes != planes * 4:
+        downsample = nn.SequentialCell([conv(inplanes, planes * 4, 1, stride=stride, weight_init=_he()),
+                                        norm(planes * 4)])
+    cells: List[nn.Cell] = [Bottleneck(inplanes, planes, stride, dilation, downsample, norm)]
+    inplanes = planes * 4
+    for _ in range(1, blocks):
+        cells.append(Bottleneck(inplanes, planes, 1, dilation, None, norm))
+    return nn.SequentialCell(cells), inplanes
+
+
+def build_stem(deep_stem: bool, norm: NormFactory) -> Tuple[nn.SequentialCell, int]:
+    """``layer0``: the deep 3x(3x3) stem (64, 64, 128) or the 7x7 stem, then maxpool 3x3/2."""
+    pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
+    if deep_stem:
+        cells = [conv(3, 64, 3, stride=2, weight_init=_he()), norm(64), nn.ReLU(),
+                 conv(64, 64, 3, weight_init=_he()), norm(64), nn.ReLU(),
+                 conv(64, 128, 3, weight_init=_he()), norm(128), nn.ReLU(), pool]
+        return nn.SequentialCell(cells), 128
+    cells = [conv(3, 64, 7, stride=2, weight_init=_he()), norm(64), nn.ReLU(), pool]
+    return nn.SequentialCell(cells), 64
+
+
+def build_resnet_stages(layers: int, deep_stem: bool, output_stride: int,
+                        norm: NormFactory = batch_norm) -> Sequence[nn.Cell]:
+    """``layer0`` .. ``layer4`` of a dilated ResNet-``layers`` (50, 101 or 152)."""
+    if layers not in BLOCKS:
+        raise ValueError(f"ResNet depth must be one of {sorted(BLOCKS)}, got {layers}")
+    counts = BLOCKS[layers]
+    (s3, d3), (s4, d4) = stage_strides(output_stride)
+    layer0, inplanes = build_stem(deep_stem, norm)
+    layer1, inplanes = make_layer(inplanes, 64, counts[0], 1, 1, norm)
+    layer2, inplanes = make_layer(inplanes, 128, counts[1], 2, 1, norm)
+    layer3, inplanes = make_layer(inplanes, 256, counts[2], s3, d3, norm)
+    layer4, inplanes = make_layer(inplanes, 512, counts[3], s4, d4, norm)
+    return layer0, layer1, layer2, layer3, layer4

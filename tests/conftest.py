@@ -1,0 +1,30 @@
+"""Shared test setup: MindSpore on CPU in PyNative mode, tiny shapes only."""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _mindspore_cpu():
+    from src.device import setup_device
+
+    setup_device("CPU", "PYNATIVE", seed=0)
+    yield
+
+
+@pytest.fixture(scope="session")
+def reference_keys():
+    """The PyTorch reference key/shape lists (../shared/reference), or skip where shared/ is absent."""
+    import json
+
+    path = SHARED / "reference" / "torch_state_dict_keys.json"
+    if not path.is_file():
+        pytest.skip(f"reference key file not found: {path}")
+    return json.loads(path.read_text())
