@@ -129,6 +129,7 @@ SECTIONS: Tuple[str, ...] = ("data", "model", "train", "eval", "device")
 
 _CHOICES: Dict[str, Tuple[Any, ...]] = {
     "data.on_bad_sample": ("error", "skip"),
+    "data.dataset": ("voc2012", "ade20k", "cityscapes", "camvid", "kitti_road", "synthetic", "custom"),
     "model.layers": (18, 34, 50, 101, 152),
     "model.output_stride": (8, 16, 32),
     "device.target": ("auto", "Ascend", "GPU", "CPU"),

@@ -1,0 +1,196 @@
+"""Samples from list files: reading images and labels, with errors that name the list line and file."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional, Tuple
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from src.data.labels import IGNORE, DatasetSpec
+
+logger = logging.getLogger(__name__)
+
+
+class DataError(ValueError):
+    """A list file or sample that cannot be used; the message names the list line and the file."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One list line: absolute paths and where it came from."""
+
+    image: str
+    label: Optional[str]
+    list_file: str
+    line_no: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.list_file}:{self.line_no}"
+
+
+def read_list(list_file: str | os.PathLike, data_root: str | os.PathLike, require_labels: bool = True,
+              check_files: bool = True) -> List[Sample]:
+    """Parse a list file of ``image_rel [label_rel]`` lines (relative to ``data_root``).
+
+    Blank lines and ``#`` comments are skipped.  Every problem (malformed
+    line, missing label column, missing file) is collected and reported in
+    one :class:`DataError`, with line numbers.
+    """
+    list_file = Path(list_file)
+    root = Path(data_root)
+    if not list_file.is_file():
+        raise DataError(f"list file not found: {list_file}")
+    samples: List[Sample] = []
+    problems: List[str] = []
+    for no, raw in enumerate(list_file.read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) > 2:
+            problems.append(f"{list_file}:{no}: expected 'image [label]', got {len(parts)} columns: {line!r}")
+            continue
+        if len(parts) == 1 and require_labels:
+            problems.append(f"{list_file}:{no}: no label column: {line!r}")
+            continue
+        image = str(root / parts[0])
+        label = str(root / parts[1]) if len(parts) == 2 else None
+        if check_files:
+            for path in (image, label):
+                if path is not None and not os.path.isfile(path):
+                    problems.append(f"{list_file}:{no}: file not found: {path}")
+        samples.append(Sample(image, label, str(list_file), no))
+    if problems:
+        shown = "\n  ".join(problems[:30])
+        more = f"\n  ... and {len(problems) - 30} more" if len(problems) > 30 else ""
+        raise DataError(f"{len(problems)} problem(s) in {list_file}:\n  {shown}{more}")
+    if not samples:
+        raise DataError(f"list file {list_file} has no samples")
+    return samples
+
+
+def read_image(path: str, where: str = "") -> np.ndarray:
+    """Read an image as (H, W, 3) float32 RGB; grayscale and RGBA inputs become RGB."""
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise DataError(f"{where + ': ' if where else ''}cannot read image {path} (missing, corrupt or not an image)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB).astype(np.float32)
+
+
+def read_label(path: str, spec: DatasetSpec, where: str = "") -> np.ndarray:
+    """Read a label file as (H, W) uint8 class indices with 255 = ignore.
+
+    Palette PNGs give their indices (not their colors); single-channel files
+    their values; color ground truth is mapped through ``spec.color_classes``.
+    The dataset's label map (ADE20K shift, Cityscapes trainIds...) is applied.
+    """
+    prefix = f"{where + ': ' if where else ''}"
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            arr = np.array(im)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{prefix}cannot read label {path}: {exc}") from exc
+    if mode in ("P", "L"):
+        label = arr.astype(np.uint8)
+    elif mode in ("I", "I;16", "I;16B"):
+        if arr.max(initial=0) > 255:
+            raise DataError(f"{prefix}label {path} has values above 255")
+        label = arr.astype(np.uint8)
+    elif mode in ("RGB", "RGBA") and spec.color_classes:
+        label = np.full(arr.shape[:2], IGNORE, dtype=np.uint8)
+        for color, cls in spec.color_classes.items():
+            label[np.all(arr[..., :3] == np.asarray(color, np.uint8), axis=-1)] = cls
+    else:
+        raise DataError(f"{prefix}label {path} is a {mode} image; expected a single-channel or palette PNG "
+                        f"of class indices")
+    return spec.label_map(label)
+
+
+def check_label_values(label: np.ndarray, classes: int, path: str, where: str = "") -> None:
+    """Raise DataError if a label holds values other than 0..classes-1 and 255."""
+    valid = label[label != IGNORE]
+    if valid.size and int(valid.max()) >= classes:
+        bad = np.unique(valid[valid >= classes])
+        raise DataError(f"{where + ': ' if where else ''}label {path} has values {bad.tolist()[:10]} outside "
+                        f"[0, {classes}) and not {IGNORE}")
+
+
+def load_sample(sample: Sample, spec: DatasetSpec, classes: int) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Read and check one sample: (image float32 RGB HxWx3, label uint8 HxW or None)."""
+    image = read_image(sample.image, sample.where)
+    if sample.label is None:
+        return image, None
+    label = read_label(sample.label, spec, sample.where)
+    if label.shape != image.shape[:2]:
+        raise DataError(f"{sample.where}: image {sample.image} is {image.shape[1]}x{image.shape[0]} but label "
+                        f"{sample.label} is {label.shape[1]}x{label.shape[0]}")
+    check_label_values(label, classes, sample.label, sample.where)
+    return image, label
+
+
+class SegDataset:
+    """Random-access training/eval samples: ``dataset[i] -> (image CHW float32, label HW int32)``.
+
+    ``transform(image, label, rng)`` is applied with a generator seeded from
+    ``(seed, epoch, index)``, so every sample gets its own augmentation in
+    every epoch, in whichever worker process it is loaded, and a run is
+    reproducible from the seed.  The index may carry the epoch as
+    ``epoch * len(dataset) + i`` (see :class:`src.data.pipeline.EpochShardSampler`).
+
+    ``on_bad_sample``: ``error`` raises naming the list line and file;
+    ``skip`` logs the sample once and serves the next readable sample in its
+    place, counting how many were replaced (``bad_count``).
+    """
+
+    def __init__(self, samples: List[Sample], spec: DatasetSpec, classes: int,
+                 transform: Optional[Callable] = None, seed: int = 0, on_bad_sample: str = "error") -> None:
+        if on_bad_sample not in ("error", "skip"):
+            raise ValueError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
+        self.samples = samples
+        self.spec = spec
+        self.classes = classes
+        self.transform = transform
+        self.seed = seed
+        self.on_bad_sample = on_bad_sample
+        self.bad_seen: set = set()
+
+    @property
+    def bad_count(self) -> int:
+        return len(self.bad_seen)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _load(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
+        n = len(self.samples)
+        for step in range(n):
+            i = (index + step) % n
+            try:
+                image, label = load_sample(self.samples[i], self.spec, self.classes)
+                if label is None:
+                    raise DataError(f"{self.samples[i].where}: no label for a training/eval sample")
+                return image, label
+            except DataError as exc:
+                if self.on_bad_sample == "error":
+                    raise
+                if i not in self.bad_seen:
+                    self.bad_seen.add(i)
+                    logger.warning("skipping bad sample (%d so far in this process): %s", len(self.bad_seen), exc)
+        raise DataError("every sample in the list is unreadable")
+
+    def __getitem__(self, code: int):
+        code = int(code)
+        epoch, index = divmod(code, len(self.samples))
+        image, label = self._load(index)
+        if self.transform is not None:
+            rng = np.random.default_rng([self.seed, epoch, index])
+            image, label = self.transform(image, label, rng)
+        return image, label.astype(np.int32)

@@ -1,0 +1,146 @@
+"""Dataset descriptions: class names, color palettes and how raw label files map to class indices."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+IGNORE = 255
+
+VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+               "tvmonitor"]
+
+ADE20K_CLASSES = [
+    "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane", "grass", "cabinet",
+    "sidewalk", "person", "earth", "door", "table", "mountain", "plant", "curtain", "chair", "car", "water",
+    "painting", "sofa", "shelf", "house", "sea", "mirror", "rug", "field", "armchair", "seat", "fence", "desk",
+    "rock", "wardrobe", "lamp", "bathtub", "railing", "cushion", "base", "box", "column", "signboard",
+    "chest of drawers", "counter", "sand", "sink", "skyscraper", "fireplace", "refrigerator", "grandstand", "path",
+    "stairs", "runway", "case", "pool table", "pillow", "screen door", "stairway", "river", "bridge", "bookcase",
+    "blind", "coffee table", "toilet", "flower", "book", "hill", "bench", "countertop", "stove", "palm",
+    "kitchen island", "computer", "swivel chair", "boat", "bar", "arcade machine", "hovel", "bus", "towel",
+    "light", "truck", "tower", "chandelier", "awning", "streetlight", "booth", "television receiver", "airplane",
+    "dirt track", "apparel", "pole", "land", "bannister", "escalator", "ottoman", "bottle", "buffet", "poster",
+    "stage", "van", "ship", "fountain", "conveyer belt", "canopy", "washer", "plaything", "swimming pool", "stool",
+    "barrel", "basket", "waterfall", "tent", "bag", "minibike", "cradle", "oven", "ball", "food", "step", "tank",
+    "trade name", "microwave", "pot", "animal", "bicycle", "lake", "dishwasher", "screen", "blanket", "sculpture",
+    "hood", "sconce", "vase", "traffic light", "tray", "ashcan", "fan", "pier", "crt screen", "plate", "monitor",
+    "bulletin board", "shower", "radiator", "glass", "clock", "flag"]
+
+CITYSCAPES_CLASSES = ["road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+                      "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
+                      "motorcycle", "bicycle"]
+CITYSCAPES_COLORS = [(128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
+                     (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
+                     (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
+                     (0, 80, 100), (0, 0, 230), (119, 11, 32)]
+# labelId -> trainId for the 19 evaluated classes; every other labelId is ignored.
+CITYSCAPES_LABEL_TO_TRAIN = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11,
+                             25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+
+CAMVID_CLASSES = ["sky", "building", "pole", "road", "sidewalk", "tree", "sign", "fence", "car", "pedestrian",
+                  "bicyclist"]
+CAMVID_COLORS = [(128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (0, 0, 192), (128, 128, 0),
+                 (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192)]
+
+KITTI_ROAD_CLASSES = ["background", "road"]
+KITTI_ROAD_COLORS = [(255, 0, 0), (255, 0, 255)]
+
+
+def voc_palette(n: int = 256) -> np.ndarray:
+    """The PASCAL VOC color map: class bits spread over the high bits of R, G and B. (n, 3) uint8."""
+    pal = np.zeros((n, 3), dtype=np.uint8)
+    for i in range(n):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal[i] = (r, g, b)
+    return pal
+
+
+def _palette_from(colors: Sequence[Sequence[int]]) -> np.ndarray:
+    pal = voc_palette(256)
+    pal[: len(colors)] = np.asarray(colors, dtype=np.uint8)
+    pal[IGNORE] = (255, 255, 255)
+    return pal
+
+
+def identity_map(label: np.ndarray) -> np.ndarray:
+    return label
+
+
+def ade20k_map(label: np.ndarray) -> np.ndarray:
+    """ADE20K stores 0 = 'other' and classes as 1..150: shift by -1, 0 -> 255."""
+    out = label.astype(np.int32) - 1
+    out[out < 0] = IGNORE
+    return out.astype(np.uint8)
+
+
+def cityscapes_map(label: np.ndarray) -> np.ndarray:
+    """Cityscapes labelIds -> the 19 trainIds, everything else 255."""
+    lut = np.full(256, IGNORE, dtype=np.uint8)
+    for label_id, train_id in CITYSCAPES_LABEL_TO_TRAIN.items():
+        lut[label_id] = train_id
+    return lut[label]
+
+
+def camvid_map(label: np.ndarray) -> np.ndarray:
+    """CamVid-11 (SegNet format): 0..10 classes, 11 = void -> 255."""
+    out = label.copy()
+    out[out == 11] = IGNORE
+    return out
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What the code needs to know about one dataset family."""
+
+    name: str
+    classes: int
+    class_names: List[str]
+    palette: np.ndarray
+    label_map: Callable[[np.ndarray], np.ndarray] = identity_map
+    # For datasets whose ground truth is a color image (KITTI road): color -> class, others -> 255.
+    color_classes: Optional[Dict[tuple, int]] = None
+
+
+def dataset_spec(name: str, classes: Optional[int] = None, class_names: Sequence[str] = ()) -> DatasetSpec:
+    """The spec for a dataset name; ``custom`` and ``synthetic`` take their class count from the config.
+
+    A ``classes`` that contradicts a known dataset is an error.
+    """
+    known = {
+        "voc2012": DatasetSpec("voc2012", 21, VOC_CLASSES, voc_palette()),
+        "ade20k": DatasetSpec("ade20k", 150, ADE20K_CLASSES, voc_palette(), ade20k_map),
+        "cityscapes": DatasetSpec("cityscapes", 19, CITYSCAPES_CLASSES, _palette_from(CITYSCAPES_COLORS),
+                                  cityscapes_map),
+        "camvid": DatasetSpec("camvid", 11, CAMVID_CLASSES, _palette_from(CAMVID_COLORS), camvid_map),
+        "kitti_road": DatasetSpec("kitti_road", 2, KITTI_ROAD_CLASSES, _palette_from(KITTI_ROAD_COLORS),
+                                  color_classes={(255, 0, 0): 0, (255, 0, 255): 1}),
+    }
+    if name in known:
+        spec = known[name]
+        if classes is not None and classes != spec.classes:
+            raise ValueError(f"dataset '{name}' has {spec.classes} classes but data.classes is {classes}")
+        if class_names and list(class_names) != spec.class_names:
+            raise ValueError(f"dataset '{name}' has fixed class names; remove data.class_names or use 'custom'")
+        return spec
+    if name in ("custom", "synthetic"):
+        if classes is None:
+            raise ValueError(f"dataset '{name}' needs data.classes")
+        names = list(class_names) or [f"class_{i}" for i in range(classes)]
+        if len(names) != classes:
+            raise ValueError(f"{len(names)} class names for {classes} classes")
+        return DatasetSpec(name, classes, names, voc_palette())
+    raise ValueError(f"unknown dataset '{name}'; choose voc2012, ade20k, cityscapes, camvid, kitti_road, "
+                     f"synthetic or custom")
+
+
+def colorize(label: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """(H, W) class indices -> (H, W, 3) RGB uint8 with the dataset palette."""
+    return palette[np.asarray(label, dtype=np.uint8)]

@@ -1,0 +1,99 @@
+"""MindSpore data pipelines: an epoch-aware sharded sampler and GeneratorDataset construction."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Iterator, List, Optional
+
+import numpy as np
+
+from src.data.dataset import SegDataset, read_list
+from src.data.labels import dataset_spec
+from src.data.transforms import CenterCropTransform, train_transform_from_config
+
+logger = logging.getLogger(__name__)
+
+
+class EpochShardSampler:
+    """Indices for one rank, a fresh shuffle each epoch, each index tagged with its epoch.
+
+    Yields ``epoch * n + i``.  The permutation of epoch ``e`` comes from
+    ``(seed, e)``; it is padded by wrapping to a multiple of ``num_shards``
+    and rank ``r`` takes positions ``r, r + num_shards, ...`` (as
+    ``DistributedSampler``), so across ranks every sample is used once per
+    epoch (plus at most ``num_shards - 1`` repeats); with ``wrap=False``
+    (evaluation) nothing is repeated and ranks may get one sample less.  ``len()`` is the number
+    of indices per rank per epoch.  Each ``iter()`` starts the next epoch;
+    ``start_epoch`` resumes a run.
+    """
+
+    def __init__(self, n: int, num_shards: int = 1, shard_id: int = 0, shuffle: bool = True, seed: int = 0,
+                 start_epoch: int = 0, wrap: bool = True) -> None:
+        if n < 1:
+            raise ValueError("cannot sample from an empty dataset")
+        if not 0 <= shard_id < num_shards:
+            raise ValueError(f"shard_id {shard_id} not in [0, {num_shards})")
+        self.n, self.num_shards, self.shard_id = n, num_shards, shard_id
+        self.shuffle, self.seed, self.epoch, self.wrap = shuffle, seed, start_epoch, wrap
+
+    def __len__(self) -> int:
+        if self.wrap:
+            return -(-self.n // self.num_shards)
+        return len(range(self.shard_id, self.n, self.num_shards))
+
+    def indices(self, epoch: int) -> List[int]:
+        """This rank's indices (without the epoch tag) for ``epoch``."""
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
+        if self.wrap:
+            order = np.resize(order, len(self) * self.num_shards)  # repeats from the start
+        return order[self.shard_id::self.num_shards].tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        epoch = self.epoch
+        self.epoch += 1
+        return iter([epoch * self.n + i for i in self.indices(epoch)])
+
+
+def make_dataset(data_cfg, list_name: str, transform, seed: int) -> SegDataset:
+    """A :class:`SegDataset` for ``data_cfg.train_list`` or ``val_list`` (relative to ``data_root``)."""
+    spec = dataset_spec(data_cfg.dataset, data_cfg.classes, data_cfg.class_names)
+    list_path = list_name if os.path.isabs(list_name) else os.path.join(data_cfg.data_root, list_name)
+    samples = read_list(list_path, data_cfg.data_root)
+    return SegDataset(samples, spec, data_cfg.classes, transform, seed, data_cfg.on_bad_sample)
+
+
+def generator_dataset(source: SegDataset, sampler: EpochShardSampler, batch_size: int, workers: int,
+                      drop_remainder: bool):
+    """Wrap ``source`` in ``mindspore.dataset.GeneratorDataset`` with worker processes and batching."""
+    import mindspore.dataset as mds
+
+    ds = mds.GeneratorDataset(source, column_names=["image", "label"], sampler=sampler,
+                              num_parallel_workers=max(1, workers), python_multiprocessing=workers > 1,
+                              max_rowsize=64)
+    return ds.batch(batch_size, drop_remainder=drop_remainder)
+
+
+def build_train_pipeline(data_cfg, train_cfg, rank: int = 0, group_size: int = 1, start_epoch: int = 0):
+    """Training batches for this rank: per-device batch = global batch / devices, remainder dropped.
+
+    Returns ``(dataset, source, sampler)``.
+    """
+    if train_cfg.batch_size % group_size:
+        raise ValueError(f"train.batch_size {train_cfg.batch_size} is not divisible by {group_size} devices")
+    per_device = train_cfg.batch_size // group_size
+    source = make_dataset(data_cfg, data_cfg.train_list, train_transform_from_config(data_cfg, train_cfg),
+                          train_cfg.seed)
+    sampler = EpochShardSampler(len(source), group_size, rank, shuffle=True, seed=train_cfg.seed,
+                                start_epoch=start_epoch)
+    if len(sampler) < per_device:
+        raise ValueError(f"{data_cfg.train_list}: {len(sampler)} samples per device is fewer than one batch of "
+                         f"{per_device}")
+    return generator_dataset(source, sampler, per_device, data_cfg.workers, drop_remainder=True), source, sampler
+
+
+def build_val_pipeline(data_cfg, crop_h: int, crop_w: int, batch_size: int, rank: int = 0, group_size: int = 1):
+    """Center-cropped validation batches (the fast eval mode), sharded without shuffling."""
+    transform = CenterCropTransform(crop_h, crop_w, tuple(data_cfg.mean), tuple(data_cfg.std), data_cfg.ignore_label)
+    source = make_dataset(data_cfg, data_cfg.val_list, transform, 0)
+    sampler = EpochShardSampler(len(source), group_size, rank, shuffle=False, wrap=False)
+    return generator_dataset(source, sampler, batch_size, data_cfg.workers, drop_remainder=False), source, sampler

@@ -1,0 +1,132 @@
+"""The reference augmentation recipe (semseg ``util/transform.py``) on numpy arrays.
+
+Images are (H, W, 3) float32 RGB in 0..255, labels (H, W) uint8.  Every
+random step takes an explicit ``np.random.Generator``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from src.data.labels import IGNORE
+
+
+def rand_scale(image, label, rng, scale_min: float, scale_max: float):
+    """Scale both by one factor drawn from [scale_min, scale_max]: image bilinear, label nearest."""
+    s = rng.uniform(scale_min, scale_max)
+    image = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_LINEAR)
+    label = cv2.resize(label, None, fx=s, fy=s, interpolation=cv2.INTER_NEAREST)
+    return image, label
+
+
+def rand_rotate(image, label, rng, angle_min: float, angle_max: float, prob: float, mean: Sequence[float],
+                ignore_label: int = IGNORE):
+    """With probability ``prob`` rotate about the center; the image border is ``mean``, the label's 255."""
+    if rng.random() >= prob:
+        return image, label
+    angle = rng.uniform(angle_min, angle_max)
+    h, w = label.shape
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1)
+    image = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                           borderValue=tuple(float(v) for v in mean))
+    label = cv2.warpAffine(label, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                           borderValue=ignore_label)
+    return image, label
+
+
+def rand_blur(image, label, rng, prob: float, ksize: int = 5):
+    """With probability ``prob`` a Gaussian blur (ksize x ksize, sigma from the size) on the image."""
+    if rng.random() < prob:
+        image = cv2.GaussianBlur(image, (ksize, ksize), 0)
+    return image, label
+
+
+def rand_hflip(image, label, rng, prob: float = 0.5):
+    """With probability ``prob`` flip both left-right."""
+    if rng.random() < prob:
+        image = np.ascontiguousarray(image[:, ::-1])
+        label = np.ascontiguousarray(label[:, ::-1])
+    return image, label
+
+
+def pad_to(image, label, crop_h: int, crop_w: int, mean: Sequence[float], ignore_label: int = IGNORE):
+    """Pad (split evenly, extra on the bottom/right) to at least crop size: image with mean, label 255."""
+    h, w = label.shape
+    pad_h, pad_w = max(crop_h - h, 0), max(crop_w - w, 0)
+    if pad_h or pad_w:
+        top, left = pad_h // 2, pad_w // 2
+        image = cv2.copyMakeBorder(image, top, pad_h - top, left, pad_w - left, cv2.BORDER_CONSTANT,
+                                   value=tuple(float(v) for v in mean))
+        label = cv2.copyMakeBorder(label, top, pad_h - top, left, pad_w - left, cv2.BORDER_CONSTANT,
+                                   value=ignore_label)
+    return image, label
+
+
+def crop(image, label, rng, crop_h: int, crop_w: int, mean: Sequence[float], ignore_label: int = IGNORE,
+         center: bool = False):
+    """Pad to the crop if smaller, then a random (or center) crop of crop_h x crop_w."""
+    image, label = pad_to(image, label, crop_h, crop_w, mean, ignore_label)
+    h, w = label.shape
+    if center:
+        top, left = (h - crop_h) // 2, (w - crop_w) // 2
+    else:
+        top, left = int(rng.integers(0, h - crop_h + 1)), int(rng.integers(0, w - crop_w + 1))
+    return image[top:top + crop_h, left:left + crop_w], label[top:top + crop_h, left:left + crop_w]
+
+
+def normalize(image, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """(H, W, 3) RGB 0..255 -> (3, H, W) float32, (x - mean) / std."""
+    out = (image.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(out.transpose(2, 0, 1))
+
+
+@dataclass
+class TrainTransform:
+    """RandScale -> RandRotate -> GaussianBlur -> HFlip -> random Crop -> Normalize (semseg order)."""
+
+    crop_h: int
+    crop_w: int
+    mean: Tuple[float, float, float]
+    std: Tuple[float, float, float]
+    scale_min: float = 0.5
+    scale_max: float = 2.0
+    rotate_min: float = -10.0
+    rotate_max: float = 10.0
+    rotate_prob: float = 0.5
+    blur_prob: float = 0.5
+    flip_prob: float = 0.5
+    ignore_label: int = IGNORE
+
+    def __call__(self, image, label, rng):
+        image, label = rand_scale(image, label, rng, self.scale_min, self.scale_max)
+        image, label = rand_rotate(image, label, rng, self.rotate_min, self.rotate_max, self.rotate_prob,
+                                   self.mean, self.ignore_label)
+        image, label = rand_blur(image, label, rng, self.blur_prob)
+        image, label = rand_hflip(image, label, rng, self.flip_prob)
+        image, label = crop(image, label, rng, self.crop_h, self.crop_w, self.mean, self.ignore_label)
+        return normalize(image, self.mean, self.std), label
+
+
+@dataclass
+class CenterCropTransform:
+    """Fast validation: pad to the crop with mean/255, center crop, normalize (semseg's val transform)."""
+
+    crop_h: int
+    crop_w: int
+    mean: Tuple[float, float, float]
+    std: Tuple[float, float, float]
+    ignore_label: int = IGNORE
+
+    def __call__(self, image, label, rng=None):
+        image, label = crop(image, label, None, self.crop_h, self.crop_w, self.mean, self.ignore_label, center=True)
+        return normalize(image, self.mean, self.std), label
+
+
+def train_transform_from_config(data_cfg, train_cfg) -> TrainTransform:
+    """The training transform with every range taken from the config."""
+    t = train_cfg
+    return TrainTransform(t.crop_h, t.crop_w, tuple(data_cfg.mean), tuple(data_cfg.std), t.scale_min, t.scale_max,
+                          t.rotate_min, t.rotate_max, t.rotate_prob, t.blur_prob, t.flip_prob, data_cfg.ignore_label)
