@@ -31,7 +31,7 @@ def main() -> None:
         generate(root, "shapes", num=a.num, size=a.size, seed=0, val_fraction=0.05)
         for workers in (1, 2):
             cfg = config_from_dict({"data": {"dataset": "synthetic", "data_root": root, "classes": 6,
-                                             "workers": workers},
+                                             "train_list": "train.txt", "workers": workers},
                                     "train": {"crop_h": a.crop, "crop_w": a.crop, "batch_size": a.batch}})
             ds, source, _ = build_train_pipeline(cfg.data, cfg.train)
             it = ds.create_tuple_iterator(num_epochs=2, output_numpy=True)
