@@ -102,8 +102,10 @@ def load_checkpoint_strict(net: nn.Cell, path: str | os.PathLike, allow_missing:
     return load_params_strict(net, weights, str(path), allow_missing, allow_unexpected)
 
 
-TRAINING_STATE_PREFIXES = ("moments.", "accum.", "global_step", "learning_rate", "momentum", "epoch_num",
-                           "step_num", "best_miou", "scale_sense", "current_iterator_step", "last_overflow_iterator_step")
+OPTIMIZER_STATE_PREFIXES = ("global_step", "accum.", "stat.")
+LOOP_STATE_NAMES = ("epoch_num", "step_num", "best_miou")
+TRAINING_STATE_PREFIXES = OPTIMIZER_STATE_PREFIXES + LOOP_STATE_NAMES + (
+    "moments.", "learning_rate", "momentum", "scale_sense", "current_iterator_step", "last_overflow_iterator_step")
 
 
 def is_training_state(name: str) -> bool:

@@ -82,10 +82,12 @@ class TrainConfig:
     keep_last: int = 3
     log_every: int = 10
     eval_interval: int = 1
+    eval_mode: str = "fast"
     distributed: bool = False
     sync_bn: bool = True
     amp_level: str = "O0"
     loss_scale: str = "none"
+    loss_scale_value: float = 1024.0
 
 
 @dataclass
@@ -136,6 +138,7 @@ _CHOICES: Dict[str, Tuple[Any, ...]] = {
     "device.mode": ("GRAPH", "PYNATIVE"),
     "train.amp_level": ("O0", "O1", "O2", "O3"),
     "train.loss_scale": ("none", "fixed", "dynamic"),
+    "train.eval_mode": ("fast", "full"),
 }
 
 

@@ -1,0 +1,136 @@
+"""Predict functions for the three model formats: a MindSpore checkpoint, a MINDIR, an ONNX model.
+
+Each returns ``predict(batch NCHW float32) -> logits NCHW`` for use with
+:mod:`src.evaluation.inference`.  Exported files carry a JSON sidecar
+(``<file>.json``, written by export) with their input shape and output kind,
+which is checked here so a mismatch is one clear error.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+
+from src.checkpoint import CheckpointError, load_checkpoint_strict
+
+logger = logging.getLogger(__name__)
+
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+class BackendError(RuntimeError):
+    """A model file that cannot be used with the requested settings."""
+
+
+def sidecar_path(model_path: str | os.PathLike) -> Path:
+    return Path(str(model_path) + ".json")
+
+
+def read_sidecar(model_path: str | os.PathLike) -> Optional[Dict]:
+    """The export metadata next to a model file, or None if there is none."""
+    path = sidecar_path(model_path)
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def write_sidecar(model_path: str | os.PathLike, meta: Dict) -> Path:
+    path = sidecar_path(model_path)
+    path.write_text(json.dumps(meta, indent=1))
+    return path
+
+
+def load_eval_network(model_cfg, classes: int, ckpt: str, static_hw: Optional[Tuple[int, int]] = None):
+    """The eval network (no aux head) with ``ckpt`` loaded strictly; a training checkpoint's aux is allowed."""
+    from src.model.pspnet import build_pspnet
+
+    net = build_pspnet(model_cfg, classes, for_training=False, static_hw=static_hw)
+    try:
+        load_checkpoint_strict(net, ckpt, allow_unexpected=("aux.",))
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}\n(the config describes PSPNet-{model_cfg.layers} with {classes} classes, "
+                              f"bins {list(model_cfg.bins)}, use_ppm {model_cfg.use_ppm}; is this checkpoint for "
+                              f"another dataset or architecture?)") from None
+    net.set_train(False)
+    return net
+
+
+def ms_predict(net) -> Predict:
+    import mindspore as ms
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return net(ms.Tensor(batch)).asnumpy()
+
+    return predict
+
+
+def _check_shape(meta: Optional[Dict], path: str, batch: int, crop: Tuple[int, int], classes: int) -> None:
+    if meta is None:
+        return
+    want = [batch, 3, crop[0], crop[1]]
+    if list(meta["input_shape"]) != want:
+        raise BackendError(f"{path} was exported for input {meta['input_shape']} but evaluation feeds {want}; "
+                           f"set eval.batch_size / eval.test_h / eval.test_w to match, or export again")
+    if meta.get("output", "logits") != "logits":
+        raise BackendError(f"{path} outputs {meta['output']}; evaluation needs a model exported with logits output")
+    if int(meta.get("classes", classes)) != classes:
+        raise BackendError(f"{path} predicts {meta['classes']} classes but the config has {classes}")
+
+
+def mindir_predict(path: str, batch: int, crop: Tuple[int, int], classes: int) -> Predict:
+    """A MINDIR loaded with ``ms.load`` + ``nn.GraphCell`` (fixed to its export shape)."""
+    import mindspore as ms
+    from mindspore import nn
+
+    if not os.path.isfile(path):
+        raise BackendError(f"MINDIR not found: {path}")
+    _check_shape(read_sidecar(path), path, batch, crop, classes)
+    try:
+        cell = nn.GraphCell(ms.load(path))
+    except Exception as exc:  # noqa: BLE001 - MindSpore raises RuntimeError/ValueError with C++ text
+        raise BackendError(f"cannot load MINDIR {path}: {str(exc).splitlines()[0][:200]}") from exc
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return cell(ms.Tensor(x)).asnumpy()
+
+    return predict
+
+
+def onnx_predict(path: str, batch: int, crop: Tuple[int, int], classes: int, threads: int = 0) -> Predict:
+    """An ONNX model in ONNX Runtime (CPU)."""
+    import onnxruntime as ort
+
+    if not os.path.isfile(path):
+        raise BackendError(f"ONNX model not found: {path}")
+    _check_shape(read_sidecar(path), path, batch, crop, classes)
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    try:
+        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise BackendError(f"cannot load ONNX model {path}: {exc}") from exc
+    name = sess.get_inputs()[0].name
+    shape = sess.get_inputs()[0].shape
+    if all(isinstance(s, int) for s in shape) and list(shape) != [batch, 3, crop[0], crop[1]]:
+        raise BackendError(f"{path} takes input {shape} but evaluation feeds {[batch, 3, crop[0], crop[1]]}")
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return sess.run(None, {name: x.astype(np.float32)})[0]
+
+    return predict
+
+
+def make_predict(backend: str, model_path: str, model_cfg, classes: int, batch: int, crop: Tuple[int, int]) -> Predict:
+    """``ms`` (checkpoint), ``mindir`` or ``onnx`` -> predict function."""
+    if backend == "ms":
+        return ms_predict(load_eval_network(model_cfg, classes, model_path))
+    if backend == "mindir":
+        return mindir_predict(model_path, batch, crop, classes)
+    if backend == "onnx":
+        return onnx_predict(model_path, batch, crop, classes)
+    raise BackendError(f"unknown backend '{backend}'; choose ms, mindir or onnx")

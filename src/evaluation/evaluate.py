@@ -1,0 +1,107 @@
+"""Evaluate a model over a list file: metrics, progress, report and optional pictures."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from src.data.dataset import DataError, Sample, load_sample, read_image
+from src.data.labels import DatasetSpec, colorize
+from src.evaluation.inference import Predict, Protocol, segment
+from src.evaluation.metrics import ConfusionMatrix, Scores, format_table, scores_from_matrix
+
+logger = logging.getLogger(__name__)
+
+
+class ResultsExistError(FileExistsError):
+    """The results folder exists and ``overwrite`` was not given."""
+
+
+def prepare_results_dir(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Create the results folder; an existing non-empty one is refused unless ``overwrite``."""
+    path = Path(path)
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise ResultsExistError(f"results folder {path} exists and is not empty; pass --overwrite to replace "
+                                f"its files or choose another eval.save_dir")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def overlay(image_rgb: np.ndarray, color: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend a color mask over the image (both RGB uint8)."""
+    return cv2.addWeighted(image_rgb.astype(np.uint8), 1 - alpha, color, alpha, 0)
+
+
+def save_prediction(pred: np.ndarray, image_rgb: np.ndarray, name: str, out_dir: Path, palette: np.ndarray) -> None:
+    """Write ``gray/`` (index PNG), ``color/`` (palette PNG) and ``overlay/`` (JPEG) for one image."""
+    for sub in ("gray", "color", "overlay"):
+        (out_dir / sub).mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out_dir / "gray" / f"{name}.png"), pred)
+    im = Image.fromarray(pred, mode="P")
+    im.putpalette(palette.reshape(-1).tolist())
+    im.save(out_dir / "color" / f"{name}.png")
+    blend = overlay(image_rgb, colorize(pred, palette))
+    cv2.imwrite(str(out_dir / "overlay" / f"{name}.jpg"), cv2.cvtColor(blend, cv2.COLOR_RGB2BGR))
+
+
+class Progress:
+    """Log lines with a bar, rate and ETA, about every 5% (and at the end)."""
+
+    def __init__(self, total: int, what: str = "images") -> None:
+        self.total, self.what = total, what
+        self.start = time.perf_counter()
+        self.every = max(1, total // 20)
+
+    def update(self, done: int) -> None:
+        if done % self.every and done != self.total:
+            return
+        elapsed = time.perf_counter() - self.start
+        rate = elapsed / max(done, 1)
+        bar = "#" * int(20 * done / self.total)
+        eta = time.strftime("%H:%M:%S", time.gmtime(rate * (self.total - done)))
+        logger.info("[%-20s] %d/%d %s, %.2f s/%s, ETA %s", bar, done, self.total, self.what, rate,
+                    self.what.rstrip("s"), eta)
+
+
+def evaluate_samples(samples: Sequence[Sample], spec: DatasetSpec, predict: Predict, protocol: Protocol,
+                     ignore_label: int = 255, results_dir: Optional[Path] = None) -> np.ndarray:
+    """Confusion matrix over ``samples``; with ``results_dir`` also the gray/color/overlay pictures."""
+    cm = ConfusionMatrix(protocol.classes, ignore_label)
+    progress = Progress(len(samples))
+    for i, sample in enumerate(samples, start=1):
+        image, label = load_sample(sample, spec, protocol.classes)
+        if label is None:
+            raise DataError(f"{sample.where}: evaluation needs a label column")
+        pred = segment(image, predict, protocol)
+        cm.update(pred, label)
+        if results_dir is not None:
+            save_prediction(pred, image, Path(sample.image).stem, results_dir, spec.palette)
+        progress.update(i)
+    return cm.matrix
+
+
+def report(scores: Scores, class_names: Sequence[str], tag: str = "VOC2012-AUG-ss") -> List[str]:
+    """The lines printed at the end: per-class table, then the summary line users grep for."""
+    lines = format_table(scores, class_names)
+    lines.append(f"mIoU over the {int(scores.present.sum())} classes present in the ground truth: "
+                 f"{scores.miou_present:.4f} (not the reported mIoU)")
+    lines.append(f"{tag}:mIoU/mAcc/allAcc {scores.miou:.4f}/{scores.macc:.4f}/{scores.allacc:.4f}.")
+    return lines
+
+
+def write_json(path: Path, scores: Scores, class_names: Sequence[str], extra: Dict) -> Path:
+    data = {**scores.as_dict(class_names), **extra}
+    path.write_text(json.dumps(data, indent=1))
+    return path
+
+
+def segment_file(path: str, predict: Predict, protocol: Protocol) -> np.ndarray:
+    """Class map for an image file (any size; gray and RGBA become RGB)."""
+    return segment(read_image(path, path), predict, protocol)

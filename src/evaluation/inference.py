@@ -1,0 +1,138 @@
+"""The reference test-time protocol (semseg ``tool/test.py``), batched.
+
+For each scale: resize the long side to ``round(scale * base_size)``, pad to
+the crop with the mean, cut sliding windows with stride
+``ceil(crop * stride_rate)``, run every window and its horizontal flip
+through the network in batches, average the softmax probabilities of a
+window and its flip, average overlapping windows, remove the padding, resize
+the probabilities back to the image with bilinear interpolation; average the
+scales; argmax.
+
+The network is any ``predict(batch NCHW float32) -> logits NCHW`` callable,
+so a MindSpore Cell, a MINDIR or an ONNX model go through the same code.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, List, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from src.data.transforms import normalize
+
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Evaluation settings; defaults are semseg's VOC single-scale test."""
+
+    classes: int
+    crop_h: int = 473
+    crop_w: int = 473
+    base_size: int = 512
+    scales: Tuple[float, ...] = (1.0,)
+    flip: bool = True
+    stride_rate: float = 2.0 / 3.0
+    batch_size: int = 4
+    mean: Tuple[float, float, float] = (123.675, 116.28, 103.53)
+    std: Tuple[float, float, float] = (58.395, 57.12, 57.375)
+
+
+def window_starts(size: int, crop: int, stride: int) -> List[int]:
+    """Start offsets of windows of ``crop`` covering ``size`` (>= crop); the last one ends at ``size``."""
+    if size < crop:
+        raise ValueError(f"size {size} smaller than the crop {crop}: pad first")
+    grid = int(math.ceil(float(size - crop) / stride) + 1)
+    return [min(i * stride + crop, size) - crop for i in range(grid)]
+
+
+def scaled_size(h: int, w: int, long_size: int) -> Tuple[int, int]:
+    """(new_h, new_w) with the long side = ``long_size`` and the aspect ratio kept (semseg rounding)."""
+    if h > w:
+        return long_size, int(round(long_size / float(h) * w))
+    return int(round(long_size / float(w) * h)), long_size
+
+
+def softmax(logits: np.ndarray, axis: int = 1) -> np.ndarray:
+    z = logits - logits.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def run_batches(predict: Predict, inputs: np.ndarray, batch_size: int) -> np.ndarray:
+    """``predict`` over ``inputs`` in batches of exactly ``batch_size`` (the last one zero-padded).
+
+    A fixed batch shape means one compiled graph, and fits models exported
+    for a fixed input shape.
+    """
+    outs = []
+    for start in range(0, len(inputs), batch_size):
+        chunk = inputs[start:start + batch_size]
+        n = len(chunk)
+        if n < batch_size:
+            chunk = np.concatenate([chunk, np.zeros((batch_size - n,) + chunk.shape[1:], chunk.dtype)])
+        outs.append(np.asarray(predict(np.ascontiguousarray(chunk)))[:n])
+    return np.concatenate(outs)
+
+
+def predict_scale(image: np.ndarray, predict: Predict, p: Protocol) -> np.ndarray:
+    """Probabilities (H', W', C) for one already-resized RGB image (H', W', 3) by sliding windows."""
+    ori_h, ori_w = image.shape[:2]
+    pad_h, pad_w = max(p.crop_h - ori_h, 0), max(p.crop_w - ori_w, 0)
+    top, left = pad_h // 2, pad_w // 2
+    if pad_h or pad_w:
+        image = cv2.copyMakeBorder(image, top, pad_h - top, left, pad_w - left, cv2.BORDER_CONSTANT,
+                                   value=tuple(float(v) for v in p.mean))
+    new_h, new_w = image.shape[:2]
+    stride_h, stride_w = int(math.ceil(p.crop_h * p.stride_rate)), int(math.ceil(p.crop_w * p.stride_rate))
+    boxes = [(y, x) for y in window_starts(new_h, p.crop_h, stride_h) for x in window_starts(new_w, p.crop_w, stride_w)]
+    crops = np.stack([normalize(image[y:y + p.crop_h, x:x + p.crop_w], p.mean, p.std) for y, x in boxes])
+    if p.flip:
+        crops = np.concatenate([crops, crops[:, :, :, ::-1]])
+    probs = softmax(run_batches(predict, crops, p.batch_size).astype(np.float32), axis=1)
+    if probs.shape[1] != p.classes:
+        raise ValueError(f"the model outputs {probs.shape[1]} classes but {p.classes} are configured")
+    if p.flip:
+        n = len(boxes)
+        probs = (probs[:n] + probs[n:, :, :, ::-1]) / 2
+    total = np.zeros((p.classes, new_h, new_w), np.float32)
+    count = np.zeros((new_h, new_w), np.float32)
+    for (y, x), prob in zip(boxes, probs):
+        total[:, y:y + p.crop_h, x:x + p.crop_w] += prob
+        count[y:y + p.crop_h, x:x + p.crop_w] += 1
+    total /= count[None]
+    return np.ascontiguousarray(total[:, top:top + ori_h, left:left + ori_w].transpose(1, 2, 0))
+
+
+def resize_probs(probs: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Bilinear resize of (H, W, C) probabilities to (h, w, C), any number of channels."""
+    if probs.shape[:2] == (h, w):
+        return probs
+    return cv2.resize(probs, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, probs.shape[2])
+
+
+def predict_probs(image: np.ndarray, predict: Predict, p: Protocol) -> np.ndarray:
+    """Class probabilities (H, W, C) for an RGB float image (H, W, 3), averaged over the scales."""
+    h, w = image.shape[:2]
+    out = np.zeros((h, w, p.classes), np.float32)
+    for scale in p.scales:
+        new_h, new_w = scaled_size(h, w, int(round(scale * p.base_size)))
+        scaled = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        out += resize_probs(predict_scale(scaled, predict, p), h, w)
+    return out / len(p.scales)
+
+
+def segment(image: np.ndarray, predict: Predict, p: Protocol) -> np.ndarray:
+    """(H, W) uint8 class map for an RGB float image."""
+    return predict_probs(image, predict, p).argmax(axis=2).astype(np.uint8)
+
+
+def protocol_from_config(data_cfg, eval_cfg, scales: Sequence[float] = ()) -> Protocol:
+    """The protocol with every value from the config (``scales`` overrides ``eval.scales``)."""
+    return Protocol(classes=data_cfg.classes, crop_h=eval_cfg.test_h, crop_w=eval_cfg.test_w,
+                    base_size=eval_cfg.base_size, scales=tuple(scales or eval_cfg.scales), flip=eval_cfg.flip,
+                    stride_rate=eval_cfg.stride_rate, batch_size=eval_cfg.batch_size,
+                    mean=tuple(data_cfg.mean), std=tuple(data_cfg.std))

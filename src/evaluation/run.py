@@ -1,0 +1,57 @@
+"""What ``eval.py`` does, as one function tests can call."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Dict, Optional
+
+from src.config import Config, config_to_dict
+from src.data.dataset import read_list
+from src.data.labels import dataset_spec
+from src.distributed import allreduce_sum
+from src.evaluation.backends import make_predict
+from src.evaluation.evaluate import evaluate_samples, prepare_results_dir, report, write_json
+from src.evaluation.inference import protocol_from_config
+from src.evaluation.metrics import scores_from_matrix
+
+logger = logging.getLogger(__name__)
+
+DATASET_TAGS = {"voc2012": "VOC2012-AUG", "ade20k": "ADE20K", "cityscapes": "Cityscapes", "camvid": "CamVid",
+                "kitti_road": "KITTI-road", "synthetic": "Synthetic", "custom": "Custom"}
+
+
+def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool = False,
+             results_dir: Optional[str] = None, rank: int = 0, group_size: int = 1) -> Dict:
+    """Evaluate ``model_path`` on ``data.val_list`` by the config's protocol; returns the results dict.
+
+    Each rank takes every ``group_size``-th image; confusion matrices are
+    summed so every rank reports the same numbers.  Rank 0 writes
+    ``results.json`` (and pictures with ``eval.save_images``).
+    """
+    spec = dataset_spec(cfg.data.dataset, cfg.data.classes, cfg.data.class_names)
+    samples = read_list(os.path.join(cfg.data.data_root, cfg.data.val_list), cfg.data.data_root)
+    out_dir = Path(results_dir or cfg.eval.save_dir or os.path.join(cfg.train.save_dir, f"eval_{backend}"))
+    if rank == 0:
+        prepare_results_dir(out_dir, overwrite)
+    protocol = protocol_from_config(cfg.data, cfg.eval)
+    predict = make_predict(backend, model_path, cfg.model, cfg.data.classes, protocol.batch_size,
+                           (protocol.crop_h, protocol.crop_w))
+    mine = samples[rank::group_size]
+    logger.info("evaluating %d images (%s) with %s backend, scales %s, flip %s", len(mine), cfg.data.val_list,
+                backend, list(protocol.scales), protocol.flip)
+    matrix = evaluate_samples(mine, spec, predict, protocol, cfg.data.ignore_label,
+                              out_dir if (cfg.eval.save_images and rank == 0) else None)
+    matrix = allreduce_sum(matrix, group_size)
+    scores = scores_from_matrix(matrix)
+    tag = DATASET_TAGS.get(cfg.data.dataset, cfg.data.dataset) + ("-ss" if len(protocol.scales) == 1 else "-ms")
+    for line in report(scores, spec.class_names, tag):
+        logger.info(line)
+    result = {"model": model_path, "backend": backend, "images": len(samples), "tag": tag,
+              "confusion_matrix": matrix.tolist(), "config": config_to_dict(cfg)}
+    if rank == 0:
+        write_json(out_dir / "results.json", scores, spec.class_names, result)
+        logger.info("results in %s", out_dir)
+    result.update(scores.as_dict(spec.class_names))
+    result["results_dir"] = str(out_dir)
+    return result

@@ -1,0 +1,274 @@
+"""The training loop: model, optimizer, data, evaluation, checkpoints, resume and records."""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import mindspore as ms
+from mindspore import nn
+
+from src.checkpoint import (LOOP_STATE_NAMES, OPTIMIZER_STATE_PREFIXES as OPT_STATE_PREFIXES, CheckpointError,
+                            load_checkpoint_strict, load_params_strict, read_checkpoint, save_checkpoint_atomic)
+from src.config import Config, ConfigError, save_config
+from src.data.dataset import read_list
+from src.data.labels import dataset_spec
+from src.data.pipeline import build_train_pipeline, build_val_pipeline
+from src.distributed import allreduce_sum
+from src.evaluation.inference import protocol_from_config, segment
+from src.evaluation.metrics import ConfusionMatrix, scores_from_matrix
+from src.model.pspnet import build_pspnet
+from src.model.resnet import batch_norm
+from src.train.lr import build_optimizer, current_lrs
+from src.train.records import MetricsLog, plot_curves
+from src.train.step import NetWithLoss, TrainStep
+
+logger = logging.getLogger(__name__)
+
+CKPT_RE = re.compile(r"^epoch_(\d+)\.ckpt$")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, unusable resume checkpoint...)."""
+
+
+@dataclass
+class TrainState:
+    """Where a run is: completed epochs, global step, best global mIoU so far."""
+
+    epoch: int = 0
+    step: int = 0
+    best_miou: float = -1.0
+    local_best: float = -1.0  # this device's best on its own shard (logged, not saved)
+
+
+def optimizer_state(optimizer: nn.Optimizer) -> Dict[str, ms.Parameter]:
+    """The optimizer entries saved with a checkpoint: global_step and the momentum buffers."""
+    return {p.name: p for p in optimizer.get_parameters() if p.name.startswith(OPT_STATE_PREFIXES)}
+
+
+def save_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer, state: TrainState) -> Path:
+    """Weights + optimizer state + epoch/step/best mIoU, written atomically."""
+    entries = [{"name": p.name, "data": p.data} for p in net.get_parameters()]
+    entries += [{"name": n, "data": p.data} for n, p in optimizer_state(optimizer).items()]
+    entries += [{"name": "epoch_num", "data": ms.Tensor(np.array([state.epoch], np.int32))},
+                {"name": "step_num", "data": ms.Tensor(np.array([state.step], np.int32))},
+                {"name": "best_miou", "data": ms.Tensor(np.array([state.best_miou], np.float32))}]
+    return save_checkpoint_atomic(entries, path)
+
+
+def load_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer) -> TrainState:
+    """Restore weights (strict), optimizer state (strict) and the loop counters from ``path``."""
+    params = read_checkpoint(path)
+    for key in LOOP_STATE_NAMES + ("global_step",):
+        if key not in params:
+            raise CheckpointError(f"{path} has no '{key}': it is a weights-only checkpoint and cannot resume a run "
+                                  f"(use it as model.pretrained, or eval it)")
+    weights = {n: v for n, v in params.items() if n not in LOOP_STATE_NAMES and not n.startswith(OPT_STATE_PREFIXES)}
+    load_params_strict(net, weights, str(path))
+    opt = optimizer_state(optimizer)
+    opt_saved = {n: v for n, v in params.items() if n.startswith(OPT_STATE_PREFIXES)}
+    missing = sorted(set(opt) - set(opt_saved))
+    unexpected = sorted(set(opt_saved) - set(opt))
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: optimizer state does not match (missing {missing[:5]}, "
+                              f"unexpected {unexpected[:5]})")
+    for name, p in opt.items():
+        if tuple(opt_saved[name].shape) != tuple(p.shape):
+            raise CheckpointError(f"{path}: optimizer entry {name} has shape {opt_saved[name].shape}, "
+                                  f"expected {p.shape}")
+        p.set_data(ms.Tensor(opt_saved[name], p.dtype))
+    return TrainState(int(params["epoch_num"][0]), int(params["step_num"][0]), float(params["best_miou"][0]))
+
+
+def epoch_checkpoints(ckpt_dir: str | os.PathLike) -> List[Tuple[int, Path]]:
+    """``(epoch, path)`` of ``epoch_NNNN.ckpt`` files in ``ckpt_dir``, oldest first."""
+    d = Path(ckpt_dir)
+    if not d.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in d.iterdir() for m in [CKPT_RE.match(p.name)] if m]
+    return sorted(found)
+
+
+def resolve_resume(resume: Optional[str], ckpt_dir: str | os.PathLike) -> Optional[Path]:
+    """``auto`` -> newest epoch checkpoint in ``ckpt_dir`` (None if there is none); a path must exist."""
+    if not resume:
+        return None
+    if resume == "auto":
+        found = epoch_checkpoints(ckpt_dir)
+        return found[-1][1] if found else None
+    path = Path(resume)
+    if not path.is_file():
+        raise CheckpointError(f"--resume {resume}: file not found")
+    return path
+
+
+def _rotate(ckpt_dir: Path, keep_last: int) -> None:
+    found = epoch_checkpoints(ckpt_dir)
+    for _, path in found[:-keep_last] if keep_last > 0 else []:
+        path.unlink()
+
+
+def _norm_factory(device_target: str, group_size: int, sync_bn: bool):
+    if not sync_bn or group_size <= 1:
+        return batch_norm
+    if device_target != "Ascend":
+        logger.warning("train.sync_bn needs Ascend; on %s each device normalizes with its own batch statistics",
+                       device_target)
+        return batch_norm
+    return lambda c: nn.SyncBatchNorm(c, eps=1e-5, momentum=0.9)
+
+
+def _loss_scale(train_cfg, device_target: str):
+    if device_target == "CPU" and (train_cfg.amp_level != "O0" or train_cfg.loss_scale != "none"):
+        raise ConfigError(f"train.amp_level {train_cfg.amp_level} / train.loss_scale {train_cfg.loss_scale}: "
+                          f"mixed precision and loss scaling are not used on CPU (fp16 is slower there); set O0/none")
+    if train_cfg.loss_scale == "fixed":
+        return float(train_cfg.loss_scale_value)
+    if train_cfg.loss_scale == "dynamic":
+        return ms.amp.DynamicLossScaler(scale_value=float(train_cfg.loss_scale_value), scale_factor=2,
+                                        scale_window=1000)
+    return 0.0
+
+
+def evaluate_net(net: nn.Cell, cfg: Config, mode: str, rank: int, group_size: int) -> Tuple[np.ndarray, int]:
+    """This rank's confusion matrix on its shard of the val list; ``fast`` = center crops, ``full`` = protocol."""
+    net.set_train(False)
+    cm = ConfusionMatrix(cfg.data.classes, cfg.data.ignore_label)
+    count = 0
+    if mode == "fast":
+        ds, _, _ = build_val_pipeline(cfg.data, cfg.train.crop_h, cfg.train.crop_w, cfg.eval.batch_size, rank,
+                                      group_size)
+        for image, label in ds.create_tuple_iterator(num_epochs=1, output_numpy=True):
+            pred = net(ms.Tensor(image)).asnumpy().argmax(axis=1)
+            cm.update(pred, label)
+            count += len(label)
+    else:
+        from src.data.dataset import load_sample
+
+        spec = dataset_spec(cfg.data.dataset, cfg.data.classes, cfg.data.class_names)
+        samples = read_list(os.path.join(cfg.data.data_root, cfg.data.val_list), cfg.data.data_root)[rank::group_size]
+        protocol = protocol_from_config(cfg.data, cfg.eval)
+
+        def predict(batch):
+            return net(ms.Tensor(batch)).asnumpy()
+
+        for sample in samples:
+            image, label = load_sample(sample, spec, cfg.data.classes)
+            cm.update(segment(image, predict, protocol), label)
+            count += 1
+    net.set_train(True)
+    return cm.matrix, count
+
+
+def run_training(cfg: Config, device_target: str = "CPU", rank: int = 0, group_size: int = 1,
+                 resume: Optional[str] = None, stop_after_epoch: Optional[int] = None) -> Dict:
+    """Train by the config's recipe; returns a summary dict.
+
+    ``stop_after_epoch`` ends the run early (as an interruption would) without
+    changing the schedule, for testing resume.
+    """
+    t = cfg.train
+    save_dir = Path(t.save_dir)
+    ckpt_dir = save_dir / "checkpoints"
+    is_main = rank == 0
+    if is_main:
+        save_config(cfg, save_dir / "config.yaml")
+    records = MetricsLog(save_dir / "metrics.jsonl") if is_main else None
+
+    net = build_pspnet(cfg.model, cfg.data.classes, for_training=True,
+                       norm=_norm_factory(device_target, group_size, t.sync_bn))
+    if t.amp_level != "O0" and device_target != "CPU":
+        net = ms.amp.auto_mixed_precision(net, t.amp_level)
+    loss_scale = _loss_scale(t, device_target)
+    resume_path = resolve_resume(resume, ckpt_dir)
+    if cfg.model.pretrained and resume_path is None:
+        load_checkpoint_strict(net, cfg.model.pretrained, allow_missing=("ppm.", "cls.", "aux."))
+
+    train_ds, source, sampler = build_train_pipeline(cfg.data, t, rank, group_size)
+    steps_per_epoch = len(sampler) // (t.batch_size // group_size)
+    total_steps = t.epochs * steps_per_epoch
+    if t.max_steps:
+        total_steps = min(total_steps, t.max_steps)
+    optimizer = build_optimizer(net, t.base_lr, total_steps, t.power, t.head_lr_mult, t.momentum, t.weight_decay)
+    state = TrainState()
+    if resume_path is not None:
+        state = load_train_checkpoint(resume_path, net, optimizer)
+        logger.info("resumed from %s: epoch %d, step %d, best mIoU %.4f", resume_path, state.epoch, state.step,
+                    state.best_miou)
+        sampler.epoch = state.epoch
+    step_cell = TrainStep(NetWithLoss(net, cfg.data.ignore_label, t.aux_weight), optimizer, group_size, loss_scale)
+    step_cell.set_train(True)
+
+    last_epoch = t.epochs if stop_after_epoch is None else min(t.epochs, stop_after_epoch)
+    remaining_epochs = max(0, last_epoch - state.epoch)
+    logger.info("training %d epochs x %d steps (global batch %d, %d device(s)); total schedule %d steps",
+                remaining_epochs, steps_per_epoch, t.batch_size, group_size, total_steps)
+    iterator = train_ds.create_tuple_iterator(num_epochs=max(1, remaining_epochs), output_numpy=True)
+    images_per_step = t.batch_size
+    run_start, run_steps = time.perf_counter(), 0
+    last_miou = None
+    for epoch in range(state.epoch, last_epoch):
+        if state.step >= total_steps:
+            break
+        tick = time.perf_counter()
+        for i, (image, label) in enumerate(iterator, start=1):
+            lrs = current_lrs(optimizer)
+            total, main, aux = (v.asnumpy().item() for v in step_cell(ms.Tensor(image), ms.Tensor(label)))
+            state.step += 1
+            run_steps += 1
+            if not math.isfinite(total):
+                raise TrainingError(f"loss is {total} at step {state.step} (epoch {epoch + 1}); stopping without "
+                                    f"saving. Last good checkpoint: "
+                                    f"{epoch_checkpoints(ckpt_dir)[-1][1] if epoch_checkpoints(ckpt_dir) else 'none'}")
+            now = time.perf_counter()
+            step_time, tick = now - tick, now
+            if state.step % t.log_every == 0 or i == steps_per_epoch:
+                per_step = (now - run_start) / run_steps
+                eta = per_step * (min(total_steps, last_epoch * steps_per_epoch) - state.step)
+                logger.info("epoch %d/%d step %d/%d (global %d/%d) loss %.4f (main %.4f aux %.4f) lr %.6f "
+                            "%.2fs/step %.1f img/s ETA %s", epoch + 1, t.epochs, i, steps_per_epoch, state.step,
+                            total_steps, total, main, aux, lrs[0], step_time, images_per_step / step_time,
+                            time.strftime("%H:%M:%S", time.gmtime(eta)))
+                if records:
+                    records.write({"kind": "step", "epoch": epoch + 1, "step": state.step, "loss": total,
+                                   "main": main, "aux": aux, "lr": lrs[0], "step_s": round(step_time, 4)})
+            if state.step >= total_steps:
+                break
+        state.epoch = epoch + 1
+        if t.eval_interval and (state.epoch % t.eval_interval == 0 or state.epoch == t.epochs):
+            last_miou = _evaluate_and_record(net, cfg, state, rank, group_size, records, ckpt_dir, optimizer)
+        if is_main and (state.epoch % t.save_every == 0 or state.epoch == t.epochs or state.step >= total_steps):
+            path = save_train_checkpoint(ckpt_dir / f"epoch_{state.epoch:04d}.ckpt", net, optimizer, state)
+            _rotate(ckpt_dir, t.keep_last)
+            logger.info("saved %s", path)
+    if records:
+        plot_curves(records.read(), save_dir / "curves.png")
+    return {"epoch": state.epoch, "step": state.step, "best_miou": state.best_miou, "last_miou": last_miou,
+            "lr": current_lrs(optimizer), "bad_samples": source.bad_count, "save_dir": str(save_dir)}
+
+
+def _evaluate_and_record(net, cfg, state, rank, group_size, records, ckpt_dir, optimizer) -> float:
+    local, count = evaluate_net(net, cfg, cfg.train.eval_mode, rank, group_size)
+    local_miou = scores_from_matrix(local).miou
+    state.local_best = max(state.local_best, local_miou)
+    scores = scores_from_matrix(allreduce_sum(local, group_size))
+    improved = scores.miou > state.best_miou
+    if improved:
+        state.best_miou = scores.miou
+    logger.info("eval epoch %d device %d: best mIoU %.4f mIoU %.4f (own shard, %d images) | global mIoU %.4f "
+                "mAcc %.4f allAcc %.4f best %.4f", state.epoch, rank, state.local_best, local_miou, count,
+                scores.miou, scores.macc, scores.allacc, state.best_miou)
+    if records:
+        records.write({"kind": "eval", "epoch": state.epoch, "step": state.step, "miou": scores.miou,
+                       "macc": scores.macc, "allacc": scores.allacc, "best_miou": state.best_miou})
+        plot_curves(records.read(), Path(cfg.train.save_dir) / "curves.png")
+    if improved and rank == 0:
+        save_train_checkpoint(Path(ckpt_dir) / "best.ckpt", net, optimizer, state)
+    return scores.miou

@@ -1,0 +1,53 @@
+"""Poly learning-rate schedule and the 10x head parameter groups (semseg tool/train.py)."""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import mindspore as ms
+from mindspore import nn
+
+HEAD_PREFIXES = ("ppm.", "cls.", "aux.")
+
+
+def poly_lr(base_lr: float, total_steps: int, power: float = 0.9) -> np.ndarray:
+    """``base_lr * (1 - it / total_steps) ** power`` for it = 0 .. total_steps - 1 (float32)."""
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+    it = np.arange(total_steps, dtype=np.float64)
+    return (base_lr * (1.0 - it / total_steps) ** power).astype(np.float32)
+
+
+def split_params(net: nn.Cell, head_prefixes: Sequence[str] = HEAD_PREFIXES) -> Tuple[List, List]:
+    """Trainable parameters of the backbone and of the head (ppm/cls/aux), selected by name."""
+    backbone, head = [], []
+    for p in net.trainable_params():
+        (head if p.name.startswith(tuple(head_prefixes)) else backbone).append(p)
+    return backbone, head
+
+
+def build_optimizer(net: nn.Cell, base_lr: float, total_steps: int, power: float = 0.9,
+                    head_lr_mult: float = 10.0, momentum: float = 0.9, weight_decay: float = 1e-4) -> nn.SGD:
+    """SGD with momentum and weight decay; the head's per-step lr is ``head_lr_mult`` x the backbone's.
+
+    The schedule is a per-step array indexed by the optimizer's
+    ``global_step``, so a resumed run continues it exactly.
+    """
+    backbone, head = split_params(net)
+    lr = poly_lr(base_lr, total_steps, power)
+    groups: List[Dict] = [{"params": backbone, "lr": ms.Tensor(lr)}]
+    if head:
+        groups.append({"params": head, "lr": ms.Tensor((lr * np.float32(head_lr_mult)).astype(np.float32))})
+    return nn.SGD(groups, learning_rate=float(lr[0]), momentum=momentum, weight_decay=weight_decay)
+
+
+def current_lrs(optimizer: nn.Optimizer) -> List[float]:
+    """The learning rate of each parameter group (backbone, then head) at the optimizer's current step."""
+    step = int(optimizer.global_step.asnumpy().reshape(-1)[0])
+    groups: Dict[str, float] = {}
+    for p in optimizer.parameters:
+        lr_param = optimizer.get_lr_parameter(p)
+        if lr_param.name not in groups:
+            arr = lr_param.asnumpy().reshape(-1)
+            groups[lr_param.name] = float(arr[min(step, arr.size - 1)])
+    return list(groups.values())

@@ -1,0 +1,76 @@
+"""The training step: loss (total, main, aux), gradients, all-reduce, optional loss scaling, SGD update."""
+from __future__ import annotations
+
+import mindspore as ms
+from mindspore import nn, ops
+
+from src.model.loss import IgnoreCrossEntropy
+
+
+class NetWithLoss(nn.Cell):
+    """Returns ``(main + aux_weight * aux, main, aux)``; aux is 0 when the net has no aux head."""
+
+    def __init__(self, net: nn.Cell, ignore_label: int = 255, aux_weight: float = 0.4) -> None:
+        super().__init__(auto_prefix=False)  # keep the network's parameter names (layer0..., not net.layer0...)
+        self.net = net
+        self.ce = IgnoreCrossEntropy(ignore_label)
+        self.aux_weight = aux_weight
+
+    def construct(self, image, label):
+        out = self.net(image)
+        if isinstance(out, tuple):
+            main = self.ce(out[0], label)
+            aux = self.ce(out[1], label)
+        else:
+            main = self.ce(out, label)
+            aux = ops.zeros_like(main)
+        return main + self.aux_weight * aux, main, aux
+
+
+class TrainStep(nn.Cell):
+    """One SGD step on ``NetWithLoss``; returns the three losses (before the update).
+
+    ``group_size > 1`` averages gradients over ranks (data parallel).
+    ``loss_scale``: 0 for none, a positive number for a fixed scale, or a
+    ``ms.amp.DynamicLossScaler`` (steps with inf/nan gradients are skipped
+    and the scale lowered).
+    """
+
+    def __init__(self, net_with_loss: NetWithLoss, optimizer: nn.Optimizer, group_size: int = 1,
+                 loss_scale=0.0) -> None:
+        super().__init__(auto_prefix=False)
+        self.network = net_with_loss
+        self.network.set_grad()
+        self.optimizer = optimizer
+        self.weights = optimizer.parameters
+        self.grad = ops.GradOperation(get_by_list=True, sens_param=True)
+        self.reducer = nn.DistributedGradReducer(self.weights, mean=True, degree=group_size) if group_size > 1 \
+            else ops.identity
+        self.dynamic = isinstance(loss_scale, ms.amp.DynamicLossScaler)
+        self.scaler = loss_scale if self.dynamic else None
+        self.fixed_scale = float(loss_scale) if not self.dynamic and loss_scale else 1.0
+
+    def construct(self, image, label):
+        total, main, aux = self.network(image, label)
+        if self.dynamic:
+            scale = self.scaler.scale_value.astype(total.dtype)
+        else:
+            scale = ops.fill(total.dtype, (), self.fixed_scale)
+        sens = (ops.ones_like(total) * scale, ops.zeros_like(main), ops.zeros_like(aux))
+        grads = self.grad(self.network, self.weights)(image, label, sens)
+        grads = self.reducer(grads)
+        if self.dynamic:
+            grads = self.scaler.unscale(grads)
+            finite = ms.amp.all_finite(grads)
+            self.scaler.adjust(finite)
+            if finite:
+                total = ops.depend(total, self.optimizer(grads))
+        else:
+            if self.fixed_scale != 1.0:
+                grads = ops.HyperMap()(ops.partial(_unscale, scale), grads)
+            total = ops.depend(total, self.optimizer(grads))
+        return total, main, aux
+
+
+def _unscale(scale, grad):
+    return grad / scale
