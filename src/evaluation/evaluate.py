@@ -102,6 +102,34 @@ def write_json(path: Path, scores: Scores, class_names: Sequence[str], extra: Di
     return path
 
 
-def segment_file(path: str, predict: Predict, protocol: Protocol) -> np.ndarray:
-    """Class map for an image file (any size; gray and RGBA become RGB)."""
-    return segment(read_image(path, path), predict, protocol)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def collect_images(inputs: Sequence[str]) -> List[Path]:
+    """Image files from a mix of files and folders (folders: their images, sorted)."""
+    found: List[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise DataError(f"input not found: {path}")
+    if not found:
+        raise DataError(f"no images in {list(inputs)}")
+    return found
+
+
+def predict_images(paths: Sequence[Path], predict: Predict, protocol: Protocol, out_dir: Path,
+                   palette: np.ndarray) -> List[Path]:
+    """Segment each image file (any size) and write gray/color/overlay pictures; returns the color masks."""
+    written = []
+    progress = Progress(len(paths))
+    for i, path in enumerate(paths, start=1):
+        image = read_image(str(path), str(path))
+        pred = segment(image, predict, protocol)
+        save_prediction(pred, image, path.stem, out_dir, palette)
+        written.append(out_dir / "color" / f"{path.stem}.png")
+        progress.update(i)
+    return written

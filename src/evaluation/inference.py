@@ -78,8 +78,30 @@ def run_batches(predict: Predict, inputs: np.ndarray, batch_size: int) -> np.nda
     return np.concatenate(outs)
 
 
-def predict_scale(image: np.ndarray, predict: Predict, p: Protocol) -> np.ndarray:
-    """Probabilities (H', W', C) for one already-resized RGB image (H', W', 3) by sliding windows."""
+@dataclass(frozen=True)
+class WindowPlan:
+    """Where the windows of one scaled image are, so their outputs can be put back together."""
+
+    ori_h: int
+    ori_w: int
+    top: int
+    left: int
+    padded_h: int
+    padded_w: int
+    boxes: Tuple[Tuple[int, int], ...]
+    flip: bool
+
+    @property
+    def num_inputs(self) -> int:
+        return len(self.boxes) * (2 if self.flip else 1)
+
+
+def plan_windows(image: np.ndarray, p: Protocol) -> Tuple[np.ndarray, WindowPlan]:
+    """Pad an already-resized RGB image (H', W', 3) to the crop with the mean and cut the normalized windows.
+
+    Returns ``(inputs, plan)``: inputs are (K, 3, crop_h, crop_w) float32, all
+    windows, then (with flip) all their mirror images.
+    """
     ori_h, ori_w = image.shape[:2]
     pad_h, pad_w = max(p.crop_h - ori_h, 0), max(p.crop_w - ori_w, 0)
     top, left = pad_h // 2, pad_w // 2
@@ -88,23 +110,41 @@ def predict_scale(image: np.ndarray, predict: Predict, p: Protocol) -> np.ndarra
                                    value=tuple(float(v) for v in p.mean))
     new_h, new_w = image.shape[:2]
     stride_h, stride_w = int(math.ceil(p.crop_h * p.stride_rate)), int(math.ceil(p.crop_w * p.stride_rate))
-    boxes = [(y, x) for y in window_starts(new_h, p.crop_h, stride_h) for x in window_starts(new_w, p.crop_w, stride_w)]
+    boxes = tuple((y, x) for y in window_starts(new_h, p.crop_h, stride_h)
+                  for x in window_starts(new_w, p.crop_w, stride_w))
     crops = np.stack([normalize(image[y:y + p.crop_h, x:x + p.crop_w], p.mean, p.std) for y, x in boxes])
     if p.flip:
         crops = np.concatenate([crops, crops[:, :, :, ::-1]])
-    probs = softmax(run_batches(predict, crops, p.batch_size).astype(np.float32), axis=1)
+    return np.ascontiguousarray(crops), WindowPlan(ori_h, ori_w, top, left, new_h, new_w, boxes, p.flip)
+
+
+def merge_windows(logits: np.ndarray, plan: WindowPlan, p: Protocol) -> np.ndarray:
+    """Softmax the window logits (K, C, crop_h, crop_w), average flips and overlaps, drop the padding.
+
+    Returns probabilities (H', W', C) of the scaled image.
+    """
+    if logits.shape[0] != plan.num_inputs:
+        raise ValueError(f"got {logits.shape[0]} window outputs, the plan has {plan.num_inputs}")
+    probs = softmax(logits.astype(np.float32), axis=1)
     if probs.shape[1] != p.classes:
         raise ValueError(f"the model outputs {probs.shape[1]} classes but {p.classes} are configured")
-    if p.flip:
-        n = len(boxes)
+    if plan.flip:
+        n = len(plan.boxes)
         probs = (probs[:n] + probs[n:, :, :, ::-1]) / 2
-    total = np.zeros((p.classes, new_h, new_w), np.float32)
-    count = np.zeros((new_h, new_w), np.float32)
-    for (y, x), prob in zip(boxes, probs):
+    total = np.zeros((p.classes, plan.padded_h, plan.padded_w), np.float32)
+    count = np.zeros((plan.padded_h, plan.padded_w), np.float32)
+    for (y, x), prob in zip(plan.boxes, probs):
         total[:, y:y + p.crop_h, x:x + p.crop_w] += prob
         count[y:y + p.crop_h, x:x + p.crop_w] += 1
     total /= count[None]
-    return np.ascontiguousarray(total[:, top:top + ori_h, left:left + ori_w].transpose(1, 2, 0))
+    region = total[:, plan.top:plan.top + plan.ori_h, plan.left:plan.left + plan.ori_w]
+    return np.ascontiguousarray(region.transpose(1, 2, 0))
+
+
+def predict_scale(image: np.ndarray, predict: Predict, p: Protocol) -> np.ndarray:
+    """Probabilities (H', W', C) for one already-resized RGB image by batched sliding windows."""
+    inputs, plan = plan_windows(image, p)
+    return merge_windows(run_batches(predict, inputs, p.batch_size), plan, p)
 
 
 def resize_probs(probs: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -114,15 +154,25 @@ def resize_probs(probs: np.ndarray, h: int, w: int) -> np.ndarray:
     return cv2.resize(probs, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, probs.shape[2])
 
 
+def scaled_images(image: np.ndarray, p: Protocol) -> List[np.ndarray]:
+    """The image resized for each scale (long side ``round(scale * base_size)``), bilinear."""
+    h, w = image.shape[:2]
+    out = []
+    for scale in p.scales:
+        new_h, new_w = scaled_size(h, w, int(round(scale * p.base_size)))
+        out.append(cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR))
+    return out
+
+
+def combine_scales(per_scale: Sequence[np.ndarray], h: int, w: int) -> np.ndarray:
+    """Resize each scale's (H', W', C) probabilities to (h, w) and average them."""
+    return sum(resize_probs(probs, h, w) for probs in per_scale) / len(per_scale)
+
+
 def predict_probs(image: np.ndarray, predict: Predict, p: Protocol) -> np.ndarray:
     """Class probabilities (H, W, C) for an RGB float image (H, W, 3), averaged over the scales."""
     h, w = image.shape[:2]
-    out = np.zeros((h, w, p.classes), np.float32)
-    for scale in p.scales:
-        new_h, new_w = scaled_size(h, w, int(round(scale * p.base_size)))
-        scaled = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-        out += resize_probs(predict_scale(scaled, predict, p), h, w)
-    return out / len(p.scales)
+    return combine_scales([predict_scale(scaled, predict, p) for scaled in scaled_images(image, p)], h, w)
 
 
 def segment(image: np.ndarray, predict: Predict, p: Protocol) -> np.ndarray:

@@ -1,0 +1,126 @@
+"""The offline (Ascend 310) file contract: preprocess -> run -> postprocess.
+
+``preprocess`` cuts every image of a list into the evaluation protocol's
+windows (and flips), writes them as raw float32 batches
+``input/NNNNN_sS_BBB.bin`` of shape (batch, 3, crop_h, crop_w) and records in
+``meta.json`` how to put the outputs back together.  A runner (the 310 C++
+app in ``inference/ascend310``, or ``inference/run.py`` with ONNX Runtime or
+a MINDIR) reads each input file and writes ``output/<same name>_0.bin``: the
+float32 logits (batch, classes, crop_h, crop_w).  ``postprocess`` merges
+them with the same code eval.py uses, scores them and writes color masks.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from src.data.dataset import DataError, Sample, load_sample, read_image, read_list
+from src.data.labels import DatasetSpec
+from src.evaluation.evaluate import Progress, save_prediction
+from src.evaluation.inference import (Protocol, WindowPlan, combine_scales, merge_windows, plan_windows,
+                                      scaled_images)
+from src.evaluation.metrics import ConfusionMatrix
+
+logger = logging.getLogger(__name__)
+
+META = "meta.json"
+
+
+def output_name(input_name: str) -> str:
+    """``x.bin`` -> ``x_0.bin`` (first model output), as the 310 app writes it."""
+    return input_name[:-4] + "_0.bin"
+
+
+def preprocess(list_file: str, data_root: str, out_dir: str, protocol: Protocol, require_labels: bool = True) -> Dict:
+    """Write window batches and ``meta.json`` for every image in ``list_file``; returns the meta dict."""
+    out = Path(out_dir)
+    (out / "input").mkdir(parents=True, exist_ok=True)
+    samples = read_list(list_file, data_root, require_labels=require_labels)
+    b = protocol.batch_size
+    meta: Dict = {"protocol": asdict(protocol), "input_shape": [b, 3, protocol.crop_h, protocol.crop_w],
+                  "images": []}
+    progress = Progress(len(samples))
+    for idx, sample in enumerate(samples):
+        image = read_image(sample.image, sample.where)
+        entry = {"name": Path(sample.image).stem, "image": sample.image, "label": sample.label,
+                 "h": image.shape[0], "w": image.shape[1], "scales": []}
+        for si, scaled in enumerate(scaled_images(image, protocol)):
+            inputs, plan = plan_windows(scaled, protocol)
+            files = []
+            for k, start in enumerate(range(0, len(inputs), b)):
+                chunk = inputs[start:start + b]
+                if len(chunk) < b:
+                    chunk = np.concatenate([chunk, np.zeros((b - len(chunk),) + chunk.shape[1:], np.float32)])
+                name = f"{idx:05d}_s{si}_{k:03d}.bin"
+                chunk.astype(np.float32).tofile(out / "input" / name)
+                files.append(name)
+            entry["scales"].append({"plan": asdict(plan), "files": files})
+        meta["images"].append(entry)
+        progress.update(idx + 1)
+    (out / META).write_text(json.dumps(meta))
+    logger.info("wrote %d input files for %d images to %s", sum(len(s["files"]) for e in meta["images"]
+                                                               for s in e["scales"]), len(samples), out / "input")
+    return meta
+
+
+def run_inputs(work_dir: str, predict: Callable[[np.ndarray], np.ndarray]) -> int:
+    """The Python runner: every ``input/*.bin`` -> ``output/*_0.bin`` logits; returns the file count."""
+    work = Path(work_dir)
+    meta = json.loads((work / META).read_text())
+    shape = tuple(meta["input_shape"])
+    (work / "output").mkdir(exist_ok=True)
+    names = [f for e in meta["images"] for s in e["scales"] for f in s["files"]]
+    progress = Progress(len(names), "files")
+    for i, name in enumerate(names, start=1):
+        x = np.fromfile(work / "input" / name, dtype=np.float32)
+        if x.size != int(np.prod(shape)):
+            raise DataError(f"{work / 'input' / name}: {x.size} floats, expected {shape}")
+        y = np.asarray(predict(x.reshape(shape)), dtype=np.float32)
+        y.tofile(work / "output" / output_name(name))
+        progress.update(i)
+    return len(names)
+
+
+def _read_output(path: Path, batch: int, classes: int, crop_h: int, crop_w: int) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(f"missing model output {path} (did the runner process every input file?)")
+    y = np.fromfile(path, dtype=np.float32)
+    want = batch * classes * crop_h * crop_w
+    if y.size != want:
+        raise DataError(f"{path}: {y.size} floats, expected {batch}x{classes}x{crop_h}x{crop_w} logits")
+    return y.reshape(batch, classes, crop_h, crop_w)
+
+
+def postprocess(work_dir: str, spec: DatasetSpec, ignore_label: int = 255,
+                results_dir: Optional[str] = None) -> np.ndarray:
+    """Merge the runner's outputs into class maps, score them; returns the confusion matrix.
+
+    With ``results_dir``, writes gray/color/overlay pictures as eval.py does.
+    """
+    work = Path(work_dir)
+    meta = json.loads((work / META).read_text())
+    p = Protocol(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["protocol"].items()})
+    cm = ConfusionMatrix(p.classes, ignore_label)
+    progress = Progress(len(meta["images"]))
+    for i, entry in enumerate(meta["images"], start=1):
+        per_scale = []
+        for s in entry["scales"]:
+            plan_d = s["plan"]
+            plan = WindowPlan(**{**plan_d, "boxes": tuple(tuple(b) for b in plan_d["boxes"])})
+            logits = np.concatenate([_read_output(work / "output" / output_name(f), p.batch_size, p.classes,
+                                                  p.crop_h, p.crop_w) for f in s["files"]])[:plan.num_inputs]
+            per_scale.append(merge_windows(logits, plan, p))
+        pred = combine_scales(per_scale, entry["h"], entry["w"]).argmax(axis=2).astype(np.uint8)
+        if entry["label"]:
+            _, label = load_sample(Sample(entry["image"], entry["label"], "meta.json", i), spec, p.classes)
+            cm.update(pred, label)
+        if results_dir:
+            save_prediction(pred, read_image(entry["image"]), entry["name"], Path(results_dir), spec.palette)
+        progress.update(i)
+    return cm.matrix

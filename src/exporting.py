@@ -1,0 +1,111 @@
+"""Export the eval network to MINDIR / AIR / ONNX and verify the exported file against MindSpore."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import mindspore as ms
+from mindspore import nn, ops
+
+from src.evaluation.backends import load_eval_network, write_sidecar
+
+logger = logging.getLogger(__name__)
+
+EXTENSIONS = {"MINDIR": ".mindir", "AIR": ".air", "ONNX": ".onnx"}
+
+
+class ExportError(RuntimeError):
+    """An export that cannot be done here, or whose result does not match the network."""
+
+
+class OutputHead(nn.Cell):
+    """Wraps the network so it returns logits (default), softmax probabilities or argmax class ids."""
+
+    def __init__(self, net: nn.Cell, output: str = "logits") -> None:
+        super().__init__(auto_prefix=False)
+        if output not in ("logits", "softmax", "argmax"):
+            raise ExportError(f"unknown output '{output}'; choose logits, softmax or argmax")
+        self.net = net
+        self.output = output
+
+    def construct(self, x):
+        y = self.net(x)
+        if self.output == "softmax":
+            return ops.softmax(y, axis=1)
+        if self.output == "argmax":
+            return ops.argmax(y, dim=1).astype(ms.int32)
+        return y
+
+
+def export_model(model_cfg, classes: int, ckpt: str, file_format: str, batch_size: int, height: int, width: int,
+                 file_name: str, device_target: str = "CPU", output: str = "logits", verify: bool = True,
+                 mean=None, std=None) -> Dict:
+    """Export and (by default) verify; returns a dict with the file, shapes and max differences.
+
+    MINDIR is reloaded with ``ms.load`` + ``nn.GraphCell`` and compared with
+    the network.  ONNX is built from the fixed-size form of the network
+    (constant pooling/resize matrices), checked with ``onnx.checker`` and run
+    in ONNX Runtime.  AIR needs the Ascend backend.
+    """
+    fmt = file_format.upper()
+    if fmt not in EXTENSIONS:
+        raise ExportError(f"unknown --file_format {file_format}; choose MINDIR, AIR or ONNX")
+    if fmt == "AIR" and device_target != "Ascend":
+        raise ExportError(f"AIR export needs the Ascend backend (this run uses {device_target}); "
+                          f"export MINDIR here and convert it on an Ascend machine, or run export.py there")
+    if min(batch_size, height, width) < 1:
+        raise ExportError(f"batch size and input size must be positive, got {batch_size}x3x{height}x{width}")
+    base = file_name[: -len(EXTENSIONS[fmt])] if file_name.endswith(EXTENSIONS[fmt]) else file_name
+    path = base + EXTENSIONS[fmt]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    reference = load_eval_network(model_cfg, classes, ckpt)
+    if fmt == "ONNX":
+        net = load_eval_network(model_cfg, classes, ckpt, static_hw=(height, width))
+    else:
+        net = reference
+    head = OutputHead(net, output)
+    head.set_train(False)
+    shape = (batch_size, 3, height, width)
+    dummy = ms.Tensor(np.zeros(shape, np.float32))
+    logger.info("exporting %s for input %s, output %s", fmt, shape, output)
+    ms.export(head, dummy, file_name=base, file_format=fmt)
+    if not os.path.isfile(path):
+        raise ExportError(f"MindSpore reported no error but {path} was not written")
+    result: Dict = {"file": path, "format": fmt, "input_shape": list(shape), "output": output, "classes": classes,
+                    "layers": model_cfg.layers, "mean": list(mean) if mean else None, "std": list(std) if std else None}
+    if verify and fmt != "AIR":
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        ref_head = OutputHead(reference, output)
+        ref_head.set_train(False)
+        want = ref_head(ms.Tensor(x)).asnumpy()
+        got = _run_exported(path, fmt, x)
+        result.update(_compare(want, got, output))
+        logger.info("verified %s: max |diff| %.3g, argmax agreement %.6f", path, result["max_abs_diff"],
+                    result["argmax_agreement"])
+    write_sidecar(path, result)
+    return result
+
+
+def _run_exported(path: str, fmt: str, x: np.ndarray) -> np.ndarray:
+    if fmt == "MINDIR":
+        return nn.GraphCell(ms.load(path))(ms.Tensor(x)).asnumpy()
+    import onnx
+    import onnxruntime as ort
+
+    onnx.checker.check_model(onnx.load(path))
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+
+def _compare(want: np.ndarray, got: np.ndarray, output: str) -> Dict:
+    if want.shape != got.shape:
+        raise ExportError(f"exported model output shape {got.shape} differs from the network's {want.shape}")
+    if output == "argmax":
+        agree = float((want == got).mean())
+        return {"max_abs_diff": float(np.abs(want.astype(np.int64) - got.astype(np.int64)).max()),
+                "argmax_agreement": agree}
+    return {"max_abs_diff": float(np.abs(want - got).max()),
+            "argmax_agreement": float((want.argmax(1) == got.argmax(1)).mean())}
