@@ -167,91 +167,117 @@ def evaluate_net(net: nn.Cell, cfg: Config, mode: str, rank: int, group_size: in
     return cm.matrix, count
 
 
+class Trainer:
+    """Everything one training run needs, built from the config; ``run()`` trains.
+
+    Attributes useful to callers and tests: ``net``, ``optimizer``,
+    ``step_cell``, ``state``, ``steps_per_epoch``, ``total_steps``.
+    """
+
+    def __init__(self, cfg: Config, device_target: str = "CPU", rank: int = 0, group_size: int = 1,
+                 resume: Optional[str] = None) -> None:
+        t = cfg.train
+        self.cfg, self.rank, self.group_size = cfg, rank, group_size
+        self.save_dir = Path(t.save_dir)
+        self.ckpt_dir = self.save_dir / "checkpoints"
+        self.is_main = rank == 0
+        if self.is_main:
+            save_config(cfg, self.save_dir / "config.yaml")
+        self.records = MetricsLog(self.save_dir / "metrics.jsonl") if self.is_main else None
+
+        net = build_pspnet(cfg.model, cfg.data.classes, for_training=True,
+                           norm=_norm_factory(device_target, group_size, t.sync_bn))
+        if t.amp_level != "O0" and device_target != "CPU":
+            net = ms.amp.auto_mixed_precision(net, t.amp_level)
+        loss_scale = _loss_scale(t, device_target)
+        resume_path = resolve_resume(resume, self.ckpt_dir)
+        if cfg.model.pretrained and resume_path is None:
+            load_checkpoint_strict(net, cfg.model.pretrained, allow_missing=("ppm.", "cls.", "aux."))
+
+        self.train_ds, self.source, self.sampler = build_train_pipeline(cfg.data, t, rank, group_size)
+        self.steps_per_epoch = len(self.sampler) // (t.batch_size // group_size)
+        self.total_steps = t.epochs * self.steps_per_epoch
+        if t.max_steps:
+            self.total_steps = min(self.total_steps, t.max_steps)
+        self.optimizer = build_optimizer(net, t.base_lr, self.total_steps, t.power, t.head_lr_mult, t.momentum,
+                                         t.weight_decay)
+        self.state = TrainState()
+        if resume_path is not None:
+            self.state = load_train_checkpoint(resume_path, net, self.optimizer)
+            logger.info("resumed from %s: epoch %d, step %d, best mIoU %.4f", resume_path, self.state.epoch,
+                        self.state.step, self.state.best_miou)
+            self.sampler.epoch = self.state.epoch
+        self.net = net
+        self.step_cell = TrainStep(NetWithLoss(net, cfg.data.ignore_label, t.aux_weight), self.optimizer,
+                                   group_size, loss_scale)
+        self.step_cell.set_train(True)
+
+    def _last_good(self) -> str:
+        found = epoch_checkpoints(self.ckpt_dir)
+        return str(found[-1][1]) if found else "none"
+
+    def run(self, stop_after_epoch: Optional[int] = None) -> Dict:
+        """Train to ``train.epochs`` (or ``max_steps``); returns a summary dict.
+
+        ``stop_after_epoch`` ends the run early (as an interruption would)
+        without changing the schedule, for testing resume.
+        """
+        t, state = self.cfg.train, self.state
+        last_epoch = t.epochs if stop_after_epoch is None else min(t.epochs, stop_after_epoch)
+        remaining = max(0, last_epoch - state.epoch)
+        planned = min(self.total_steps, last_epoch * self.steps_per_epoch)
+        logger.info("training %d epoch(s) x %d steps (global batch %d on %d device(s)); schedule %d steps",
+                    remaining, self.steps_per_epoch, t.batch_size, self.group_size, self.total_steps)
+        iterator = self.train_ds.create_tuple_iterator(num_epochs=max(1, remaining), output_numpy=True)
+        run_start, run_steps, last_miou = time.perf_counter(), 0, None
+        for epoch in range(state.epoch, last_epoch):
+            if state.step >= self.total_steps:
+                break
+            tick = time.perf_counter()
+            for i, (image, label) in enumerate(iterator, start=1):
+                lrs = current_lrs(self.optimizer)
+                total, main, aux = (v.asnumpy().item() for v in self.step_cell(ms.Tensor(image), ms.Tensor(label)))
+                state.step += 1
+                run_steps += 1
+                if not math.isfinite(total):
+                    raise TrainingError(f"loss is {total} at step {state.step} (epoch {epoch + 1}); stopping "
+                                        f"without saving. Last good checkpoint: {self._last_good()}")
+                now = time.perf_counter()
+                step_time, tick = now - tick, now
+                if state.step % t.log_every == 0 or i == self.steps_per_epoch:
+                    eta = (now - run_start) / run_steps * (planned - state.step)
+                    logger.info("epoch %d/%d step %d/%d (global %d/%d) loss %.4f (main %.4f aux %.4f) "
+                                "lr %.6f/%.6f %.2fs/step %.1f img/s ETA %s", epoch + 1, t.epochs, i,
+                                self.steps_per_epoch, state.step, self.total_steps, total, main, aux, lrs[0],
+                                lrs[-1], step_time, t.batch_size / step_time,
+                                time.strftime("%H:%M:%S", time.gmtime(eta)))
+                    if self.records:
+                        self.records.write({"kind": "step", "epoch": epoch + 1, "step": state.step, "loss": total,
+                                            "main": main, "aux": aux, "lr": lrs[0], "head_lr": lrs[-1],
+                                            "step_s": round(step_time, 4)})
+                if state.step >= self.total_steps:
+                    break
+            state.epoch = epoch + 1
+            if t.eval_interval and (state.epoch % t.eval_interval == 0 or state.epoch == t.epochs):
+                last_miou = _evaluate_and_record(self.net, self.cfg, state, self.rank, self.group_size,
+                                                 self.records, self.ckpt_dir, self.optimizer)
+            if self.is_main and (state.epoch % t.save_every == 0 or state.epoch == t.epochs
+                                 or state.step >= self.total_steps):
+                path = save_train_checkpoint(self.ckpt_dir / f"epoch_{state.epoch:04d}.ckpt", self.net,
+                                             self.optimizer, state)
+                _rotate(self.ckpt_dir, t.keep_last)
+                logger.info("saved %s", path)
+        if self.records:
+            plot_curves(self.records.read(), self.save_dir / "curves.png")
+        return {"epoch": state.epoch, "step": state.step, "best_miou": state.best_miou, "last_miou": last_miou,
+                "lr": current_lrs(self.optimizer), "bad_samples": self.source.bad_count,
+                "save_dir": str(self.save_dir)}
+
+
 def run_training(cfg: Config, device_target: str = "CPU", rank: int = 0, group_size: int = 1,
                  resume: Optional[str] = None, stop_after_epoch: Optional[int] = None) -> Dict:
-    """Train by the config's recipe; returns a summary dict.
-
-    ``stop_after_epoch`` ends the run early (as an interruption would) without
-    changing the schedule, for testing resume.
-    """
-    t = cfg.train
-    save_dir = Path(t.save_dir)
-    ckpt_dir = save_dir / "checkpoints"
-    is_main = rank == 0
-    if is_main:
-        save_config(cfg, save_dir / "config.yaml")
-    records = MetricsLog(save_dir / "metrics.jsonl") if is_main else None
-
-    net = build_pspnet(cfg.model, cfg.data.classes, for_training=True,
-                       norm=_norm_factory(device_target, group_size, t.sync_bn))
-    if t.amp_level != "O0" and device_target != "CPU":
-        net = ms.amp.auto_mixed_precision(net, t.amp_level)
-    loss_scale = _loss_scale(t, device_target)
-    resume_path = resolve_resume(resume, ckpt_dir)
-    if cfg.model.pretrained and resume_path is None:
-        load_checkpoint_strict(net, cfg.model.pretrained, allow_missing=("ppm.", "cls.", "aux."))
-
-    train_ds, source, sampler = build_train_pipeline(cfg.data, t, rank, group_size)
-    steps_per_epoch = len(sampler) // (t.batch_size // group_size)
-    total_steps = t.epochs * steps_per_epoch
-    if t.max_steps:
-        total_steps = min(total_steps, t.max_steps)
-    optimizer = build_optimizer(net, t.base_lr, total_steps, t.power, t.head_lr_mult, t.momentum, t.weight_decay)
-    state = TrainState()
-    if resume_path is not None:
-        state = load_train_checkpoint(resume_path, net, optimizer)
-        logger.info("resumed from %s: epoch %d, step %d, best mIoU %.4f", resume_path, state.epoch, state.step,
-                    state.best_miou)
-        sampler.epoch = state.epoch
-    step_cell = TrainStep(NetWithLoss(net, cfg.data.ignore_label, t.aux_weight), optimizer, group_size, loss_scale)
-    step_cell.set_train(True)
-
-    last_epoch = t.epochs if stop_after_epoch is None else min(t.epochs, stop_after_epoch)
-    remaining_epochs = max(0, last_epoch - state.epoch)
-    logger.info("training %d epochs x %d steps (global batch %d, %d device(s)); total schedule %d steps",
-                remaining_epochs, steps_per_epoch, t.batch_size, group_size, total_steps)
-    iterator = train_ds.create_tuple_iterator(num_epochs=max(1, remaining_epochs), output_numpy=True)
-    images_per_step = t.batch_size
-    run_start, run_steps = time.perf_counter(), 0
-    last_miou = None
-    for epoch in range(state.epoch, last_epoch):
-        if state.step >= total_steps:
-            break
-        tick = time.perf_counter()
-        for i, (image, label) in enumerate(iterator, start=1):
-            lrs = current_lrs(optimizer)
-            total, main, aux = (v.asnumpy().item() for v in step_cell(ms.Tensor(image), ms.Tensor(label)))
-            state.step += 1
-            run_steps += 1
-            if not math.isfinite(total):
-                raise TrainingError(f"loss is {total} at step {state.step} (epoch {epoch + 1}); stopping without "
-                                    f"saving. Last good checkpoint: "
-                                    f"{epoch_checkpoints(ckpt_dir)[-1][1] if epoch_checkpoints(ckpt_dir) else 'none'}")
-            now = time.perf_counter()
-            step_time, tick = now - tick, now
-            if state.step % t.log_every == 0 or i == steps_per_epoch:
-                per_step = (now - run_start) / run_steps
-                eta = per_step * (min(total_steps, last_epoch * steps_per_epoch) - state.step)
-                logger.info("epoch %d/%d step %d/%d (global %d/%d) loss %.4f (main %.4f aux %.4f) lr %.6f "
-                            "%.2fs/step %.1f img/s ETA %s", epoch + 1, t.epochs, i, steps_per_epoch, state.step,
-                            total_steps, total, main, aux, lrs[0], step_time, images_per_step / step_time,
-                            time.strftime("%H:%M:%S", time.gmtime(eta)))
-                if records:
-                    records.write({"kind": "step", "epoch": epoch + 1, "step": state.step, "loss": total,
-                                   "main": main, "aux": aux, "lr": lrs[0], "step_s": round(step_time, 4)})
-            if state.step >= total_steps:
-                break
-        state.epoch = epoch + 1
-        if t.eval_interval and (state.epoch % t.eval_interval == 0 or state.epoch == t.epochs):
-            last_miou = _evaluate_and_record(net, cfg, state, rank, group_size, records, ckpt_dir, optimizer)
-        if is_main and (state.epoch % t.save_every == 0 or state.epoch == t.epochs or state.step >= total_steps):
-            path = save_train_checkpoint(ckpt_dir / f"epoch_{state.epoch:04d}.ckpt", net, optimizer, state)
-            _rotate(ckpt_dir, t.keep_last)
-            logger.info("saved %s", path)
-    if records:
-        plot_curves(records.read(), save_dir / "curves.png")
-    return {"epoch": state.epoch, "step": state.step, "best_miou": state.best_miou, "last_miou": last_miou,
-            "lr": current_lrs(optimizer), "bad_samples": source.bad_count, "save_dir": str(save_dir)}
+    """Build a :class:`Trainer` and run it; returns its summary."""
+    return Trainer(cfg, device_target, rank, group_size, resume).run(stop_after_epoch)
 
 
 def _evaluate_and_record(net, cfg, state, rank, group_size, records, ckpt_dir, optimizer) -> float:

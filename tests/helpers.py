@@ -1,0 +1,26 @@
+"""Small builders shared by the tests."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict
+
+from src.config import Config, config_from_dict
+from src.data.synthetic import generate
+
+
+def tiny_config(root: Path, save_dir: Path, train: Dict = None, data: Dict = None, model: Dict = None,
+                eval_: Dict = None) -> Config:
+    """A PSPNet-50 config on a synthetic 'shapes' set with small crops and no augmentation."""
+    t = {"epochs": 2, "batch_size": 2, "crop_h": 33, "crop_w": 41, "scale_min": 1.0, "scale_max": 1.0,
+         "rotate_prob": 0.0, "blur_prob": 0.0, "flip_prob": 0.0, "base_lr": 0.01, "save_dir": str(save_dir),
+         "log_every": 1, "eval_interval": 0, "seed": 3}
+    d = {"dataset": "synthetic", "data_root": str(root), "classes": 6, "train_list": "train.txt",
+         "val_list": "val.txt", "workers": 1}
+    e = {"base_size": 48, "test_h": 33, "test_w": 33, "batch_size": 2}
+    return config_from_dict({"train": {**t, **(train or {})}, "data": {**d, **(data or {})},
+                             "model": {"dropout": 0.0, **(model or {})}, "eval": {**e, **(eval_ or {})}}, "test")
+
+
+def make_shapes(root: Path, num: int = 6, size: int = 48, seed: int = 0) -> Path:
+    generate(root, "shapes", num=num, size=size, seed=seed)
+    return root

@@ -1,0 +1,164 @@
+"""Eval backends, export, the 310 file flow and predict, end to end on a small synthetic set."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import make_shapes, tiny_config
+from src.checkpoint import CheckpointError
+from src.data.dataset import DataError
+from src.data.labels import voc_palette
+from src.device import setup_device
+from src.evaluation.backends import BackendError
+from src.evaluation.evaluate import ResultsExistError, collect_images, predict_images
+from src.evaluation.inference import protocol_from_config
+from src.evaluation.offline import postprocess, preprocess, run_inputs
+from src.evaluation.backends import onnx_predict
+from src.evaluation.run import run_eval
+from src.exporting import ExportError, export_model
+from src.train.loop import Trainer
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("deploy")
+    root = make_shapes(tmp / "data", num=5, size=48, seed=6)
+    cfg = tiny_config(root, tmp / "run", train={"epochs": 1, "max_steps": 1},
+                      eval_={"base_size": 40, "test_h": 33, "test_w": 33, "batch_size": 2, "save_images": True})
+    Trainer(cfg).run()
+    ckpt = tmp / "run" / "checkpoints" / "epoch_0001.ckpt"
+    assert ckpt.is_file()
+    return cfg, ckpt, tmp
+
+
+def _gray(results_dir):
+    return {p.name: np.array(Image.open(p)) for p in sorted(Path(results_dir, "gray").glob("*.png"))}
+
+
+@pytest.fixture(scope="module")
+def exported(trained):
+    cfg, ckpt, tmp = trained
+    out = {}
+    for fmt in ("MINDIR", "ONNX"):
+        out[fmt] = export_model(cfg.model, cfg.data.classes, str(ckpt), fmt, 2, 33, 33, str(tmp / "exp" / "m"),
+                                mean=cfg.data.mean, std=cfg.data.std)
+    return out
+
+
+def test_eval_ms_backend_writes_report_and_pictures(trained):
+    cfg, ckpt, tmp = trained
+    res = run_eval(cfg, str(ckpt), "ms", results_dir=str(tmp / "ev_ms"))
+    data = json.loads((tmp / "ev_ms" / "results.json").read_text())
+    assert data["mIoU"] == pytest.approx(res["mIoU"]) and len(data["per_class"]) == 6
+    assert data["tag"] == "Synthetic-ss" and np.array(data["confusion_matrix"]).sum() > 0
+    gray = _gray(tmp / "ev_ms")
+    assert len(gray) == 1  # one val image
+    color = Image.open(next((tmp / "ev_ms" / "color").glob("*.png")))
+    assert color.mode == "P" and np.array_equal(np.array(color), next(iter(gray.values())))
+    assert color.getpalette()[3:6] == voc_palette()[1].tolist()
+    assert next((tmp / "ev_ms" / "overlay").glob("*.jpg")).stat().st_size > 0
+    with pytest.raises(ResultsExistError, match="--overwrite"):
+        run_eval(cfg, str(ckpt), "ms", results_dir=str(tmp / "ev_ms"))
+
+
+def test_export_mindir_reloads_equal(exported):
+    r = exported["MINDIR"]
+    assert Path(r["file"]).suffix == ".mindir" and r["input_shape"] == [2, 3, 33, 33]
+    assert r["max_abs_diff"] <= 1e-6 and r["argmax_agreement"] == 1.0
+    assert json.loads(Path(r["file"] + ".json").read_text())["output"] == "logits"
+
+
+@pytest.mark.parametrize("hw", [(33, 41), (473, 473)])
+def test_export_onnx_matches_mindspore(trained, hw):
+    cfg, ckpt, tmp = trained
+    r = export_model(cfg.model, cfg.data.classes, str(ckpt), "ONNX", 1, hw[0], hw[1], str(tmp / f"o{hw[0]}"))
+    assert r["max_abs_diff"] < 1e-4 and r["argmax_agreement"] == 1.0
+    import onnx
+
+    model = onnx.load(r["file"])
+    ops = {n.op_type for n in model.graph.node}
+    assert not ops & {"Resize", "GlobalAveragePool", "AveragePool"}  # pooling/resizes became matmuls
+
+
+def test_air_needs_ascend(trained):
+    cfg, ckpt, tmp = trained
+    with pytest.raises(ExportError, match="AIR export needs the Ascend backend"):
+        export_model(cfg.model, cfg.data.classes, str(ckpt), "AIR", 1, 33, 33, str(tmp / "a"), device_target="CPU")
+
+
+def test_all_backends_give_the_same_predictions(trained, exported):
+    cfg, ckpt, tmp = trained
+    results = {"ms": run_eval(cfg, str(ckpt), "ms", results_dir=str(tmp / "b_ms"))}
+    results["mindir"] = run_eval(cfg, exported["MINDIR"]["file"], "mindir", results_dir=str(tmp / "b_mindir"))
+    results["onnx"] = run_eval(cfg, exported["ONNX"]["file"], "onnx", results_dir=str(tmp / "b_onnx"))
+    ref = _gray(tmp / "b_ms")
+    for b in ("mindir", "onnx"):
+        got = _gray(tmp / f"b_{b}")
+        assert got.keys() == ref.keys()
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k])
+        assert results[b]["confusion_matrix"] == results["ms"]["confusion_matrix"]
+
+
+def test_backend_shape_mismatch_is_clear(trained, exported):
+    cfg, _, _ = trained
+    with pytest.raises(BackendError, match=r"exported for input \[2, 3, 33, 33\]"):
+        onnx_predict(exported["ONNX"]["file"], 1, (33, 33), cfg.data.classes)
+
+
+def test_offline_flow_equals_eval(trained, exported):
+    cfg, ckpt, tmp = trained
+    work = tmp / "work"
+    protocol = protocol_from_config(cfg.data, cfg.eval)
+    meta = preprocess(str(Path(cfg.data.data_root) / cfg.data.val_list), cfg.data.data_root, str(work), protocol)
+    assert meta["input_shape"] == [2, 3, 33, 33]
+    n = run_inputs(str(work), onnx_predict(exported["ONNX"]["file"], 2, (33, 33), cfg.data.classes))
+    assert n == len(list((work / "input").glob("*.bin")))
+    from src.data.labels import dataset_spec
+
+    matrix = postprocess(str(work), dataset_spec("synthetic", 6), 255, str(work / "pics"))
+    ref = run_eval(cfg, str(ckpt), "ms", results_dir=str(tmp / "off_ref"))
+    assert matrix.tolist() == ref["confusion_matrix"]
+    assert _gray(work / "pics").keys() == _gray(tmp / "off_ref").keys()
+    (work / "output" / sorted(p.name for p in (work / "output").iterdir())[0]).unlink()
+    with pytest.raises(DataError, match="missing model output"):
+        postprocess(str(work), dataset_spec("synthetic", 6))
+
+
+def test_predict_writes_masks_of_image_size_with_palette(trained, tmp_path):
+    cfg, ckpt, tmp = trained
+    from src.evaluation.backends import make_predict
+
+    protocol = protocol_from_config(cfg.data, cfg.eval)
+    predict = make_predict("ms", str(ckpt), cfg.model, 6, protocol.batch_size, (33, 33))
+    img = np.random.default_rng(0).integers(0, 255, (70, 25, 3), np.uint8)
+    Image.fromarray(img).save(tmp_path / "odd.png")
+    paths = collect_images([str(tmp_path)])
+    written = predict_images(paths, predict, protocol, tmp_path / "out", voc_palette())
+    mask = Image.open(written[0])
+    assert mask.size == (25, 70) and mask.mode == "P"
+    assert mask.getpalette()[: 3 * 6] == voc_palette()[:6].reshape(-1).tolist()
+    with pytest.raises(DataError, match="input not found"):
+        collect_images([str(tmp_path / "nope.jpg")])
+
+
+def test_checkpoint_for_other_classes_is_refused(trained):
+    cfg, ckpt, _ = trained
+    from src.evaluation.backends import load_eval_network
+
+    with pytest.raises(CheckpointError, match=r"cls\.4\.weight.*\n?.*6 classes|shape mismatch") as info:
+        load_eval_network(cfg.model, 21, str(ckpt))
+    assert "21 classes" in str(info.value) and "cls.4.weight" in str(info.value)
+
+
+def test_missing_list_is_clear(trained, tmp_path):
+    cfg, ckpt, _ = trained
+    from src.config import apply_overrides
+    import copy
+
+    bad = copy.deepcopy(cfg)
+    apply_overrides(bad, ["data.val_list", "nope.txt"])
+    with pytest.raises(DataError, match="nope.txt"):
+        run_eval(bad, str(ckpt), "ms", results_dir=str(tmp_path / "r"))

@@ -1,0 +1,142 @@
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import mindspore as ms
+
+from helpers import make_shapes, tiny_config
+from src.checkpoint import CheckpointError
+from src.evaluation.metrics import ConfusionMatrix
+from src.model.pspnet import PSPNet
+from src.train.loop import Trainer, TrainingError, epoch_checkpoints
+from src.train.lr import build_optimizer, current_lrs, poly_lr, split_params
+from src.train.records import MetricsLog
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    return make_shapes(tmp_path_factory.mktemp("shapes"), num=6, size=48, seed=2)
+
+
+@pytest.fixture
+def graph_mode():
+    ms.set_context(mode=ms.GRAPH_MODE)
+    yield
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+
+
+def test_poly_schedule_values():
+    lr = poly_lr(0.01, 100, 0.9)
+    assert lr[0] == pytest.approx(0.01)
+    for it in (1, 37, 99):
+        assert lr[it] == pytest.approx(0.01 * (1 - it / 100) ** 0.9, rel=1e-6)
+    assert np.all(np.diff(lr) < 0)
+
+
+def test_head_lr_is_exactly_ten_times_backbone_at_every_step():
+    net = PSPNet(classes=3, layers=50)
+    opt = build_optimizer(net, 0.01, 50, 0.9, head_lr_mult=10.0)
+    backbone, head = split_params(net)
+    assert {p.name.split(".")[0] for p in head} == {"ppm", "cls", "aux"}
+    assert all(p.name.startswith("layer") for p in backbone)
+    assert len(backbone) + len(head) == len(net.trainable_params())
+    for step in (0, 1, 17, 49):
+        opt.global_step.set_data(ms.Tensor(np.array([step], np.int32)))
+        lrs = {p.name: float(opt.get_lr_parameter(p).asnumpy().reshape(-1)[step]) for p in (backbone[0], head[0], head[-1])}
+        b = lrs[backbone[0].name]
+        assert b == pytest.approx(0.01 * (1 - step / 50) ** 0.9, rel=1e-6)
+        assert lrs[head[0].name] == pytest.approx(10 * b, rel=1e-6) and lrs[head[-1].name] == pytest.approx(10 * b, rel=1e-6)
+        assert current_lrs(opt) == pytest.approx([b, 10 * b], rel=1e-6)
+
+
+def test_loss_goes_down_and_records_are_written(shapes, tmp_path, graph_mode):
+    cfg = tiny_config(shapes, tmp_path / "run", train={"epochs": 4, "base_lr": 0.02})
+    summary = Trainer(cfg).run()
+    records = MetricsLog(tmp_path / "run" / "metrics.jsonl").read()
+    losses = [r["loss"] for r in records if r["kind"] == "step"]
+    assert len(losses) == summary["step"] == 4 * 2
+    assert np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2])
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
+    assert (tmp_path / "run" / "config.yaml").is_file()
+    assert [e for e, _ in epoch_checkpoints(tmp_path / "run" / "checkpoints")] == [2, 3, 4]  # keep_last 3
+
+
+def test_overfit_reaches_high_training_miou(shapes, tmp_path, graph_mode):
+    # A handful of images, fixed crops: the whole loop must be able to fit them.
+    root = make_shapes(tmp_path / "few", num=4, size=64, seed=1)
+    cfg = tiny_config(root, tmp_path / "ovf", train={"epochs": 80, "batch_size": 3, "crop_h": 41, "crop_w": 57,
+                                                     "base_lr": 0.05, "save_every": 1000, "log_every": 20})
+    trainer = Trainer(cfg)
+    trainer.run()
+    images, labels = next(trainer.train_ds.create_tuple_iterator(num_epochs=1, output_numpy=True))
+    cm = ConfusionMatrix(6)
+    cm.update(trainer.net(ms.Tensor(images))[0].asnumpy().argmax(1), labels)  # training-mode output, as semseg's train mIoU
+    scores = cm.scores()
+    assert scores.miou_present > 0.85, scores.iou
+
+
+def test_resume_continues_schedule_exactly(shapes, tmp_path):
+    straight = Trainer(tiny_config(shapes, tmp_path / "a", train={"epochs": 3}))
+    full = straight.run()
+    first = Trainer(tiny_config(shapes, tmp_path / "b", train={"epochs": 3}))
+    part = first.run(stop_after_epoch=1)
+    assert part["epoch"] == 1 and part["step"] == 2
+    resumed = Trainer(tiny_config(shapes, tmp_path / "b", train={"epochs": 3}), resume="auto")
+    assert resumed.state.epoch == 1 and resumed.state.step == 2 and resumed.sampler.epoch == 1
+    rest = resumed.run()
+    assert rest["step"] == full["step"] == 6 and rest["epoch"] == 3
+    assert rest["lr"] == pytest.approx(full["lr"], rel=1e-6)
+    a = {p.name: p.asnumpy() for p in straight.net.trainable_params()}
+    for p in resumed.net.trainable_params():
+        np.testing.assert_allclose(p.asnumpy(), a[p.name], rtol=1e-4, atol=1e-5, err_msg=p.name)
+
+
+def test_resume_from_corrupt_or_weights_only_checkpoint_is_refused(shapes, tmp_path):
+    Trainer(tiny_config(shapes, tmp_path / "r", train={"epochs": 1})).run()
+    ckpt = tmp_path / "r" / "checkpoints" / "epoch_0001.ckpt"
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(ckpt.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="cut.ckpt"):
+        Trainer(tiny_config(shapes, tmp_path / "r2", train={"epochs": 2}), resume=str(cut))
+    from src.checkpoint import arrays_to_entries, read_checkpoint, save_checkpoint_atomic
+
+    weights = {k: v for k, v in read_checkpoint(ckpt).items() if k.startswith(("layer", "ppm", "cls", "aux"))}
+    save_checkpoint_atomic(arrays_to_entries(weights), tmp_path / "w.ckpt")
+    with pytest.raises(CheckpointError, match="weights-only"):
+        Trainer(tiny_config(shapes, tmp_path / "r3", train={"epochs": 2}), resume=str(tmp_path / "w.ckpt"))
+    with pytest.raises(CheckpointError, match="not found"):
+        Trainer(tiny_config(shapes, tmp_path / "r4"), resume=str(tmp_path / "nope.ckpt"))
+
+
+def test_non_finite_loss_stops_without_saving(shapes, tmp_path):
+    cfg = tiny_config(shapes, tmp_path / "nan", train={"epochs": 3, "base_lr": 1e18, "save_every": 1})
+    with pytest.raises(TrainingError, match=r"loss is (nan|inf) at step \d+") as info:
+        Trainer(cfg).run()
+    step = int(str(info.value).split("at step ")[1].split()[0])
+    saved = epoch_checkpoints(tmp_path / "nan" / "checkpoints")
+    for epoch, path in saved:  # only checkpoints written before the bad step, and they hold finite weights
+        assert epoch * 2 < step
+        assert all(np.isfinite(v).all() for v in __import__("src.checkpoint", fromlist=["x"]).read_checkpoint(path).values())
+
+
+def test_cpu_refuses_amp(shapes, tmp_path):
+    from src.config import ConfigError
+
+    with pytest.raises(ConfigError, match="CPU"):
+        Trainer(tiny_config(shapes, tmp_path / "amp", train={"amp_level": "O2"}), device_target="CPU")
+
+
+def test_batch_must_split_over_devices(shapes, tmp_path):
+    from src.data.pipeline import build_train_pipeline
+
+    cfg = tiny_config(shapes, tmp_path / "x", train={"batch_size": 3})
+    with pytest.raises(ValueError, match="not divisible by 2 devices"):
+        build_train_pipeline(cfg.data, cfg.train, 0, 2)
