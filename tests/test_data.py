@@ -163,9 +163,11 @@ def test_sampler_shards_cover_every_sample_once():
     no_wrap = [EpochShardSampler(n, world, r, shuffle=False, wrap=False).indices(0) for r in range(world)]
     assert sorted(i for s in no_wrap for i in s) == list(range(n))
     s = EpochShardSampler(n, 1, 0, seed=5)
-    first, second = list(iter(s)), list(iter(s))
-    assert sorted(first) == list(range(n)) and sorted(second) == list(range(n, 2 * n))  # epoch-tagged
+    codes = s.codes(0, 2, batch_size=4)  # each epoch cut to whole batches: 8 of 11
+    first, second = codes[:8], codes[8:]
+    assert len(codes) == 16 and all(c < n for c in first) and all(n <= c < 2 * n for c in second)  # epoch-tagged
     assert [c - n for c in second] != first  # reshuffled
+    assert s.codes(1, 2, 4) == second  # a resumed run reads exactly what the uninterrupted one did
 
 
 def test_augmentation_differs_per_sample_and_epoch_and_reproduces(shapes_root):
@@ -193,7 +195,7 @@ def test_two_workers_draw_different_augmentations(shapes_root):
     cfg = config_from_dict({"data": {"dataset": "synthetic", "data_root": str(shapes_root), "classes": 6,
                                      "train_list": "dup.txt", "workers": 2},
                             "train": {"crop_h": 33, "crop_w": 33, "batch_size": 2, "seed": 4}})
-    ds, _, _ = build_train_pipeline(cfg.data, cfg.train)
+    ds, _, _ = build_train_pipeline(cfg.data, cfg.train, end_epoch=1)
     images = [img for batch in ds.create_tuple_iterator(num_epochs=1, output_numpy=True) for img in batch[0]]
     assert len(images) == 8
     flat = {img.tobytes() for img in images}

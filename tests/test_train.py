@@ -72,8 +72,10 @@ def test_loss_goes_down_and_records_are_written(shapes, tmp_path, graph_mode):
 def test_overfit_reaches_high_training_miou(shapes, tmp_path, graph_mode):
     # A handful of images, fixed crops: the whole loop must be able to fit them.
     root = make_shapes(tmp_path / "few", num=4, size=64, seed=1)
-    cfg = tiny_config(root, tmp_path / "ovf", train={"epochs": 80, "batch_size": 3, "crop_h": 41, "crop_w": 57,
-                                                     "base_lr": 0.05, "save_every": 1000, "log_every": 20})
+    # From scratch the recipe's 10x head lr is too aggressive; the check is that the loop can fit the data.
+    cfg = tiny_config(root, tmp_path / "ovf", train={"epochs": 40, "batch_size": 3, "crop_h": 49, "crop_w": 65,
+                                                     "base_lr": 0.05, "head_lr_mult": 1.0, "save_every": 1000,
+                                                     "log_every": 20})
     trainer = Trainer(cfg)
     trainer.run()
     images, labels = next(trainer.train_ds.create_tuple_iterator(num_epochs=1, output_numpy=True))
@@ -90,7 +92,8 @@ def test_resume_continues_schedule_exactly(shapes, tmp_path):
     part = first.run(stop_after_epoch=1)
     assert part["epoch"] == 1 and part["step"] == 2
     resumed = Trainer(tiny_config(shapes, tmp_path / "b", train={"epochs": 3}), resume="auto")
-    assert resumed.state.epoch == 1 and resumed.state.step == 2 and resumed.sampler.epoch == 1
+    assert resumed.state.epoch == 1 and resumed.state.step == 2 and resumed.start_epoch == 1
+    assert resumed.sampler.indices(1) == straight.sampler.indices(1)
     rest = resumed.run()
     assert rest["step"] == full["step"] == 6 and rest["epoch"] == 3
     assert rest["lr"] == pytest.approx(full["lr"], rel=1e-6)

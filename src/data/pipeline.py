@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Iterator, List, Optional
+from typing import List, Optional
 
 import numpy as np
 
@@ -15,26 +15,31 @@ logger = logging.getLogger(__name__)
 
 
 class EpochShardSampler:
-    """Indices for one rank, a fresh shuffle each epoch, each index tagged with its epoch.
+    """Which samples one rank reads in each epoch: a fresh shuffle per epoch, sharded by rank.
 
-    Yields ``epoch * n + i``.  The permutation of epoch ``e`` comes from
-    ``(seed, e)``; it is padded by wrapping to a multiple of ``num_shards``
-    and rank ``r`` takes positions ``r, r + num_shards, ...`` (as
-    ``DistributedSampler``), so across ranks every sample is used once per
-    epoch (plus at most ``num_shards - 1`` repeats); with ``wrap=False``
-    (evaluation) nothing is repeated and ranks may get one sample less.  ``len()`` is the number
-    of indices per rank per epoch.  Each ``iter()`` starts the next epoch;
-    ``start_epoch`` resumes a run.
+    The permutation of epoch ``e`` comes from ``(seed, e)``; it is padded by
+    wrapping to a multiple of ``num_shards`` and rank ``r`` takes positions
+    ``r, r + num_shards, ...`` (as ``DistributedSampler``), so across ranks
+    every sample is used once per epoch (plus at most ``num_shards - 1``
+    repeats); with ``wrap=False`` (evaluation) nothing is repeated and ranks
+    may get one sample less.  ``len()`` is the number of indices per rank
+    per epoch.
+
+    The object is stateless: :meth:`codes` lists a whole run up front, each
+    index tagged with its epoch as ``epoch * n + i`` so the dataset can seed
+    that sample's augmentation.  (MindSpore iterates a Python sampler while
+    building the pipeline and keeps a copy, so per-epoch state inside a
+    sampler would drift.)
     """
 
     def __init__(self, n: int, num_shards: int = 1, shard_id: int = 0, shuffle: bool = True, seed: int = 0,
-                 start_epoch: int = 0, wrap: bool = True) -> None:
+                 wrap: bool = True) -> None:
         if n < 1:
             raise ValueError("cannot sample from an empty dataset")
         if not 0 <= shard_id < num_shards:
             raise ValueError(f"shard_id {shard_id} not in [0, {num_shards})")
         self.n, self.num_shards, self.shard_id = n, num_shards, shard_id
-        self.shuffle, self.seed, self.epoch, self.wrap = shuffle, seed, start_epoch, wrap
+        self.shuffle, self.seed, self.wrap = shuffle, seed, wrap
 
     def __len__(self) -> int:
         if self.wrap:
@@ -42,16 +47,33 @@ class EpochShardSampler:
         return len(range(self.shard_id, self.n, self.num_shards))
 
     def indices(self, epoch: int) -> List[int]:
-        """This rank's indices (without the epoch tag) for ``epoch``."""
+        """This rank's sample indices for ``epoch``."""
         order = np.random.default_rng([self.seed, epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
         if self.wrap:
             order = np.resize(order, len(self) * self.num_shards)  # repeats from the start
         return order[self.shard_id::self.num_shards].tolist()
 
-    def __iter__(self) -> Iterator[int]:
-        epoch = self.epoch
-        self.epoch += 1
-        return iter([epoch * self.n + i for i in self.indices(epoch)])
+    def codes(self, start_epoch: int, end_epoch: int, batch_size: int = 1) -> List[int]:
+        """Epoch-tagged indices for epochs ``start_epoch .. end_epoch - 1``, each epoch cut to whole batches."""
+        out: List[int] = []
+        for epoch in range(start_epoch, end_epoch):
+            idx = self.indices(epoch)
+            idx = idx[: len(idx) // batch_size * batch_size]
+            out += [epoch * self.n + i for i in idx]
+        return out
+
+
+class EpochTagged:
+    """Presents ``source`` as ``num_epochs * len(source)`` items so epoch-tagged indices are in range."""
+
+    def __init__(self, source: SegDataset, num_epochs: int) -> None:
+        self.source, self.num_epochs = source, num_epochs
+
+    def __len__(self) -> int:
+        return len(self.source) * self.num_epochs
+
+    def __getitem__(self, code: int):
+        return self.source[code]
 
 
 def make_dataset(data_cfg, list_name: str, transform, seed: int) -> SegDataset:
@@ -62,33 +84,36 @@ def make_dataset(data_cfg, list_name: str, transform, seed: int) -> SegDataset:
     return SegDataset(samples, spec, data_cfg.classes, transform, seed, data_cfg.on_bad_sample)
 
 
-def generator_dataset(source: SegDataset, sampler: EpochShardSampler, batch_size: int, workers: int,
-                      drop_remainder: bool):
-    """Wrap ``source`` in ``mindspore.dataset.GeneratorDataset`` with worker processes and batching."""
+def generator_dataset(source, codes: List[int], batch_size: int, workers: int, drop_remainder: bool):
+    """``mindspore.dataset.GeneratorDataset`` reading ``source[code]`` for each code, in batches."""
     import mindspore.dataset as mds
 
-    ds = mds.GeneratorDataset(source, column_names=["image", "label"], sampler=sampler,
-                              num_parallel_workers=max(1, workers), python_multiprocessing=workers > 1,
-                              max_rowsize=64)
+    ds = mds.GeneratorDataset(source, column_names=["image", "label"], sampler=codes,
+                              num_parallel_workers=max(1, workers), python_multiprocessing=workers > 1)
     return ds.batch(batch_size, drop_remainder=drop_remainder)
 
 
-def build_train_pipeline(data_cfg, train_cfg, rank: int = 0, group_size: int = 1, start_epoch: int = 0):
-    """Training batches for this rank: per-device batch = global batch / devices, remainder dropped.
+def build_train_pipeline(data_cfg, train_cfg, rank: int = 0, group_size: int = 1, start_epoch: int = 0,
+                         end_epoch: Optional[int] = None):
+    """Training batches for this rank for epochs ``start_epoch .. end_epoch - 1`` in one pass.
 
-    Returns ``(dataset, source, sampler)``.
+    Per-device batch = global batch / devices; each epoch is cut to whole
+    batches, so an epoch is exactly ``len(sampler) // per_device`` batches.
+    Returns ``(dataset, source, sampler)``; iterate the dataset once.
     """
     if train_cfg.batch_size % group_size:
         raise ValueError(f"train.batch_size {train_cfg.batch_size} is not divisible by {group_size} devices")
     per_device = train_cfg.batch_size // group_size
     source = make_dataset(data_cfg, data_cfg.train_list, train_transform_from_config(data_cfg, train_cfg),
                           train_cfg.seed)
-    sampler = EpochShardSampler(len(source), group_size, rank, shuffle=True, seed=train_cfg.seed,
-                                start_epoch=start_epoch)
+    sampler = EpochShardSampler(len(source), group_size, rank, shuffle=True, seed=train_cfg.seed)
     if len(sampler) < per_device:
         raise ValueError(f"{data_cfg.train_list}: {len(sampler)} samples per device is fewer than one batch of "
                          f"{per_device}")
-    return generator_dataset(source, sampler, per_device, data_cfg.workers, drop_remainder=True), source, sampler
+    end_epoch = train_cfg.epochs if end_epoch is None else end_epoch
+    codes = sampler.codes(start_epoch, max(end_epoch, start_epoch + 1), per_device)
+    tagged = EpochTagged(source, max(end_epoch, start_epoch + 1))
+    return generator_dataset(tagged, codes, per_device, data_cfg.workers, drop_remainder=True), source, sampler
 
 
 def build_val_pipeline(data_cfg, crop_h: int, crop_w: int, batch_size: int, rank: int = 0, group_size: int = 1):
@@ -96,4 +121,5 @@ def build_val_pipeline(data_cfg, crop_h: int, crop_w: int, batch_size: int, rank
     transform = CenterCropTransform(crop_h, crop_w, tuple(data_cfg.mean), tuple(data_cfg.std), data_cfg.ignore_label)
     source = make_dataset(data_cfg, data_cfg.val_list, transform, 0)
     sampler = EpochShardSampler(len(source), group_size, rank, shuffle=False, wrap=False)
-    return generator_dataset(source, sampler, batch_size, data_cfg.workers, drop_remainder=False), source, sampler
+    return generator_dataset(source, sampler.indices(0), batch_size, data_cfg.workers, drop_remainder=False), \
+        source, sampler

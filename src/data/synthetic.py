@@ -48,7 +48,7 @@ def _texture(rng: np.random.Generator, h: int, w: int, base: Tuple[int, int, int
 
 def _shape_mask(rng: np.random.Generator, cls: int, h: int, w: int) -> np.ndarray:
     mask = np.zeros((h, w), np.uint8)
-    r = int(rng.uniform(0.09, 0.2) * min(h, w))
+    r = int(rng.uniform(0.14, 0.26) * min(h, w))
     cy, cx = int(rng.integers(r, h - r)), int(rng.integers(r, w - r))
     if cls == 1:  # square, slightly rotated
         box = cv2.boxPoints(((cx, cy), (2 * r, 2 * r), float(rng.uniform(-20, 20))))
@@ -60,10 +60,10 @@ def _shape_mask(rng: np.random.Generator, cls: int, h: int, w: int) -> np.ndarra
         pts = [(cx + r * np.cos(ang + k * 2 * np.pi / 3), cy + r * np.sin(ang + k * 2 * np.pi / 3)) for k in range(3)]
         cv2.fillPoly(mask, [np.asarray(pts, np.int32)], 1)
     elif cls == 4:  # bar
-        box = cv2.boxPoints(((cx, cy), (2.4 * r, 0.6 * r), float(rng.uniform(0, 180))))
+        box = cv2.boxPoints(((cx, cy), (2.2 * r, 0.8 * r), float(rng.uniform(0, 180))))
         cv2.fillPoly(mask, [box.astype(np.int32)], 1)
     else:  # ring
-        cv2.circle(mask, (cx, cy), r, 1, max(2, r // 3))
+        cv2.circle(mask, (cx, cy), r, 1, max(3, r // 2))
     return mask
 
 
@@ -78,7 +78,7 @@ def make_shapes_sample(rng: np.random.Generator, h: int, w: int) -> Tuple[np.nda
     base = tuple(int(v) for v in rng.integers(70, 190, 3))
     image = _texture(rng, h, w, base, 25.0)
     label = np.zeros((h, w), np.uint8)
-    for _ in range(int(rng.integers(1, 5))):
+    for _ in range(int(rng.integers(1, 4))):
         cls = int(rng.integers(1, 6))
         mask = _shape_mask(rng, cls, h, w)
         color = np.asarray(SHAPE_TINTS[cls], np.float32) + rng.normal(0, 15, 3).astype(np.float32)

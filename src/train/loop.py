@@ -1,6 +1,7 @@
 """The training loop: model, optimizer, data, evaluation, checkpoints, resume and records."""
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -85,6 +86,12 @@ def load_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.O
                                   f"expected {p.shape}")
         p.set_data(ms.Tensor(opt_saved[name], p.dtype))
     return TrainState(int(params["epoch_num"][0]), int(params["step_num"][0]), float(params["best_miou"][0]))
+
+
+def peek_epoch(path: str | os.PathLike) -> int:
+    """The completed-epoch counter stored in a training checkpoint (0 if it has none)."""
+    params = read_checkpoint(path)
+    return int(params["epoch_num"][0]) if "epoch_num" in params else 0
 
 
 def epoch_checkpoints(ckpt_dir: str | os.PathLike) -> List[Tuple[int, Path]]:
@@ -185,6 +192,7 @@ class Trainer:
             save_config(cfg, self.save_dir / "config.yaml")
         self.records = MetricsLog(self.save_dir / "metrics.jsonl") if self.is_main else None
 
+        ms.set_seed(t.seed)  # the same seed gives the same initial weights on every rank and every run
         net = build_pspnet(cfg.model, cfg.data.classes, for_training=True,
                            norm=_norm_factory(device_target, group_size, t.sync_bn))
         if t.amp_level != "O0" and device_target != "CPU":
@@ -194,7 +202,12 @@ class Trainer:
         if cfg.model.pretrained and resume_path is None:
             load_checkpoint_strict(net, cfg.model.pretrained, allow_missing=("ppm.", "cls.", "aux."))
 
-        self.train_ds, self.source, self.sampler = build_train_pipeline(cfg.data, t, rank, group_size)
+        # The sampler must know the epoch to resume at before the pipeline is built (the pipeline keeps
+        # its own copy of it), so the counters are read first and the weights once everything exists.
+        start_epoch = peek_epoch(resume_path) if resume_path is not None else 0
+        self.train_ds, self.source, self.sampler = build_train_pipeline(cfg.data, t, rank, group_size,
+                                                                        start_epoch=start_epoch)
+        self.start_epoch = start_epoch
         self.steps_per_epoch = len(self.sampler) // (t.batch_size // group_size)
         self.total_steps = t.epochs * self.steps_per_epoch
         if t.max_steps:
@@ -206,7 +219,6 @@ class Trainer:
             self.state = load_train_checkpoint(resume_path, net, self.optimizer)
             logger.info("resumed from %s: epoch %d, step %d, best mIoU %.4f", resume_path, self.state.epoch,
                         self.state.step, self.state.best_miou)
-            self.sampler.epoch = self.state.epoch
         self.net = net
         self.step_cell = TrainStep(NetWithLoss(net, cfg.data.ignore_label, t.aux_weight), self.optimizer,
                                    group_size, loss_scale)
@@ -228,13 +240,15 @@ class Trainer:
         planned = min(self.total_steps, last_epoch * self.steps_per_epoch)
         logger.info("training %d epoch(s) x %d steps (global batch %d on %d device(s)); schedule %d steps",
                     remaining, self.steps_per_epoch, t.batch_size, self.group_size, self.total_steps)
-        iterator = self.train_ds.create_tuple_iterator(num_epochs=max(1, remaining), output_numpy=True)
+        if state.epoch != self.start_epoch:
+            raise TrainingError("a Trainer runs once; build a new one (with resume) to continue")
+        batches = iter(self.train_ds.create_tuple_iterator(num_epochs=1, output_numpy=True))
         run_start, run_steps, last_miou = time.perf_counter(), 0, None
         for epoch in range(state.epoch, last_epoch):
             if state.step >= self.total_steps:
                 break
             tick = time.perf_counter()
-            for i, (image, label) in enumerate(iterator, start=1):
+            for i, (image, label) in enumerate(itertools.islice(batches, self.steps_per_epoch), start=1):
                 lrs = current_lrs(self.optimizer)
                 total, main, aux = (v.asnumpy().item() for v in self.step_cell(ms.Tensor(image), ms.Tensor(label)))
                 state.step += 1
