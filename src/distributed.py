@@ -31,13 +31,37 @@ def init_distributed() -> Tuple[int, int]:
     return rank, size
 
 
+DIGIT_BITS = 12
+DIGITS = 6  # 72 bits: any non-negative int64 count
+
+
+def split_digits(array: np.ndarray) -> np.ndarray:
+    """Non-negative integers -> (DIGITS, ...) base-4096 digits, least significant first."""
+    a = np.asarray(array).astype(np.int64)
+    return np.stack([(a >> (DIGIT_BITS * k)) & ((1 << DIGIT_BITS) - 1) for k in range(DIGITS)])
+
+
+def join_digits(digits: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`split_digits`; digits may exceed 4095 (sums of digits) and carry correctly."""
+    return sum(digits[k].astype(np.int64) << (DIGIT_BITS * k) for k in range(DIGITS))
+
+
 def allreduce_sum(array: np.ndarray, group_size: int) -> np.ndarray:
-    """Sum a numpy array over all ranks (identity when not distributed)."""
+    """Sum a numpy array over all ranks (identity when not distributed).
+
+    MindSpore's CPU AllReduce takes float32/float16 only, and float32 is not
+    exact above 2**24.  Non-negative integer arrays (confusion matrices) are
+    therefore sent as base-4096 digits, each digit summed exactly in float32,
+    and put back together as int64.  Float arrays are summed in float32.
+    """
     if group_size <= 1:
         return array
     import mindspore as ms
     from mindspore import ops
 
-    dtype = array.dtype
-    summed = ops.AllReduce()(ms.Tensor(array.astype(np.float64 if dtype.kind == "f" else np.int64))).asnumpy()
-    return summed.astype(dtype)
+    if array.dtype.kind in "iu":
+        if array.size and array.min() < 0:
+            raise ValueError("allreduce_sum: integer arrays must be non-negative")
+        summed = ops.AllReduce()(ms.Tensor(split_digits(array).astype(np.float32))).asnumpy()
+        return join_digits(summed.astype(np.int64)).astype(array.dtype)
+    return ops.AllReduce()(ms.Tensor(array.astype(np.float32))).asnumpy().astype(array.dtype)

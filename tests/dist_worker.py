@@ -15,12 +15,14 @@ def main() -> None:
     from src.config import config_from_dict
     from src.device import setup_device
     from src.distributed import init_distributed
+    from src.logging_setup import setup_logging
     from src.train.loop import Trainer
 
     cfg = config_from_dict(json.loads(Path(sys.argv[1]).read_text()), sys.argv[1])
     out = Path(sys.argv[2])
     setup_device("CPU", "PYNATIVE", seed=5)
     rank, size = init_distributed()
+    setup_logging(rank)
     trainer = Trainer(cfg, "CPU", rank, size)
     if rank == 0:
         np.savez(out / "init.npz", **{p.name: p.asnumpy() for p in trainer.net.get_parameters()})

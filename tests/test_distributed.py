@@ -93,3 +93,13 @@ def test_data_parallel_step_equals_single_process_average(dist_run):
     r0 = np.load(out / "rank_0.npz")
     for p in net.trainable_params():
         np.testing.assert_allclose(p.asnumpy(), r0[p.name], rtol=1e-4, atol=1e-6, err_msg=p.name)
+
+
+def test_integer_sums_survive_float32_collectives():
+    from src.distributed import join_digits, split_digits
+
+    counts = np.array([[0, 1, 2 ** 24 + 1], [2 ** 40 + 12345, 4095, 4096]], np.int64)
+    digits = [split_digits(counts), split_digits(counts * 3)]
+    assert max(d.max() for d in digits) < 4096
+    summed = (digits[0].astype(np.float32) + digits[1].astype(np.float32)).astype(np.int64)  # what AllReduce does
+    np.testing.assert_array_equal(join_digits(summed), counts * 4)
