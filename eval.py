@@ -36,7 +36,7 @@ def main(argv=None) -> int:
         cfg = load_config(a.config, a.opts)
         if a.multi_scale:
             apply_overrides(cfg, ["eval.scales", "[0.5, 0.75, 1.0, 1.25, 1.5, 1.75]"])
-        setup_device(cfg.device.target, cfg.device.mode, quiet=cfg.device.quiet)
+        setup_device(cfg.device.target, cfg.device.mode, cfg.device.device_id, quiet=cfg.device.quiet)
         rank, size = init_distributed() if launched_distributed() else (0, 1)
         setup_logging(rank)
         run_eval(cfg, a.ckpt, a.backend, a.overwrite, a.results_dir, rank, size)

@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     log = logging.getLogger("export")
     try:
         cfg = load_config(a.config, a.opts)
-        target = setup_device(cfg.device.target, "GRAPH", quiet=cfg.device.quiet)
+        target = setup_device(cfg.device.target, "GRAPH", cfg.device.device_id, quiet=cfg.device.quiet)
         result = export_model(cfg.model, cfg.data.classes, a.ckpt, a.file_format, a.batch_size,
                               a.height or cfg.eval.test_h, a.width or cfg.eval.test_w,
                               a.file_name or f"pspnet{cfg.model.layers}", target, a.output, not a.no_verify,

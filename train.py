@@ -24,7 +24,8 @@ def main(argv=None) -> int:
 
     try:
         cfg = load_config(a.config, a.opts)
-        target = setup_device(cfg.device.target, cfg.device.mode, seed=cfg.train.seed, quiet=cfg.device.quiet)
+        target = setup_device(cfg.device.target, cfg.device.mode, cfg.device.device_id, seed=cfg.train.seed,
+                              quiet=cfg.device.quiet)
         rank, size = init_distributed() if (cfg.train.distributed or launched_distributed()) else (0, 1)
         setup_logging(rank)
         summary = run_training(cfg, target, rank, size, a.resume)

@@ -38,7 +38,7 @@ def main(argv=None) -> int:
         cfg = load_config(a.config, a.opts)
         backend = a.backend or {".mindir": "mindir", ".onnx": "onnx"}.get(Path(a.model).suffix, "ms")
         if backend != "onnx":
-            setup_device(cfg.device.target, cfg.device.mode, quiet=cfg.device.quiet)
+            setup_device(cfg.device.target, cfg.device.mode, cfg.device.device_id, quiet=cfg.device.quiet)
         protocol = protocol_from_config(cfg.data, cfg.eval)
         predict = make_predict(backend, a.model, cfg.model, cfg.data.classes, protocol.batch_size,
                                (protocol.crop_h, protocol.crop_w))

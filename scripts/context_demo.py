@@ -1,7 +1,7 @@
 """Train PSPNet and the no-PPM baseline on the synthetic boat-vs-car set with the same budget and compare.
 
 python scripts/context_demo.py [--config config/demo_context.yaml] [--out outputs/context_demo]
-                               [--num 160] [--size 128] [--opts KEY VALUE ...]
+                               [--num 120] [--size 128] [--opts KEY VALUE ...]
 Writes OUT/results.md (table), OUT/results.json and OUT/predictions.png.
 """
 import argparse
@@ -16,7 +16,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="config/demo_context.yaml")
     p.add_argument("--out", default="outputs/context_demo")
-    p.add_argument("--num", type=int, default=160, help="images (train + val)")
+    p.add_argument("--num", type=int, default=120, help="images (train + val)")
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--opts", nargs="*", default=[])

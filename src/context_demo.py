@@ -36,7 +36,7 @@ def boat_car_confusion(matrix: np.ndarray) -> Dict[str, float]:
             "car_as_boat": float(m[CAR, BOAT] / max(m[CAR].sum(), 1))}
 
 
-def run_context_demo(cfg: Config, out_dir: str, num: int = 160, size: int = 128, seed: int = 0,
+def run_context_demo(cfg: Config, out_dir: str, num: int = 120, size: int = 128, seed: int = 0,
                      overrides: Sequence[str] = (), examples: int = 4) -> Dict:
     """Generate the data, train and evaluate both variants, write ``results.json``, ``results.md``, ``predictions.png``."""
     out = Path(out_dir)

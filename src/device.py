@@ -68,8 +68,10 @@ def setup_device(target: str = "auto", mode: str = "GRAPH", device_id: Optional[
                  seed: Optional[int] = None, quiet: bool = True) -> str:
     """Select the device and execution mode; return the target actually used.
 
-    ``device_id`` defaults to the launcher's ``DEVICE_ID``/local rank when
-    unset.  ``seed`` seeds MindSpore (and numpy/random through ``ms.set_seed``).
+    A launcher's ``DEVICE_ID`` (rank-table launch) or ``MS_LOCAL_RANK_ID``
+    (msrun) takes precedence over ``device_id`` (the config's
+    ``device.device_id``), so each process of a data-parallel job gets its own
+    device.  ``seed`` seeds MindSpore's global seed.
     """
     if quiet and "GLOG_v" not in os.environ:
         os.environ["GLOG_v"] = "3"
@@ -79,8 +81,11 @@ def setup_device(target: str = "auto", mode: str = "GRAPH", device_id: Optional[
 
     if mode not in ("GRAPH", "PYNATIVE"):
         raise DeviceError(f"unknown mode '{mode}'; choose GRAPH or PYNATIVE")
-    if device_id is None:
-        device_id = int(os.environ.get("DEVICE_ID", os.environ.get("MS_LOCAL_RANK_ID", "0")))
+    launcher_id = os.environ.get("DEVICE_ID", os.environ.get("MS_LOCAL_RANK_ID"))
+    if launcher_id is not None:
+        device_id = int(launcher_id)
+    elif device_id is None:
+        device_id = 0
     if resolved == "CPU":
         ms.set_device("CPU")
     else:

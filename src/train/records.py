@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -28,7 +28,7 @@ class MetricsLog:
 
 
 def _panel(xs: Sequence[float], ys: Sequence[float], title: str, color: Tuple[int, int, int],
-           size: Tuple[int, int] = (300, 480)) -> np.ndarray:
+           size: Tuple[int, int] = (300, 480), y_range: Optional[Tuple[float, float]] = None) -> np.ndarray:
     h, w = size
     img = np.full((h, w, 3), 255, np.uint8)
     left, right, top, bottom = 60, 15, 30, 35
@@ -39,7 +39,10 @@ def _panel(xs: Sequence[float], ys: Sequence[float], title: str, color: Tuple[in
         return img
     xs, ys = np.asarray(xs, float), np.asarray(ys, float)
     x0, x1 = float(xs.min()), float(xs.max()) if xs.max() > xs.min() else float(xs.min()) + 1
-    y0, y1 = float(ys.min()), float(ys.max()) if ys.max() > ys.min() else float(ys.min()) + 1
+    if y_range is not None:
+        y0, y1 = y_range
+    else:
+        y0, y1 = float(ys.min()), float(ys.max()) if ys.max() > ys.min() else float(ys.min()) + 1
     px = left + (xs - x0) / (x1 - x0) * (w - left - right)
     py = (h - bottom) - (ys - y0) / (y1 - y0) * (h - top - bottom)
     pts = np.stack([px, py], 1).round().astype(np.int32)
@@ -59,9 +62,9 @@ def plot_curves(records: List[Dict], path: str | os.PathLike) -> Path:
     steps = [r for r in records if r.get("kind") == "step"]
     evals = [r for r in records if r.get("kind") == "eval"]
     loss = _panel([r["step"] for r in steps], [r["loss"] for r in steps], "training loss (per logged step)",
-                  (200, 60, 30))
+                  (30, 60, 200))
     miou = _panel([r["epoch"] for r in evals], [r["miou"] for r in evals], "validation mIoU (per epoch)",
-                  (40, 140, 40))
+                  (40, 140, 40), y_range=(0.0, 1.0))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), np.concatenate([loss, miou], axis=1))
