@@ -3,6 +3,7 @@
 # synthetic data set (no downloads). About 10 minutes on 2 cores.
 # Usage: bash scripts/quickstart.sh [OUT_DIR=outputs/quickstart]
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set -e/p' "$0" | grep "^#" | sed 's/^# \{0,1\}//'; exit 0;; esac
 cd "$(dirname "$0")/.."
 OUT=${1:-outputs/quickstart}
 DATA=data/synthetic_shapes

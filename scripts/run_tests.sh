@@ -2,6 +2,7 @@
 # Set up .venv if needed and run the test suite on CPU.  Extra arguments go to pytest.
 # Usage: bash scripts/run_tests.sh [pytest args]
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set -e/p' "$0" | grep "^#" | sed 's/^# \{0,1\}//'; exit 0;; esac
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 export GLOG_v="${GLOG_v:-3}"

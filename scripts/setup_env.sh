@@ -2,6 +2,7 @@
 # Create (or reuse) the project's virtual environment in .venv with the pinned requirements.
 # Usage: bash scripts/setup_env.sh            (PYTHON=python3.11 to choose the interpreter)
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set -e/p' "$0" | grep "^#" | sed 's/^# \{0,1\}//'; exit 0;; esac
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 if ! command -v "$PY" >/dev/null 2>&1; then

@@ -253,3 +253,34 @@ def test_prepare_voc_aug_overlap_rules(tmp_path):
     assert train == [f"JPEGImages/{n}.jpg" for n in "abef"] and counts == {"train_aug": 4, "val": 2}
     assert np.array(Image.open(voc / "SegmentationClassAug" / "e.png")).tolist() == [[7] * 5] * 4
     assert np.array(Image.open(voc / "SegmentationClassAug" / "a.png")).tolist() == [[3] * 5] * 4
+
+
+def test_prepare_ade20k_cityscapes_camvid_lists(tmp_path):
+    from src.data.prepare import prepare_ade20k, prepare_camvid, prepare_cityscapes
+
+    def touch(p):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x")
+
+    ade = tmp_path / "ade"
+    for split, n in (("training", 2), ("validation", 1)):
+        for i in range(n):
+            touch(ade / "images" / split / f"ADE_{split}_{i}.jpg")
+            touch(ade / "annotations" / split / f"ADE_{split}_{i}.png")
+    assert prepare_ade20k(str(ade)) == {"training": 2, "validation": 1}
+    assert (ade / "validation.txt").read_text().split() == ["images/validation/ADE_validation_0.jpg",
+                                                           "annotations/validation/ADE_validation_0.png"]
+    cs = tmp_path / "cs"
+    for split in ("train", "val"):
+        touch(cs / "leftImg8bit" / split / "aachen" / "aachen_000000_000019_leftImg8bit.png")
+        touch(cs / "gtFine" / split / "aachen" / "aachen_000000_000019_gtFine_labelIds.png")
+    assert prepare_cityscapes(str(cs)) == {"fine_train": 1, "fine_val": 1}
+    assert "gtFine/val/aachen/aachen_000000_000019_gtFine_labelIds.png" in (cs / "fine_val.txt").read_text()
+    cv = tmp_path / "camvid"
+    for split in ("train", "val", "test"):
+        touch(cv / split / "0001TP_006690.png")
+        touch(cv / f"{split}annot" / "0001TP_006690.png")
+    assert prepare_camvid(str(cv)) == {"train": 1, "val": 1, "test": 1}
+    (cv / "testannot" / "0001TP_006690.png").unlink()
+    with pytest.raises(DataError, match="no label"):
+        prepare_camvid(str(cv))

@@ -162,3 +162,16 @@ def test_missing_list_is_clear(trained, tmp_path):
     apply_overrides(bad, ["data.val_list", "nope.txt"])
     with pytest.raises(DataError, match="nope.txt"):
         run_eval(bad, str(ckpt), "ms", results_dir=str(tmp_path / "r"))
+
+
+def test_training_eval_full_mode_equals_eval_py(trained):
+    cfg, ckpt, tmp = trained
+    from src.evaluation.backends import load_eval_network
+    from src.train.loop import evaluate_net
+
+    net = load_eval_network(cfg.model, cfg.data.classes, str(ckpt))
+    matrix, count = evaluate_net(net, cfg, "full", 0, 1)
+    ref = run_eval(cfg, str(ckpt), "ms", results_dir=str(tmp / "full_ref"))
+    assert count == ref["images"] == 1 and matrix.tolist() == ref["confusion_matrix"]
+    fast, fast_count = evaluate_net(net, cfg, "fast", 0, 1)
+    assert fast_count == 1 and fast.sum() > 0

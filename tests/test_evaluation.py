@@ -148,3 +148,14 @@ def test_wide_tall_gray_and_rgba_images(tmp_path):
 def test_wrong_class_count_from_model():
     with pytest.raises(ValueError, match="outputs 3 classes but 5"):
         predict_scale(np.zeros((33, 33, 3), np.float32), Recorder(3), _protocol(classes=5))
+
+
+def test_overlay_blends_classes_and_keeps_background():
+    from src.evaluation.evaluate import overlay
+
+    img = np.full((2, 2, 3), 100, np.uint8)
+    color = np.zeros((2, 2, 3), np.uint8)
+    color[0, 0] = (200, 0, 0)
+    out = overlay(img, color)
+    assert out[1, 1].tolist() == [100, 100, 100]
+    assert out[0, 0].tolist() == [150, 50, 50]

@@ -35,8 +35,12 @@ def prepare_results_dir(path: str | os.PathLike, overwrite: bool) -> Path:
 
 
 def overlay(image_rgb: np.ndarray, color: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Blend a color mask over the image (both RGB uint8)."""
-    return cv2.addWeighted(image_rgb.astype(np.uint8), 1 - alpha, color, alpha, 0)
+    """Blend a color mask over the image (both RGB uint8); black mask pixels (VOC background) leave the image as is."""
+    image = np.clip(image_rgb, 0, 255).astype(np.uint8)
+    blend = cv2.addWeighted(image, 1 - alpha, color, alpha, 0)
+    keep = ~color.any(axis=2)
+    blend[keep] = image[keep]
+    return blend
 
 
 def save_prediction(pred: np.ndarray, image_rgb: np.ndarray, name: str, out_dir: Path, palette: np.ndarray) -> None:
