@@ -1,5 +1,4 @@
 """Shared test setup: MindSpore on CPU in PyNative mode, tiny shapes only."""
-import os
 import sys
 from pathlib import Path
 

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import mindspore as ms
 from mindspore import nn
 
 from src.checkpoint import (CheckpointError, arrays_to_entries, load_checkpoint_strict, load_params_strict,

@@ -1,7 +1,5 @@
 import json
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -12,7 +10,7 @@ from src.data.labels import IGNORE, VOC_CLASSES, ADE20K_CLASSES, dataset_spec, v
 from src.data.pipeline import EpochShardSampler, build_train_pipeline, make_dataset
 from src.data.prepare import check_list, prepare_voc_aug
 from src.data.synthetic import generate, write_palette_png
-from src.data.transforms import TrainTransform, crop, pad_to, rand_rotate, rand_scale, normalize
+from src.data.transforms import crop, pad_to, rand_rotate, rand_scale, normalize
 
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)

@@ -10,7 +10,6 @@ from helpers import make_shapes, tiny_config
 from src.checkpoint import CheckpointError
 from src.data.dataset import DataError
 from src.data.labels import voc_palette
-from src.device import setup_device
 from src.evaluation.backends import BackendError
 from src.evaluation.evaluate import ResultsExistError, collect_images, predict_images
 from src.evaluation.inference import protocol_from_config

@@ -1,4 +1,3 @@
-import json
 import math
 
 import cv2
@@ -8,7 +7,7 @@ from PIL import Image
 
 from src.evaluation.inference import (Protocol, merge_windows, plan_windows, predict_probs, predict_scale,
                                       run_batches, scaled_size, segment, window_starts)
-from src.evaluation.metrics import ConfusionMatrix, scores_from_matrix
+from src.evaluation.metrics import ConfusionMatrix
 
 
 # ---- metrics -------------------------------------------------------------

@@ -1,9 +1,3 @@
-import json
-import math
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +5,7 @@ import pytest
 import mindspore as ms
 
 from helpers import make_shapes, tiny_config
-from src.checkpoint import CheckpointError
+from src.checkpoint import CheckpointError, read_checkpoint
 from src.evaluation.metrics import ConfusionMatrix
 from src.model.pspnet import PSPNet
 from src.train.loop import Trainer, TrainingError, epoch_checkpoints
@@ -109,7 +103,7 @@ def test_resume_from_corrupt_or_weights_only_checkpoint_is_refused(shapes, tmp_p
     cut.write_bytes(ckpt.read_bytes()[:5000])
     with pytest.raises(CheckpointError, match="cut.ckpt"):
         Trainer(tiny_config(shapes, tmp_path / "r2", train={"epochs": 2}), resume=str(cut))
-    from src.checkpoint import arrays_to_entries, read_checkpoint, save_checkpoint_atomic
+    from src.checkpoint import arrays_to_entries, save_checkpoint_atomic
 
     weights = {k: v for k, v in read_checkpoint(ckpt).items() if k.startswith(("layer", "ppm", "cls", "aux"))}
     save_checkpoint_atomic(arrays_to_entries(weights), tmp_path / "w.ckpt")
@@ -127,7 +121,7 @@ def test_non_finite_loss_stops_without_saving(shapes, tmp_path):
     saved = epoch_checkpoints(tmp_path / "nan" / "checkpoints")
     for epoch, path in saved:  # only checkpoints written before the bad step, and they hold finite weights
         assert epoch * 2 < step
-        assert all(np.isfinite(v).all() for v in __import__("src.checkpoint", fromlist=["x"]).read_checkpoint(path).values())
+        assert all(np.isfinite(v).all() for v in read_checkpoint(path).values())
 
 
 def test_cpu_refuses_amp(shapes, tmp_path):

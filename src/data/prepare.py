@@ -21,7 +21,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from src.data.dataset import DataError, read_image, read_label, read_list
+from src.data.dataset import DataError, read_image, read_label
 from src.data.labels import IGNORE, dataset_spec
 
 logger = logging.getLogger(__name__)

@@ -114,8 +114,8 @@ def make_context_sample(rng: np.random.Generator, h: int, w: int) -> Tuple[np.nd
         dash = ((xx // 8) % 2 == 0) & (np.abs(yy - (band + h) // 2) <= 1)
         image[band:][dash] = 235
         label[band:] = 2
-    r = max(4, int(0.09 * min(h, w)))
-    for _ in range(int(rng.integers(1, 4))):
+    r = max(4, int(0.16 * min(h, w)))
+    for _ in range(int(rng.integers(2, 4))):
         cx = int(rng.integers(r + 1, w - r - 1))
         cy = int(rng.integers(r, max(r + 1, band - 2 * r)))
         mask = _hull_mask(h, w, cx, cy, r)

@@ -15,7 +15,7 @@ from PIL import Image
 from src.data.dataset import DataError, Sample, load_sample, read_image
 from src.data.labels import DatasetSpec, colorize
 from src.evaluation.inference import Predict, Protocol, segment
-from src.evaluation.metrics import ConfusionMatrix, Scores, format_table, scores_from_matrix
+from src.evaluation.metrics import ConfusionMatrix, Scores, format_table
 
 logger = logging.getLogger(__name__)
 

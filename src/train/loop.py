@@ -22,7 +22,9 @@ from src.data.dataset import read_list
 from src.data.labels import dataset_spec
 from src.data.pipeline import build_train_pipeline, build_val_pipeline
 from src.distributed import allreduce_sum
-from src.evaluation.inference import protocol_from_config, segment
+from src.evaluation.backends import ms_predict
+from src.evaluation.evaluate import evaluate_samples
+from src.evaluation.inference import protocol_from_config
 from src.evaluation.metrics import ConfusionMatrix, scores_from_matrix
 from src.model.pspnet import build_pspnet
 from src.model.resnet import batch_norm
@@ -157,19 +159,11 @@ def evaluate_net(net: nn.Cell, cfg: Config, mode: str, rank: int, group_size: in
             cm.update(pred, label)
             count += len(label)
     else:
-        from src.data.dataset import load_sample
-
         spec = dataset_spec(cfg.data.dataset, cfg.data.classes, cfg.data.class_names)
         samples = read_list(os.path.join(cfg.data.data_root, cfg.data.val_list), cfg.data.data_root)[rank::group_size]
-        protocol = protocol_from_config(cfg.data, cfg.eval)
-
-        def predict(batch):
-            return net(ms.Tensor(batch)).asnumpy()
-
-        for sample in samples:
-            image, label = load_sample(sample, spec, cfg.data.classes)
-            cm.update(segment(image, predict, protocol), label)
-            count += 1
+        cm.merge(evaluate_samples(samples, spec, ms_predict(net), protocol_from_config(cfg.data, cfg.eval),
+                                  cfg.data.ignore_label))
+        count = len(samples)
     net.set_train(True)
     return cm.matrix, count
 
