@@ -27,3 +27,12 @@ def reference_keys():
     if not path.is_file():
         pytest.skip(f"reference key file not found: {path}")
     return json.loads(path.read_text())
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage():
+    """Free the networks a test built before the next one builds more (each PSPNet-50 is ~200 MB)."""
+    yield
+    import gc
+
+    gc.collect()
