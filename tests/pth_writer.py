@@ -33,6 +33,20 @@ class Call:
         self.func, self.args = func, args
 
 
+class View:
+    """A tensor over ``base``'s storage with the given (possibly lying) size, stride and offset."""
+
+    def __init__(self, base: np.ndarray, size: Tuple[int, ...], stride: Tuple[int, ...], offset: int = 0) -> None:
+        self.base, self.size, self.stride, self.offset = base, size, stride, offset
+
+
+class Raw:
+    """Opcodes spliced into the pickle as they are."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
 class _Emitter:
     def __init__(self, legacy: bool) -> None:
         self.out = io.BytesIO()
@@ -84,6 +98,10 @@ class _Emitter:
             self._items(obj)
         elif isinstance(obj, np.ndarray):
             self._tensor(obj)
+        elif isinstance(obj, View):
+            self._tensor(obj.base, obj.size, obj.stride, obj.offset)
+        elif isinstance(obj, Raw):
+            w(obj.data)
         else:
             raise TypeError(f"cannot emit {type(obj)}")
 
@@ -95,18 +113,22 @@ class _Emitter:
                 self.emit(v)
             self.out.write(b"u")
 
-    def _tensor(self, arr: np.ndarray) -> None:
+    def _tensor(self, arr: np.ndarray, size=None, stride=None, offset: int = 0) -> None:
         arr = np.ascontiguousarray(arr)
-        key = str(len(self.storages))
-        self.storages.append((key, arr))
+        known = [k for k, a in self.storages if a is arr]  # one storage per array object, as torch shares them
+        key = known[0] if known else str(len(self.storages))
+        if not known:
+            self.storages.append((key, arr))
         stype = Global("torch", NAMES[arr.dtype])
         pid = ("storage", stype, key, "cpu", int(arr.size)) + ((None,) if self.legacy else ())
         self.emit(Global("torch._utils", "_rebuild_tensor_v2"))
         self.out.write(b"(")
         self.emit(pid)
         self.out.write(b"Q")
-        stride = tuple(int(s // arr.itemsize) for s in arr.strides) if arr.ndim else ()
-        for item in (0, tuple(int(s) for s in arr.shape), stride, False, collections.OrderedDict()):
+        if size is None:
+            size = tuple(int(s) for s in arr.shape)
+            stride = tuple(int(s // arr.itemsize) for s in arr.strides) if arr.ndim else ()
+        for item in (offset, tuple(size), tuple(stride), False, collections.OrderedDict()):
             self.emit(item)
         self.out.write(b"tR")
 
@@ -114,28 +136,36 @@ class _Emitter:
         return b"\x80\x02" + self.out.getvalue() + b"."
 
 
-def write_pth(obj: Any, path: str, legacy: bool = False) -> None:
-    """Write ``obj`` (dicts/lists of numpy arrays and scalars) as a PyTorch file."""
+def write_pth(obj: Any, path: str, legacy: bool = False, compression: int = zipfile.ZIP_STORED,
+              header: Dict[str, bytes] = None, numel_field: Dict[int, int] = None) -> None:
+    """Write ``obj`` (dicts/lists of numpy arrays and scalars) as a PyTorch file.
+
+    For hostile-file tests: ``header`` replaces a legacy header pickle ('magic', 'protocol', 'sys_info',
+    'keys') by the given bytes, ``numel_field`` replaces the element count written before storage i's
+    legacy data, and ``compression`` chooses the zip members' compression.
+    """
+    header = header or {}
+    numel_field = numel_field or {}
     em = _Emitter(legacy)
     em.emit(obj)
     body = em.finish()
     if not legacy:
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        with zipfile.ZipFile(path, "w", compression) as zf:
             zf.writestr("archive/data.pkl", body)
             zf.writestr("archive/byteorder", "little")
             for key, arr in em.storages:
                 zf.writestr(f"archive/data/{key}", arr.tobytes())
             zf.writestr("archive/version", "3\n")
         return
+    sys_info = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}
     with open(path, "wb") as f:
-        pickle.dump(0x1950A86A20F9469CFC6C, f, protocol=2)
-        pickle.dump(1001, f, protocol=2)
-        pickle.dump({"protocol_version": 1001, "little_endian": True,
-                     "type_sizes": {"short": 2, "int": 4, "long": 4}}, f, protocol=2)
+        f.write(header.get("magic", pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)))
+        f.write(header.get("protocol", pickle.dumps(1001, protocol=2)))
+        f.write(header.get("sys_info", pickle.dumps(sys_info, protocol=2)))
         f.write(body)
-        pickle.dump([k for k, _ in em.storages], f, protocol=2)
-        for _, arr in em.storages:
-            f.write(struct.pack("<q", arr.size))
+        f.write(header.get("keys", pickle.dumps([k for k, _ in em.storages], protocol=2)))
+        for i, (_, arr) in enumerate(em.storages):
+            f.write(struct.pack("<q", numel_field.get(i, arr.size)))
             f.write(arr.tobytes())
 
 

@@ -1,64 +1,125 @@
-"""Read PyTorch ``.pth`` files without PyTorch, refusing anything but tensors and containers.
+"""Read PyTorch ``.pth`` files without PyTorch, treating every byte as hostile.
 
-A ``.pth`` is a pickle, and unpickling can call any importable function.
-:class:`RestrictedUnpickler` resolves only the handful of globals a saved
-state dict needs (tensor rebuild helpers, storage types, ``OrderedDict``) and
-refuses every other global with :class:`PthError`.  Tensors come back as
-numpy arrays.
+A ``.pth`` is one or more pickles, and unpickling can call any importable
+function.  Three rules keep a hostile file from doing anything but fail:
+
+1. Every pickle in the file - the legacy magic number, protocol, sys_info and
+   key list as much as the state dict itself - is first walked opcode by
+   opcode (:func:`_scan_pickle`) without building anything: lengths that
+   point past the data, extension-registry and buffer opcodes, and (in the
+   header pickles) any global at all are refused.  Only then does
+   :class:`RestrictedUnpickler` build it, resolving just the few globals a
+   tensor state dict needs; the stand-ins it hands out refuse ``BUILD``.
+2. Every declared size is checked against the bytes the file holds before
+   anything is read or allocated: zip member sizes from the central
+   directory, each storage's element count against its bytes, each tensor's
+   logical size against its storage, and the total of all tensors.
+3. Whatever still goes wrong (``MemoryError`` and ``RecursionError``
+   included) becomes one :class:`PthError` naming the file.
 
 Both on-disk formats are supported: the zip format (PyTorch >= 1.6) and the
 legacy sequential-pickle format (older releases of pretrained weights).
+Tensors come back as numpy arrays.
 """
 from __future__ import annotations
 
 import collections
 import io
 import logging
+import math
 import os
 import pickle
+import pickletools
 import struct
 import tarfile
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Set, Tuple
 
 import numpy as np
+
+from src.errors import PSPNetError
 
 logger = logging.getLogger(__name__)
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
+MAX_DIMS = 16
+MAX_NESTING = 64
+# A zip member may inflate to at most this factor of the whole file's size (PyTorch stores members
+# uncompressed; this only leaves room for archives re-packed with deflate).
+MAX_INFLATE_RATIO = 16
+SLACK_BYTES = 1 << 20
+# Opcodes a tensor state dict never needs: the copyreg extension registry (resolved outside
+# find_class in some Python versions), protocol-0/1 class instantiation, out-of-band buffers.
+FORBIDDEN_OPS = {"EXT1", "EXT2", "EXT4", "INST", "OBJ", "NEXT_BUFFER", "READONLY_BUFFER"}
 
 
-class PthError(ValueError):
+class PthError(PSPNetError, ValueError):
     """A ``.pth`` file that cannot be read safely; the message names the file."""
 
 
-class _StorageType:
+class _Frozen:
+    """Base of every object the unpickler hands out: pickle's BUILD opcode may not modify it."""
+
+    __slots__ = ()
+
+    def __setstate__(self, state: Any) -> None:
+        raise pickle.UnpicklingError(f"BUILD on {self!r} is not allowed in a weights file")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise pickle.UnpicklingError(f"setting attribute '{name}' of {self!r} is not allowed in a weights file")
+
+
+class _StorageType(_Frozen):
     """Stand-in for ``torch.FloatStorage`` and friends: just a numpy dtype."""
 
-    def __init__(self, name: str, dtype: Any) -> None:
-        self.name = name
-        self.dtype = dtype
+    __slots__ = ("name", "dtype")
+
+    def __init__(self, name: str, dtype: np.dtype) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "dtype", dtype)
 
     def __repr__(self) -> str:
         return f"torch.{self.name}"
 
 
-def _bf16() -> Any:
-    return np.dtype("<u2")  # decoded to float32 in _as_array
+class _SafeCallable(_Frozen):
+    """An allowed global function, wrapped so the pickle cannot rebind its defaults or attributes."""
+
+    __slots__ = ("_fn", "_label")
+
+    def __init__(self, fn: Callable[..., Any], label: str) -> None:
+        object.__setattr__(self, "_fn", fn)
+        object.__setattr__(self, "_label", label)
+
+    def __call__(self, *args: Any) -> Any:
+        return self._fn(*args)
+
+    def __repr__(self) -> str:
+        return self._label
+
+
+class _TensorType(_Frozen):
+    """Stand-in for ``torch.Tensor`` / ``torch.nn.Parameter`` as a type argument."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "torch.Tensor"
 
 
 STORAGE_TYPES = {
     "FloatStorage": np.dtype("<f4"), "DoubleStorage": np.dtype("<f8"), "HalfStorage": np.dtype("<f2"),
-    "BFloat16Storage": _bf16(), "LongStorage": np.dtype("<i8"), "IntStorage": np.dtype("<i4"),
+    "BFloat16Storage": np.dtype("<u2"),  # decoded to float32 in _decode
+    "LongStorage": np.dtype("<i8"), "IntStorage": np.dtype("<i4"),
     "ShortStorage": np.dtype("<i2"), "CharStorage": np.dtype("i1"), "ByteStorage": np.dtype("u1"),
     "BoolStorage": np.dtype("?"),
 }
 
 
 class _Storage:
-    """A storage found in the pickle; its bytes are attached once read."""
+    """A storage found in the pickle; its bytes are attached once read and checked."""
 
     def __init__(self, key: str, stype: _StorageType, numel: int) -> None:
         self.key = key
@@ -67,16 +128,25 @@ class _Storage:
         self.data: Optional[np.ndarray] = None
 
 
-class _PendingTensor:
+class _PendingTensor(_Frozen):
     """A tensor whose storage may not have been read yet (legacy files store data after the pickle)."""
 
-    def __init__(self, storage: Any, offset: int, size: Tuple[int, ...], stride: Tuple[int, ...]) -> None:
-        self.storage = storage
-        self.offset = int(offset)
-        self.size = tuple(int(s) for s in size)
-        self.stride = tuple(int(s) for s in stride)
+    __slots__ = ("storage", "offset", "size", "stride")
 
-    def to_numpy(self, source: str) -> np.ndarray:
+    def __init__(self, storage: Any, offset: Any, size: Any, stride: Any) -> None:
+        if not isinstance(size, (tuple, list)) or not isinstance(stride, (tuple, list)):
+            raise pickle.UnpicklingError("tensor size/stride is not a tuple")
+        if len(size) > MAX_DIMS or len(size) != len(stride):
+            raise pickle.UnpicklingError(f"tensor with {len(size)} sizes and {len(stride)} strides")
+        if not all(type(v) is int for v in (offset, *size, *stride)):
+            raise pickle.UnpicklingError("tensor size/stride/offset is not made of integers")
+        object.__setattr__(self, "storage", storage)
+        object.__setattr__(self, "offset", offset)
+        object.__setattr__(self, "size", tuple(size))
+        object.__setattr__(self, "stride", tuple(stride))
+
+    def to_numpy(self, source: str, budget: Dict[str, int]) -> np.ndarray:
+        """The tensor as a new array, after checking it against its storage and the memory ``budget``."""
         storage = self.storage
         base_offset = 0
         if isinstance(storage, tuple):  # legacy storage view: (root storage, offset)
@@ -87,17 +157,24 @@ class _PendingTensor:
         offset = base_offset + self.offset
         if any(s < 0 for s in self.size) or any(s < 0 for s in self.stride) or offset < 0:
             raise PthError(f"{source}: tensor with negative size/stride/offset in storage '{storage.key}'")
-        numel = int(np.prod(self.size)) if self.size else 1
-        if numel:
-            last = offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
-            if last >= flat.size:
-                raise PthError(f"{source}: tensor of size {self.size} reads past the end of storage "
-                               f"'{storage.key}' ({flat.size} elements)")
-        else:
+        numel = math.prod(self.size)
+        if numel == 0:
             return np.zeros(self.size, dtype=_out_dtype(storage.stype))
+        if numel > flat.size:
+            raise PthError(f"{source}: tensor of size {self.size} ({numel} elements) is larger than its storage "
+                           f"'{storage.key}' ({flat.size} elements): repeated (stride-0) views are refused")
+        last = offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
+        if last >= flat.size:
+            raise PthError(f"{source}: tensor of size {self.size} reads past the end of storage "
+                           f"'{storage.key}' ({flat.size} elements)")
+        need = numel * np.dtype(_out_dtype(storage.stype)).itemsize
+        if need > budget["left"]:
+            raise PthError(f"{source}: its tensors would take more memory than the {budget['total']} bytes that "
+                           f"the tensor data in the file allow (views that repeat the same data?); refusing")
+        budget["left"] -= need
         item = flat.itemsize
         view = np.lib.stride_tricks.as_strided(flat[offset:], shape=self.size,
-                                               strides=tuple(s * item for s in self.stride))
+                                               strides=tuple(s * item for s in self.stride), writeable=False)
         return _decode(np.array(view), storage.stype)
 
 
@@ -121,91 +198,180 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
 
 
 def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *args):
+    if not isinstance(data, _PendingTensor):
+        raise pickle.UnpicklingError("a Parameter that does not wrap a tensor")
     return data
 
 
 def _rebuild_from_type_v2(func, new_type, args, state):
+    if not isinstance(func, _SafeCallable) or not isinstance(args, tuple):
+        raise pickle.UnpicklingError("malformed tensor subclass record")
     return func(*args)
 
 
-class _TensorType:
-    """Stand-in for ``torch.Tensor`` / ``torch.nn.Parameter`` as a type argument."""
+def _ordered_dict(*args: Any) -> collections.OrderedDict:
+    if args:
+        raise pickle.UnpicklingError("OrderedDict built with arguments")
+    return collections.OrderedDict()
 
 
 def _allowed_globals() -> Dict[Tuple[str, str], Any]:
-    allowed: Dict[Tuple[str, str], Any] = {
-        ("collections", "OrderedDict"): collections.OrderedDict,
+    functions = {
+        ("collections", "OrderedDict"): _ordered_dict,
         ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
         ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
         ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
         ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
-        ("torch", "Tensor"): _TensorType,
-        ("torch.nn.parameter", "Parameter"): _TensorType,
     }
+    allowed: Dict[Tuple[str, str], Any] = {
+        key: _SafeCallable(fn, ".".join(key)) for key, fn in functions.items()}
+    allowed[("torch", "Tensor")] = _TensorType()
+    allowed[("torch.nn.parameter", "Parameter")] = _TensorType()
     for name, dtype in STORAGE_TYPES.items():
         allowed[("torch", name)] = _StorageType(name, dtype)
     return allowed
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only the globals of a tensor state dict.
+def _refusal(source: str, module: str, name: str) -> PthError:
+    return PthError(
+        f"{source}: refusing to load '{module}.{name}': only tensors and plain containers are allowed in a "
+        f"weights file (a .pth is a pickle and could run code). If this file is trusted, re-save only its "
+        f"state dict: torch.save(model.state_dict(), 'clean.pth')")
 
-    ``storage_loader(pid) -> _Storage`` handles persistent ids.
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only the globals of a tensor state dict (none at all when ``allowed`` is empty).
+
+    ``storage_loader(pid) -> _Storage`` handles persistent ids.  Call it only on
+    bytes that :func:`_scan_pickle` has walked.
     """
 
-    def __init__(self, file, source: str, storage_loader) -> None:
+    def __init__(self, file: io.BytesIO, source: str, storage_loader: Callable[[Any], Any],
+                 allowed: Optional[Dict[Tuple[str, str], Any]] = None) -> None:
         super().__init__(file)
         self._source = source
-        self._allowed = _allowed_globals()
+        self._allowed = _allowed_globals() if allowed is None else allowed
         self._storage_loader = storage_loader
 
     def find_class(self, module: str, name: str) -> Any:
         try:
             return self._allowed[(module, name)]
         except KeyError:
-            raise PthError(
-                f"{self._source}: refusing to load '{module}.{name}': only tensors and plain containers are "
-                f"allowed in a weights file (a .pth is a pickle and could run code). If this file is trusted, "
-                f"re-save only its state dict: torch.save(model.state_dict(), 'clean.pth')"
-            ) from None
+            raise _refusal(self._source, module, name) from None
 
     def persistent_load(self, pid: Any) -> Any:
         return self._storage_loader(pid)
 
 
-def _resolve(obj: Any, source: str) -> Any:
-    """Replace every pending tensor in nested containers by a numpy array."""
+def _scan_pickle(data: memoryview, start: int, source: str, what: str, globals_allowed: bool) -> int:
+    """Walk one pickle in ``data[start:]`` opcode by opcode; return the offset just past its STOP.
+
+    Builds nothing.  Refuses lengths that run past the data, forbidden
+    opcodes, and any global in a pickle that needs none.
+    """
+    stream = io.BytesIO(data)
+    stream.seek(start)
+    strings = collections.deque(["?", "?"], maxlen=2)  # the operands STACK_GLOBAL usually takes
+    try:
+        for op, arg, _pos in pickletools.genops(stream):
+            if op.name in FORBIDDEN_OPS:
+                raise PthError(f"{source}: the {what} pickle uses the {op.name} opcode, which a weights file "
+                               f"never needs; refusing it")
+            if isinstance(arg, str) and "UNICODE" in op.name:
+                strings.append(arg)
+            if op.name in ("GLOBAL", "STACK_GLOBAL") and not globals_allowed:
+                module, name = arg.split(" ", 1) if op.name == "GLOBAL" else tuple(strings)
+                raise PthError(f"{source}: the {what} pickle imports '{module}.{name}', but it may hold only plain "
+                               f"values; refusing it (a .pth is a pickle and could run code)")
+            if op.name == "STOP":
+                return stream.tell()
+    except PthError:
+        raise
+    except Exception as exc:  # pickletools raises ValueError for lengths past the end, bad opcodes, ...
+        raise PthError(f"{source}: the {what} pickle is corrupt or truncated ({exc})") from None
+    raise PthError(f"{source}: the {what} pickle has no end (truncated?)")
+
+
+def _unpickle(data: memoryview, start: int, source: str, what: str,
+              storage_loader: Optional[Callable[[Any], Any]] = None) -> Tuple[Any, int]:
+    """Scan, then build, the pickle at ``data[start:]``; return (object, offset after it).
+
+    Without ``storage_loader`` it is a header pickle: no globals and no storages allowed.
+    """
+    header = storage_loader is None
+    end = _scan_pickle(data, start, source, what, globals_allowed=not header)
+
+    def no_storage(pid: Any) -> Any:
+        raise PthError(f"{source}: unexpected tensor storage in the {what} pickle")
+
+    unpickler = RestrictedUnpickler(io.BytesIO(data[start:end]), source, storage_loader or no_storage,
+                                    allowed={} if header else None)
+    return unpickler.load(), end
+
+
+def _resolve(obj: Any, source: str, budget: Dict[str, int], memo: Dict[int, Any], depth: int = 0) -> Any:
+    """Replace every pending tensor in nested containers by a numpy array.
+
+    Shared sub-objects are resolved once (a pickle can reference one list from
+    many places), nesting is bounded, and the arrays made in total may not
+    exceed ``budget['left']`` bytes.
+    """
+    if depth > MAX_NESTING:
+        raise PthError(f"{source}: containers nested more than {MAX_NESTING} deep")
+    key = id(obj)
+    if key in memo:
+        return memo[key]
     if isinstance(obj, _PendingTensor):
-        return obj.to_numpy(source)
-    if isinstance(obj, collections.OrderedDict):
-        return collections.OrderedDict((k, _resolve(v, source)) for k, v in obj.items())
-    if isinstance(obj, dict):
-        return {k: _resolve(v, source) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_resolve(v, source) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_resolve(v, source) for v in obj)
-    return obj
+        out: Any = obj.to_numpy(source, budget)
+    elif isinstance(obj, dict):
+        out = type(obj)() if isinstance(obj, collections.OrderedDict) else {}
+        for k, v in obj.items():
+            out[k] = _resolve(v, source, budget, memo, depth + 1)
+    elif isinstance(obj, list):
+        out = [_resolve(v, source, budget, memo, depth + 1) for v in obj]
+    elif isinstance(obj, tuple):
+        out = tuple(_resolve(v, source, budget, memo, depth + 1) for v in obj)
+    elif obj is None or isinstance(obj, (bool, int, float, str, bytes)):
+        out = obj
+    else:
+        raise PthError(f"{source}: holds an object of type {type(obj).__name__}, which a weights file cannot hold")
+    memo[key] = out
+    return out
 
 
 def _check_pid(pid: Any, source: str, length: Tuple[int, ...]) -> None:
     if not isinstance(pid, tuple) or len(pid) not in length or pid[0] != "storage":
-        raise PthError(f"{source}: unsupported persistent id {pid!r} (not a tensor storage)")
+        raise PthError(f"{source}: unsupported persistent id {pid!r:.100} (not a tensor storage)")
     if not isinstance(pid[1], _StorageType):
-        raise PthError(f"{source}: unsupported storage type {pid[1]!r}")
+        raise PthError(f"{source}: unsupported storage type {pid[1]!r:.100}")
+    numel = pid[4]
+    if type(numel) is not int or numel < 0:
+        raise PthError(f"{source}: storage '{pid[2]!s:.40}' declares an invalid size {numel!r:.40}")
 
 
-def _load_zip(path: Path, source: str) -> Any:
+def _budget(storage_bytes: int) -> Dict[str, int]:
+    total = 2 * storage_bytes + (1 << 20)  # tied weights may legitimately share one storage
+    return {"total": total, "left": total}
+
+
+def _load_zip(path: Path, source: str, file_size: int) -> Any:
     with zipfile.ZipFile(path) as zf:
-        names = zf.namelist()
-        pkl = [n for n in names if n.endswith("data.pkl")]
+        infos = {info.filename: info for info in zf.infolist()}
+        declared = sum(info.file_size for info in infos.values())
+        limit = MAX_INFLATE_RATIO * file_size + SLACK_BYTES
+        if declared > limit:
+            raise PthError(f"{source}: the archive declares {declared} bytes of content in a {file_size}-byte file "
+                           f"(more than {MAX_INFLATE_RATIO}x); refusing it as a possible zip bomb")
+        pkl = [n for n in infos if n.endswith("data.pkl")]
         if len(pkl) != 1:
             raise PthError(f"{source}: zip archive without exactly one data.pkl (found {len(pkl)})")
         prefix = pkl[0][: -len("data.pkl")]
         byteorder = prefix + "byteorder"
-        if byteorder in names and zf.read(byteorder).strip() not in (b"little",):
-            raise PthError(f"{source}: big-endian tensor data is not supported")
+        if byteorder in infos:
+            if infos[byteorder].file_size > 16 or zf.read(byteorder).strip() != b"little":
+                raise PthError(f"{source}: big-endian or unknown byte order; only little-endian data is supported")
         storages: Dict[str, _Storage] = {}
+        stored = [0]
 
         def load_storage(pid: Any) -> _Storage:
             _check_pid(pid, source, (5,))
@@ -213,93 +379,112 @@ def _load_zip(path: Path, source: str) -> Any:
             key = str(key)
             if key not in storages:
                 entry = f"{prefix}data/{key}"
-                if entry not in names:
+                if entry not in infos:
                     raise PthError(f"{source}: storage '{key}' is missing from the archive ({entry})")
+                want = numel * stype.dtype.itemsize
+                if infos[entry].file_size != want:
+                    raise PthError(f"{source}: storage '{key}' declares {numel} elements ({want} bytes) but its "
+                                   f"archive member holds {infos[entry].file_size} bytes")
                 raw = zf.read(entry)
-                st = _Storage(key, stype, int(numel))
-                count = len(raw) // stype.dtype.itemsize
-                st.data = np.frombuffer(raw, dtype=stype.dtype, count=count)
+                st = _Storage(key, stype, numel)
+                st.data = np.frombuffer(raw, dtype=stype.dtype, count=numel)
                 storages[key] = st
+                stored[0] += want
+            elif storages[key].stype.dtype != stype.dtype or storages[key].numel != numel:
+                raise PthError(f"{source}: storage '{key}' is declared twice with different types or sizes")
             return storages[key]
 
-        obj = RestrictedUnpickler(io.BytesIO(zf.read(pkl[0])), source, load_storage).load()
-        return _resolve(obj, source)
+        data = memoryview(zf.read(pkl[0]))
+        obj, end = _unpickle(data, 0, source, "data.pkl", load_storage)
+        return _resolve(obj, source, _budget(stored[0]), {})
 
 
 def _load_legacy(path: Path, source: str) -> Any:
-    with open(path, "rb") as f:
-        try:
-            magic = pickle.load(f)
-        except Exception as exc:
-            raise PthError(f"{source}: not a PyTorch file (neither zip nor legacy pickle format): {exc}") from exc
-        if magic != LEGACY_MAGIC:
-            raise PthError(f"{source}: not a PyTorch file (bad magic number in legacy format)")
-        protocol = _safe_pickle_load(f, source)
-        if protocol != LEGACY_PROTOCOL:
-            raise PthError(f"{source}: unsupported legacy protocol version {protocol!r}")
-        sys_info = _safe_pickle_load(f, source)
-        if isinstance(sys_info, dict) and not sys_info.get("little_endian", True):
-            raise PthError(f"{source}: big-endian tensor data is not supported")
-        storages: Dict[str, _Storage] = {}
+    data = memoryview(path.read_bytes())
+    magic, pos = _unpickle(data, 0, source, "magic number")
+    if type(magic) is not int or magic != LEGACY_MAGIC:
+        raise PthError(f"{source}: not a PyTorch file (neither zip format nor the legacy magic number)")
+    protocol, pos = _unpickle(data, pos, source, "protocol")
+    if protocol != LEGACY_PROTOCOL:
+        raise PthError(f"{source}: unsupported legacy protocol version {protocol!r:.40}")
+    sys_info, pos = _unpickle(data, pos, source, "sys_info")
+    if not isinstance(sys_info, dict) or not sys_info.get("little_endian", True):
+        raise PthError(f"{source}: big-endian or malformed sys_info; only little-endian data is supported")
+    storages: Dict[str, _Storage] = {}
 
-        def load_storage(pid: Any) -> Any:
-            _check_pid(pid, source, (6,))
-            _, stype, root_key, _location, numel, view = pid
-            root_key = str(root_key)
-            if root_key not in storages:
-                storages[root_key] = _Storage(root_key, stype, int(numel))
-            root = storages[root_key]
-            if view is not None:
-                _view_key, offset, _view_size = view
-                return (root, int(offset))
-            return root
+    def load_storage(pid: Any) -> Any:
+        _check_pid(pid, source, (6,))
+        _, stype, root_key, _location, numel, view = pid
+        root_key = str(root_key)
+        if root_key not in storages:
+            storages[root_key] = _Storage(root_key, stype, numel)
+        root = storages[root_key]
+        if root.stype.dtype != stype.dtype:
+            raise PthError(f"{source}: storage '{root_key}' is declared with two types")
+        if view is not None:
+            if not isinstance(view, tuple) or len(view) != 3 or type(view[1]) is not int or view[1] < 0:
+                raise PthError(f"{source}: malformed storage view {view!r:.80}")
+            return (root, view[1])
+        return root
 
-        obj = RestrictedUnpickler(f, source, load_storage).load()
-        keys = _safe_pickle_load(f, source)
-        if not isinstance(keys, list):
-            raise PthError(f"{source}: legacy storage key list is malformed")
-        for key in keys:
-            key = str(key)
-            if key not in storages:
-                raise PthError(f"{source}: legacy data for unknown storage '{key}'")
-            st = storages[key]
-            head = f.read(8)
-            if len(head) != 8:
-                raise PthError(f"{source}: file ends before the data of storage '{key}' (truncated?)")
-            (numel,) = struct.unpack("<q", head)
-            nbytes = numel * st.stype.dtype.itemsize
-            raw = f.read(nbytes)
-            if numel < 0 or len(raw) != nbytes:
-                raise PthError(f"{source}: storage '{key}' is truncated ({len(raw)} of {nbytes} bytes)")
-            st.data = np.frombuffer(raw, dtype=st.stype.dtype)
-        return _resolve(obj, source)
-
-
-def _safe_pickle_load(f, source: str) -> Any:
-    def no_storage(pid: Any) -> Any:
-        raise PthError(f"{source}: unexpected tensor storage in a legacy header")
-
-    return RestrictedUnpickler(f, source, no_storage).load()
+    obj, pos = _unpickle(data, pos, source, "state", load_storage)
+    keys, pos = _unpickle(data, pos, source, "storage key list")
+    if not isinstance(keys, list):
+        raise PthError(f"{source}: legacy storage key list is malformed")
+    stored = 0
+    for key in keys:
+        key = str(key)
+        if key not in storages:
+            raise PthError(f"{source}: legacy data for unknown storage '{key:.40}'")
+        st = storages[key]
+        if st.data is not None:
+            raise PthError(f"{source}: legacy data for storage '{key}' appears twice")
+        if pos + 8 > len(data):
+            raise PthError(f"{source}: file ends before the data of storage '{key}' (truncated?)")
+        (numel,) = struct.unpack_from("<q", data, pos)
+        pos += 8
+        nbytes = numel * st.stype.dtype.itemsize
+        left = len(data) - pos
+        if numel < 0 or nbytes > left:
+            raise PthError(f"{source}: storage '{key}' declares {numel} elements ({nbytes} bytes) but only {left} "
+                           f"bytes follow in the file (truncated or lying size)")
+        if numel != st.numel:
+            raise PthError(f"{source}: storage '{key}' holds {numel} elements but the state declares {st.numel}")
+        st.data = np.frombuffer(data, dtype=st.stype.dtype, count=numel, offset=pos)
+        pos += nbytes
+        stored += nbytes
+    return _resolve(obj, source, _budget(stored), {})
 
 
 def load_pth(path: str | os.PathLike) -> Any:
-    """Load a PyTorch ``.pth``/``.pt`` file into plain Python containers of numpy arrays."""
+    """Load a PyTorch ``.pth``/``.pt`` file into plain Python containers of numpy arrays.
+
+    Never executes code from the file and never allocates more than the file's
+    declared, checked sizes; every failure is a :class:`PthError` naming the file.
+    """
     path = Path(path)
     source = str(path)
     if not path.is_file():
         raise PthError(f"file not found: {source}")
     try:
+        file_size = path.stat().st_size
         if zipfile.is_zipfile(path):
-            return _load_zip(path, source)
+            return _load_zip(path, source, file_size)
         if tarfile.is_tarfile(path):
             raise PthError(f"{source}: the pre-0.4 tar format of PyTorch is not supported; re-save it with "
                            f"torch.save(torch.load(path), 'new.pth') in a recent PyTorch")
         return _load_legacy(path, source)
     except PthError:
         raise
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, struct.error, ValueError, TypeError,
-            AttributeError, KeyError, IndexError) as exc:
-        raise PthError(f"{source}: corrupt or unsupported PyTorch file: {type(exc).__name__}: {exc}") from exc
+    except MemoryError:
+        raise PthError(f"{source}: not enough memory to load it") from None
+    except RecursionError:
+        raise PthError(f"{source}: structure nested too deeply") from None
+    except OSError as exc:
+        raise PthError(f"{source}: cannot read it: {exc.strerror or exc}") from None
+    except Exception as exc:  # anything a hostile pickle or archive provokes is reported, never raised raw
+        raise PthError(f"{source}: corrupt or unsupported PyTorch file: {type(exc).__name__}: "
+                       f"{str(exc)[:200]}") from None
 
 
 def extract_state_dict(obj: Any, source: str = "<pth>") -> Dict[str, np.ndarray]:

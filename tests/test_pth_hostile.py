@@ -1,0 +1,189 @@
+"""Hostile .pth files: payloads in every pickle of both formats, and sizes that lie.
+
+Each file is built here, small.  A payload would create a marker file if any
+byte reached an unrestricted unpickler; each size attack is refused from the
+declared size, before the memory is allocated (checked with tracemalloc).
+"""
+import collections
+import os
+import pickle
+import struct
+import tracemalloc
+import zipfile
+
+import numpy as np
+import pytest
+
+from pth_writer import Call, Global, Raw, View, write_pth
+from src.convert import pth as pth_module
+from src.convert.pth import PthError, load_pth
+from src.errors import PSPNetError
+
+
+class _Payload:
+    """Pickles to ``os.system('touch marker')`` (and, with ``protocol`` >= 4, a STACK_GLOBAL import)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def _refused(path, match, peak_mb=32):
+    """load_pth(path) must raise PthError naming the file and ``match``, within ``peak_mb`` MB of Python memory."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(PthError) as info:
+            load_pth(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
+    assert match in message, message
+    assert peak < peak_mb * 2**20, f"refusal used {peak / 2**20:.0f} MB"
+    return message
+
+
+@pytest.mark.parametrize("protocol", range(0, pickle.HIGHEST_PROTOCOL + 1))
+def test_bare_pickle_payload_first_never_runs(tmp_path, protocol):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "bare.pth"
+    path.write_bytes(pickle.dumps(_Payload(marker), protocol=protocol))
+    message = _refused(path, "system")
+    assert "refusing" in message
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("slot", ["magic", "protocol", "sys_info", "keys"])
+@pytest.mark.parametrize("protocol", [0, 2, 5])
+def test_payload_in_every_legacy_header_pickle(tmp_path, slot, protocol):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    write_pth({"w": np.ones(3, np.float32)}, str(path), legacy=True,
+              header={slot: pickle.dumps(_Payload(marker), protocol=protocol)})
+    _refused(path, "system")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_payload_in_state_pickle_with_stack_global(tmp_path, legacy):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    # Protocol-4 style import: the names are pushed as strings, then STACK_GLOBAL.
+    raw = Raw(b"\x8c\x02os\x94\x8c\x06system\x94\x93" + pickle.dumps((f"touch {marker}",), protocol=2)[2:-1] + b"R")
+    write_pth(collections.OrderedDict([("w", np.ones(2, np.float32)), ("evil", raw)]), str(path), legacy=legacy)
+    _refused(path, "refusing to load 'os.system'")
+    assert not marker.exists()
+
+
+def test_extension_registry_opcode_refused(tmp_path):
+    path = tmp_path / "ext.pth"
+    write_pth(collections.OrderedDict([("evil", Raw(b"\x82\x01"))]), str(path))  # EXT1 code 1
+    _refused(path, "EXT1")
+
+
+def test_build_cannot_modify_allowed_globals(tmp_path):
+    path = tmp_path / "build.pth"
+    # BUILD with slot state on the allowed rebuild function and on a storage type.
+    rebuild = Raw(b"ctorch._utils\n_rebuild_tensor_v2\nN}X\x0c\x00\x00\x00__defaults__N\x85s\x86b")
+    write_pth(collections.OrderedDict([("x", rebuild)]), str(path))
+    _refused(path, "not allowed")
+    storage = Raw(b"ctorch\nFloatStorage\nN}X\x05\x00\x00\x00dtypeX\x01\x00\x00\x00Os\x86b")
+    write_pth(collections.OrderedDict([("x", storage)]), str(path))
+    _refused(path, "not allowed")
+    assert pth_module._rebuild_tensor_v2.__defaults__ == (False, None, None)
+
+
+def test_zip_bomb_refused_from_declared_size(tmp_path):
+    zeros = np.zeros(16 * 2**20, np.float32)  # 64 MiB of zeros deflates to ~64 KiB
+    path = tmp_path / "bomb.pth"
+    write_pth({"w": zeros}, str(path), compression=zipfile.ZIP_DEFLATED)
+    assert path.stat().st_size < 2**20
+    _refused(path, "zip bomb", peak_mb=8)
+
+
+def test_zip_member_size_that_lies_is_refused(tmp_path):
+    path = tmp_path / "lie.pth"
+    write_pth({"w": View(np.ones(4, np.float32), (4,), (1,))}, str(path))
+    # Rewrite the storage's declared element count (4) in the pickle to 3 GiB worth of floats.
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    pkl = members["archive/data.pkl"]
+    members["archive/data.pkl"] = pkl.replace(b"X\x03\x00\x00\x00cpuJ\x04\x00\x00\x00",
+                                              b"X\x03\x00\x00\x00cpuJ\x00\x00\x00\x30")
+    assert members["archive/data.pkl"] != pkl
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    _refused(path, "declares 805306368 elements")
+
+
+def test_stride_zero_view_refused(tmp_path):
+    path = tmp_path / "stride0.pth"
+    write_pth({"w": View(np.ones(1, np.float32), (50000, 50000), (0, 0))}, str(path))
+    _refused(path, "larger than its storage")
+
+
+def test_many_views_of_one_storage_refused(tmp_path):
+    base = np.ones(2**18, np.float32)  # 1 MiB
+    path = tmp_path / "views.pth"
+    write_pth(collections.OrderedDict((f"v{i}", View(base, (2**18,), (1,))) for i in range(64)), str(path))
+    assert path.stat().st_size < 2 * 2**20
+    with pytest.raises(PthError, match="more memory"):
+        load_pth(path)
+
+
+def test_legacy_size_field_that_lies_is_refused(tmp_path):
+    path = tmp_path / "legacy.pth"
+    write_pth({"w": np.ones(8, np.float32)}, str(path), legacy=True, numel_field={0: 10**12})
+    _refused(path, "declares 1000000000000 elements")
+    write_pth({"w": np.ones(8, np.float32)}, str(path), legacy=True, numel_field={0: 4})
+    _refused(path, "holds 4 elements but the state declares 8")
+
+
+def test_pickle_length_that_lies_is_refused(tmp_path):
+    path = tmp_path / "len.pth"
+    # BINBYTES8 declaring 1e12 bytes, as the very first thing in the file.
+    path.write_bytes(b"\x80\x04\x8e" + struct.pack("<Q", 10**12) + b"abc.")
+    _refused(path, "corrupt or truncated")
+    write_pth(collections.OrderedDict([("x", Raw(b"B\xff\xff\xff\x7fabc"))]), str(path))  # BINBYTES 2 GiB
+    _refused(path, "corrupt or truncated")
+
+
+def test_shared_containers_do_not_explode(tmp_path):
+    # l0 = [t]; l(i+1) = [l(i), l(i)]: 2**40 leaves if every reference were expanded.
+    ops = bytearray(b"]q\x00")  # empty list, memo 0
+    for i in range(1, 41):
+        ops += b"0](h" + bytes([i - 1]) + b"h" + bytes([i - 1]) + b"eq" + bytes([i])
+    path = tmp_path / "laughs.pth"
+    write_pth(collections.OrderedDict([("x", Raw(bytes(ops)))]), str(path))
+    got = load_pth(path)
+    assert got["x"][0] is got["x"][1]
+
+
+def test_deep_nesting_refused(tmp_path):
+    path = tmp_path / "deep.pth"
+    write_pth(collections.OrderedDict([("x", Raw(b"]" * 5000 + b"a" * 4999))]), str(path))
+    _refused(path, "nested")
+
+
+def test_errors_share_the_project_base_class(tmp_path):
+    path = tmp_path / "junk.pth"
+    path.write_bytes(b"\x80\x02K\x01.")
+    with pytest.raises(PSPNetError, match="not a PyTorch file"):
+        load_pth(path)
+
+
+def test_valid_files_still_load_after_hardening(tmp_path):
+    sd = collections.OrderedDict([("a", np.arange(6, dtype=np.float32).reshape(2, 3)),
+                                  ("t", View(np.arange(6, dtype=np.float32), (3, 2), (1, 3))),
+                                  ("n", np.array(5, np.int64))])
+    for legacy in (False, True):
+        path = tmp_path / f"ok{legacy}.pth"
+        write_pth(sd, str(path), legacy=legacy)
+        got = load_pth(path)
+        np.testing.assert_array_equal(got["a"], sd["a"])
+        np.testing.assert_array_equal(got["t"], np.arange(6, dtype=np.float32).reshape(2, 3).T)
+        assert int(got["n"]) == 5
