@@ -20,13 +20,10 @@ def main(argv=None) -> int:
     p.add_argument("--overwrite", action="store_true", help="allow writing into an existing results folder")
     a = p.parse_args(argv)
 
-    from src.checkpoint import CheckpointError
-    from src.config import ConfigError, apply_overrides, load_config
-    from src.data.dataset import DataError
-    from src.device import DeviceError, setup_device
+    from src.errors import PSPNetError
+    from src.config import apply_overrides, load_config
+    from src.device import setup_device
     from src.distributed import init_distributed, launched_distributed
-    from src.evaluation.backends import BackendError
-    from src.evaluation.evaluate import ResultsExistError
     from src.evaluation.run import run_eval
     from src.logging_setup import setup_logging
 
@@ -40,7 +37,7 @@ def main(argv=None) -> int:
         rank, size = init_distributed() if launched_distributed() else (0, 1)
         setup_logging(rank)
         run_eval(cfg, a.ckpt, a.backend, a.overwrite, a.results_dir, rank, size)
-    except (ConfigError, DeviceError, DataError, CheckpointError, BackendError, ResultsExistError, ValueError) as exc:
+    except PSPNetError as exc:
         log.error("error: %s", exc)
         return 2
     return 0

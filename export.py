@@ -23,10 +23,10 @@ def main(argv=None) -> int:
     p.add_argument("--opts", nargs="*", default=[])
     a = p.parse_args(argv)
 
-    from src.checkpoint import CheckpointError
-    from src.config import ConfigError, load_config
-    from src.device import DeviceError, setup_device
-    from src.exporting import ExportError, export_model
+    from src.errors import PSPNetError
+    from src.config import load_config
+    from src.device import setup_device
+    from src.exporting import export_model
     from src.logging_setup import setup_logging
 
     setup_logging()
@@ -34,11 +34,12 @@ def main(argv=None) -> int:
     try:
         cfg = load_config(a.config, a.opts)
         target = setup_device(cfg.device.target, "GRAPH", cfg.device.device_id, quiet=cfg.device.quiet)
-        result = export_model(cfg.model, cfg.data.classes, a.ckpt, a.file_format, a.batch_size,
-                              a.height or cfg.eval.test_h, a.width or cfg.eval.test_w,
+        height = cfg.eval.test_h if a.height is None else a.height
+        width = cfg.eval.test_w if a.width is None else a.width
+        result = export_model(cfg.model, cfg.data.classes, a.ckpt, a.file_format, a.batch_size, height, width,
                               a.file_name or f"pspnet{cfg.model.layers}", target, a.output, not a.no_verify,
                               cfg.data.mean, cfg.data.std)
-    except (ConfigError, DeviceError, CheckpointError, ExportError) as exc:
+    except PSPNetError as exc:
         log.error("error: %s", exc)
         return 2
     print(json.dumps(result, indent=1))

@@ -23,14 +23,14 @@ def main(argv=None) -> int:
                         help="drop unknown keys and shape mismatches (listed) instead of refusing")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from src.errors import PSPNetError
     from src.device import setup_device
-    from src.convert.pth import PthError
-    from src.convert.weights import ConversionError, convert_file
+    from src.convert.weights import convert_file
 
     setup_device("CPU", "PYNATIVE")
     try:
         report = convert_file(args.src, args.dst, args.kind, args.layers, args.allow_mismatch)
-    except (PthError, ConversionError) as exc:
+    except PSPNetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(report.summary())

@@ -18,8 +18,8 @@ def main(argv=None) -> int:
     p.add_argument("--results-dir", default=None, help="write gray/color/overlay pictures here")
     p.add_argument("--opts", nargs="*", default=[])
     a = p.parse_args(argv)
-    from src.config import ConfigError, load_config
-    from src.data.dataset import DataError
+    from src.errors import PSPNetError
+    from src.config import load_config
     from src.data.labels import dataset_spec
     from src.evaluation.evaluate import report
     from src.evaluation.metrics import scores_from_matrix
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
         cfg = load_config(a.config, a.opts)
         spec = dataset_spec(cfg.data.dataset, cfg.data.classes, cfg.data.class_names)
         matrix = postprocess(a.work, spec, cfg.data.ignore_label, a.results_dir)
-    except (ConfigError, DataError, ValueError) as exc:
+    except PSPNetError as exc:
         log.error("error: %s", exc)
         return 2
     scores = scores_from_matrix(matrix)

@@ -22,12 +22,11 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     from pathlib import Path
 
-    from src.checkpoint import CheckpointError
-    from src.config import ConfigError, load_config
-    from src.data.dataset import DataError
+    from src.errors import PSPNetError
+    from src.config import load_config
     from src.data.labels import dataset_spec
-    from src.device import DeviceError, setup_device
-    from src.evaluation.backends import BackendError, make_predict
+    from src.device import setup_device
+    from src.evaluation.backends import make_predict
     from src.evaluation.evaluate import collect_images, predict_images
     from src.evaluation.inference import protocol_from_config
     from src.logging_setup import setup_logging
@@ -44,7 +43,7 @@ def main(argv=None) -> int:
                                (protocol.crop_h, protocol.crop_w))
         spec = dataset_spec(cfg.data.dataset, cfg.data.classes, cfg.data.class_names)
         written = predict_images(collect_images(a.input), predict, protocol, Path(a.out), spec.palette)
-    except (ConfigError, DataError, DeviceError, CheckpointError, BackendError) as exc:
+    except PSPNetError as exc:
         log.error("error: %s", exc)
         return 2
     log.info("wrote %d masks to %s (gray/, color/, overlay/)", len(written), a.out)

@@ -19,8 +19,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch_size", type=int, default=None, help="the exported model's batch (default eval.batch_size)")
     p.add_argument("--opts", nargs="*", default=[])
     a = p.parse_args(argv)
-    from src.config import ConfigError, load_config
-    from src.data.dataset import DataError
+    from src.errors import PSPNetError
+    from src.config import load_config
     from src.evaluation.inference import protocol_from_config
     from src.evaluation.offline import preprocess
     from src.logging_setup import setup_logging
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
             cfg.eval.batch_size = a.batch_size
         lst = a.list or os.path.join(cfg.data.data_root, cfg.data.val_list)
         preprocess(lst, cfg.data.data_root, a.out, protocol_from_config(cfg.data, cfg.eval))
-    except (ConfigError, DataError) as exc:
+    except PSPNetError as exc:
         logging.getLogger("preprocess").error("error: %s", exc)
         return 2
     return 0

@@ -19,7 +19,8 @@ def main(argv=None) -> int:
     p.add_argument("--backend", default=None, choices=["onnx", "mindir"], help="default: from the file extension")
     a = p.parse_args(argv)
     from src.data.dataset import DataError
-    from src.evaluation.backends import BackendError, mindir_predict, onnx_predict
+    from src.errors import PSPNetError
+    from src.evaluation.backends import mindir_predict, onnx_predict
     from src.evaluation.offline import META, run_inputs
     from src.logging_setup import setup_logging
 
@@ -41,7 +42,7 @@ def main(argv=None) -> int:
         else:
             predict = onnx_predict(a.model, b, (h, w), classes)
         n = run_inputs(a.work, predict)
-    except (DataError, BackendError) as exc:
+    except PSPNetError as exc:
         log.error("error: %s", exc)
         return 2
     log.info("wrote %d output files to %s", n, os.path.join(a.work, "output"))

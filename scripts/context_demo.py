@@ -21,7 +21,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--opts", nargs="*", default=[])
     a = p.parse_args(argv)
-    from src.config import ConfigError, load_config
+    from src.errors import PSPNetError
+    from src.config import load_config
     from src.context_demo import run_context_demo
     from src.device import setup_device
     from src.logging_setup import setup_logging
@@ -31,7 +32,7 @@ def main(argv=None) -> int:
         cfg = load_config(a.config)
         setup_device(cfg.device.target, cfg.device.mode, quiet=cfg.device.quiet)
         run_context_demo(cfg, a.out, a.num, a.size, a.seed, a.opts)
-    except (ConfigError, ValueError) as exc:
+    except PSPNetError as exc:
         logging.getLogger("context_demo").error("error: %s", exc)
         return 2
     print(open(os.path.join(a.out, "results.md")).read())

@@ -11,20 +11,29 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn
 
+from src.errors import PSPNetError
+from src.paths import ensure_output_file, free_bytes
+
 logger = logging.getLogger(__name__)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(PSPNetError, RuntimeError):
     """A checkpoint that does not match the network, or cannot be read."""
 
 
-def read_checkpoint(path: str | os.PathLike) -> Dict[str, np.ndarray]:
-    """Read a MindSpore ``.ckpt`` into ``name -> numpy array`` with a clear error if it is unreadable."""
+def read_checkpoint(path: str | os.PathLike, names: Sequence[str] = ()) -> Dict[str, np.ndarray]:
+    """Read a MindSpore ``.ckpt`` into ``name -> numpy array`` with a clear error if it is unreadable.
+
+    With ``names``, only entries whose name starts with one of them are kept.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        params = ms.load_checkpoint(str(path))
+        if names:
+            params = ms.load_checkpoint(str(path), choice_func=lambda n: n.startswith(tuple(names)))
+        else:
+            params = ms.load_checkpoint(str(path))
     except Exception as exc:  # MindSpore raises ValueError/RuntimeError with long C++ text
         raise CheckpointError(f"cannot read checkpoint {path}: it is corrupt, truncated or not a "
                               f"MindSpore checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
@@ -104,7 +113,8 @@ def load_checkpoint_strict(net: nn.Cell, path: str | os.PathLike, allow_missing:
 
 OPTIMIZER_STATE_PREFIXES = ("global_step", "accum.", "stat.")
 LOOP_STATE_NAMES = ("epoch_num", "step_num", "best_miou")
-TRAINING_STATE_PREFIXES = OPTIMIZER_STATE_PREFIXES + LOOP_STATE_NAMES + (
+SCHEDULE_PREFIX = "schedule."
+TRAINING_STATE_PREFIXES = OPTIMIZER_STATE_PREFIXES + LOOP_STATE_NAMES + (SCHEDULE_PREFIX,
     "moments.", "learning_rate", "momentum", "scale_sense", "current_iterator_step", "last_overflow_iterator_step")
 
 
@@ -120,16 +130,39 @@ def save_checkpoint_atomic(entries: List[Dict], path: str | os.PathLike) -> Path
     partial checkpoint under ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.ckpt", dir=str(path.parent))
+    ensure_output_file(path, "checkpoint")
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=TMP_SUFFIX, dir=str(path.parent))
     os.close(fd)
     try:
         ms.save_checkpoint(entries, tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        need = sum(int(getattr(e["data"], "nbytes", 0)) for e in entries)
+        raise CheckpointError(
+            f"cannot save checkpoint {path}: {exc}; it needs about {need / 2**20:.1f} MiB and "
+            f"{free_bytes(path.parent) / 2**20:.1f} MiB are free there. Nothing was replaced: an earlier file "
+            f"of that name is intact") from None
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        for partial in (tmp, os.path.splitext(tmp)[0] + ".tmp"):  # ours, and MindSpore's own temporary file
+            if os.path.exists(partial):
+                os.remove(partial)
     return path
+
+
+TMP_SUFFIX = ".tmp.ckpt"
+
+
+def remove_partial_checkpoints(folder: str | os.PathLike) -> List[Path]:
+    """Delete temporary files that an interrupted :func:`save_checkpoint_atomic` left in ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = [p for p in folder.iterdir() if p.is_file() and ".ckpt." in p.name
+               and (p.name.endswith(TMP_SUFFIX) or p.name.endswith(".tmp.tmp"))]
+    for p in removed:
+        p.unlink()
+        logger.warning("removed a partial checkpoint file left by an interrupted save: %s", p)
+    return removed
 
 
 def arrays_to_entries(params: Mapping[str, np.ndarray]) -> List[Dict]:

@@ -11,6 +11,7 @@ without its section (``base_lr=0.02``).
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +19,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
+from src.errors import PSPNetError
 
-class ConfigError(ValueError):
+
+class ConfigError(PSPNetError, ValueError):
     """A config file or override that cannot be used; the message names the key and the file."""
 
 
@@ -132,7 +135,7 @@ SECTIONS: Tuple[str, ...] = ("data", "model", "train", "eval", "device")
 _CHOICES: Dict[str, Tuple[Any, ...]] = {
     "data.on_bad_sample": ("error", "skip"),
     "data.dataset": ("voc2012", "ade20k", "cityscapes", "camvid", "kitti_road", "synthetic", "custom"),
-    "model.layers": (18, 34, 50, 101, 152),
+    "model.layers": (50, 101, 152),
     "model.output_stride": (8, 16, 32),
     "device.target": ("auto", "Ascend", "GPU", "CPU"),
     "device.mode": ("GRAPH", "PYNATIVE"),
@@ -224,7 +227,8 @@ def config_from_dict(raw: Any, source: str = "<dict>") -> Config:
     """Build a Config from a nested mapping ``{section: {key: value}}``."""
     cfg = Config(source=source)
     if raw is None:
-        return cfg
+        raise ConfigError(f"{source}: the config is empty (only comments or blank lines); a config must set at "
+                          f"least its data section (see config/demo_synthetic.yaml)")
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(raw).__name__}")
     for section, values in raw.items():
@@ -319,7 +323,19 @@ def validate(cfg: Config, source: Optional[str] = None) -> None:
         raise ConfigError(f"{src}: model.bins must be a non-empty list of positive sizes, got {cfg.model.bins}")
     if not 0.0 <= cfg.model.dropout < 1.0:
         raise ConfigError(f"{src}: model.dropout must be in [0, 1), got {cfg.model.dropout}")
+    for section in SECTIONS:
+        for name, value in dataclasses.asdict(getattr(cfg, section)).items():
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise ConfigError(f"{src}: {section}.{name} must be a finite number, got {value}")
     t = cfg.train
+    if t.base_lr <= 0:
+        raise ConfigError(f"{src}: train.base_lr must be > 0, got {t.base_lr}")
+    for name in ("weight_decay", "power", "head_lr_mult", "aux_weight", "max_steps"):
+        if getattr(t, name) < 0:
+            raise ConfigError(f"{src}: train.{name} must be >= 0, got {getattr(t, name)}")
+    if not 0 <= t.momentum < 1:
+        raise ConfigError(f"{src}: train.momentum must be in [0, 1), got {t.momentum}")
     for name in ("crop_h", "crop_w", "batch_size", "epochs"):
         if getattr(t, name) < 1:
             raise ConfigError(f"{src}: train.{name} must be >= 1, got {getattr(t, name)}")

@@ -8,12 +8,14 @@ import logging
 import os
 from typing import Optional
 
+from src.errors import PSPNetError
+
 logger = logging.getLogger(__name__)
 
 DEVICE_ORDER = ("Ascend", "GPU", "CPU")
 
 
-class DeviceError(RuntimeError):
+class DeviceError(PSPNetError, RuntimeError):
     """The requested device cannot be used by this MindSpore installation."""
 
 

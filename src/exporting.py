@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Dict
 
 import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
 
+from src.errors import PSPNetError
+from src.paths import ensure_output_file
 from src.evaluation.backends import load_eval_network, write_sidecar
 
 logger = logging.getLogger(__name__)
@@ -17,7 +18,7 @@ logger = logging.getLogger(__name__)
 EXTENSIONS = {"MINDIR": ".mindir", "AIR": ".air", "ONNX": ".onnx"}
 
 
-class ExportError(RuntimeError):
+class ExportError(PSPNetError, RuntimeError):
     """An export that cannot be done here, or whose result does not match the network."""
 
 
@@ -60,7 +61,7 @@ def export_model(model_cfg, classes: int, ckpt: str, file_format: str, batch_siz
         raise ExportError(f"batch size and input size must be positive, got {batch_size}x3x{height}x{width}")
     base = file_name[: -len(EXTENSIONS[fmt])] if file_name.endswith(EXTENSIONS[fmt]) else file_name
     path = base + EXTENSIONS[fmt]
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    ensure_output_file(path, "--file_name")
     reference = load_eval_network(model_cfg, classes, ckpt)
     if fmt == "ONNX":
         net = load_eval_network(model_cfg, classes, ckpt, static_hw=(height, width))

@@ -14,7 +14,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from pth_writer import Call, Global, Raw, View, write_pth
+from pth_writer import Raw, View, write_pth
 from src.convert import pth as pth_module
 from src.convert.pth import PthError, load_pth
 from src.errors import PSPNetError

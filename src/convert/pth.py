@@ -34,7 +34,7 @@ import struct
 import tarfile
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 

@@ -21,6 +21,8 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from src.errors import PSPNetError
+
 logger = logging.getLogger(__name__)
 
 KINDS = ("semseg_backbone", "torchvision", "semseg_pspnet")
@@ -31,7 +33,7 @@ TORCHVISION_STEM = {"conv1": "layer0.0", "bn1": "layer0.1"}
 LAYER3_BLOCKS = {6: 50, 23: 101, 36: 152}
 
 
-class ConversionError(ValueError):
+class ConversionError(PSPNetError, ValueError):
     """Weights that cannot be converted as asked; the message lists the offending keys."""
 
 
@@ -177,7 +179,9 @@ def convert_file(src: str, dst: str, kind: str = "auto", layers: Optional[int] =
     """
     from src.checkpoint import arrays_to_entries, save_checkpoint_atomic
     from src.convert.pth import extract_state_dict, load_pth
+    from src.paths import ensure_output_file
 
+    ensure_output_file(dst, "--dst")
     sd = extract_state_dict(load_pth(src), src)
     params, report = convert_state_dict(sd, kind, layers)
     expected = network_shapes(report.layers, report.deep_stem, report.classes or 21,

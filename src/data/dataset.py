@@ -11,12 +11,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from src.errors import PSPNetError
 from src.data.labels import IGNORE, DatasetSpec
 
 logger = logging.getLogger(__name__)
 
 
-class DataError(ValueError):
+class DataError(PSPNetError, ValueError):
     """A list file or sample that cannot be used; the message names the list line and the file."""
 
 
@@ -38,7 +39,8 @@ def read_list(list_file: str | os.PathLike, data_root: str | os.PathLike, requir
               check_files: bool = True) -> List[Sample]:
     """Parse a list file of ``image_rel [label_rel]`` lines (relative to ``data_root``).
 
-    Blank lines and ``#`` comments are skipped.  Every problem (malformed
+    The two paths are separated by white space, or by one tab when a path
+    contains spaces.  Blank lines and ``#`` comments are skipped.  Every problem (malformed
     line, missing label column, missing file) is collected and reported in
     one :class:`DataError`, with line numbers.
     """
@@ -52,7 +54,8 @@ def read_list(list_file: str | os.PathLike, data_root: str | os.PathLike, requir
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        parts = line.split()
+        parts = [p.strip() for p in raw.split("\t")] if "\t" in raw else line.split()
+        parts = [p for p in parts if p]
         if len(parts) > 2:
             problems.append(f"{list_file}:{no}: expected 'image [label]', got {len(parts)} columns: {line!r}")
             continue
@@ -75,11 +78,51 @@ def read_list(list_file: str | os.PathLike, data_root: str | os.PathLike, requir
     return samples
 
 
+MAX_PIXELS = 1 << 26  # 64 Mpixel (8192 x 8192): larger headers are refused before decoding
+
+
+def _check_header_size(path: str, prefix: str, kind: str) -> None:
+    """Refuse an image whose header declares more than MAX_PIXELS pixels, before it is decoded."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return  # unreadable headers are reported by the decoder with its own message
+    if w * h > MAX_PIXELS:
+        raise DataError(f"{prefix}{kind} {path} declares {w}x{h} pixels, more than the {MAX_PIXELS} allowed")
+
+
+def jpeg_is_complete(data: bytes | np.ndarray) -> bool:
+    """True unless ``data`` is a JPEG without its end-of-image marker (a truncated file).
+
+    A decoder fills the missing part of a truncated JPEG with gray and only
+    warns, so the marker is checked here.  Padding after it is tolerated.
+    """
+    head = bytes(data[:2])
+    if head != b"\xff\xd8":
+        return True
+    return b"\xff\xd9" in bytes(data[-1024:]).rstrip(b"\x00\r\n\t ")[-1024:]
+
+
 def read_image(path: str, where: str = "") -> np.ndarray:
-    """Read an image as (H, W, 3) float32 RGB; grayscale and RGBA inputs become RGB."""
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    """Read an image as (H, W, 3) float32 RGB; grayscale and RGBA inputs become RGB.
+
+    Empty files, truncated JPEGs, undecodable data and headers declaring more
+    than :data:`MAX_PIXELS` pixels raise :class:`DataError` naming the file.
+    """
+    prefix = f"{where + ': ' if where else ''}"
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise DataError(f"{prefix}cannot read image {path}: {exc.strerror or exc}") from None
+    if data.size == 0:
+        raise DataError(f"{prefix}image {path} is an empty file")
+    if not jpeg_is_complete(data):
+        raise DataError(f"{prefix}image {path} is a truncated JPEG (no end-of-image marker)")
+    _check_header_size(path, prefix, "image")
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:
-        raise DataError(f"{where + ': ' if where else ''}cannot read image {path} (missing, corrupt or not an image)")
+        raise DataError(f"{prefix}cannot read image {path} (corrupt or not an image)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB).astype(np.float32)
 
 
@@ -91,13 +134,14 @@ def read_label(path: str, spec: DatasetSpec, where: str = "") -> np.ndarray:
     The dataset's label map (ADE20K shift, Cityscapes trainIds...) is applied.
     """
     prefix = f"{where + ': ' if where else ''}"
+    _check_header_size(path, prefix, "label")
     try:
         with Image.open(path) as im:
             im.load()
             mode = im.mode
             arr = np.array(im)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{prefix}cannot read label {path}: {exc}") from exc
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{prefix}cannot read label {path}: {exc}") from None
     if mode in ("P", "L"):
         label = arr.astype(np.uint8)
     elif mode in ("I", "I;16", "I;16B"):
@@ -184,7 +228,8 @@ class SegDataset:
                 if i not in self.bad_seen:
                     self.bad_seen.add(i)
                     logger.warning("skipping bad sample (%d so far in this process): %s", len(self.bad_seen), exc)
-        raise DataError("every sample in the list is unreadable")
+        where = self.samples[0].list_file if self.samples else "the list"
+        raise DataError(f"every sample in {where} is unreadable (see the warnings above for each)")
 
     def __getitem__(self, code: int):
         code = int(code)

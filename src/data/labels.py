@@ -6,6 +6,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from src.config import ConfigError
+
 IGNORE = 255
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -126,18 +128,18 @@ def dataset_spec(name: str, classes: Optional[int] = None, class_names: Sequence
     if name in known:
         spec = known[name]
         if classes is not None and classes != spec.classes:
-            raise ValueError(f"dataset '{name}' has {spec.classes} classes but data.classes is {classes}")
+            raise ConfigError(f"dataset '{name}' has {spec.classes} classes but data.classes is {classes}")
         if class_names and list(class_names) != spec.class_names:
-            raise ValueError(f"dataset '{name}' has fixed class names; remove data.class_names or use 'custom'")
+            raise ConfigError(f"dataset '{name}' has fixed class names; remove data.class_names or use 'custom'")
         return spec
     if name in ("custom", "synthetic"):
         if classes is None:
-            raise ValueError(f"dataset '{name}' needs data.classes")
+            raise ConfigError(f"dataset '{name}' needs data.classes")
         names = list(class_names) or [f"class_{i}" for i in range(classes)]
         if len(names) != classes:
-            raise ValueError(f"{len(names)} class names for {classes} classes")
+            raise ConfigError(f"{len(names)} class names for {classes} classes")
         return DatasetSpec(name, classes, names, voc_palette())
-    raise ValueError(f"unknown dataset '{name}'; choose voc2012, ade20k, cityscapes, camvid, kitti_road, "
+    raise ConfigError(f"unknown dataset '{name}'; choose voc2012, ade20k, cityscapes, camvid, kitti_road, "
                      f"synthetic or custom")
 
 

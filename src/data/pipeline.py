@@ -7,7 +7,8 @@ from typing import List, Optional
 
 import numpy as np
 
-from src.data.dataset import SegDataset, read_list
+from src.config import ConfigError
+from src.data.dataset import DataError, SegDataset, read_list
 from src.data.labels import dataset_spec
 from src.data.transforms import CenterCropTransform, train_transform_from_config
 
@@ -102,13 +103,13 @@ def build_train_pipeline(data_cfg, train_cfg, rank: int = 0, group_size: int = 1
     Returns ``(dataset, source, sampler)``; iterate the dataset once.
     """
     if train_cfg.batch_size % group_size:
-        raise ValueError(f"train.batch_size {train_cfg.batch_size} is not divisible by {group_size} devices")
+        raise ConfigError(f"train.batch_size {train_cfg.batch_size} is not divisible by {group_size} devices")
     per_device = train_cfg.batch_size // group_size
     source = make_dataset(data_cfg, data_cfg.train_list, train_transform_from_config(data_cfg, train_cfg),
                           train_cfg.seed)
     sampler = EpochShardSampler(len(source), group_size, rank, shuffle=True, seed=train_cfg.seed)
     if len(sampler) < per_device:
-        raise ValueError(f"{data_cfg.train_list}: {len(sampler)} samples per device is fewer than one batch of "
+        raise DataError(f"{data_cfg.train_list}: {len(sampler)} samples per device is fewer than one batch of "
                          f"{per_device}")
     end_epoch = train_cfg.epochs if end_epoch is None else end_epoch
     codes = sampler.codes(start_epoch, max(end_epoch, start_epoch + 1), per_device)

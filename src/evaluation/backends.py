@@ -15,6 +15,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
+from src.errors import PSPNetError
 from src.checkpoint import CheckpointError, load_checkpoint_strict
 
 logger = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 Predict = Callable[[np.ndarray], np.ndarray]
 
 
-class BackendError(RuntimeError):
+class BackendError(PSPNetError, RuntimeError):
     """A model file that cannot be used with the requested settings."""
 
 

@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from src.errors import PSPNetError
+from src.paths import ensure_output_dir
 from src.data.dataset import DataError, Sample, load_sample, read_image
 from src.data.labels import DatasetSpec, colorize
 from src.evaluation.inference import Predict, Protocol, segment
@@ -20,18 +22,17 @@ from src.evaluation.metrics import ConfusionMatrix, Scores, format_table
 logger = logging.getLogger(__name__)
 
 
-class ResultsExistError(FileExistsError):
+class ResultsExistError(PSPNetError, FileExistsError):
     """The results folder exists and ``overwrite`` was not given."""
 
 
 def prepare_results_dir(path: str | os.PathLike, overwrite: bool) -> Path:
     """Create the results folder; an existing non-empty one is refused unless ``overwrite``."""
     path = Path(path)
-    if path.exists() and any(path.iterdir()) and not overwrite:
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise ResultsExistError(f"results folder {path} exists and is not empty; pass --overwrite to replace "
                                 f"its files or choose another eval.save_dir")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return ensure_output_dir(path, "results folder (--results-dir / eval.save_dir)")
 
 
 def overlay(image_rgb: np.ndarray, color: np.ndarray, alpha: float = 0.5) -> np.ndarray:

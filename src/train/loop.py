@@ -1,7 +1,6 @@
 """The training loop: model, optimizer, data, evaluation, checkpoints, resume and records."""
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import os
@@ -9,16 +8,18 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import mindspore as ms
 from mindspore import nn
 
-from src.checkpoint import (LOOP_STATE_NAMES, OPTIMIZER_STATE_PREFIXES as OPT_STATE_PREFIXES, CheckpointError,
-                            load_checkpoint_strict, load_params_strict, read_checkpoint, save_checkpoint_atomic)
-from src.config import Config, ConfigError, save_config
-from src.data.dataset import read_list
+from src.errors import PSPNetError
+from src.checkpoint import (LOOP_STATE_NAMES, OPTIMIZER_STATE_PREFIXES as OPT_STATE_PREFIXES, SCHEDULE_PREFIX,
+                            CheckpointError, load_checkpoint_strict, load_params_strict, read_checkpoint,
+                            remove_partial_checkpoints, save_checkpoint_atomic)
+from src.config import Config, ConfigError, TrainConfig, save_config
+from src.data.dataset import DataError, read_list
 from src.data.labels import dataset_spec
 from src.data.pipeline import build_train_pipeline, build_val_pipeline
 from src.distributed import allreduce_sum
@@ -28,6 +29,7 @@ from src.evaluation.inference import protocol_from_config
 from src.evaluation.metrics import ConfusionMatrix, scores_from_matrix
 from src.model.pspnet import build_pspnet
 from src.model.resnet import batch_norm
+from src.paths import ensure_output_dir
 from src.train.lr import build_optimizer, current_lrs
 from src.train.records import MetricsLog, plot_curves
 from src.train.step import NetWithLoss, TrainStep
@@ -37,7 +39,7 @@ logger = logging.getLogger(__name__)
 CKPT_RE = re.compile(r"^epoch_(\d+)\.ckpt$")
 
 
-class TrainingError(RuntimeError):
+class TrainingError(PSPNetError, RuntimeError):
     """Training cannot go on (non-finite loss, unusable resume checkpoint...)."""
 
 
@@ -56,9 +58,28 @@ def optimizer_state(optimizer: nn.Optimizer) -> Dict[str, ms.Parameter]:
     return {p.name: p for p in optimizer.get_parameters() if p.name.startswith(OPT_STATE_PREFIXES)}
 
 
-def save_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer, state: TrainState) -> Path:
-    """Weights + optimizer state + epoch/step/best mIoU, written atomically."""
+SCHEDULE_KEYS = ("batch_size", "epochs", "base_lr", "power", "crop_h", "crop_w", "devices", "total_steps")
+
+
+def schedule_of(train_cfg: TrainConfig, group_size: int, total_steps: int) -> Dict[str, float]:
+    """The values a resumed run must share with the run it continues (else its lr schedule is not the same)."""
+    t = train_cfg
+    return {"batch_size": t.batch_size, "epochs": t.epochs, "base_lr": t.base_lr, "power": t.power,
+            "crop_h": t.crop_h, "crop_w": t.crop_w, "devices": group_size, "total_steps": total_steps}
+
+
+def schedule_changes(saved: Mapping[str, float], current: Mapping[str, float]) -> List[str]:
+    """``key: checkpoint X, now Y`` for every schedule value that differs."""
+    return [f"{k}: checkpoint {saved[k]:g}, now {current[k]:g}" for k in current
+            if k in saved and not math.isclose(saved[k], current[k], rel_tol=1e-9)]
+
+
+def save_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer, state: TrainState,
+                          schedule: Optional[Mapping[str, float]] = None) -> Path:
+    """Weights + optimizer state + epoch/step/best mIoU (+ the schedule it ran under), written atomically."""
     entries = [{"name": p.name, "data": p.data} for p in net.get_parameters()]
+    entries += [{"name": SCHEDULE_PREFIX + k, "data": ms.Tensor(np.array([v], np.float64))}
+                for k, v in (schedule or {}).items()]
     entries += [{"name": n, "data": p.data} for n, p in optimizer_state(optimizer).items()]
     entries += [{"name": "epoch_num", "data": ms.Tensor(np.array([state.epoch], np.int32))},
                 {"name": "step_num", "data": ms.Tensor(np.array([state.step], np.int32))},
@@ -68,12 +89,18 @@ def save_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.O
 
 def load_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer) -> TrainState:
     """Restore weights (strict), optimizer state (strict) and the loop counters from ``path``."""
-    params = read_checkpoint(path)
+    return load_train_state(read_checkpoint(path), path, net, optimizer)
+
+
+def load_train_state(params: Mapping[str, np.ndarray], path: str | os.PathLike, net: nn.Cell,
+                     optimizer: nn.Optimizer) -> TrainState:
+    """Like :func:`load_train_checkpoint` for a checkpoint already read into ``params``."""
     for key in LOOP_STATE_NAMES + ("global_step",):
         if key not in params:
             raise CheckpointError(f"{path} has no '{key}': it is a weights-only checkpoint and cannot resume a run "
                                   f"(use it as model.pretrained, or eval it)")
-    weights = {n: v for n, v in params.items() if n not in LOOP_STATE_NAMES and not n.startswith(OPT_STATE_PREFIXES)}
+    weights = {n: v for n, v in params.items() if n not in LOOP_STATE_NAMES and not n.startswith(OPT_STATE_PREFIXES)
+               and not n.startswith(SCHEDULE_PREFIX)}
     load_params_strict(net, weights, str(path))
     opt = optimizer_state(optimizer)
     opt_saved = {n: v for n, v in params.items() if n.startswith(OPT_STATE_PREFIXES)}
@@ -116,6 +143,43 @@ def resolve_resume(resume: Optional[str], ckpt_dir: str | os.PathLike) -> Option
     if not path.is_file():
         raise CheckpointError(f"--resume {resume}: file not found")
     return path
+
+
+def open_resume(resume: Optional[str], ckpt_dir: str | os.PathLike
+                ) -> Tuple[Optional[Path], Optional[Dict[str, np.ndarray]]]:
+    """Find and read the checkpoint to resume from, once: ``(path, params)`` or ``(None, None)`` to start fresh.
+
+    ``auto`` takes the newest readable ``epoch_NNNN.ckpt`` in ``ckpt_dir``; a
+    corrupt newest file is skipped with a warning in favour of the one before.
+    """
+    if not resume:
+        return None, None
+    if resume != "auto":
+        path = resolve_resume(resume, ckpt_dir)
+        return path, read_checkpoint(path)
+    found = epoch_checkpoints(ckpt_dir)
+    if not found:
+        logger.info("--resume auto: no epoch checkpoint in %s; starting a fresh run", ckpt_dir)
+        return None, None
+    for _, path in reversed(found):
+        try:
+            return path, read_checkpoint(path)
+        except CheckpointError as exc:
+            logger.warning("--resume auto: skipping unreadable checkpoint (falling back to the one before): %s", exc)
+    raise CheckpointError(f"--resume auto: none of the {len(found)} epoch checkpoints in {ckpt_dir} can be read; "
+                          f"remove them to start fresh, or pass --resume PATH")
+
+
+def pipeline_error(exc: BaseException, list_file: str) -> BaseException:
+    """The :class:`DataError` inside a MindSpore pipeline failure as one line, or ``exc`` itself if there is none.
+
+    MindSpore wraps an exception raised while reading a sample in a long
+    RuntimeError; the project's own message is the line after ``DataError:``.
+    """
+    match = re.search(r"DataError: (.+)", str(exc))
+    if match is None:
+        return exc
+    return DataError(f"{match.group(1).strip()} (while reading {list_file})")
 
 
 def _rotate(ckpt_dir: Path, keep_last: int) -> None:
@@ -176,14 +240,18 @@ class Trainer:
     """
 
     def __init__(self, cfg: Config, device_target: str = "CPU", rank: int = 0, group_size: int = 1,
-                 resume: Optional[str] = None) -> None:
+                 resume: Optional[str] = None, allow_schedule_change: bool = False) -> None:
         t = cfg.train
         self.cfg, self.rank, self.group_size = cfg, rank, group_size
         self.save_dir = Path(t.save_dir)
         self.ckpt_dir = self.save_dir / "checkpoints"
         self.is_main = rank == 0
+        # Everything that can be checked is checked before the first step: output folder, both lists.
         if self.is_main:
-            save_config(cfg, self.save_dir / "config.yaml")
+            ensure_output_dir(self.ckpt_dir, "train.save_dir")
+            remove_partial_checkpoints(self.ckpt_dir)
+        if t.eval_interval:
+            read_list(os.path.join(cfg.data.data_root, cfg.data.val_list), cfg.data.data_root)
         self.records = MetricsLog(self.save_dir / "metrics.jsonl") if self.is_main else None
 
         ms.set_seed(t.seed)  # the same seed gives the same initial weights on every rank and every run
@@ -192,13 +260,13 @@ class Trainer:
         if t.amp_level != "O0" and device_target != "CPU":
             net = ms.amp.auto_mixed_precision(net, t.amp_level)
         loss_scale = _loss_scale(t, device_target)
-        resume_path = resolve_resume(resume, self.ckpt_dir)
+        resume_path, resume_params = open_resume(resume, self.ckpt_dir)
         if cfg.model.pretrained and resume_path is None:
             load_checkpoint_strict(net, cfg.model.pretrained, allow_missing=("ppm.", "cls.", "aux."))
 
         # The sampler must know the epoch to resume at before the pipeline is built (the pipeline keeps
         # its own copy of it), so the counters are read first and the weights once everything exists.
-        start_epoch = peek_epoch(resume_path) if resume_path is not None else 0
+        start_epoch = int(resume_params["epoch_num"][0]) if resume_params and "epoch_num" in resume_params else 0
         self.train_ds, self.source, self.sampler = build_train_pipeline(cfg.data, t, rank, group_size,
                                                                         start_epoch=start_epoch)
         self.start_epoch = start_epoch
@@ -209,14 +277,79 @@ class Trainer:
         self.optimizer = build_optimizer(net, t.base_lr, self.total_steps, t.power, t.head_lr_mult, t.momentum,
                                          t.weight_decay)
         self.state = TrainState()
+        self.schedule = schedule_of(t, group_size, self.total_steps)
         if resume_path is not None:
-            self.state = load_train_checkpoint(resume_path, net, self.optimizer)
+            self.state = load_train_state(resume_params, resume_path, net, self.optimizer)
+            self._check_schedule(resume_params, resume_path, allow_schedule_change)
+            del resume_params
+            best = self.ckpt_dir / "best.ckpt"
+            if best.is_file():  # the epoch checkpoint is written before its evaluation
+                saved_best = read_checkpoint(best, ("best_miou",)).get("best_miou")
+                if saved_best is not None:
+                    self.state.best_miou = max(self.state.best_miou, float(saved_best[0]))
             logger.info("resumed from %s: epoch %d, step %d, best mIoU %.4f", resume_path, self.state.epoch,
                         self.state.step, self.state.best_miou)
+            if self.records:
+                dropped = self.records.truncate_after(self.state.step)
+                if dropped:
+                    logger.info("metrics.jsonl: dropped %d records after step %d (from the interrupted run)",
+                                dropped, self.state.step)
         self.net = net
         self.step_cell = TrainStep(NetWithLoss(net, cfg.data.ignore_label, t.aux_weight), self.optimizer,
                                    group_size, loss_scale)
         self.step_cell.set_train(True)
+        if self.is_main:  # only once the run could start, so a failed start keeps the previous run's file
+            save_config(cfg, self.save_dir / "config.yaml")
+
+    def _check_schedule(self, params: Mapping[str, np.ndarray], path: Path, allow: bool) -> None:
+        saved = {n[len(SCHEDULE_PREFIX):]: float(np.asarray(v).reshape(-1)[0]) for n, v in params.items()
+                 if n.startswith(SCHEDULE_PREFIX)}
+        if not saved:
+            logger.warning("%s records no schedule (older checkpoint): cannot check that batch size, epochs, lr "
+                           "and crop match the run it continues", path)
+            return
+        changes = schedule_changes(saved, self.schedule)
+        if changes and not allow:
+            raise TrainingError(f"refusing to resume {path} with a different schedule ({'; '.join(changes)}): the "
+                                f"poly lr would not continue as it started. Restore those values, or pass "
+                                f"--allow-schedule-change to resume anyway")
+        if changes:
+            logger.warning("resuming with a changed schedule (allowed): %s", "; ".join(changes))
+
+    def _batches(self, batches, count: int, list_file: str):
+        """Up to ``count`` batches from the iterator, a sample's DataError reported as one line."""
+        for _ in range(count):
+            try:
+                item = next(batches)
+            except StopIteration:
+                return
+            except RuntimeError as exc:
+                raise pipeline_error(exc, list_file) from None
+            yield item
+
+    def _save(self, epoch: int) -> Optional[Path]:
+        """The epoch's checkpoint (main rank, when due), then rotation."""
+        t, state = self.cfg.train, self.state
+        if not self.is_main or not (epoch % t.save_every == 0 or epoch == t.epochs or state.step >= self.total_steps):
+            return None
+        path = save_train_checkpoint(self.ckpt_dir / f"epoch_{epoch:04d}.ckpt", self.net, self.optimizer, state,
+                                     self.schedule)
+        _rotate(self.ckpt_dir, t.keep_last)
+        logger.info("saved %s", path)
+        return path
+
+    def _evaluate(self, saved: Optional[Path]) -> float:
+        """Evaluate after an epoch; a failure says which checkpoint holds the finished work."""
+        try:
+            return _evaluate_and_record(self.net, self.cfg, self.state, self.rank, self.group_size, self.records,
+                                        self.ckpt_dir, self.optimizer)
+        except (PSPNetError, RuntimeError) as exc:
+            err = pipeline_error(exc, self.cfg.data.val_list) if isinstance(exc, RuntimeError) else exc
+            if not isinstance(err, PSPNetError):
+                raise
+            kept = f"the epoch's checkpoint is saved: {saved}" if saved else f"last checkpoint: {self._last_good()}"
+            raise TrainingError(f"evaluation after epoch {self.state.epoch} failed: {err}. {kept}; fix the problem "
+                                f"and continue with --resume auto") from None
 
     def _last_good(self) -> str:
         found = epoch_checkpoints(self.ckpt_dir)
@@ -242,7 +375,8 @@ class Trainer:
             if state.step >= self.total_steps:
                 break
             tick = time.perf_counter()
-            for i, (image, label) in enumerate(itertools.islice(batches, self.steps_per_epoch), start=1):
+            epoch_batches = self._batches(batches, self.steps_per_epoch, self.cfg.data.train_list)
+            for i, (image, label) in enumerate(epoch_batches, start=1):
                 lrs = current_lrs(self.optimizer)
                 total, main, aux = (v.asnumpy().item() for v in self.step_cell(ms.Tensor(image), ms.Tensor(label)))
                 state.step += 1
@@ -266,15 +400,9 @@ class Trainer:
                 if state.step >= self.total_steps:
                     break
             state.epoch = epoch + 1
+            saved = self._save(state.epoch)  # before evaluating, so an eval failure loses no training
             if t.eval_interval and (state.epoch % t.eval_interval == 0 or state.epoch == t.epochs):
-                last_miou = _evaluate_and_record(self.net, self.cfg, state, self.rank, self.group_size,
-                                                 self.records, self.ckpt_dir, self.optimizer)
-            if self.is_main and (state.epoch % t.save_every == 0 or state.epoch == t.epochs
-                                 or state.step >= self.total_steps):
-                path = save_train_checkpoint(self.ckpt_dir / f"epoch_{state.epoch:04d}.ckpt", self.net,
-                                             self.optimizer, state)
-                _rotate(self.ckpt_dir, t.keep_last)
-                logger.info("saved %s", path)
+                last_miou = self._evaluate(saved)
         if self.records:
             plot_curves(self.records.read(), self.save_dir / "curves.png")
         return {"epoch": state.epoch, "step": state.step, "best_miou": state.best_miou, "last_miou": last_miou,
@@ -283,9 +411,10 @@ class Trainer:
 
 
 def run_training(cfg: Config, device_target: str = "CPU", rank: int = 0, group_size: int = 1,
-                 resume: Optional[str] = None, stop_after_epoch: Optional[int] = None) -> Dict:
+                 resume: Optional[str] = None, stop_after_epoch: Optional[int] = None,
+                 allow_schedule_change: bool = False) -> Dict:
     """Build a :class:`Trainer` and run it; returns its summary."""
-    return Trainer(cfg, device_target, rank, group_size, resume).run(stop_after_epoch)
+    return Trainer(cfg, device_target, rank, group_size, resume, allow_schedule_change).run(stop_after_epoch)
 
 
 def _evaluate_and_record(net, cfg, state, rank, group_size, records, ckpt_dir, optimizer) -> float:

@@ -21,6 +21,19 @@ class MetricsLog:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
 
+    def truncate_after(self, step: int) -> int:
+        """Drop records of steps after ``step`` (written by a run that is now resumed from ``step``).
+
+        Returns how many were dropped.  The file is rewritten atomically.
+        """
+        records = self.read()
+        kept = [r for r in records if int(r.get("step", 0)) <= step]
+        if len(kept) != len(records):
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+            os.replace(tmp, self.path)
+        return len(records) - len(kept)
+
     def read(self) -> List[Dict]:
         if not self.path.is_file():
             return []

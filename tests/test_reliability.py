@@ -1,0 +1,257 @@
+"""Broken and hostile inputs outside the converter: each gives one clear error and loses nothing.
+
+The training-level cases (a run that fails mid-way, resume) are in test_reliability_train.py.
+"""
+import errno
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from helpers import make_shapes, tiny_config
+from src.checkpoint import CheckpointError, arrays_to_entries, remove_partial_checkpoints, save_checkpoint_atomic
+from src.config import ConfigError, config_from_dict, load_config
+from src.convert.weights import convert_file
+from src.data import dataset as dataset_module
+from src.data.dataset import DataError, SegDataset, read_image, read_list
+from src.data.labels import dataset_spec
+from src.data.prepare import check_list
+from src.errors import PSPNetError
+from src.evaluation.evaluate import prepare_results_dir
+from src.paths import OutputPathError, ensure_output_dir
+from src.train.loop import Trainer, pipeline_error
+from src.train.records import MetricsLog
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    return make_shapes(tmp_path_factory.mktemp("shapes"), num=6, size=48, seed=2)
+
+
+def _jpeg(tmp_path, name="ok.jpg"):
+    img = np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8)
+    path = tmp_path / name
+    cv2.imwrite(str(path), img)
+    return path
+
+
+# --- images -----------------------------------------------------------------------------------------------
+
+def test_truncated_jpeg_is_detected(tmp_path):
+    good = _jpeg(tmp_path)
+    assert read_image(str(good)).shape == (40, 56, 3)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    assert cv2.imread(str(cut)) is not None  # the decoder alone accepts it (gray fill)
+    with pytest.raises(DataError, match=r"list.txt:3: image .*cut\.jpg is a truncated JPEG"):
+        read_image(str(cut), "list.txt:3")
+    padded = tmp_path / "padded.jpg"
+    padded.write_bytes(good.read_bytes() + b"\x00" * 16)  # padding after the end marker is fine
+    assert read_image(str(padded)).shape == (40, 56, 3)
+
+
+@pytest.mark.parametrize("content,needle", [(b"", "empty file"), (b"this is text, not a picture\n", "cannot read")])
+def test_empty_and_text_images(tmp_path, content, needle):
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=needle) as info:
+        read_image(str(path))
+    assert "bad.jpg" in str(info.value)
+
+
+def test_image_header_declaring_too_many_pixels_refused_before_decoding(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    cv2.imwrite(str(path), np.zeros((64, 80, 3), np.uint8))
+    monkeypatch.setattr(dataset_module, "MAX_PIXELS", 64 * 79)
+    with pytest.raises(DataError, match=r"declares 80x64 pixels"):
+        read_image(str(path))
+
+
+def test_truncated_jpeg_skipped_in_skip_mode_and_reported_by_check(tmp_path):
+    root = make_shapes(tmp_path / "d", num=6, size=48, seed=1)
+    victim = root / "JPEGImages" / "shapes_00001.jpg"
+    victim.write_bytes(victim.read_bytes()[:300])
+    samples = read_list(root / "train.txt", root)
+    lenient = SegDataset(samples, dataset_spec("synthetic", 6), 6, on_bad_sample="skip")
+    for i in range(len(samples)):
+        lenient[i]
+    assert lenient.bad_count == 1
+    report = check_list(str(root / "train.txt"), str(root), "synthetic", 6)
+    assert any("truncated JPEG" in p for p in report["problems"]["unreadable_image"])
+
+
+def test_all_unreadable_in_skip_mode_names_the_list(tmp_path):
+    root = make_shapes(tmp_path / "d", num=4, size=48, seed=1)
+    for jpg in (root / "JPEGImages").glob("*.jpg"):
+        jpg.write_bytes(b"")
+    samples = read_list(root / "train.txt", root)
+    with pytest.raises(DataError, match=r"every sample in .*train\.txt is unreadable"):
+        SegDataset(samples, dataset_spec("synthetic", 6), 6, on_bad_sample="skip")[0]
+
+
+def test_list_paths_with_spaces_separated_by_a_tab(tmp_path):
+    root = make_shapes(tmp_path / "d", num=4, size=48, seed=1)
+    (root / "My Images").mkdir()
+    os.rename(root / "JPEGImages" / "shapes_00000.jpg", root / "My Images" / "a b.jpg")
+    lst = root / "tab.txt"
+    lst.write_text("My Images/a b.jpg\tSegmentationClassAug/shapes_00000.png\n")
+    (sample,) = read_list(lst, root)
+    assert sample.image.endswith("My Images/a b.jpg") and sample.label.endswith("shapes_00000.png")
+
+
+def test_pipeline_error_extracts_the_one_line():
+    wrapped = RuntimeError("Exception thrown from user defined Python function in dataset.\n"
+                           "------\nTraceback (most recent call last):\n  File ...\n"
+                           "src.data.dataset.DataError: train.txt:4: cannot read image x.jpg (corrupt)\n\n"
+                           "------ C++ Call Stack: ------\n...")
+    err = pipeline_error(wrapped, "train.txt")
+    assert isinstance(err, DataError)
+    assert str(err) == "train.txt:4: cannot read image x.jpg (corrupt) (while reading train.txt)"
+    other = RuntimeError("something else")
+    assert pipeline_error(other, "train.txt") is other
+
+
+# --- config ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n\n"])
+def test_empty_config_is_an_error(tmp_path, text):
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"empty\.yaml: the config is empty"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("key,value,needle", [("base_lr", -0.01, "train.base_lr must be > 0"),
+                                              ("base_lr", float("nan"), "train.base_lr must be a finite"),
+                                              ("weight_decay", float("inf"), "train.weight_decay must be a finite"),
+                                              ("momentum", 1.5, "train.momentum")])
+def test_bad_training_numbers_name_the_key(key, value, needle):
+    with pytest.raises(ConfigError, match=needle):
+        config_from_dict({"train": {key: value}}, "x.yaml")
+
+
+@pytest.mark.parametrize("layers", [18, 34])
+def test_depths_the_model_refuses_are_config_errors(layers):
+    with pytest.raises(ConfigError, match="model.layers"):
+        config_from_dict({"model": {"layers": layers}}, "x.yaml")
+
+
+# --- output paths ----------------------------------------------------------------------------------------
+
+def test_output_dir_that_is_a_file_or_under_one(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for path in (blocker, blocker / "sub"):
+        with pytest.raises(OutputPathError, match=r"train.save_dir .*is a file, not a folder"):
+            ensure_output_dir(path, "train.save_dir")
+    with pytest.raises(OutputPathError, match="results folder"):
+        prepare_results_dir(blocker / "eval", overwrite=False)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_dir(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    with pytest.raises(OutputPathError, match="cannot write there"):
+        ensure_output_dir(ro / "x", "--results-dir")
+
+
+def test_converter_dst_checked_before_reading(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputPathError, match="--dst"):
+        convert_file(str(tmp_path / "does_not_matter.pth"), str(blocker / "w.ckpt"))
+
+
+def test_trainer_checks_save_dir_and_val_list_before_anything(shapes, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputPathError, match="train.save_dir"):
+        Trainer(tiny_config(shapes, blocker / "run"))
+    # A misspelled val list fails at the start, and the previous run's config.yaml is kept.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("previous run\n")
+    with pytest.raises(DataError, match=r"list file not found: .*vall\.txt"):
+        Trainer(tiny_config(shapes, run, data={"val_list": "vall.txt"}, train={"eval_interval": 1}))
+    assert (run / "config.yaml").read_text() == "previous run\n"
+
+
+def test_partial_checkpoints_removed_at_start(shapes, tmp_path):
+    ckpts = tmp_path / "run" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    leftovers = [ckpts / "epoch_0002.ckpt.k3j2.tmp.ckpt", ckpts / "epoch_0002.ckpt.k3j2.tmp.tmp"]
+    for p in leftovers:
+        p.write_bytes(b"partial")
+    keep = ckpts / "epoch_0001.ckpt"
+    keep.write_bytes(b"a real one")
+    with pytest.raises(DataError):  # stops right after the clean-up
+        Trainer(tiny_config(shapes, tmp_path / "run", data={"val_list": "nope.txt"}, train={"eval_interval": 1}))
+    assert not any(p.exists() for p in leftovers) and keep.exists()
+
+
+def test_full_disk_while_saving_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    import mindspore as ms
+
+    path = tmp_path / "epoch_0001.ckpt"
+    entries = arrays_to_entries({"w": np.ones((256, 1024), np.float32)})
+    save_checkpoint_atomic(entries, path)
+    before = path.read_bytes()
+
+    def full_disk(entries, name):
+        Path(os.path.splitext(name)[0] + ".tmp").write_bytes(b"half")  # as MindSpore leaves it
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ms, "save_checkpoint", full_disk)
+    with pytest.raises(CheckpointError) as info:
+        save_checkpoint_atomic(entries, path)
+    message = str(info.value)
+    assert "No space left" in message and "needs about 1.0 MiB" in message and str(path) in message
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_0001.ckpt"]
+    assert remove_partial_checkpoints(tmp_path) == []
+
+
+def test_metrics_log_truncates_records_after_resume_step(tmp_path):
+    log = MetricsLog(tmp_path / "m.jsonl")
+    for step in (1, 2, 3, 4):
+        log.write({"kind": "step", "step": step})
+    log.write({"kind": "eval", "epoch": 2, "step": 4})
+    assert log.truncate_after(2) == 3
+    assert [r["step"] for r in log.read()] == [1, 2]
+
+
+# --- entry points: exit 2, one line ----------------------------------------------------------------------
+
+def _run(args, **kw):
+    env = {**os.environ, "GLOG_v": "3"}
+    return subprocess.run([sys.executable, *args], cwd=str(ROOT), capture_output=True, text=True, env=env, **kw)
+
+
+def test_export_height_zero_is_an_error(tmp_path):
+    proc = _run(["export.py", "--config", "config/demo_synthetic.yaml", "--ckpt", str(tmp_path / "x.ckpt"),
+                 "--file_format", "MINDIR", "--height", "0", "--file_name", str(tmp_path / "m")])
+    assert proc.returncode == 2
+    assert "input size must be positive" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_every_project_error_shares_one_base():
+    from src.checkpoint import CheckpointError as C
+    from src.convert.pth import PthError
+    from src.convert.weights import ConversionError
+    from src.device import DeviceError
+    from src.evaluation.backends import BackendError
+    from src.evaluation.evaluate import ResultsExistError
+    from src.exporting import ExportError
+    from src.train.loop import TrainingError
+
+    for cls in (C, ConfigError, ConversionError, DataError, DeviceError, BackendError, ResultsExistError,
+                ExportError, PthError, TrainingError, OutputPathError):
+        assert issubclass(cls, PSPNetError), cls

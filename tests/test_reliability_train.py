@@ -1,0 +1,105 @@
+"""Training runs that meet broken data or a changed schedule: one clear error, and no finished work lost."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import make_shapes, tiny_config
+from src.checkpoint import read_checkpoint
+from src.data.dataset import DataError
+from src.train.loop import Trainer, TrainingError, epoch_checkpoints
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    return make_shapes(tmp_path_factory.mktemp("shapes"), num=6, size=48, seed=2)
+
+
+def _broken_copy(tmp_path, what):
+    root = make_shapes(tmp_path / "data", num=6, size=48, seed=2)
+    for jpg in (root / "JPEGImages").glob("*.jpg"):
+        if what == "text":
+            jpg.write_text("not an image\n")
+        elif what == "empty":
+            jpg.write_bytes(b"")
+    return root
+
+
+@pytest.mark.parametrize("what", ["text", "empty"])
+def test_bad_training_sample_is_one_data_error(tmp_path, what):
+    root = _broken_copy(tmp_path, what)
+    with pytest.raises(DataError) as info:
+        Trainer(tiny_config(root, tmp_path / "run")).run()
+    message = str(info.value)
+    assert "train.txt:" in message and ".jpg" in message and "Traceback" not in message
+    assert "\n" not in message
+
+
+def test_resume_bookkeeping(shapes, tmp_path, caplog):
+    run = tmp_path / "run"
+    Trainer(tiny_config(shapes, run, train={"epochs": 3})).run(stop_after_epoch=1)
+    log = run / "metrics.jsonl"
+    with open(log, "a") as f:  # records of an interrupted epoch 2 that never reached its checkpoint
+        f.write(json.dumps({"kind": "step", "epoch": 2, "step": 3, "loss": 1.0}) + "\n")
+
+    # A changed schedule is refused with the differences listed, unless explicitly allowed.
+    with pytest.raises(TrainingError, match=r"epochs: checkpoint 3, now 5.*base_lr: checkpoint 0.01, now 0.02"):
+        Trainer(tiny_config(shapes, run, train={"epochs": 5, "base_lr": 0.02}), resume="auto")
+    allowed = Trainer(tiny_config(shapes, run, train={"epochs": 5}), resume="auto", allow_schedule_change=True)
+    assert allowed.state.epoch == 1
+    del allowed
+
+    # A corrupt newest checkpoint falls back to the one before, with a warning.
+    ckpts = run / "checkpoints"
+    good = ckpts / "epoch_0001.ckpt"
+    (ckpts / "epoch_0002.ckpt").write_bytes(good.read_bytes()[:4000])
+    with caplog.at_level("WARNING"):
+        resumed = Trainer(tiny_config(shapes, run, train={"epochs": 3}), resume="auto")
+    assert resumed.state.epoch == 1 and resumed.state.step == 2
+    assert any("epoch_0002.ckpt" in r.message and "skipping" in r.message for r in caplog.records)
+    (ckpts / "epoch_0002.ckpt").unlink()
+    resumed.run()
+    steps = [r["step"] for r in map(json.loads, log.read_text().splitlines()) if r["kind"] == "step"]
+    assert steps == sorted(set(steps)) and steps[-1] == 6
+
+
+def test_resume_auto_says_when_it_starts_fresh(shapes, tmp_path, caplog):
+    with caplog.at_level("INFO"):
+        trainer = Trainer(tiny_config(shapes, tmp_path / "fresh"), resume="auto")
+    assert trainer.state.epoch == 0
+    assert any("starting a fresh run" in r.message for r in caplog.records)
+
+
+def test_eval_failure_keeps_the_epoch_checkpoint(tmp_path):
+    root = make_shapes(tmp_path / "data", num=6, size=48, seed=2)
+    val = [line.split()[0] for line in (root / "val.txt").read_text().splitlines() if line.strip()]
+    (root / val[0]).write_text("broken after the start\n")
+    trainer = Trainer(tiny_config(root, tmp_path / "run", train={"epochs": 2, "eval_interval": 1}))
+    with pytest.raises(TrainingError) as info:
+        trainer.run()
+    message = str(info.value)
+    assert "evaluation after epoch 1 failed" in message and "val.txt" in message
+    assert "epoch_0001.ckpt" in message and "\n" not in message
+    assert [e for e, _ in epoch_checkpoints(tmp_path / "run" / "checkpoints")] == [1]
+    assert int(read_checkpoint(tmp_path / "run" / "checkpoints" / "epoch_0001.ckpt")["epoch_num"][0]) == 1
+
+
+def test_train_cli_bad_sample_exits_2_with_one_line(tmp_path):
+    root = _broken_copy(tmp_path, "text")
+    cfg = tiny_config(root, tmp_path / "run")
+    raw = {s: {k: v for k, v in vars(getattr(cfg, s)).items()} for s in ("data", "model", "train", "eval")}
+    raw["device"] = {"target": "CPU", "mode": "PYNATIVE"}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    proc = subprocess.run([sys.executable, "train.py", "--config", str(path)], cwd=str(ROOT), capture_output=True,
+                          text=True, env={**os.environ, "GLOG_v": "3"})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    errors = [line for line in (proc.stderr + proc.stdout).splitlines() if "error:" in line]
+    assert len(errors) == 1 and "train.txt:" in errors[0] and "cannot read image" in errors[0]
