@@ -255,3 +255,43 @@ def test_every_project_error_shares_one_base():
     for cls in (C, ConfigError, ConversionError, DataError, DeviceError, BackendError, ResultsExistError,
                 ExportError, PthError, TrainingError, OutputPathError):
         assert issubclass(cls, PSPNetError), cls
+
+
+def test_bad_samples_counted_across_two_workers(tmp_path):
+    from src.data.pipeline import build_train_pipeline
+
+    root = make_shapes(tmp_path / "d", num=8, size=48, seed=1)
+    lines = (root / "train.txt").read_text().splitlines()
+    for line in lines[:3]:
+        (root / line.split()[0]).write_bytes(b"")
+    cfg = config_from_dict({"data": {"dataset": "synthetic", "data_root": str(root), "classes": 6, "workers": 2,
+                                     "train_list": "train.txt", "on_bad_sample": "skip"},
+                            "train": {"crop_h": 33, "crop_w": 33, "batch_size": 1, "seed": 4}})
+    log = tmp_path / "bad.tsv"
+    ds, source, _ = build_train_pipeline(cfg.data, cfg.train, end_epoch=1, bad_log=str(log))
+    batches = list(ds.create_tuple_iterator(num_epochs=1, output_numpy=True))
+    assert len(batches) == len(lines)
+    assert source.bad_seen == set()  # the main process read nothing itself: the workers did
+    assert source.bad_count == 3
+
+
+@pytest.mark.parametrize("kind", ["rgb", "16bit", "size", "values"])
+def test_bad_labels_name_list_line_and_file(tmp_path, kind):
+    from PIL import Image
+
+    root = make_shapes(tmp_path / "d", num=4, size=48, seed=1)
+    samples = read_list(root / "train.txt", root)
+    label = Path(samples[0].label)
+    if kind == "rgb":
+        Image.new("RGB", (48, 48), (10, 20, 30)).save(label)
+    elif kind == "16bit":
+        Image.fromarray(np.full((48, 48), 4000, np.uint16)).save(label)
+    elif kind == "size":
+        Image.new("L", (20, 20), 1).save(label)
+    else:
+        with Image.open(samples[0].image) as im:
+            Image.new("L", im.size, 17).save(label)
+    needle = {"rgb": "is a RGB image", "16bit": "values above 255", "size": "but label", "values": "outside"}[kind]
+    with pytest.raises(DataError, match=needle) as info:
+        SegDataset(samples, dataset_spec("synthetic", 6), 6)[0]
+    assert "train.txt:" in str(info.value) and label.name in str(info.value)

@@ -191,11 +191,14 @@ class SegDataset:
 
     ``on_bad_sample``: ``error`` raises naming the list line and file;
     ``skip`` logs the sample once and serves the next readable sample in its
-    place, counting how many were replaced (``bad_count``).
+    place, counting how many were replaced (``bad_count``).  With ``bad_log``
+    each skipped sample is also appended to that file, so the count covers
+    every worker process (each has its own copy of this object).
     """
 
     def __init__(self, samples: List[Sample], spec: DatasetSpec, classes: int,
-                 transform: Optional[Callable] = None, seed: int = 0, on_bad_sample: str = "error") -> None:
+                 transform: Optional[Callable] = None, seed: int = 0, on_bad_sample: str = "error",
+                 bad_log: Optional[str] = None) -> None:
         if on_bad_sample not in ("error", "skip"):
             raise ValueError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
         self.samples = samples
@@ -205,9 +208,14 @@ class SegDataset:
         self.seed = seed
         self.on_bad_sample = on_bad_sample
         self.bad_seen: set = set()
+        self.bad_log = bad_log
 
     @property
     def bad_count(self) -> int:
+        """Distinct samples skipped so far: in every worker with ``bad_log``, else in this process."""
+        if self.bad_log and os.path.isfile(self.bad_log):
+            with open(self.bad_log, encoding="utf-8") as f:
+                return len({line.split("\t", 1)[0] for line in f if line.strip()})
         return len(self.bad_seen)
 
     def __len__(self) -> int:
@@ -227,6 +235,12 @@ class SegDataset:
                     raise
                 if i not in self.bad_seen:
                     self.bad_seen.add(i)
+                    if self.bad_log:  # one short append per sample: safe from several processes
+                        try:
+                            with open(self.bad_log, "a", encoding="utf-8") as f:
+                                f.write(f"{i}\t{' '.join(str(exc).split())}\n")
+                        except OSError as log_exc:
+                            logger.warning("cannot record the skipped sample in %s: %s", self.bad_log, log_exc)
                     logger.warning("skipping bad sample (%d so far in this process): %s", len(self.bad_seen), exc)
         where = self.samples[0].list_file if self.samples else "the list"
         raise DataError(f"every sample in {where} is unreadable (see the warnings above for each)")

@@ -77,12 +77,12 @@ class EpochTagged:
         return self.source[code]
 
 
-def make_dataset(data_cfg, list_name: str, transform, seed: int) -> SegDataset:
+def make_dataset(data_cfg, list_name: str, transform, seed: int, bad_log: Optional[str] = None) -> SegDataset:
     """A :class:`SegDataset` for ``data_cfg.train_list`` or ``val_list`` (relative to ``data_root``)."""
     spec = dataset_spec(data_cfg.dataset, data_cfg.classes, data_cfg.class_names)
     list_path = list_name if os.path.isabs(list_name) else os.path.join(data_cfg.data_root, list_name)
     samples = read_list(list_path, data_cfg.data_root)
-    return SegDataset(samples, spec, data_cfg.classes, transform, seed, data_cfg.on_bad_sample)
+    return SegDataset(samples, spec, data_cfg.classes, transform, seed, data_cfg.on_bad_sample, bad_log)
 
 
 def generator_dataset(source, codes: List[int], batch_size: int, workers: int, drop_remainder: bool):
@@ -95,18 +95,19 @@ def generator_dataset(source, codes: List[int], batch_size: int, workers: int, d
 
 
 def build_train_pipeline(data_cfg, train_cfg, rank: int = 0, group_size: int = 1, start_epoch: int = 0,
-                         end_epoch: Optional[int] = None):
+                         end_epoch: Optional[int] = None, bad_log: Optional[str] = None):
     """Training batches for this rank for epochs ``start_epoch .. end_epoch - 1`` in one pass.
 
     Per-device batch = global batch / devices; each epoch is cut to whole
     batches, so an epoch is exactly ``len(sampler) // per_device`` batches.
-    Returns ``(dataset, source, sampler)``; iterate the dataset once.
+    Returns ``(dataset, source, sampler)``; iterate the dataset once.  Skipped
+    samples are appended to ``bad_log`` when given (see :class:`SegDataset`).
     """
     if train_cfg.batch_size % group_size:
         raise ConfigError(f"train.batch_size {train_cfg.batch_size} is not divisible by {group_size} devices")
     per_device = train_cfg.batch_size // group_size
     source = make_dataset(data_cfg, data_cfg.train_list, train_transform_from_config(data_cfg, train_cfg),
-                          train_cfg.seed)
+                          train_cfg.seed, bad_log)
     sampler = EpochShardSampler(len(source), group_size, rank, shuffle=True, seed=train_cfg.seed)
     if len(sampler) < per_device:
         raise DataError(f"{data_cfg.train_list}: {len(sampler)} samples per device is fewer than one batch of "

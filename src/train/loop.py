@@ -250,6 +250,8 @@ class Trainer:
         if self.is_main:
             ensure_output_dir(self.ckpt_dir, "train.save_dir")
             remove_partial_checkpoints(self.ckpt_dir)
+        else:
+            ensure_output_dir(self.save_dir, "train.save_dir")
         if t.eval_interval:
             read_list(os.path.join(cfg.data.data_root, cfg.data.val_list), cfg.data.data_root)
         self.records = MetricsLog(self.save_dir / "metrics.jsonl") if self.is_main else None
@@ -267,8 +269,12 @@ class Trainer:
         # The sampler must know the epoch to resume at before the pipeline is built (the pipeline keeps
         # its own copy of it), so the counters are read first and the weights once everything exists.
         start_epoch = int(resume_params["epoch_num"][0]) if resume_params and "epoch_num" in resume_params else 0
+        bad_log = self.save_dir / f"bad_samples_rank{rank}.tsv"
+        if resume_path is None and bad_log.exists():
+            bad_log.unlink()  # a fresh run counts its own skipped samples
         self.train_ds, self.source, self.sampler = build_train_pipeline(cfg.data, t, rank, group_size,
-                                                                        start_epoch=start_epoch)
+                                                                        start_epoch=start_epoch,
+                                                                        bad_log=str(bad_log))
         self.start_epoch = start_epoch
         self.steps_per_epoch = len(self.sampler) // (t.batch_size // group_size)
         self.total_steps = t.epochs * self.steps_per_epoch
