@@ -7,7 +7,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-SHARED = ROOT.parent / "shared"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -20,13 +19,10 @@ def _mindspore_cpu():
 
 @pytest.fixture(scope="session")
 def reference_keys():
-    """The PyTorch reference key/shape lists (../shared/reference), or skip where shared/ is absent."""
+    """The PyTorch reference key/shape lists (a copy of the design notes' reference file, kept in tests/data)."""
     import json
 
-    path = SHARED / "reference" / "torch_state_dict_keys.json"
-    if not path.is_file():
-        pytest.skip(f"reference key file not found: {path}")
-    return json.loads(path.read_text())
+    return json.loads((Path(__file__).resolve().parent / "data" / "torch_state_dict_keys.json").read_text())
 
 
 @pytest.fixture(autouse=True)
