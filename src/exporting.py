@@ -10,8 +10,8 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from src.errors import PSPNetError
-from src.paths import ensure_output_file
 from src.evaluation.backends import load_eval_network, write_sidecar
+from src.paths import ensure_output_file
 
 logger = logging.getLogger(__name__)
 

@@ -295,3 +295,13 @@ def test_bad_labels_name_list_line_and_file(tmp_path, kind):
     with pytest.raises(DataError, match=needle) as info:
         SegDataset(samples, dataset_spec("synthetic", 6), 6)[0]
     assert "train.txt:" in str(info.value) and label.name in str(info.value)
+
+
+def test_export_file_name_under_a_file_checked_before_loading(tmp_path):
+    from src.config import ModelConfig
+    from src.exporting import export_model
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputPathError, match="--file_name"):
+        export_model(ModelConfig(), 6, str(tmp_path / "missing.ckpt"), "MINDIR", 1, 33, 33, str(blocker / "m"))

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from src.errors import PSPNetError
 from src.data.labels import IGNORE, DatasetSpec
+from src.errors import PSPNetError
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from src.errors import PSPNetError
 from src.checkpoint import CheckpointError, load_checkpoint_strict
+from src.errors import PSPNetError
 
 logger = logging.getLogger(__name__)
 

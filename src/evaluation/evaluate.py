@@ -12,12 +12,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from src.errors import PSPNetError
-from src.paths import ensure_output_dir
 from src.data.dataset import DataError, Sample, load_sample, read_image
 from src.data.labels import DatasetSpec, colorize
+from src.errors import PSPNetError
 from src.evaluation.inference import Predict, Protocol, segment
 from src.evaluation.metrics import ConfusionMatrix, Scores, format_table
+from src.paths import ensure_output_dir
 
 logger = logging.getLogger(__name__)
 

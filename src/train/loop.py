@@ -14,7 +14,6 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn
 
-from src.errors import PSPNetError
 from src.checkpoint import (LOOP_STATE_NAMES, OPTIMIZER_STATE_PREFIXES as OPT_STATE_PREFIXES, SCHEDULE_PREFIX,
                             CheckpointError, load_checkpoint_strict, load_params_strict, read_checkpoint,
                             remove_partial_checkpoints, save_checkpoint_atomic)
@@ -23,6 +22,7 @@ from src.data.dataset import DataError, read_list
 from src.data.labels import dataset_spec
 from src.data.pipeline import build_train_pipeline, build_val_pipeline
 from src.distributed import allreduce_sum
+from src.errors import PSPNetError
 from src.evaluation.backends import ms_predict
 from src.evaluation.evaluate import evaluate_samples
 from src.evaluation.inference import protocol_from_config
@@ -56,9 +56,6 @@ class TrainState:
 def optimizer_state(optimizer: nn.Optimizer) -> Dict[str, ms.Parameter]:
     """The optimizer entries saved with a checkpoint: global_step and the momentum buffers."""
     return {p.name: p for p in optimizer.get_parameters() if p.name.startswith(OPT_STATE_PREFIXES)}
-
-
-SCHEDULE_KEYS = ("batch_size", "epochs", "base_lr", "power", "crop_h", "crop_w", "devices", "total_steps")
 
 
 def schedule_of(train_cfg: TrainConfig, group_size: int, total_steps: int) -> Dict[str, float]:
