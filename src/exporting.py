@@ -63,10 +63,10 @@ def export_model(model_cfg, classes: int, ckpt: str, file_format: str, batch_siz
     path = base + EXTENSIONS[fmt]
     ensure_output_file(path, "--file_name")
     reference = load_eval_network(model_cfg, classes, ckpt)
-    if fmt == "ONNX":
-        net = load_eval_network(model_cfg, classes, ckpt, static_hw=(height, width))
-    else:
-        net = reference
+    # Every format gets the fixed-size form: constant matrices instead of AdaptiveAvgPool2D and bilinear
+    # resize, explicit padding + valid max pooling instead of MaxPool3DWithArgmax. ONNX cannot express the
+    # dynamic ops, and on Ascend they are AICPU kernels that MindSpore Lite's converter does not list.
+    net = load_eval_network(model_cfg, classes, ckpt, static_hw=(height, width))
     head = OutputHead(net, output)
     head.set_train(False)
     shape = (batch_size, 3, height, width)
@@ -88,6 +88,23 @@ def export_model(model_cfg, classes: int, ckpt: str, file_format: str, batch_siz
                     result["argmax_agreement"])
     write_sidecar(path, result)
     return result
+
+
+def mindir_primitives(path: str | os.PathLike) -> Dict[str, int]:
+    """Operator type -> count of the nodes in a MINDIR file's graphs."""
+    from mindspore.train import mind_ir_pb2
+
+    model = mind_ir_pb2.ModelProto()
+    with open(path, "rb") as f:
+        model.ParseFromString(f.read())
+    counts: Dict[str, int] = {}
+    for graph in [model.graph, *model.functions]:
+        for node in graph.node:
+            op = node.op_type  # 'REF::Conv2D:4' for a primitive, 'Constant' for a value
+            if op.startswith("REF::"):
+                op = op[len("REF::"):].rsplit(":", 1)[0]
+            counts[op] = counts.get(op, 0) + 1
+    return counts
 
 
 def _run_exported(path: str, fmt: str, x: np.ndarray) -> np.ndarray:

@@ -65,7 +65,8 @@ def test_eval_ms_backend_writes_report_and_pictures(trained):
 def test_export_mindir_reloads_equal(exported):
     r = exported["MINDIR"]
     assert Path(r["file"]).suffix == ".mindir" and r["input_shape"] == [2, 3, 33, 33]
-    assert r["max_abs_diff"] <= 1e-6 and r["argmax_agreement"] == 1.0
+    # The export is the fixed-size form; it matches the dynamic network to float rounding (DESIGN: 3.5e-6).
+    assert r["max_abs_diff"] <= 1e-5 and r["argmax_agreement"] == 1.0
     assert json.loads(Path(r["file"] + ".json").read_text())["output"] == "logits"
 
 
@@ -174,3 +175,12 @@ def test_training_eval_full_mode_equals_eval_py(trained):
     assert count == ref["images"] == 1 and matrix.tolist() == ref["confusion_matrix"]
     fast, fast_count = evaluate_net(net, cfg, "fast", 0, 1)
     assert fast_count == 1 and fast.sum() > 0
+
+
+def test_mindir_has_no_aicpu_pooling_ops(exported):
+    from src.exporting import mindir_primitives
+
+    ops = mindir_primitives(exported["MINDIR"]["file"])
+    assert "Conv2D" in ops and ops["Conv2D"] > 50  # the parse found the real graph
+    assert not {"AdaptiveAvgPool2D", "MaxPool3DWithArgmax", "ResizeBilinearV2"} & set(ops), sorted(ops)
+    assert exported["MINDIR"]["max_abs_diff"] < 1e-3
