@@ -139,7 +139,7 @@ _CHOICES: Dict[str, Tuple[Any, ...]] = {
     "model.output_stride": (8, 16, 32),
     "device.target": ("auto", "Ascend", "GPU", "CPU"),
     "device.mode": ("GRAPH", "PYNATIVE"),
-    "train.amp_level": ("O0", "O1", "O2", "O3"),
+    "train.amp_level": ("O0", "O1", "O2"),
     "train.loss_scale": ("none", "fixed", "dynamic"),
     "train.eval_mode": ("fast", "full"),
 }
@@ -334,6 +334,9 @@ def validate(cfg: Config, source: Optional[str] = None) -> None:
     for name in ("weight_decay", "power", "head_lr_mult", "aux_weight", "max_steps"):
         if getattr(t, name) < 0:
             raise ConfigError(f"{src}: train.{name} must be >= 0, got {getattr(t, name)}")
+    if t.amp_level == "O2" and t.loss_scale == "none":
+        raise ConfigError(f"{src}: train.amp_level O2 runs convolutions in float16 and needs a loss scale; set "
+                          f"train.loss_scale to dynamic or fixed")
     if not 0 <= t.momentum < 1:
         raise ConfigError(f"{src}: train.momentum must be in [0, 1), got {t.momentum}")
     for name in ("crop_h", "crop_w", "batch_size", "epochs"):

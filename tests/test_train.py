@@ -111,7 +111,8 @@ def test_cpu_refuses_amp(shapes, tmp_path):
     from src.config import ConfigError
 
     with pytest.raises(ConfigError, match="CPU"):
-        Trainer(tiny_config(shapes, tmp_path / "amp", train={"amp_level": "O2"}), device_target="CPU")
+        Trainer(tiny_config(shapes, tmp_path / "amp", train={"amp_level": "O2", "loss_scale": "dynamic"}),
+                device_target="CPU")
 
 
 def test_batch_must_split_over_devices(shapes, tmp_path):

@@ -25,14 +25,14 @@ from src.distributed import allreduce_sum
 from src.errors import PSPNetError
 from src.evaluation.backends import ms_predict
 from src.evaluation.evaluate import evaluate_samples
-from src.evaluation.inference import protocol_from_config
+from src.evaluation.inference import protocol_from_config, run_batches
 from src.evaluation.metrics import ConfusionMatrix, scores_from_matrix
 from src.model.pspnet import build_pspnet
 from src.model.resnet import batch_norm
 from src.paths import ensure_output_dir
 from src.train.lr import build_optimizer, current_lrs
 from src.train.records import MetricsLog, plot_curves
-from src.train.step import NetWithLoss, TrainStep
+from src.train.step import NetWithLoss, TrainStep, apply_amp
 
 logger = logging.getLogger(__name__)
 
@@ -215,8 +215,10 @@ def evaluate_net(net: nn.Cell, cfg: Config, mode: str, rank: int, group_size: in
     if mode == "fast":
         ds, _, _ = build_val_pipeline(cfg.data, cfg.train.crop_h, cfg.train.crop_w, cfg.eval.batch_size, rank,
                                       group_size)
+        predict = ms_predict(net)
         for image, label in ds.create_tuple_iterator(num_epochs=1, output_numpy=True):
-            pred = net(ms.Tensor(image)).asnumpy().argmax(axis=1)
+            # The last batch is zero-padded to the full size, so only one graph is compiled.
+            pred = run_batches(predict, image, cfg.eval.batch_size).argmax(axis=1)
             cm.update(pred, label)
             count += len(label)
     else:
@@ -256,8 +258,8 @@ class Trainer:
         ms.set_seed(t.seed)  # the same seed gives the same initial weights on every rank and every run
         net = build_pspnet(cfg.model, cfg.data.classes, for_training=True,
                            norm=_norm_factory(device_target, group_size, t.sync_bn))
-        if t.amp_level != "O0" and device_target != "CPU":
-            net = ms.amp.auto_mixed_precision(net, t.amp_level)
+        if device_target != "CPU":
+            net = apply_amp(net, t.amp_level)
         loss_scale = _loss_scale(t, device_target)
         resume_path, resume_params = open_resume(resume, self.ckpt_dir)
         if cfg.model.pretrained and resume_path is None:

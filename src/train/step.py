@@ -6,6 +6,24 @@ from mindspore import nn, ops
 
 from src.model.loss import IgnoreCrossEntropy
 
+# Norm layers that must stay float32 under AMP. MindSpore's own O2 black list lacks SyncBatchNorm
+# and GroupNorm, so synced BN would otherwise run in float16.
+NORM_CELLS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.GroupNorm, nn.LayerNorm)
+
+
+def apply_amp(net: nn.Cell, level: str) -> nn.Cell:
+    """Mixed precision for ``net``: O0 none, O1 MindSpore's white list, O2 float16 except every norm layer.
+
+    Parameter names are unchanged (the norm cells are wrapped, not renamed).
+    """
+    if level == "O0":
+        return net
+    if level == "O1":
+        return ms.amp.auto_mixed_precision(net, "O1")
+    if level == "O2":
+        return ms.amp.custom_mixed_precision(net, black_list=list(NORM_CELLS))
+    raise ValueError(f"unsupported AMP level {level!r}")
+
 
 class NetWithLoss(nn.Cell):
     """Returns ``(main + aux_weight * aux, main, aux)``; aux is 0 when the net has no aux head."""
