@@ -11,7 +11,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True)
     p.add_argument("--ckpt", required=True, help="MindSpore .ckpt, or the .mindir / .onnx file for those backends")
-    p.add_argument("--backend", default="ms", choices=["ms", "mindir", "onnx"])
+    p.add_argument("--backend", default="ms", choices=["ms", "mindir", "onnx", "lite"],
+                   help="lite: a MINDIR in MindSpore Lite's runtime (needs the mindspore_lite wheel)")
     p.add_argument("--opts", nargs="*", default=[], help="overrides: KEY VALUE ... or KEY=VALUE ...")
     p.add_argument("--multi-scale", action="store_true",
                    help="use scales 0.5 0.75 1.0 1.25 1.5 1.75 (semseg's multi-scale test)")

@@ -16,11 +16,14 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", required=True)
     p.add_argument("--model", required=True, help=".onnx or .mindir exported with export.py")
-    p.add_argument("--backend", default=None, choices=["onnx", "mindir"], help="default: from the file extension")
+    p.add_argument("--backend", default=None, choices=["onnx", "mindir", "lite"],
+                   help="default: from the file extension (lite: MindSpore Lite's runtime, as on the 310)")
+    p.add_argument("--lite-target", default="cpu", choices=["cpu", "ascend"], help="device for --backend lite")
+    p.add_argument("--device-id", type=int, default=0, help="device for --backend lite with ascend")
     a = p.parse_args(argv)
     from src.data.dataset import DataError
     from src.errors import PSPNetError
-    from src.evaluation.backends import mindir_predict, onnx_predict
+    from src.evaluation.backends import lite_predict, mindir_predict, onnx_predict
     from src.evaluation.offline import META, run_inputs
     from src.logging_setup import setup_logging
 
@@ -34,7 +37,9 @@ def main(argv=None) -> int:
         b, _, h, w = meta["input_shape"]
         classes = meta["protocol"]["classes"]
         backend = a.backend or ("mindir" if a.model.endswith(".mindir") else "onnx")
-        if backend == "mindir":
+        if backend == "lite":
+            predict = lite_predict(a.model, b, (h, w), classes, a.lite_target, a.device_id)
+        elif backend == "mindir":
             from src.device import setup_device
 
             setup_device("CPU", "GRAPH")

@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# Build the Ascend 310 runner.  Usage: MINDSPORE_PATH=/path/to/mindspore-inference bash build.sh
+# Build the Ascend 310 runner against MindSpore Lite.
+# Usage: LITE_HOME=/path/to/mindspore-lite-<version>-linux-<arch> bash inference/ascend310/build.sh
+#        bash inference/ascend310/build.sh --check INCLUDE_ROOT   (compile without linking: INCLUDE_ROOT
+#        holds include/api/model.h, e.g. $LITE_HOME/runtime; no Lite library needed)
 set -euo pipefail
-cd "$(dirname "$0")"
-if [ -z "${MINDSPORE_PATH:-}" ]; then
-  MINDSPORE_PATH=$(python3 -c "import mindspore, os; print(os.path.dirname(mindspore.__file__))" 2>/dev/null || true)
+here="$(cd "$(dirname "$0")" && pwd)"
+if [ "${1:-}" = "--check" ]; then
+  root="${2:-${LITE_HOME:+$LITE_HOME/runtime}}"
+  if [ -z "$root" ] || [ ! -f "$root/include/api/model.h" ]; then
+    echo "error: --check needs a folder holding include/api/model.h (got '${root}')" >&2
+    exit 2
+  fi
+  "${CXX:-g++}" -std=c++17 -Wall -Wextra -Werror -isystem "$root" -isystem "$root/include" \
+    -c "$here/src/main.cc" -o /dev/null
+  echo "compiled $here/src/main.cc against $root/include/api (not linked)"
+  exit 0
 fi
-if [ -z "${MINDSPORE_PATH:-}" ] || [ ! -d "$MINDSPORE_PATH/include" ]; then
-  echo "error: MINDSPORE_PATH must point at a MindSpore inference package with include/ and lib/" >&2
+if [ -z "${LITE_HOME:-}" ] || [ ! -f "$LITE_HOME/runtime/include/api/model.h" ]; then
+  echo "error: set LITE_HOME to the unpacked MindSpore Lite package (holding runtime/include/api/model.h)" >&2
   exit 1
 fi
-mkdir -p build
-cmake -S . -B build -DMINDSPORE_PATH="$MINDSPORE_PATH"
-cmake --build build -j"$(nproc)"
-echo "built $(pwd)/build/pspnet_310"
+cmake -S "$here" -B "$here/build" -DLITE_HOME="$LITE_HOME"
+cmake --build "$here/build" -j"$(nproc)"
+echo "built $here/build/pspnet_310"

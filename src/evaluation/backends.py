@@ -126,12 +126,53 @@ def onnx_predict(path: str, batch: int, crop: Tuple[int, int], classes: int, thr
     return predict
 
 
+def lite_predict(path: str, batch: int, crop: Tuple[int, int], classes: int, target: str = "cpu",
+                 device_id: int = 0) -> Predict:
+    """A MINDIR run by MindSpore Lite's Python runtime (``mindspore_lite``), on ``cpu`` or ``ascend``.
+
+    The same runtime as the 310 C++ app; the wheel comes with the MindSpore Lite package for the host
+    (it is not on PyPI), so it is imported only when this backend is chosen.
+    """
+    try:
+        import mindspore_lite as mslite
+    except ImportError:
+        raise BackendError("the lite backend needs the mindspore_lite Python package (the wheel shipped with "
+                           "MindSpore Lite for this host; it is not on PyPI); use --backend mindir or onnx "
+                           "otherwise") from None
+    if not os.path.isfile(path):
+        raise BackendError(f"MINDIR not found: {path}")
+    if target not in ("cpu", "ascend"):
+        raise BackendError(f"lite target must be cpu or ascend, got {target!r}")
+    _check_shape(read_sidecar(path), path, batch, crop, classes)
+    context = mslite.Context()
+    context.target = [target]
+    if target == "ascend":
+        context.ascend.device_id = device_id
+    model = mslite.Model()
+    try:
+        model.build_from_file(path, mslite.ModelType.MINDIR, context)
+    except Exception as exc:  # noqa: BLE001 - Lite raises RuntimeError with C++ text
+        raise BackendError(f"MindSpore Lite cannot build {path} on {target}: {str(exc).splitlines()[0][:200]}") \
+            from None
+    inputs = model.get_inputs()
+    if len(inputs) != 1:
+        raise BackendError(f"{path}: expected a model with one input, found {len(inputs)}")
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        inputs[0].set_data_from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        return model.predict(inputs)[0].get_data_to_numpy()
+
+    return predict
+
+
 def make_predict(backend: str, model_path: str, model_cfg, classes: int, batch: int, crop: Tuple[int, int]) -> Predict:
-    """``ms`` (checkpoint), ``mindir`` or ``onnx`` -> predict function."""
+    """``ms`` (checkpoint), ``mindir``, ``onnx`` or ``lite`` (MINDIR in MindSpore Lite) -> predict function."""
     if backend == "ms":
         return ms_predict(load_eval_network(model_cfg, classes, model_path))
     if backend == "mindir":
         return mindir_predict(model_path, batch, crop, classes)
     if backend == "onnx":
         return onnx_predict(model_path, batch, crop, classes)
+    if backend == "lite":
+        return lite_predict(model_path, batch, crop, classes)
     raise BackendError(f"unknown backend '{backend}'; choose ms, mindir or onnx")
