@@ -184,3 +184,14 @@ def test_mindir_has_no_aicpu_pooling_ops(exported):
     assert "Conv2D" in ops and ops["Conv2D"] > 50  # the parse found the real graph
     assert not {"AdaptiveAvgPool2D", "MaxPool3DWithArgmax", "ResizeBilinearV2"} & set(ops), sorted(ops)
     assert exported["MINDIR"]["max_abs_diff"] < 1e-3
+
+
+def test_exported_model_sets_the_eval_batch(trained, exported):
+    import copy
+
+    cfg, ckpt, tmp = trained
+    other = copy.deepcopy(cfg)
+    other.eval.batch_size = 3  # the models were exported for batch 2: the README's case (export 1, eval 4)
+    got = run_eval(other, exported["ONNX"]["file"], "onnx", results_dir=str(tmp / "batch_onnx"))
+    ref = run_eval(cfg, str(ckpt), "ms", results_dir=str(tmp / "batch_ms"))
+    assert got["confusion_matrix"] == ref["confusion_matrix"]

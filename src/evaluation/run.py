@@ -1,6 +1,7 @@
 """What ``eval.py`` does, as one function tests can call."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -10,15 +11,34 @@ from src.config import Config, config_to_dict
 from src.data.dataset import read_list
 from src.data.labels import dataset_spec
 from src.distributed import allreduce_sum
-from src.evaluation.backends import make_predict
+from src.evaluation.backends import make_predict, read_sidecar
 from src.evaluation.evaluate import evaluate_samples, prepare_results_dir, report, write_json
-from src.evaluation.inference import protocol_from_config
+from src.evaluation.inference import Protocol, protocol_from_config
 from src.evaluation.metrics import scores_from_matrix
 
 logger = logging.getLogger(__name__)
 
 DATASET_TAGS = {"voc2012": "VOC2012-AUG", "ade20k": "ADE20K", "cityscapes": "Cityscapes", "camvid": "CamVid",
                 "kitti_road": "KITTI-road", "synthetic": "Synthetic", "custom": "Custom"}
+
+
+def batch_from_model(protocol: Protocol, backend: str, model_path: str) -> Protocol:
+    """An exported model is fixed to the batch it was exported with: evaluate with that batch.
+
+    The batch comes from the export sidecar (``<model>.json``); windows are
+    batched (and the last batch zero-padded) to it, which changes no result.
+    """
+    if backend == "ms":
+        return protocol
+    meta = read_sidecar(model_path)
+    if meta is None or "input_shape" not in meta:
+        return protocol
+    batch = int(meta["input_shape"][0])
+    if batch != protocol.batch_size:
+        logger.info("%s was exported for batch %d: evaluating in batches of %d (eval.batch_size is %d)", model_path,
+                    batch, batch, protocol.batch_size)
+        protocol = dataclasses.replace(protocol, batch_size=batch)
+    return protocol
 
 
 def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool = False,
@@ -35,6 +55,7 @@ def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool 
     if rank == 0:
         prepare_results_dir(out_dir, overwrite)
     protocol = protocol_from_config(cfg.data, cfg.eval)
+    protocol = batch_from_model(protocol, backend, model_path)
     predict = make_predict(backend, model_path, cfg.model, cfg.data.classes, protocol.batch_size,
                            (protocol.crop_h, protocol.crop_w))
     mine = samples[rank::group_size]
