@@ -1,0 +1,67 @@
+"""Every command the README shows names a file that exists and only flags that file accepts.
+
+Commands are the ``python ...`` and ``bash ...`` lines of the README's ```bash blocks.  A Python entry
+point is asked for ``--help`` (with its sub-command, if any) and every ``--flag`` of the README line must
+appear there; a shell script must exist and mention each flag it is given.
+"""
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands():
+    """``(line, argv)`` for every python/bash command in the README's bash blocks."""
+    found, inside = [], False
+    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            inside = line.strip() == "```bash"
+            continue
+        if not inside:
+            continue
+        text = line.split("#", 1)[0].replace("[", " ").replace("]", " ").strip()
+        argv = [t for t in shlex.split(text) if not re.match(r"^[A-Z_]+=", t)]  # drop VAR=value prefixes
+        if argv and argv[0] in ("python", "bash"):
+            found.append((line.strip(), argv))
+    return found
+
+
+COMMANDS = readme_commands()
+
+
+def test_the_readme_has_commands_to_check():
+    programs = {argv[1] if argv[1] != "-m" else argv[2] for _, argv in COMMANDS}
+    assert {"train.py", "eval.py", "export.py", "convert/convert_weights.py"} <= programs
+
+
+def _help(argv):
+    if argv[1] == "-m":
+        head, rest = [sys.executable, "-m", argv[2]], argv[3:]
+        assert (ROOT / (argv[2].replace(".", "/") + ".py")).is_file(), argv[2]
+    else:
+        head, rest = [sys.executable, argv[1]], argv[2:]
+        assert (ROOT / argv[1]).is_file(), f"{argv[1]} does not exist"
+    sub = [rest[0]] if rest and not rest[0].startswith("-") and not os.path.splitext(rest[0])[1] else []
+    proc = subprocess.run(head + sub + ["--help"], cwd=str(ROOT), capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "GLOG_v": "3"})
+    assert proc.returncode == 0, f"{' '.join(argv[:3])} --help failed: {proc.stderr[-500:]}"
+    return proc.stdout
+
+
+@pytest.mark.parametrize("line,argv", COMMANDS, ids=[c[0][:60] for c in COMMANDS])
+def test_readme_command_exists_and_accepts_its_flags(line, argv):
+    flags = [t.split("=", 1)[0] for t in argv[1:] if t.startswith("--")]
+    if argv[0] == "python":
+        text = _help(argv)
+    else:
+        script = ROOT / argv[1]
+        assert script.is_file(), f"{argv[1]} does not exist"
+        text = script.read_text()
+    for flag in flags:
+        assert re.search(re.escape(flag) + r"\b", text), f"README line {line!r}: {flag} is not accepted"
