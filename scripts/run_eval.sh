@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Evaluate a checkpoint (or exported model) by the reference protocol.
-# Usage: bash scripts/run_eval.sh CONFIG MODEL [ms|mindir|onnx] [-- overrides]
+# Usage: bash scripts/run_eval.sh CONFIG MODEL [ms|mindir|onnx|lite] [-- overrides]
+#   Paths are taken relative to the folder you call it from; DRY_RUN=1 prints the command instead.
 set -euo pipefail
-usage() { sed -n '2,3p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+run() { if [ -n "${DRY_RUN:-}" ]; then printf '%q ' "$@"; echo; else exec "$@"; fi; }  # DRY_RUN=1 prints the command
+
+usage() { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 2 ] || usage
 CONFIG=$1; MODEL=$2; shift 2
 BACKEND=ms
@@ -10,7 +13,8 @@ if [ $# -ge 1 ] && [ "$1" != "--" ]; then BACKEND=$1; shift; fi
 [ "${1:-}" = "--" ] && shift
 [ -f "$CONFIG" ] || { echo "error: config not found: $CONFIG" >&2; usage; }
 [ -f "$MODEL" ] || { echo "error: model not found: $MODEL" >&2; usage; }
-case "$BACKEND" in ms|mindir|onnx) ;; *) echo "error: backend must be ms, mindir or onnx" >&2; usage;; esac
+case "$BACKEND" in ms|mindir|onnx|lite) ;; *) echo "error: backend must be ms, mindir, onnx or lite" >&2; usage;; esac
+CONFIG=$(realpath "$CONFIG"); MODEL=$(realpath "$MODEL")   # before changing to the repository root
 cd "$(dirname "$0")/.."
 PY=python3; [ -x .venv/bin/python ] && PY=.venv/bin/python
-exec "$PY" eval.py --config "$CONFIG" --ckpt "$MODEL" --backend "$BACKEND" --overwrite --opts "$@"
+run "$PY" eval.py --config "$CONFIG" --ckpt "$MODEL" --backend "$BACKEND" --overwrite --opts "$@"

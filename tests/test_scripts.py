@@ -1,0 +1,59 @@
+"""The shell launchers work from any folder: relative paths are resolved before they change directory.
+
+They run with DRY_RUN=1, which prints the final command instead of starting training.
+"""
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _dry(args, cwd):
+    proc = subprocess.run(["bash", *args], cwd=str(cwd), capture_output=True, text=True,
+                          env={**os.environ, "DRY_RUN": "1"})
+    return proc
+
+
+@pytest.fixture
+def elsewhere(tmp_path):
+    (tmp_path / "cfgs").mkdir()
+    shutil.copy(ROOT / "config" / "demo_synthetic.yaml", tmp_path / "cfgs" / "my.yaml")
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    return tmp_path
+
+
+@pytest.mark.parametrize("script,args", [("run_standalone_train.sh", ["cfgs/my.yaml", "0"]),
+                                         ("run_eval.sh", ["cfgs/my.yaml", "m.onnx", "onnx"]),
+                                         ("run_distribute_train_cpu.sh", ["cfgs/my.yaml", "2"]),
+                                         ("run_distribute_train.sh", ["cfgs/my.yaml", "8", "2", "1", "10.0.0.1"])])
+def test_relative_paths_resolved_from_the_callers_folder(elsewhere, script, args):
+    proc = _dry([str(ROOT / "scripts" / script), *args], elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    assert f"--config {elsewhere / 'cfgs' / 'my.yaml'}" in proc.stdout
+    if script == "run_eval.sh":
+        assert f"--ckpt {elsewhere / 'm.onnx'}" in proc.stdout
+
+
+def test_missing_config_named_as_given(elsewhere):
+    proc = _dry([str(ROOT / "scripts" / "run_standalone_train.sh"), "cfgs/nope.yaml"], elsewhere)
+    assert proc.returncode == 2 and "config not found: cfgs/nope.yaml" in proc.stderr
+
+
+def test_rank_table_launch_offsets_ranks_per_node(elsewhere):
+    table = {"server_list": [{"device": [{"device_id": "0"}, {"device_id": "1"}]},
+                             {"device": [{"device_id": "0"}, {"device_id": "1"}]}]}
+    (elsewhere / "rt.json").write_text(json.dumps(table))
+    proc = _dry([str(ROOT / "scripts" / "run_distribute_train.sh"), "--rank-table", "rt.json", "cfgs/my.yaml", "2",
+                 "2"], elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert [line.split()[:3] for line in lines] == [["DEVICE_ID=0", "RANK_ID=2", "RANK_SIZE=4"],
+                                                   ["DEVICE_ID=1", "RANK_ID=3", "RANK_SIZE=4"]]
+    too_far = _dry([str(ROOT / "scripts" / "run_distribute_train.sh"), "--rank-table", "rt.json", "cfgs/my.yaml",
+                    "2", "3"], elsewhere)
+    assert too_far.returncode == 2 and "do not fit" in too_far.stderr
