@@ -114,7 +114,8 @@ def load_checkpoint_strict(net: nn.Cell, path: str | os.PathLike, allow_missing:
 OPTIMIZER_STATE_PREFIXES = ("global_step", "accum.", "stat.")
 LOOP_STATE_NAMES = ("epoch_num", "step_num", "best_miou")
 SCHEDULE_PREFIX = "schedule."
-TRAINING_STATE_PREFIXES = OPTIMIZER_STATE_PREFIXES + LOOP_STATE_NAMES + (SCHEDULE_PREFIX,
+LOCAL_BEST_NAME = "local_best_miou"  # this device's best mIoU on its own shard (absent from older checkpoints)
+TRAINING_STATE_PREFIXES = OPTIMIZER_STATE_PREFIXES + LOOP_STATE_NAMES + (SCHEDULE_PREFIX, LOCAL_BEST_NAME,
     "moments.", "learning_rate", "momentum", "scale_sense", "current_iterator_step", "last_overflow_iterator_step")
 
 

@@ -43,7 +43,10 @@ def test_bad_training_sample_is_one_data_error(tmp_path, what):
 
 def test_resume_bookkeeping(shapes, tmp_path, caplog):
     run = tmp_path / "run"
-    Trainer(tiny_config(shapes, run, train={"epochs": 3})).run(stop_after_epoch=1)
+    first = Trainer(tiny_config(shapes, run, train={"epochs": 3}))
+    first.state.local_best, first.state.device_bests = 0.375, [0.375]  # as an evaluation would have left them
+    first.run(stop_after_epoch=1)
+    del first
     log = run / "metrics.jsonl"
     with open(log, "a") as f:  # records of an interrupted epoch 2 that never reached its checkpoint
         f.write(json.dumps({"kind": "step", "epoch": 2, "step": 3, "loss": 1.0}) + "\n")
@@ -62,6 +65,7 @@ def test_resume_bookkeeping(shapes, tmp_path, caplog):
     with caplog.at_level("WARNING"):
         resumed = Trainer(tiny_config(shapes, run, train={"epochs": 3}), resume="auto")
     assert resumed.state.epoch == 1 and resumed.state.step == 2
+    assert resumed.state.local_best == 0.375  # the per-device best survives a resume
     assert any("epoch_0002.ckpt" in r.message and "skipping" in r.message for r in caplog.records)
     (ckpts / "epoch_0002.ckpt").unlink()
     resumed.run()

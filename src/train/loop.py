@@ -6,7 +6,7 @@ import math
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
@@ -14,7 +14,8 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn
 
-from src.checkpoint import (LOOP_STATE_NAMES, OPTIMIZER_STATE_PREFIXES as OPT_STATE_PREFIXES, SCHEDULE_PREFIX,
+from src.checkpoint import (LOCAL_BEST_NAME, LOOP_STATE_NAMES, OPTIMIZER_STATE_PREFIXES as OPT_STATE_PREFIXES,
+                            SCHEDULE_PREFIX,
                             CheckpointError, load_checkpoint_strict, load_params_strict, read_checkpoint,
                             remove_partial_checkpoints, save_checkpoint_atomic)
 from src.config import Config, ConfigError, TrainConfig, save_config
@@ -50,7 +51,8 @@ class TrainState:
     epoch: int = 0
     step: int = 0
     best_miou: float = -1.0
-    local_best: float = -1.0  # this device's best on its own shard (logged, not saved)
+    local_best: float = -1.0  # this device's best on its own shard
+    device_bests: List[float] = field(default_factory=list)  # every device's local_best, gathered at eval
 
 
 def optimizer_state(optimizer: nn.Optimizer) -> Dict[str, ms.Parameter]:
@@ -80,24 +82,26 @@ def save_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.O
     entries += [{"name": n, "data": p.data} for n, p in optimizer_state(optimizer).items()]
     entries += [{"name": "epoch_num", "data": ms.Tensor(np.array([state.epoch], np.int32))},
                 {"name": "step_num", "data": ms.Tensor(np.array([state.step], np.int32))},
-                {"name": "best_miou", "data": ms.Tensor(np.array([state.best_miou], np.float32))}]
+                {"name": "best_miou", "data": ms.Tensor(np.array([state.best_miou], np.float32))},
+                {"name": LOCAL_BEST_NAME,
+                 "data": ms.Tensor(np.array(state.device_bests or [state.local_best], np.float32))}]
     return save_checkpoint_atomic(entries, path)
 
 
-def load_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer) -> TrainState:
+def load_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer, rank: int = 0) -> TrainState:
     """Restore weights (strict), optimizer state (strict) and the loop counters from ``path``."""
-    return load_train_state(read_checkpoint(path), path, net, optimizer)
+    return load_train_state(read_checkpoint(path), path, net, optimizer, rank)
 
 
 def load_train_state(params: Mapping[str, np.ndarray], path: str | os.PathLike, net: nn.Cell,
-                     optimizer: nn.Optimizer) -> TrainState:
+                     optimizer: nn.Optimizer, rank: int = 0) -> TrainState:
     """Like :func:`load_train_checkpoint` for a checkpoint already read into ``params``."""
     for key in LOOP_STATE_NAMES + ("global_step",):
         if key not in params:
             raise CheckpointError(f"{path} has no '{key}': it is a weights-only checkpoint and cannot resume a run "
                                   f"(use it as model.pretrained, or eval it)")
     weights = {n: v for n, v in params.items() if n not in LOOP_STATE_NAMES and not n.startswith(OPT_STATE_PREFIXES)
-               and not n.startswith(SCHEDULE_PREFIX)}
+               and not n.startswith(SCHEDULE_PREFIX) and n != LOCAL_BEST_NAME}
     load_params_strict(net, weights, str(path))
     opt = optimizer_state(optimizer)
     opt_saved = {n: v for n, v in params.items() if n.startswith(OPT_STATE_PREFIXES)}
@@ -111,7 +115,11 @@ def load_train_state(params: Mapping[str, np.ndarray], path: str | os.PathLike, 
             raise CheckpointError(f"{path}: optimizer entry {name} has shape {opt_saved[name].shape}, "
                                   f"expected {p.shape}")
         p.set_data(ms.Tensor(opt_saved[name], p.dtype))
-    return TrainState(int(params["epoch_num"][0]), int(params["step_num"][0]), float(params["best_miou"][0]))
+    state = TrainState(int(params["epoch_num"][0]), int(params["step_num"][0]), float(params["best_miou"][0]))
+    bests = np.asarray(params.get(LOCAL_BEST_NAME, np.zeros(0)), np.float64).reshape(-1)
+    if rank < bests.size:  # each device gets back its own best (older checkpoints have none)
+        state.local_best, state.device_bests = float(bests[rank]), bests.tolist()
+    return state
 
 
 def peek_epoch(path: str | os.PathLike) -> int:
@@ -284,7 +292,7 @@ class Trainer:
         self.state = TrainState()
         self.schedule = schedule_of(t, group_size, self.total_steps)
         if resume_path is not None:
-            self.state = load_train_state(resume_params, resume_path, net, self.optimizer)
+            self.state = load_train_state(resume_params, resume_path, net, self.optimizer, rank)
             self._check_schedule(resume_params, resume_path, allow_schedule_change)
             del resume_params
             best = self.ckpt_dir / "best.ckpt"
@@ -426,6 +434,9 @@ def _evaluate_and_record(net, cfg, state, rank, group_size, records, ckpt_dir, o
     local, count = evaluate_net(net, cfg, cfg.train.eval_mode, rank, group_size)
     local_miou = scores_from_matrix(local).miou
     state.local_best = max(state.local_best, local_miou)
+    mine = np.zeros(group_size, np.float32)
+    mine[rank] = state.local_best
+    state.device_bests = [float(v) for v in allreduce_sum(mine, group_size)]  # saved by rank 0 for every device
     scores = scores_from_matrix(allreduce_sum(local, group_size))
     improved = scores.miou > state.best_miou
     if improved:
