@@ -72,6 +72,27 @@ def _palette_from(colors: Sequence[Sequence[int]]) -> np.ndarray:
     return pal
 
 
+def spread_palette(n: int) -> np.ndarray:
+    """Up to 150 well-separated colors for data sets with many classes (ADE20K), as ``_palette_from`` input.
+
+    25 hues (14.4 degrees apart) x 6 saturation/value levels; consecutive
+    class indices change level and jump 7 hue steps, so neighbours differ
+    strongly.  (Not ADE20K's own published color table.)
+    """
+    import colorsys
+
+    levels = [(0.95, 1.0), (0.55, 1.0), (0.95, 0.75), (0.55, 0.75), (0.95, 0.5), (0.55, 0.5)]
+    hues = 25
+    if n > hues * len(levels):
+        raise ValueError(f"spread_palette makes at most {hues * len(levels)} colors, asked for {n}")
+    colors = []
+    for i in range(n):
+        sat, val = levels[i % len(levels)]
+        hue = ((i // len(levels)) * 7 % hues) / hues
+        colors.append(tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(hue, sat, val)))
+    return np.asarray(colors, dtype=np.uint8)
+
+
 def identity_map(label: np.ndarray) -> np.ndarray:
     return label
 
@@ -118,7 +139,7 @@ def dataset_spec(name: str, classes: Optional[int] = None, class_names: Sequence
     """
     known = {
         "voc2012": DatasetSpec("voc2012", 21, VOC_CLASSES, voc_palette()),
-        "ade20k": DatasetSpec("ade20k", 150, ADE20K_CLASSES, voc_palette(), ade20k_map),
+        "ade20k": DatasetSpec("ade20k", 150, ADE20K_CLASSES, _palette_from(spread_palette(150)), ade20k_map),
         "cityscapes": DatasetSpec("cityscapes", 19, CITYSCAPES_CLASSES, _palette_from(CITYSCAPES_COLORS),
                                   cityscapes_map),
         "camvid": DatasetSpec("camvid", 11, CAMVID_CLASSES, _palette_from(CAMVID_COLORS), camvid_map),
