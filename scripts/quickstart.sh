@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # From a fresh clone to a trained, evaluated, exported and visualized PSPNet on CPU, on the embedded
-# synthetic data set (no downloads). About 10 minutes on 2 cores.
+# synthetic data set (no downloads). About 13 minutes on 2 cores on a fresh machine (11 with .venv already set up).
 # Usage: bash scripts/quickstart.sh [OUT_DIR=outputs/quickstart]
 set -euo pipefail
 case "${1:-}" in -h|--help) sed -n '2,/^set -e/p' "$0" | grep "^#" | sed 's/^# \{0,1\}//'; exit 0;; esac

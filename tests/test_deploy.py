@@ -65,7 +65,7 @@ def test_eval_ms_backend_writes_report_and_pictures(trained):
 def test_export_mindir_reloads_equal(exported):
     r = exported["MINDIR"]
     assert Path(r["file"]).suffix == ".mindir" and r["input_shape"] == [2, 3, 33, 33]
-    # The export is the fixed-size form; it matches the dynamic network to float rounding (DESIGN: 3.5e-6).
+    # The export is the fixed-size form; it matches the dynamic network to float rounding (~3e-6).
     assert r["max_abs_diff"] <= 1e-5 and r["argmax_agreement"] == 1.0
     assert json.loads(Path(r["file"] + ".json").read_text())["output"] == "logits"
 
