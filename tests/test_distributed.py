@@ -27,11 +27,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def dist_run(tmp_path_factory):
+def _msrun(worker, args, logs):
+    """Run ``worker`` with ``args`` in 2 CPU processes under msrun; returns the joined rank logs."""
     msrun = shutil.which("msrun", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     if msrun is None:
         pytest.fail("msrun (installed with mindspore) not found next to the test interpreter")
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+               GLOG_v="3")
+    proc = subprocess.run([msrun, "--worker_num=2", "--local_worker_num=2", "--master_addr=127.0.0.1",
+                           f"--master_port={_free_port()}", f"--log_dir={logs}", "--join=True",
+                           str(ROOT / "tests" / worker), *map(str, args)],
+                          cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=900)
+    text = "\n".join(p.read_text()[-3000:] for p in sorted(Path(logs).glob("*.log")))
+    assert proc.returncode == 0, f"msrun failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}\n{text}"
+    return text
+
+
+@pytest.fixture(scope="module")
+def dist_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dist")
     root = make_shapes(tmp / "data", num=6, size=48, seed=4)
     cfg = tiny_config(root, tmp / "run", train={"epochs": 1, "max_steps": 1, "batch_size": 4, "eval_interval": 1},
@@ -40,15 +53,24 @@ def dist_run(tmp_path_factory):
     cfg_file.write_text(json.dumps(config_to_dict(cfg)))
     out = tmp / "out"
     out.mkdir()
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
-               GLOG_v="3")
-    proc = subprocess.run([msrun, "--worker_num=2", "--local_worker_num=2", "--master_addr=127.0.0.1",
-                           f"--master_port={_free_port()}", f"--log_dir={tmp / 'logs'}", "--join=True",
-                           str(ROOT / "tests" / "dist_worker.py"), str(cfg_file), str(out)],
-                          cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=900)
-    logs = "\n".join(p.read_text()[-3000:] for p in sorted((tmp / "logs").glob("*.log")))
-    assert proc.returncode == 0, f"msrun failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}\n{logs}"
+    logs = _msrun("dist_worker.py", [cfg_file, out], tmp / "logs")
     return cfg, out, logs
+
+
+@pytest.mark.parametrize("mode", ["shared", "separate"])
+def test_multi_node_resume_agrees_or_fails_clearly(tmp_path, mode):
+    root = make_shapes(tmp_path / "data", num=6, size=48, seed=4)
+    cfg = tiny_config(root, tmp_path / "run", train={"epochs": 2, "batch_size": 4})
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps(config_to_dict(cfg)))
+    _msrun("dist_resume_worker.py", [cfg_file, tmp_path, mode], tmp_path / "logs")
+    info = [json.loads((tmp_path / f"{mode}_rank_{r}.json").read_text()) for r in (0, 1)]
+    if mode == "shared":
+        assert [i.get("step") for i in info] == [2, 2] and [i.get("epoch") for i in info] == [2, 2]
+    else:  # only rank 0's save_dir has the checkpoint: both ranks refuse, naming the disagreement
+        for i in info:
+            assert "ranks disagree on where to resume" in i["error"]
+            assert "rank 0: step 2" in i["error"] and "rank 1: fresh start" in i["error"]
 
 
 def test_both_ranks_hold_identical_weights(dist_run):

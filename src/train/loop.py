@@ -175,6 +175,28 @@ def open_resume(resume: Optional[str], ckpt_dir: str | os.PathLike
                           f"remove them to start fresh, or pass --resume PATH")
 
 
+def check_same_resume(resume_params: Optional[Mapping[str, np.ndarray]], resume_path: Optional[Path], rank: int,
+                      group_size: int) -> None:
+    """Every rank must continue from the same point (or all start fresh); else one clear error on every rank.
+
+    Only rank 0 writes checkpoints, so on nodes whose ``train.save_dir`` is
+    not shared the other ranks find none and would train from step 0 while
+    rank 0 continues.  Each rank contributes the step it would resume at
+    (-1 for a fresh start); the vectors are summed over the group.
+    """
+    if group_size <= 1:
+        return
+    step = int(resume_params["step_num"][0]) if resume_params and "step_num" in resume_params else -1
+    mine = np.zeros(group_size, np.int64)
+    mine[rank] = step + 1  # non-negative for the exact integer all-reduce
+    seen = allreduce_sum(mine, group_size) - 1
+    if len(set(seen.tolist())) > 1:
+        what = ", ".join(f"rank {r}: {'fresh start' if s < 0 else f'step {s}'}" for r, s in enumerate(seen.tolist()))
+        raise TrainingError(f"ranks disagree on where to resume ({what}; this rank read {resume_path or 'nothing'}). "
+                            f"Only rank 0 writes checkpoints: put train.save_dir on a file system every node "
+                            f"shares, or copy rank 0's checkpoint to the same path on every node")
+
+
 def pipeline_error(exc: BaseException, list_file: str) -> BaseException:
     """The :class:`DataError` inside a MindSpore pipeline failure as one line, or ``exc`` itself if there is none.
 
@@ -270,6 +292,7 @@ class Trainer:
             net = apply_amp(net, t.amp_level)
         loss_scale = _loss_scale(t, device_target)
         resume_path, resume_params = open_resume(resume, self.ckpt_dir)
+        check_same_resume(resume_params, resume_path, rank, group_size)
         if cfg.model.pretrained and resume_path is None:
             load_checkpoint_strict(net, cfg.model.pretrained, allow_missing=("ppm.", "cls.", "aux."))
 

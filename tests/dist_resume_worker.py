@@ -1,0 +1,43 @@
+"""Run under msrun by test_distributed.py: train one step, then resume with --resume auto.
+
+python tests/dist_resume_worker.py CONFIG_JSON OUT_DIR shared|separate
+With ``separate`` each rank has its own train.save_dir (nodes without a shared file system): only
+rank 0's holds a checkpoint, so the resume must fail on every rank with one clear error.
+"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> None:
+    from src.config import config_from_dict
+    from src.device import setup_device
+    from src.distributed import allreduce_sum, init_distributed
+    from src.errors import PSPNetError
+    from src.logging_setup import setup_logging
+    from src.train.loop import Trainer
+
+    cfg = config_from_dict(json.loads(Path(sys.argv[1]).read_text()), sys.argv[1])
+    out, mode = Path(sys.argv[2]), sys.argv[3]
+    setup_device("CPU", "PYNATIVE", seed=5)
+    rank, size = init_distributed()
+    setup_logging(rank)
+    if mode == "separate":
+        cfg.train.save_dir = str(Path(cfg.train.save_dir) / f"node_of_rank{rank}")
+    Trainer(cfg, "CPU", rank, size).run()
+    allreduce_sum(np.zeros(1, np.float32), size)  # a barrier: rank 0 has written its last checkpoint
+    result = {"rank": rank}
+    try:
+        resumed = Trainer(cfg, "CPU", rank, size, resume="auto")
+        result.update(step=resumed.state.step, epoch=resumed.state.epoch)
+    except PSPNetError as exc:
+        result["error"] = str(exc)
+    (out / f"{mode}_rank_{rank}.json").write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
