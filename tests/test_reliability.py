@@ -305,3 +305,23 @@ def test_export_file_name_under_a_file_checked_before_loading(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OutputPathError, match="--file_name"):
         export_model(ModelConfig(), 6, str(tmp_path / "missing.ckpt"), "MINDIR", 1, 33, 33, str(blocker / "m"))
+
+
+def test_curves_plot_shows_every_series_with_labels(tmp_path):
+    from src.train.records import plot_curves
+
+    steps = [{"kind": "step", "epoch": 1, "step": s, "loss": 3.0 / s, "main": 2.0 / s, "aux": 2.5 / s,
+              "lr": 0.01 * (1 - s / 10) ** 0.9, "head_lr": 0.1 * (1 - s / 10) ** 0.9} for s in range(1, 7)]
+    evals = [{"kind": "eval", "epoch": e, "step": 3 * e, "miou": 0.2 * e, "macc": 0.3 * e, "allacc": 0.4 * e}
+             for e in (1, 2)]
+    panels = plot_curves(steps + evals, tmp_path / "curves.png")
+    loss, lr, val = panels.values()
+    assert loss["series"] == {"total": 6, "main": 6, "aux": 6} and loss["xlabel"] == "global step"
+    assert lr["series"] == {"backbone lr": 6, "head lr (ppm/cls/aux)": 6} and lr["ylabel"] == "learning rate"
+    assert val["series"] == {"mIoU": 2, "mAcc": 2, "allAcc": 2} and val["xlabel"] == "epoch"
+    import cv2
+
+    image = cv2.imread(str(tmp_path / "curves.png"))
+    assert image.shape[:2] == (420, 1500)
+    empty = plot_curves([], tmp_path / "empty.png")
+    assert all(not p["series"] for p in empty.values())

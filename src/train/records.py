@@ -1,13 +1,10 @@
-"""Run records: a JSONL metrics file and a PNG plot of the loss and mIoU curves (drawn with OpenCV)."""
+"""Run records: a JSONL metrics file and a PNG plot of the loss, lr and validation curves (matplotlib)."""
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
-
-import cv2
-import numpy as np
+from typing import Dict, List
 
 
 class MetricsLog:
@@ -40,45 +37,55 @@ class MetricsLog:
         return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _panel(xs: Sequence[float], ys: Sequence[float], title: str, color: Tuple[int, int, int],
-           size: Tuple[int, int] = (300, 480), y_range: Optional[Tuple[float, float]] = None) -> np.ndarray:
-    h, w = size
-    img = np.full((h, w, 3), 255, np.uint8)
-    left, right, top, bottom = 60, 15, 30, 35
-    cv2.rectangle(img, (left, top), (w - right, h - bottom), (0, 0, 0), 1)
-    cv2.putText(img, title, (left, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    if len(xs) == 0:
-        cv2.putText(img, "no data yet", (left + 10, h // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (90, 90, 90), 1)
-        return img
-    xs, ys = np.asarray(xs, float), np.asarray(ys, float)
-    x0, x1 = float(xs.min()), float(xs.max()) if xs.max() > xs.min() else float(xs.min()) + 1
-    if y_range is not None:
-        y0, y1 = y_range
-    else:
-        y0, y1 = float(ys.min()), float(ys.max()) if ys.max() > ys.min() else float(ys.min()) + 1
-    px = left + (xs - x0) / (x1 - x0) * (w - left - right)
-    py = (h - bottom) - (ys - y0) / (y1 - y0) * (h - top - bottom)
-    pts = np.stack([px, py], 1).round().astype(np.int32)
-    cv2.polylines(img, [pts], False, color, 2, cv2.LINE_AA)
-    for x, y in pts:
-        if len(pts) <= 40:
-            cv2.circle(img, (int(x), int(y)), 3, color, -1)
-    for v, y in ((y1, top), (y0, h - bottom)):
-        cv2.putText(img, f"{v:.3g}", (2, y + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    for v, x in ((x0, left), (x1, w - right - 30)):
-        cv2.putText(img, f"{v:.0f}", (int(x), h - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    return img
+def plot_curves(records: List[Dict], path: str | os.PathLike) -> Dict[str, Dict]:
+    """Write a PNG of the run so far: losses and learning rates per step, validation scores per epoch.
 
+    Drawn with matplotlib's Agg canvas (no display, no global backend
+    change).  Returns, per panel, its title, axis labels and each series'
+    label and number of points, so callers and tests can check the content.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
-def plot_curves(records: List[Dict], path: str | os.PathLike) -> Path:
-    """Write a PNG with training loss per step and validation mIoU per epoch."""
     steps = [r for r in records if r.get("kind") == "step"]
     evals = [r for r in records if r.get("kind") == "eval"]
-    loss = _panel([r["step"] for r in steps], [r["loss"] for r in steps], "training loss (per logged step)",
-                  (30, 60, 200))
-    miou = _panel([r["epoch"] for r in evals], [r["miou"] for r in evals], "validation mIoU (per epoch)",
-                  (40, 140, 40), y_range=(0.0, 1.0))
+    fig = Figure(figsize=(15, 4.2), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_loss, ax_lr, ax_eval = fig.subplots(1, 3)
+    x = [r["step"] for r in steps]
+    for key, label in (("loss", "total"), ("main", "main"), ("aux", "aux")):
+        if steps and key in steps[0]:
+            ax_loss.plot(x, [r[key] for r in steps], label=label, linewidth=1.5 if key == "loss" else 1.0)
+    _label(ax_loss, "training loss (logged steps)", "global step", "cross-entropy")
+    for key, label in (("lr", "backbone lr"), ("head_lr", "head lr (ppm/cls/aux)")):
+        if steps and key in steps[0]:
+            ax_lr.plot(x, [r[key] for r in steps], label=label)
+    if steps and min(min(r.get("lr", 1.0), r.get("head_lr", 1.0)) for r in steps) > 0:
+        ax_lr.set_yscale("log")
+    _label(ax_lr, "learning rate (poly schedule)", "global step", "learning rate")
+    epochs = [r["epoch"] for r in evals]
+    for key, label in (("miou", "mIoU"), ("macc", "mAcc"), ("allacc", "allAcc")):
+        if evals:
+            ax_eval.plot(epochs, [r[key] for r in evals], marker="o", label=label)
+    ax_eval.set_ylim(0.0, 1.0)
+    for ax in (ax_loss, ax_lr, ax_eval):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _label(ax_eval, "validation (whole val set)", "epoch", "score (0-1)")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), np.concatenate([loss, miou], axis=1))
-    return path
+    fig.savefig(path)
+    return {ax.get_title(): {"xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
+                             "series": {ln.get_label(): len(ln.get_xdata()) for ln in ax.get_lines()}}
+            for ax in (ax_loss, ax_lr, ax_eval)}
+
+
+def _label(ax, title: str, xlabel: str, ylabel: str) -> None:
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    if ax.get_lines():
+        ax.legend(loc="best", fontsize="small")
+    else:
+        ax.text(0.5, 0.5, "no data yet", transform=ax.transAxes, ha="center", va="center", color="gray")
