@@ -8,15 +8,13 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
     from src.config import config_from_dict
     from src.device import setup_device
-    from src.distributed import allreduce_sum, init_distributed
+    from src.distributed import init_distributed
     from src.errors import PSPNetError
     from src.logging_setup import setup_logging
     from src.train.loop import Trainer
@@ -28,8 +26,7 @@ def main() -> None:
     setup_logging(rank)
     if mode == "separate":
         cfg.train.save_dir = str(Path(cfg.train.save_dir) / f"node_of_rank{rank}")
-    Trainer(cfg, "CPU", rank, size).run()
-    allreduce_sum(np.zeros(1, np.float32), size)  # a barrier: rank 0 has written its last checkpoint
+    Trainer(cfg, "CPU", rank, size).run()  # ends with a barrier, so rank 0's last checkpoint is on disk
     result = {"rank": rank}
     try:
         resumed = Trainer(cfg, "CPU", rank, size, resume="auto")

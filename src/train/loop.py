@@ -441,6 +441,8 @@ class Trainer:
                 last_miou = self._evaluate(saved)
         if self.records:
             plot_curves(self.records.read(), self.save_dir / "curves.png")
+        if self.group_size > 1:  # a barrier: no rank leaves before rank 0 has written the last checkpoint
+            allreduce_sum(np.zeros(1, np.float32), self.group_size)
         return {"epoch": state.epoch, "step": state.step, "best_miou": state.best_miou, "last_miou": last_miou,
                 "lr": current_lrs(self.optimizer), "bad_samples": self.source.bad_count,
                 "save_dir": str(self.save_dir)}
