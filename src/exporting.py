@@ -9,8 +9,10 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
 
+from src.checkpoint import load_params_strict
 from src.errors import PSPNetError
 from src.evaluation.backends import load_eval_network, write_sidecar
+from src.model.pspnet import build_pspnet
 from src.paths import ensure_output_file
 
 logger = logging.getLogger(__name__)
@@ -66,7 +68,10 @@ def export_model(model_cfg, classes: int, ckpt: str, file_format: str, batch_siz
     # Every format gets the fixed-size form: constant matrices instead of AdaptiveAvgPool2D and bilinear
     # resize, explicit padding + valid max pooling instead of MaxPool3DWithArgmax. ONNX cannot express the
     # dynamic ops, and on Ascend they are AICPU kernels that MindSpore Lite's converter does not list.
-    net = load_eval_network(model_cfg, classes, ckpt, static_hw=(height, width))
+    # The checkpoint is read once: the fixed-size network takes the reference network's weights.
+    net = build_pspnet(model_cfg, classes, for_training=False, static_hw=(height, width))
+    load_params_strict(net, {p.name: p.asnumpy() for p in reference.get_parameters()}, ckpt)
+    net.set_train(False)
     head = OutputHead(net, output)
     head.set_train(False)
     shape = (batch_size, 3, height, width)

@@ -122,12 +122,6 @@ def load_train_state(params: Mapping[str, np.ndarray], path: str | os.PathLike, 
     return state
 
 
-def peek_epoch(path: str | os.PathLike) -> int:
-    """The completed-epoch counter stored in a training checkpoint (0 if it has none)."""
-    params = read_checkpoint(path)
-    return int(params["epoch_num"][0]) if "epoch_num" in params else 0
-
-
 def epoch_checkpoints(ckpt_dir: str | os.PathLike) -> List[Tuple[int, Path]]:
     """``(epoch, path)`` of ``epoch_NNNN.ckpt`` files in ``ckpt_dir``, oldest first."""
     d = Path(ckpt_dir)
@@ -135,19 +129,6 @@ def epoch_checkpoints(ckpt_dir: str | os.PathLike) -> List[Tuple[int, Path]]:
         return []
     found = [(int(m.group(1)), p) for p in d.iterdir() for m in [CKPT_RE.match(p.name)] if m]
     return sorted(found)
-
-
-def resolve_resume(resume: Optional[str], ckpt_dir: str | os.PathLike) -> Optional[Path]:
-    """``auto`` -> newest epoch checkpoint in ``ckpt_dir`` (None if there is none); a path must exist."""
-    if not resume:
-        return None
-    if resume == "auto":
-        found = epoch_checkpoints(ckpt_dir)
-        return found[-1][1] if found else None
-    path = Path(resume)
-    if not path.is_file():
-        raise CheckpointError(f"--resume {resume}: file not found")
-    return path
 
 
 def open_resume(resume: Optional[str], ckpt_dir: str | os.PathLike
@@ -160,7 +141,9 @@ def open_resume(resume: Optional[str], ckpt_dir: str | os.PathLike
     if not resume:
         return None, None
     if resume != "auto":
-        path = resolve_resume(resume, ckpt_dir)
+        path = Path(resume)
+        if not path.is_file():
+            raise CheckpointError(f"--resume {resume}: file not found")
         return path, read_checkpoint(path)
     found = epoch_checkpoints(ckpt_dir)
     if not found:
