@@ -101,6 +101,56 @@ def bench_train(crop: int, steps: int) -> dict:
     return {"crop": crop, "batch": 2, "s_per_step": s, "peak_rss_gb": _peak_gb()}
 
 
+def bench_step_loop(crop: int, steps: int) -> dict:
+    """The training loop's host work per step: losses and lr read every step (before) vs once per log window.
+
+    Both loops drive the same compiled step cell on the same batches, alternating
+    (ABAB) so machine noise falls on both; the median of the rounds is reported.
+    """
+    import numpy as np
+    import mindspore as ms
+    from src.device import setup_device
+    from src.model.pspnet import PSPNet
+    from src.train.lr import build_optimizer, current_lrs, lr_tables, lrs_at
+    from src.train.progress import LossWindow, first_non_finite
+    from src.train.step import NetWithLoss, TrainStep
+
+    setup_device("CPU", "GRAPH")
+    net = PSPNet(classes=21, layers=50)
+    opt = build_optimizer(net, 0.001, 100000)
+    step = TrainStep(NetWithLoss(net), opt)
+    step.set_train(True)
+    rng = np.random.default_rng(0)
+    x = ms.Tensor(rng.standard_normal((2, 3, crop, crop)).astype(np.float32))
+    y = ms.Tensor(rng.integers(0, 21, (2, crop, crop)).astype(np.int32))
+    tables, log_every = lr_tables(opt), 10
+
+    def every_step():  # the loop as it was: three asnumpy and a device lr read per step
+        for _ in range(steps):
+            current_lrs(opt)
+            total, main, aux = (v.asnumpy().item() for v in step(x, y))
+            assert np.isfinite(total)
+
+    def windowed():  # the loop now: losses kept on the device, read once per log_every steps
+        window = LossWindow()
+        for i in range(1, steps + 1):
+            window.add(i, 1, step(x, y))
+            if i % log_every == 0 or i == steps:
+                assert first_non_finite(window.fetch()) is None
+                lrs_at(tables, i - 1)
+
+    step(x, y)[0].asnumpy()  # compile
+    before, after = [], []
+    for _ in range(3):
+        for fn, out in ((every_step, before), (windowed, after)):
+            t0 = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - t0) / steps)
+    med = lambda v: round(sorted(v)[len(v) // 2], 4)  # noqa: E731
+    return {"crop": crop, "batch": 2, "steps": steps, "log_every": log_every, "fetch_every_step_s": med(before),
+            "fetch_per_window_s": med(after), "ratio": round(med(after) / med(before), 3)}
+
+
 def bench_eval_image(repeats: int) -> dict:
     """eval.py's protocol on one 500x375 image (VOC size), single scale + flip: batch 4 vs one window at a time."""
     import numpy as np
@@ -134,7 +184,7 @@ def bench_data() -> dict:
 
 
 CHILDREN = {"matmul": bench_matmul_peak, "inference": bench_inference, "train": bench_train,
-            "eval_image": bench_eval_image}
+            "eval_image": bench_eval_image, "step_loop": bench_step_loop}
 
 
 def _child(name: str, args: list) -> dict:
@@ -159,6 +209,14 @@ def write_markdown(r: dict, path: str) -> None:
              f"{100 * inf['gflops_ms_graph'] / mm['gflops']:.0f}% of that peak.", "",
              "## Training step (batch 2, with aux, GRAPH)", "", "| crop | s/step | peak RSS |", "|---|---|---|"]
     lines += [f"| {t['crop']} | {t['s_per_step']} | {t['peak_rss_gb']} GB |" for t in r["train"]]
+    if "step_loop" in r:
+        s = r["step_loop"]
+        lines += ["", f"## Step loop host work (crop {s['crop']}, batch 2, {s['steps']} steps, 3 alternating rounds)", "",
+                  "| losses + lr read every step (before) | losses read once per log window of "
+                  f"{s['log_every']} (now) | now / before |", "|---|---|---|",
+                  f"| {s['fetch_every_step_s']} s/step | {s['fetch_per_window_s']} s/step | {s['ratio']} |", "",
+                  "On CPU the device is the host, so the gain is small; on Ascend each read is a host-device "
+                  "synchronization, which the window removes from 9 of every 10 steps."]
     e = r["eval_image"]
     lines += ["", "## eval.py protocol on one VOC-sized image (500x375, single scale, flip)", "",
               "| windows batched (4) | one window at a time |", "|---|---|",
@@ -198,6 +256,8 @@ def main() -> None:
     for crop in ([97] if q else [97, 473]):
         print(f"running train crop {crop} ...", flush=True)
         r["train"].append(_child("train", [crop, 1 if q else 3]))
+    print("running step_loop ...", flush=True)
+    r["step_loop"] = _child("step_loop", [65 if q else 97, 4 if q else 20])
     print("running eval_image ...", flush=True)
     r["eval_image"] = _child("eval_image", [1 if q else 2])
     print("running data pipeline ...", flush=True)

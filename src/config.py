@@ -84,6 +84,7 @@ class TrainConfig:
     save_every: int = 1
     keep_last: int = 3
     log_every: int = 10
+    sink_size: int = 0  # Ascend/GPU: steps per device call in data-sink mode (0: one step per call from the host)
     eval_interval: int = 1
     eval_mode: str = "fast"
     distributed: bool = False
@@ -331,7 +332,8 @@ def validate(cfg: Config, source: Optional[str] = None) -> None:
     t = cfg.train
     if t.base_lr <= 0:
         raise ConfigError(f"{src}: train.base_lr must be > 0, got {t.base_lr}")
-    for name in ("weight_decay", "power", "head_lr_mult", "aux_weight", "max_steps"):
+    for name in ("weight_decay", "power", "head_lr_mult", "aux_weight", "max_steps", "sink_size", "keep_last",
+                 "eval_interval"):
         if getattr(t, name) < 0:
             raise ConfigError(f"{src}: train.{name} must be >= 0, got {getattr(t, name)}")
     if t.amp_level == "O2" and t.loss_scale == "none":
@@ -339,7 +341,7 @@ def validate(cfg: Config, source: Optional[str] = None) -> None:
                           f"train.loss_scale to dynamic or fixed")
     if not 0 <= t.momentum < 1:
         raise ConfigError(f"{src}: train.momentum must be in [0, 1), got {t.momentum}")
-    for name in ("crop_h", "crop_w", "batch_size", "epochs"):
+    for name in ("crop_h", "crop_w", "batch_size", "epochs", "log_every", "save_every"):
         if getattr(t, name) < 1:
             raise ConfigError(f"{src}: train.{name} must be >= 1, got {getattr(t, name)}")
     if not 0 < t.scale_min <= t.scale_max:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Tuple
+from typing import Dict, MutableMapping, Tuple
 
 import numpy as np
 
@@ -18,16 +18,31 @@ def launched_distributed() -> bool:
     return False
 
 
+# MindSpore's CPU collectives give up after about 30 s (measured: a rank that waited 45 s in AllReduce failed
+# with "Launch kernel failed, name:Default/AllReduce"); rank 0 alone saves checkpoints and plots, so the
+# others routinely wait longer than that.  MS_CPU_COMM_OP_TIMEOUT (seconds) raises the limit.
+COLLECTIVE_ENV_DEFAULTS = {"MS_CPU_COMM_OP_TIMEOUT": "1800"}
+
+
+def default_collective_env(env: MutableMapping[str, str]) -> Dict[str, str]:
+    """Set the collective time-outs the user has not set in ``env``; returns what was set."""
+    added = {k: v for k, v in COLLECTIVE_ENV_DEFAULTS.items() if not env.get(k)}
+    env.update(added)
+    return added
+
+
 def init_distributed() -> Tuple[int, int]:
     """``init()`` the collectives and set DATA_PARALLEL with mean gradients; returns (rank, group size)."""
     import mindspore as ms
     from mindspore.communication import get_group_size, get_rank, init
 
+    added = default_collective_env(os.environ)  # read when the collectives start, so before init()
     init()
     rank, size = get_rank(), get_group_size()
     ms.reset_auto_parallel_context()
     ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True, device_num=size)
-    logger.info("data parallel: rank %d of %d", rank, size)
+    logger.info("data parallel: rank %d of %d%s", rank, size,
+                "".join(f"; {k}={v} (default)" for k, v in added.items()))
     return rank, size
 
 

@@ -27,13 +27,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _msrun(worker, args, logs):
+def _msrun(worker, args, logs, drop_env=()):
     """Run ``worker`` with ``args`` in 2 CPU processes under msrun; returns the joined rank logs."""
     msrun = shutil.which("msrun", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     if msrun is None:
         pytest.fail("msrun (installed with mindspore) not found next to the test interpreter")
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
                GLOG_v="3")
+    for name in drop_env:
+        env.pop(name, None)
     proc = subprocess.run([msrun, "--worker_num=2", "--local_worker_num=2", "--master_addr=127.0.0.1",
                            f"--master_port={_free_port()}", f"--log_dir={logs}", "--join=True",
                            str(ROOT / "tests" / worker), *map(str, args)],
@@ -115,6 +117,23 @@ def test_data_parallel_step_equals_single_process_average(dist_run):
     r0 = np.load(out / "rank_0.npz")
     for p in net.trainable_params():
         np.testing.assert_allclose(p.asnumpy(), r0[p.name], rtol=1e-4, atol=1e-6, err_msg=p.name)
+
+
+def test_a_rank_may_wait_longer_than_the_collectives_default_timeout(tmp_path):
+    """Rank 0 is busy 40 s (MindSpore's CPU all-reduce alone gives up after ~30 s): the other rank still gets the sum."""
+    _msrun("dist_wait_worker.py", [tmp_path, 40], tmp_path / "logs", drop_env=("MS_CPU_COMM_OP_TIMEOUT",))
+    info = [json.loads((tmp_path / f"wait_rank_{r}.json").read_text()) for r in (0, 1)]
+    assert [i["sum"] for i in info] == [3, 3]
+    assert info[1]["waited_s"] > 30 and info[1]["timeout"] == "1800"
+
+
+def test_collective_timeout_default_keeps_what_the_user_set():
+    from src.distributed import default_collective_env
+
+    env = {}
+    assert default_collective_env(env) == {"MS_CPU_COMM_OP_TIMEOUT": "1800"} and env["MS_CPU_COMM_OP_TIMEOUT"] == "1800"
+    env = {"MS_CPU_COMM_OP_TIMEOUT": "60"}
+    assert default_collective_env(env) == {} and env == {"MS_CPU_COMM_OP_TIMEOUT": "60"}
 
 
 def test_integer_sums_survive_float32_collectives():

@@ -31,7 +31,8 @@ from src.evaluation.metrics import ConfusionMatrix, scores_from_matrix
 from src.model.pspnet import build_pspnet
 from src.model.resnet import batch_norm
 from src.paths import ensure_output_dir
-from src.train.lr import build_optimizer, current_lrs
+from src.train.lr import build_optimizer, current_lrs, lr_tables, lrs_at
+from src.train.progress import Clock, LossWindow, first_non_finite
 from src.train.records import MetricsLog, plot_curves
 from src.train.step import NetWithLoss, TrainStep, apply_amp
 
@@ -244,6 +245,26 @@ def evaluate_net(net: nn.Cell, cfg: Config, mode: str, rank: int, group_size: in
     return cm.matrix, count
 
 
+def sink_steps(requested: int, device_target: str, steps_per_epoch: int, total_steps: int) -> int:
+    """Steps per device call in data-sink mode (0: off, one step per call from the host).
+
+    Sinking needs Ascend (or GPU); a chunk never crosses an epoch end or the
+    last step, so the count used is the largest divisor of both that is at
+    most ``requested``.
+    """
+    if requested <= 0:
+        return 0
+    if device_target not in ("Ascend", "GPU"):
+        raise ConfigError(f"train.sink_size {requested}: data sinking runs on Ascend (or GPU) only, not on "
+                          f"{device_target}; set train.sink_size 0")
+    common = math.gcd(steps_per_epoch, total_steps)
+    used = max(d for d in range(1, min(requested, common) + 1) if common % d == 0)
+    if used != requested:
+        logger.warning("train.sink_size %d -> %d so that no sink crosses an epoch end (%d steps/epoch, %d in all)",
+                       requested, used, steps_per_epoch, total_steps)
+    return used
+
+
 class Trainer:
     """Everything one training run needs, built from the config; ``run()`` trains.
 
@@ -295,6 +316,9 @@ class Trainer:
             self.total_steps = min(self.total_steps, t.max_steps)
         self.optimizer = build_optimizer(net, t.base_lr, self.total_steps, t.power, t.head_lr_mult, t.momentum,
                                          t.weight_decay)
+        self.lr_tables = lr_tables(self.optimizer)  # host copies: the log line needs no device read
+        self.sink_size = sink_steps(t.sink_size, device_target, self.steps_per_epoch, self.total_steps)
+        self._sink = None
         self.state = TrainState()
         self.schedule = schedule_of(t, group_size, self.total_steps)
         if resume_path is not None:
@@ -346,6 +370,45 @@ class Trainer:
                 raise pipeline_error(exc, list_file) from None
             yield item
 
+    def _chunks(self, batches, count: int):
+        """``(steps, losses)`` for ``count`` steps: one step per call from the host, or ``sink_size`` per sink."""
+        if not self.sink_size:
+            for image, label in self._batches(batches, count, self.cfg.data.train_list):
+                yield 1, self.step_cell(ms.Tensor(image), ms.Tensor(label))
+            return
+        if self._sink is None:
+            self._sink = self._make_sink()
+        for _ in range(count // self.sink_size):
+            try:
+                losses = self._sink()
+            except RuntimeError as exc:
+                raise pipeline_error(exc, self.cfg.data.train_list) from None
+            yield self.sink_size, losses
+
+    def _make_sink(self):
+        """``sink_size`` training steps per call, fed from the device queue (MindSpore's ``data_sink``)."""
+        return ms.data_sink(self.step_cell, self.train_ds, sink_size=self.sink_size, jit_config=ms.JitConfig())
+
+    def _check_and_log(self, window: LossWindow, epoch: int, done: int, clock: Clock) -> None:
+        """Fetch the window's losses (one device wait), stop on a non-finite one, log and record the last."""
+        t, steps = self.cfg.train, window.steps
+        rows = window.fetch()
+        bad = first_non_finite(rows)
+        if bad is not None:
+            raise TrainingError(f"loss is {bad.total} at {bad.where()} (epoch {epoch + 1}; main {bad.main}, "
+                                f"aux {bad.aux}); stopping without saving. Last good checkpoint: {self._last_good()}")
+        last = rows[-1]
+        step_time = clock.lap(steps)
+        lrs = lrs_at(self.lr_tables, last.step - 1)  # the lr that step ran with
+        logger.info("epoch %d/%d step %d/%d (global %d/%d) loss %.4f (main %.4f aux %.4f) lr %.6f/%.6f %.2fs/step "
+                    "%.1f img/s ETA %s", epoch + 1, t.epochs, done, self.steps_per_epoch, last.step,
+                    self.total_steps, last.total, last.main, last.aux, lrs[0], lrs[-1], step_time,
+                    t.batch_size / step_time, clock.eta(last.step))
+        if self.records:
+            self.records.write({"kind": "step", "epoch": epoch + 1, "step": last.step, "loss": last.total,
+                                "main": last.main, "aux": last.aux, "lr": lrs[0], "head_lr": lrs[-1],
+                                "step_s": round(step_time, 4)})
+
     def _save(self, epoch: int) -> Optional[Path]:
         """The epoch's checkpoint (main rank, when due), then rotation."""
         t, state = self.cfg.train, self.state
@@ -388,36 +451,22 @@ class Trainer:
                     remaining, self.steps_per_epoch, t.batch_size, self.group_size, self.total_steps)
         if state.epoch != self.start_epoch:
             raise TrainingError("a Trainer runs once; build a new one (with resume) to continue")
-        batches = iter(self.train_ds.create_tuple_iterator(num_epochs=1, output_numpy=True))
-        run_start, run_steps, last_miou = time.perf_counter(), 0, None
+        batches = None if self.sink_size else iter(self.train_ds.create_tuple_iterator(num_epochs=1,
+                                                                                      output_numpy=True))
+        clock = Clock(time.perf_counter(), state.step, planned)
+        last_miou = None
         for epoch in range(state.epoch, last_epoch):
             if state.step >= self.total_steps:
                 break
-            tick = time.perf_counter()
-            epoch_batches = self._batches(batches, self.steps_per_epoch, self.cfg.data.train_list)
-            for i, (image, label) in enumerate(epoch_batches, start=1):
-                lrs = current_lrs(self.optimizer)
-                total, main, aux = (v.asnumpy().item() for v in self.step_cell(ms.Tensor(image), ms.Tensor(label)))
-                state.step += 1
-                run_steps += 1
-                if not math.isfinite(total):
-                    raise TrainingError(f"loss is {total} at step {state.step} (epoch {epoch + 1}); stopping "
-                                        f"without saving. Last good checkpoint: {self._last_good()}")
-                now = time.perf_counter()
-                step_time, tick = now - tick, now
-                if state.step % t.log_every == 0 or i == self.steps_per_epoch:
-                    eta = (now - run_start) / run_steps * (planned - state.step)
-                    logger.info("epoch %d/%d step %d/%d (global %d/%d) loss %.4f (main %.4f aux %.4f) "
-                                "lr %.6f/%.6f %.2fs/step %.1f img/s ETA %s", epoch + 1, t.epochs, i,
-                                self.steps_per_epoch, state.step, self.total_steps, total, main, aux, lrs[0],
-                                lrs[-1], step_time, t.batch_size / step_time,
-                                time.strftime("%H:%M:%S", time.gmtime(eta)))
-                    if self.records:
-                        self.records.write({"kind": "step", "epoch": epoch + 1, "step": state.step, "loss": total,
-                                            "main": main, "aux": aux, "lr": lrs[0], "head_lr": lrs[-1],
-                                            "step_s": round(step_time, 4)})
-                if state.step >= self.total_steps:
-                    break
+            count = min(self.steps_per_epoch, self.total_steps - state.step)
+            window, done = LossWindow(), 0
+            for n, losses in self._chunks(batches, count):
+                state.step += n
+                done += n
+                window.add(state.step, n, losses)
+                crossed = state.step // t.log_every > (state.step - n) // t.log_every
+                if crossed or done >= count:
+                    self._check_and_log(window, epoch, done, clock)
             state.epoch = epoch + 1
             saved = self._save(state.epoch)  # before evaluating, so an eval failure loses no training
             if t.eval_interval and (state.epoch % t.eval_interval == 0 or state.epoch == t.epochs):

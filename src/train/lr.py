@@ -41,13 +41,21 @@ def build_optimizer(net: nn.Cell, base_lr: float, total_steps: int, power: float
     return nn.SGD(groups, learning_rate=float(lr[0]), momentum=momentum, weight_decay=weight_decay)
 
 
-def current_lrs(optimizer: nn.Optimizer) -> List[float]:
-    """The learning rate of each parameter group (backbone, then head) at the optimizer's current step."""
-    step = int(optimizer.global_step.asnumpy().reshape(-1)[0])
-    groups: Dict[str, float] = {}
+def lr_tables(optimizer: nn.Optimizer) -> List[np.ndarray]:
+    """The per-step lr array of each parameter group (backbone, then head), copied to the host once."""
+    groups: Dict[str, np.ndarray] = {}
     for p in optimizer.parameters:
         lr_param = optimizer.get_lr_parameter(p)
         if lr_param.name not in groups:
-            arr = lr_param.asnumpy().reshape(-1)
-            groups[lr_param.name] = float(arr[min(step, arr.size - 1)])
+            groups[lr_param.name] = lr_param.asnumpy().reshape(-1)
     return list(groups.values())
+
+
+def lrs_at(tables: Sequence[np.ndarray], step: int) -> List[float]:
+    """Each group's lr at 0-based ``step`` (the last value past the end of the schedule)."""
+    return [float(t[min(step, t.size - 1)]) for t in tables]
+
+
+def current_lrs(optimizer: nn.Optimizer) -> List[float]:
+    """The learning rate of each parameter group (backbone, then head) at the optimizer's current step."""
+    return lrs_at(lr_tables(optimizer), int(optimizer.global_step.asnumpy().reshape(-1)[0]))

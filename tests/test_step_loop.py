@@ -1,0 +1,127 @@
+"""The step loop reads losses from the device only on logging steps, and still names the first bad step."""
+import numpy as np
+import pytest
+import mindspore as ms
+
+from helpers import make_shapes, tiny_config
+from src.config import ConfigError, config_from_dict
+from src.train import loop as loop_mod
+from src.train.loop import Trainer, TrainingError, epoch_checkpoints, sink_steps
+from src.train.progress import Clock, LossWindow, StepLosses, first_non_finite
+from src.train.records import MetricsLog
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    return make_shapes(tmp_path_factory.mktemp("shapes"), num=10, size=40, seed=5)
+
+
+class CountingStep:
+    """Wraps a step cell: counts calls, can replace one call's losses by NaN."""
+
+    def __init__(self, cell, nan_at: int = 0):
+        self.cell, self.nan_at, self.calls = cell, nan_at, 0
+
+    def __call__(self, image, label):
+        self.calls += 1
+        out = self.cell(image, label)
+        if self.calls == self.nan_at:
+            return tuple(ms.Tensor(np.float32("nan")) for _ in out)
+        return out
+
+
+class CountingWindow(LossWindow):
+    fetches = 0
+
+    def fetch(self):
+        CountingWindow.fetches += 1
+        return super().fetch()
+
+
+def test_window_keeps_order_and_names_the_first_bad_step():
+    w = LossWindow()
+    w.add(5, 1, (ms.Tensor(np.float32(1.5)), ms.Tensor(np.float32(1.0)), ms.Tensor(np.float32(1.25))))
+    w.add(6, 1, (np.float32("inf"), 1.0, 1.0))
+    w.add(9, 3, (np.float32("nan"), 1.0, 1.0))
+    assert w.steps == 5
+    rows = w.fetch()
+    assert [r.step for r in rows] == [5, 6, 9] and rows[0].total == 1.5 and rows[0].aux == 1.25
+    assert w.pending == [] and w.steps == 0
+    bad = first_non_finite(rows)
+    assert bad.step == 6 and bad.where() == "step 6"
+    assert StepLosses(9, 3, float("nan"), 0, 0).where() == "steps 7-9 (one sink of 3)"
+    assert first_non_finite(rows[:1]) is None
+
+
+def test_clock_reports_the_window_average_and_eta():
+    c = Clock(start=100.0, start_step=10, planned=30)
+    assert c.lap(4, now=108.0) == 2.0  # 8 s over 4 steps
+    assert c.lap(2, now=110.0) == 1.0
+    assert c.eta(20, now=110.0) == "00:00:10"  # 10 s for 10 steps, 10 to go
+
+
+def test_losses_are_fetched_once_per_logging_window(shapes, tmp_path, monkeypatch):
+    monkeypatch.setattr(loop_mod, "LossWindow", CountingWindow)
+    CountingWindow.fetches = 0
+    cfg = tiny_config(shapes, tmp_path / "run", train={"epochs": 2, "batch_size": 1, "log_every": 3})
+    trainer = Trainer(cfg)
+    per_epoch = trainer.steps_per_epoch
+    assert per_epoch >= 4
+    trainer.step_cell = CountingStep(trainer.step_cell)
+    trainer.run()
+    steps = [r["step"] for r in MetricsLog(tmp_path / "run" / "metrics.jsonl").read() if r["kind"] == "step"]
+    # A record at every multiple of log_every and at each epoch's end, one fetch for each.
+    expected = sorted({s for s in range(1, 2 * per_epoch + 1) if s % 3 == 0 or s % per_epoch == 0})
+    assert steps == expected
+    assert CountingWindow.fetches == len(expected) < trainer.step_cell.calls == 2 * per_epoch
+
+
+def test_a_nan_between_logging_steps_is_named_by_its_own_step(shapes, tmp_path):
+    cfg = tiny_config(shapes, tmp_path / "nan", train={"epochs": 2, "batch_size": 1, "log_every": 100,
+                                                        "save_every": 1})
+    trainer = Trainer(cfg)
+    trainer.step_cell = CountingStep(trainer.step_cell, nan_at=2)
+    with pytest.raises(TrainingError, match=r"loss is nan at step 2 \(epoch 1;"):
+        trainer.run()
+    assert trainer.step_cell.calls == trainer.steps_per_epoch  # found at the epoch's end, not at once
+    assert epoch_checkpoints(tmp_path / "nan" / "checkpoints") == []  # nothing saved after the bad step
+
+
+def test_sink_chunks_advance_the_step_and_log_per_sink(shapes, tmp_path, monkeypatch):
+    """The sink path on CPU with a stand-in for ms.data_sink: k host steps per call, the last losses returned."""
+    cfg = tiny_config(shapes, tmp_path / "sink", train={"epochs": 2, "batch_size": 1, "log_every": 1})
+    trainer = Trainer(cfg)
+    per_epoch = trainer.steps_per_epoch
+    k = 2 if per_epoch % 2 == 0 else 1
+    trainer.sink_size = k
+    batches = iter(trainer.train_ds.create_tuple_iterator(num_epochs=1, output_numpy=True))
+    calls = []
+
+    def fake_sink():
+        out = None
+        for _ in range(k):
+            image, label = next(batches)
+            out = trainer.step_cell(ms.Tensor(image), ms.Tensor(label))
+        calls.append(k)
+        return out
+
+    monkeypatch.setattr(trainer, "_make_sink", lambda: fake_sink)
+    summary = trainer.run()
+    assert summary["step"] == 2 * per_epoch == sum(calls)
+    steps = [r["step"] for r in MetricsLog(tmp_path / "sink" / "metrics.jsonl").read() if r["kind"] == "step"]
+    assert steps == list(range(k, 2 * per_epoch + 1, k))
+
+
+def test_sink_size_is_refused_on_cpu_and_fits_the_epoch():
+    with pytest.raises(ConfigError, match="train.sink_size 4: data sinking runs on Ascend"):
+        sink_steps(4, "CPU", 100, 1000)
+    assert sink_steps(0, "CPU", 100, 1000) == 0
+    assert sink_steps(8, "Ascend", 100, 1000) == 5  # largest divisor of 100 that is <= 8
+    assert sink_steps(64, "Ascend", 100, 250) == 50  # max_steps 250: chunks also end at the last step
+    assert sink_steps(1, "Ascend", 7, 7) == 1
+
+
+@pytest.mark.parametrize("key,value", [("log_every", 0), ("save_every", 0), ("sink_size", -1)])
+def test_loop_counts_must_be_positive(key, value):
+    with pytest.raises(ConfigError, match=f"train.{key} must be"):
+        config_from_dict({"train": {key: value}}, "test.yaml")
