@@ -211,7 +211,9 @@ def write_markdown(r: dict, path: str) -> None:
     lines += [f"| {t['crop']} | {t['s_per_step']} | {t['peak_rss_gb']} GB |" for t in r["train"]]
     if "step_loop" in r:
         s = r["step_loop"]
-        lines += ["", f"## Step loop host work (crop {s['crop']}, batch 2, {s['steps']} steps, 3 alternating rounds)", "",
+        when = f", measured {s['date']}" if "date" in s else ""
+        lines += ["", f"## Step loop host work (crop {s['crop']}, batch 2, {s['steps']} steps, 3 alternating rounds{when})",
+                  "",
                   "| losses + lr read every step (before) | losses read once per log window of "
                   f"{s['log_every']} (now) | now / before |", "|---|---|---|",
                   f"| {s['fetch_every_step_s']} s/step | {s['fetch_per_window_s']} s/step | {s['ratio']} |", "",
