@@ -55,6 +55,7 @@ class ModelConfig:
     use_aux: bool = True
     dropout: float = 0.1
     pretrained: str = ""
+    graph_form: str = "auto"  # fixed: built for the train crop (AI Core ops only); dynamic: any size; auto: fixed on Ascend
 
 
 @dataclass
@@ -138,6 +139,7 @@ _CHOICES: Dict[str, Tuple[Any, ...]] = {
     "data.dataset": ("voc2012", "ade20k", "cityscapes", "camvid", "kitti_road", "synthetic", "custom"),
     "model.layers": (50, 101, 152),
     "model.output_stride": (8, 16, 32),
+    "model.graph_form": ("auto", "fixed", "dynamic"),
     "device.target": ("auto", "Ascend", "GPU", "CPU"),
     "device.mode": ("GRAPH", "PYNATIVE"),
     "train.amp_level": ("O0", "O1", "O2"),

@@ -79,3 +79,60 @@ def test_fast_eval_pads_the_last_batch_to_one_shape(tmp_path):
     assert count == len(val)
     assert {s[0] for s in net.shapes} == {4}
     assert matrix.sum(axis=0)[1] == matrix.sum()  # every counted pixel came from a real image, predicted 1
+
+
+def _max_pool_reference(x: np.ndarray) -> np.ndarray:
+    """PyTorch's MaxPool2d(3, 2, padding=1): the border counts as -inf."""
+    n, c, h, w = x.shape
+    padded = np.full((n, c, h + 2, w + 2), -np.inf, np.float32)
+    padded[:, :, 1:-1, 1:-1] = x
+    oh, ow = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+    out = np.empty((n, c, oh, ow), np.float32)
+    for i in range(oh):
+        for j in range(ow):
+            out[:, :, i, j] = padded[:, :, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max(axis=(2, 3))
+    return out
+
+
+@pytest.mark.parametrize("hw", [(9, 9), (10, 7)])
+def test_stem_pool_equals_the_reference_padded_max_pool_after_relu(hw):
+    from src.model.resnet import StemMaxPool
+
+    x = np.maximum(np.random.default_rng(1).standard_normal((2, 3, *hw)), 0).astype(np.float32)
+    np.testing.assert_array_equal(StemMaxPool()(ms.Tensor(x)).asnumpy(), _max_pool_reference(x))
+
+
+def test_fixed_form_training_loss_and_gradients_equal_the_dynamic_form():
+    """model.graph_form fixed (Ascend's default) trains the same function as the dynamic form."""
+
+    from src.model.pspnet import PSPNet, training_input_hw
+    from src.train.step import NetWithLoss
+
+    hw = training_input_hw("fixed", "CPU", (41, 49))
+    assert hw == (41, 49) and training_input_hw("auto", "Ascend", (41, 49)) == hw
+    assert training_input_hw("auto", "CPU", hw) is None and training_input_hw("dynamic", "Ascend", hw) is None
+    ms.set_seed(4)
+    dynamic = PSPNet(classes=5, layers=50, dropout=0.0)
+    fixed = PSPNet(classes=5, layers=50, dropout=0.0, static_hw=hw)
+    assert [p.name for p in fixed.get_parameters()] == [p.name for p in dynamic.get_parameters()]
+    for a, b in zip(dynamic.get_parameters(), fixed.get_parameters()):
+        b.set_data(a.data.copy())
+    rng = np.random.default_rng(2)
+    image = ms.Tensor(rng.standard_normal((2, 3, *hw)).astype(np.float32))
+    label = rng.integers(0, 5, (2, *hw)).astype(np.int32)
+    label[0, :5] = 255
+    label = ms.Tensor(label)
+    results = []
+    for net in (dynamic, fixed):
+        net.set_train(True)
+        with_loss = NetWithLoss(net)
+        weights = net.trainable_params()
+        grad_fn = ms.value_and_grad(lambda x, y: with_loss(x, y)[0], None, weights)
+        loss, grads = grad_fn(image, label)
+        results.append((float(loss.asnumpy()), {w.name: g.asnumpy() for w, g in zip(weights, grads)}))
+    (loss_d, grads_d), (loss_f, grads_f) = results
+    assert loss_f == pytest.approx(loss_d, rel=1e-5)
+    assert grads_d.keys() == grads_f.keys() and len(grads_d) > 100
+    for name, g in grads_d.items():
+        scale = max(float(np.abs(g).max()), 1e-8)
+        np.testing.assert_allclose(grads_f[name], g, rtol=0, atol=2e-4 * scale, err_msg=name)

@@ -125,3 +125,19 @@ def test_sink_size_is_refused_on_cpu_and_fits_the_epoch():
 def test_loop_counts_must_be_positive(key, value):
     with pytest.raises(ConfigError, match=f"train.{key} must be"):
         config_from_dict({"train": {key: value}}, "test.yaml")
+
+
+def test_fixed_form_refuses_full_eval_windows_of_another_size(shapes, tmp_path):
+    cfg = tiny_config(shapes, tmp_path / "fixed", train={"eval_interval": 1, "eval_mode": "full"},
+                      model={"graph_form": "fixed"}, eval_={"test_h": 33, "test_w": 33})
+    with pytest.raises(ConfigError, match=r"graph_form fixed builds the network for 33x41 inputs, but .* 33x33"):
+        Trainer(cfg)
+
+
+def test_fixed_form_trains_and_evaluates_on_cpu(shapes, tmp_path):
+    cfg = tiny_config(shapes, tmp_path / "fixedrun", train={"epochs": 1, "eval_interval": 1},
+                      model={"graph_form": "fixed"}, data={"val_list": "train.txt"})
+    trainer = Trainer(cfg)
+    assert type(trainer.net.ppm.features[0][0]).__name__ == "SeparableMatmul"
+    summary = trainer.run()
+    assert summary["step"] == trainer.steps_per_epoch and 0 <= summary["last_miou"] <= 1

@@ -5,9 +5,8 @@ ReLU), ``cls.0/1/4`` and, for training only, ``aux.0/1/4`` on layer3.
 
 For ONNX export the network can be built for one fixed input size
 (``static_hw``): adaptive pooling and the align_corners bilinear resizes are
-then constant matrices applied with matmuls (``L @ x @ R^T``) and the stem's
-max pooling uses explicit padding, all of which MindSpore's ONNX exporter
-can convert.  The numbers are the same as the dynamic form.
+then constant matrices applied with matmuls (``L @ x @ R^T``), which
+MindSpore's ONNX exporter can convert and Ascend runs as AI Core matmuls.  The numbers are the same as the dynamic form.
 """
 from __future__ import annotations
 
@@ -159,7 +158,6 @@ class PSPNet(nn.Cell):
         feat_hw = None
         if static_hw is not None:
             feat_hw = (feature_size(static_hw[0], output_stride), feature_size(static_hw[1], output_stride))
-            self._use_padded_maxpool()
         self.use_ppm = use_ppm
         if use_ppm:
             self.ppm = PPM(fea_dim, fea_dim // len(bins), bins, norm, feat_hw)
@@ -175,16 +173,6 @@ class PSPNet(nn.Cell):
             self.up_main = FixedResize(feat_hw, static_hw)
             self.up_aux = FixedResize(feat_hw, static_hw)
 
-    def _use_padded_maxpool(self) -> None:
-        """Swap the stem's padded max pool for zero padding + valid pooling.
-
-        Equal here because the pool follows a ReLU (inputs >= 0), so zero
-        padding never wins over a real value where -inf padding would not.
-        """
-        last = len(self.layer0) - 1
-        self.layer0[last] = nn.SequentialCell([
-            nn.Pad(((0, 0), (0, 0), (1, 1), (1, 1))), nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="valid")])
-
     def construct(self, x):
         size = (x.shape[2], x.shape[3])
         x = self.layer1(self.layer0(x))
@@ -198,6 +186,18 @@ class PSPNet(nn.Cell):
             aux = self.up_aux(self.aux(x_tmp), size)
             return main, aux
         return main
+
+
+def training_input_hw(graph_form: str, device_target: str, crop_hw: Tuple[int, int]) -> Optional[Tuple[int, int]]:
+    """The fixed input size to build the training network for, or None for the dynamic form.
+
+    ``auto`` is fixed on Ascend: adaptive pooling then becomes constant
+    matmuls, so the graph holds no AdaptiveAvgPool2D, which MindSpore
+    registers only as an AI CPU kernel there.  Both forms compute the same
+    loss and gradients (tests/test_numerics_pins.py).
+    """
+    fixed = graph_form == "fixed" or (graph_form == "auto" and device_target == "Ascend")
+    return (int(crop_hw[0]), int(crop_hw[1])) if fixed else None
 
 
 def build_pspnet(model_cfg, classes: int, for_training: bool, norm: NormFactory = batch_norm,

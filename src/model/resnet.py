@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from mindspore import nn
+from mindspore import nn, ops
 from mindspore.common.initializer import HeNormal
 
 NormFactory = Callable[[int], nn.Cell]
@@ -31,6 +31,25 @@ def conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, dilation: int = 
         kwargs["weight_init"] = weight_init
     return nn.Conv2d(in_ch, out_ch, kernel, stride=stride, pad_mode="pad" if pad else "valid",
                      padding=pad, dilation=dilation, has_bias=has_bias, **kwargs)
+
+
+class StemMaxPool(nn.Cell):
+    """Max pool 3x3 / stride 2 / padding 1 as zero padding + an unpadded pool.
+
+    Equal to PyTorch's padded max pool here, values and gradients: the pool
+    follows a ReLU, so inputs are >= 0 and a zero border never wins over a
+    real value (a tie at 0 carries no gradient through the ReLU anyway).
+    Explicit padding keeps ``pad_mode`` off the pooling (deprecated in
+    MindSpore) and gives a plain MaxPool op instead of MaxPool3DWithArgmax,
+    which Ascend runs on its AI CPU and ONNX cannot express.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = nn.MaxPool2d(kernel_size=3, stride=2)
+
+    def construct(self, x):
+        return self.pool(ops.pad(x, (1, 1, 1, 1)))
 
 
 def _he() -> HeNormal:
@@ -89,7 +108,7 @@ def make_layer(inplanes: int, planes: int, blocks: int, stride: int, dilation: i
 
 def build_stem(deep_stem: bool, norm: NormFactory) -> Tuple[nn.SequentialCell, int]:
     """``layer0``: the deep 3x(3x3) stem (64, 64, 128) or the 7x7 stem, then maxpool 3x3/2."""
-    pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
+    pool = StemMaxPool()
     if deep_stem:
         cells = [conv(3, 64, 3, stride=2, weight_init=_he()), norm(64), nn.ReLU(),
                  conv(64, 64, 3, weight_init=_he()), norm(64), nn.ReLU(),

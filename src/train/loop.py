@@ -28,7 +28,7 @@ from src.evaluation.backends import ms_predict
 from src.evaluation.evaluate import evaluate_samples
 from src.evaluation.inference import protocol_from_config, run_batches
 from src.evaluation.metrics import ConfusionMatrix, scores_from_matrix
-from src.model.pspnet import build_pspnet
+from src.model.pspnet import build_pspnet, training_input_hw
 from src.model.resnet import batch_norm
 from src.paths import ensure_output_dir
 from src.train.lr import build_optimizer, current_lrs, lr_tables, lrs_at
@@ -209,6 +209,15 @@ def _norm_factory(device_target: str, group_size: int, sync_bn: bool):
     return lambda c: nn.SyncBatchNorm(c, eps=1e-5, momentum=0.9)
 
 
+def _check_eval_fits(cfg: Config, static_hw: Optional[Tuple[int, int]]) -> None:
+    """A fixed-size network evaluates only inputs of its size: the full protocol's windows must be the crop."""
+    t, e = cfg.train, cfg.eval
+    if static_hw and t.eval_interval and t.eval_mode == "full" and (e.test_h, e.test_w) != static_hw:
+        raise ConfigError(f"model.graph_form {cfg.model.graph_form} builds the network for {static_hw[0]}x"
+                          f"{static_hw[1]} inputs, but train.eval_mode full runs {e.test_h}x{e.test_w} windows: set "
+                          f"eval.test_h/test_w to the crop, use train.eval_mode fast, or model.graph_form dynamic")
+
+
 def _loss_scale(train_cfg, device_target: str):
     if device_target == "CPU" and (train_cfg.amp_level != "O0" or train_cfg.loss_scale != "none"):
         raise ConfigError(f"train.amp_level {train_cfg.amp_level} / train.loss_scale {train_cfg.loss_scale}: "
@@ -289,9 +298,14 @@ class Trainer:
             read_list(os.path.join(cfg.data.data_root, cfg.data.val_list), cfg.data.data_root)
         self.records = MetricsLog(self.save_dir / "metrics.jsonl") if self.is_main else None
 
+        static_hw = training_input_hw(cfg.model.graph_form, device_target, (t.crop_h, t.crop_w))
+        _check_eval_fits(cfg, static_hw)
         ms.set_seed(t.seed)  # the same seed gives the same initial weights on every rank and every run
         net = build_pspnet(cfg.model, cfg.data.classes, for_training=True,
-                           norm=_norm_factory(device_target, group_size, t.sync_bn))
+                           norm=_norm_factory(device_target, group_size, t.sync_bn), static_hw=static_hw)
+        if static_hw:
+            logger.info("model.graph_form %s: network built for %dx%d inputs (constant-matrix pooling and resizes)",
+                        cfg.model.graph_form, *static_hw)
         if device_target != "CPU":
             net = apply_amp(net, t.amp_level)
         loss_scale = _loss_scale(t, device_target)

@@ -38,7 +38,8 @@ def build_optimizer(net: nn.Cell, base_lr: float, total_steps: int, power: float
     groups: List[Dict] = [{"params": backbone, "lr": ms.Tensor(lr)}]
     if head:
         groups.append({"params": head, "lr": ms.Tensor((lr * np.float32(head_lr_mult)).astype(np.float32))})
-    return nn.SGD(groups, learning_rate=float(lr[0]), momentum=momentum, weight_decay=weight_decay)
+    # The lr goes by position: MindSpore has announced renaming the keyword ``learning_rate`` to ``lr``.
+    return nn.SGD(groups, float(lr[0]), momentum=momentum, weight_decay=weight_decay)
 
 
 def lr_tables(optimizer: nn.Optimizer) -> List[np.ndarray]:
