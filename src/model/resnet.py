@@ -39,17 +39,20 @@ class StemMaxPool(nn.Cell):
     Equal to PyTorch's padded max pool here, values and gradients: the pool
     follows a ReLU, so inputs are >= 0 and a zero border never wins over a
     real value (a tie at 0 carries no gradient through the ReLU anyway).
-    Explicit padding keeps ``pad_mode`` off the pooling (deprecated in
-    MindSpore) and gives a plain MaxPool op instead of MaxPool3DWithArgmax,
-    which Ascend runs on its AI CPU and ONNX cannot express.
+    Explicit padding keeps ``pad_mode`` off the pooling (announced to go
+    away in MindSpore, as ``nn.Pad`` is) and gives a plain MaxPool op
+    instead of MaxPool3DWithArgmax, which Ascend runs on its AI CPU and
+    MindSpore's ONNX exporter cannot convert.
     """
 
     def __init__(self) -> None:
         super().__init__()
+        # The Pad primitive, not ops.pad (PadV3, which the ONNX exporter cannot convert).
+        self.pad = ops.Pad(((0, 0), (0, 0), (1, 1), (1, 1)))
         self.pool = nn.MaxPool2d(kernel_size=3, stride=2)
 
     def construct(self, x):
-        return self.pool(ops.pad(x, (1, 1, 1, 1)))
+        return self.pool(self.pad(x))
 
 
 def _he() -> HeNormal:
