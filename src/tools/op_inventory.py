@@ -1,0 +1,136 @@
+"""Which primitives the Ascend graphs hold, checked against an allowlist that cites MindSpore's docs.
+
+Two graphs are compiled here, on CPU, the way they would run on Ascend: the
+training step (``TrainStep`` around the fixed-size network that
+``model.graph_form auto`` selects on Ascend: forward, backward and the SGD
+update) and the network ``export.py`` writes.  Each is exported to MINDIR and
+its nodes counted.  Every primitive must be on the allowlist
+(``ascend_op_allowlist.yaml`` beside this file), which gives for each one the
+public API it comes from and that API's "Supported Platforms" statement; a
+test checks each statement against the docstring of the installed MindSpore
+(the API pages on mindspore.cn are generated from those docstrings).
+
+Not compiled here: what only a multi-device Ascend run adds (SyncBatchNorm,
+AllReduce, the AMP casts); the allowlist names them separately.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+import yaml
+
+from src.errors import PSPNetError
+
+ALLOWLIST = Path(__file__).with_name("ascend_op_allowlist.yaml")
+DOCS_URL = "https://www.mindspore.cn/docs/en/master/api_python/{section}/{api}.html"
+
+
+class OpInventoryError(PSPNetError, ValueError):
+    """A graph holds a primitive that the allowlist does not name, or the allowlist is malformed."""
+
+
+def load_allowlist(path: str | os.PathLike = ALLOWLIST) -> Dict[str, Dict]:
+    """Primitive name -> entry (``api`` + ``ascend``, ``grad_of``, ``graph`` or ``multi_device``)."""
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    ops = data.get("ops") if isinstance(data, dict) else None
+    if not isinstance(ops, dict) or not ops:
+        raise OpInventoryError(f"{path}: expected a mapping 'ops: {{Primitive: entry}}'")
+    for name, entry in ops.items():
+        kinds = [k for k in ("api", "grad_of", "graph") if k in (entry or {})]
+        if len(kinds) != 1:
+            raise OpInventoryError(f"{path}: op {name} needs exactly one of api / grad_of / graph, got {kinds}")
+        if "api" in entry and "ascend" not in entry:
+            raise OpInventoryError(f"{path}: op {name} names api {entry['api']} but not its 'ascend' statement")
+        if "grad_of" in entry and entry["grad_of"] not in ops:
+            raise OpInventoryError(f"{path}: op {name} is the gradient of {entry['grad_of']}, which is not listed")
+    return ops
+
+
+def docstring_platforms(api: str) -> Optional[str]:
+    """The "Supported Platforms" line of ``api``'s docstring in the installed MindSpore (None if absent)."""
+    module, _, name = api.rpartition(".")
+    obj = getattr(importlib.import_module(module), name)
+    match = re.search(r"Supported Platforms:\s*\n\s*(.+)", obj.__doc__ or "")
+    return " ".join(match.group(1).replace("``", "").split()) if match else None
+
+
+def docs_url(api: str) -> str:
+    """The page of ``api`` in MindSpore's API docs."""
+    section = "nn" if api.startswith("mindspore.nn.") else "ops"
+    return DOCS_URL.format(section=section, api=api)
+
+
+def graph_primitives(cell, inputs: Tuple, path: str | os.PathLike) -> Dict[str, int]:
+    """Export ``cell`` on ``inputs`` to MINDIR at ``path`` and count its nodes by primitive."""
+    import mindspore as ms
+
+    from src.exporting import mindir_primitives
+
+    stem = str(path)[:-len(".mindir")] if str(path).endswith(".mindir") else str(path)
+    ms.export(cell, *inputs, file_name=stem, file_format="MINDIR")
+    return mindir_primitives(stem + ".mindir")
+
+
+def ascend_graphs(model_cfg, classes: int, hw: Tuple[int, int], batch: int = 2) -> Dict[str, Dict[str, int]]:
+    """``{"train": counts, "export": counts}`` for the training step and the exported network at ``hw``."""
+    import mindspore as ms
+
+    from src.model.pspnet import build_pspnet, training_input_hw
+    from src.train.lr import build_optimizer
+    from src.train.step import NetWithLoss, TrainStep
+
+    static_hw = training_input_hw(model_cfg.graph_form, "Ascend", hw)
+    net = build_pspnet(model_cfg, classes, for_training=True, static_hw=static_hw)
+    step = TrainStep(NetWithLoss(net), build_optimizer(net, 0.01, 10))
+    step.set_train(True)
+    image = ms.Tensor(np.zeros((batch, 3, *hw), np.float32))
+    label = ms.Tensor(np.zeros((batch, *hw), np.int32))
+    eval_net = build_pspnet(model_cfg, classes, for_training=False, static_hw=hw)  # as export.py builds it
+    eval_net.set_train(False)
+    with tempfile.TemporaryDirectory() as tmp:
+        return {"train": graph_primitives(step, (image, label), Path(tmp) / "train.mindir"),
+                "export": graph_primitives(eval_net, (ms.Tensor(np.zeros((1, 3, *hw), np.float32)),),
+                                           Path(tmp) / "export.mindir")}
+
+
+def unlisted(graphs: Mapping[str, Mapping[str, int]], allowlist: Mapping[str, Dict]) -> Dict[str, List[str]]:
+    """Per graph, the primitives that are not on the allowlist (empty when all are)."""
+    return {g: sorted(op for op in counts if op not in allowlist) for g, counts in graphs.items()
+            if any(op not in allowlist for op in counts)}
+
+
+def statement(entry: Mapping, allowlist: Mapping[str, Dict]) -> str:
+    """What the allowlist says of one primitive, with the doc page it cites."""
+    if "graph" in entry:
+        return f"graph node, not a kernel: {entry['graph']}"
+    if "grad_of" in entry:
+        return f"backward of {entry['grad_of']} ({statement(allowlist[entry['grad_of']], allowlist)})"
+    return f"{entry['api']}: Supported Platforms {entry['ascend']} ({docs_url(entry['api'])})"
+
+
+def report(graphs: Mapping[str, Mapping[str, int]], allowlist: Mapping[str, Dict]) -> List[str]:
+    """A Markdown table: primitive, count per graph, and the allowlist's statement (or NOT LISTED)."""
+    names = sorted(set().union(*[set(c) for c in graphs.values()]))
+    head = "| primitive | " + " | ".join(graphs) + " | Ascend support (MindSpore docs) |"
+    lines = [head, "|" + "---|" * (len(graphs) + 2)]
+    for op in names:
+        counts = " | ".join(str(graphs[g].get(op, "")) for g in graphs)
+        said = statement(allowlist[op], allowlist) if op in allowlist else "NOT LISTED"
+        lines.append(f"| {op} | {counts} | {said} |")
+    return lines
+
+
+def check_graphs(graphs: Mapping[str, Mapping[str, int]], allowlist: Mapping[str, Dict],
+                 source: str = str(ALLOWLIST)) -> None:
+    """Raise :class:`OpInventoryError` naming every primitive (per graph) that ``allowlist`` lacks."""
+    missing = unlisted(graphs, allowlist)
+    if missing:
+        what = "; ".join(f"{g} graph: {', '.join(ops)}" for g, ops in missing.items())
+        raise OpInventoryError(f"primitives not on the allowlist {source}: {what}. Check each one's Ascend support "
+                               f"in the MindSpore docs and add it with its statement, or change the network")
