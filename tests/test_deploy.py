@@ -1,5 +1,6 @@
 """Eval backends, export, the 310 file flow and predict, end to end on a small synthetic set."""
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ from PIL import Image
 from helpers import make_shapes, tiny_config
 from src.checkpoint import CheckpointError
 from src.data.dataset import DataError
+from src.config import save_config
 from src.data.labels import voc_palette
 from src.evaluation.backends import BackendError
 from src.evaluation.evaluate import ResultsExistError, collect_images, predict_images
@@ -18,6 +20,8 @@ from src.evaluation.backends import onnx_predict
 from src.evaluation.run import run_eval
 from src.exporting import ExportError, export_model
 from src.train.loop import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +62,11 @@ def test_eval_ms_backend_writes_report_and_pictures(trained):
     assert color.mode == "P" and np.array_equal(np.array(color), next(iter(gray.values())))
     assert color.getpalette()[3:6] == voc_palette()[1].tolist()
     assert next((tmp / "ev_ms" / "overlay").glob("*.jpg")).stat().st_size > 0
+    report = (tmp / "ev_ms" / "report.md").read_text()
+    assert all(f"| {p['class']} | " in report for p in data["per_class"])
+    assert f"Synthetic-ss:mIoU/mAcc/allAcc {data['mIoU']:.4f}/" in report and "- worst: " in report
+    assert all((tmp / "ev_ms" / f).stat().st_size > 1000 for f in ("per_class_iou.png", "confusion.png",
+                                                                    "best_worst.png"))
     with pytest.raises(ResultsExistError, match="--overwrite"):
         run_eval(cfg, str(ckpt), "ms", results_dir=str(tmp / "ev_ms"))
 
@@ -122,6 +131,16 @@ def test_offline_flow_equals_eval(trained, exported):
     ref = run_eval(cfg, str(ckpt), "ms", results_dir=str(tmp / "off_ref"))
     assert matrix.tolist() == ref["confusion_matrix"]
     assert _gray(work / "pics").keys() == _gray(tmp / "off_ref").keys()
+    cfg_file = save_config(cfg, tmp / "offline_cfg.yaml")
+    sys.path.insert(0, str(ROOT / "inference"))
+    try:
+        import postprocess as postprocess_cli
+    finally:
+        sys.path.pop(0)
+    assert postprocess_cli.main(["--config", str(cfg_file), "--work", str(work), "--report-dir",
+                                 str(tmp / "off_report")]) == 0
+    assert (tmp / "off_report" / "report.md").read_text().splitlines()[4] == \
+        (tmp / "off_ref" / "report.md").read_text().splitlines()[4].replace("Synthetic-ss", "310-flow")
     (work / "output" / sorted(p.name for p in (work / "output").iterdir())[0]).unlink()
     with pytest.raises(DataError, match="missing model output"):
         postprocess(str(work), dataset_spec("synthetic", 6))

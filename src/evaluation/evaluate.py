@@ -17,6 +17,7 @@ from src.data.labels import DatasetSpec, colorize
 from src.errors import PSPNetError
 from src.evaluation.inference import Predict, Protocol, segment
 from src.evaluation.metrics import ConfusionMatrix, Scores, format_table
+from src.evaluation.report import Gallery
 from src.paths import ensure_output_dir
 
 logger = logging.getLogger(__name__)
@@ -76,8 +77,10 @@ class Progress:
 
 
 def evaluate_samples(samples: Sequence[Sample], spec: DatasetSpec, predict: Predict, protocol: Protocol,
-                     ignore_label: int = 255, results_dir: Optional[Path] = None) -> np.ndarray:
-    """Confusion matrix over ``samples``; with ``results_dir`` also the gray/color/overlay pictures."""
+                     ignore_label: int = 255, results_dir: Optional[Path] = None,
+                     gallery: Optional[Gallery] = None) -> np.ndarray:
+    """Confusion matrix over ``samples``; with ``results_dir`` also the gray/color/overlay pictures,
+    with ``gallery`` each image's IoU (and thumbnails of the best and worst) for the report."""
     cm = ConfusionMatrix(protocol.classes, ignore_label)
     progress = Progress(len(samples))
     for i, sample in enumerate(samples, start=1):
@@ -86,6 +89,8 @@ def evaluate_samples(samples: Sequence[Sample], spec: DatasetSpec, predict: Pred
             raise DataError(f"{sample.where}: evaluation needs a label column")
         pred = segment(image, predict, protocol)
         cm.update(pred, label)
+        if gallery is not None:
+            gallery.add(Path(sample.image).stem, image, label, pred)
         if results_dir is not None:
             save_prediction(pred, image, Path(sample.image).stem, results_dir, spec.palette)
         progress.update(i)

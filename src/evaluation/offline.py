@@ -25,6 +25,7 @@ from src.evaluation.evaluate import Progress, save_prediction
 from src.evaluation.inference import (Protocol, WindowPlan, combine_scales, merge_windows, plan_windows,
                                       scaled_images)
 from src.evaluation.metrics import ConfusionMatrix
+from src.evaluation.report import Gallery
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +98,11 @@ def _read_output(path: Path, batch: int, classes: int, crop_h: int, crop_w: int)
 
 
 def postprocess(work_dir: str, spec: DatasetSpec, ignore_label: int = 255,
-                results_dir: Optional[str] = None) -> np.ndarray:
+                results_dir: Optional[str] = None, gallery: Optional[Gallery] = None) -> np.ndarray:
     """Merge the runner's outputs into class maps, score them; returns the confusion matrix.
 
-    With ``results_dir``, writes gray/color/overlay pictures as eval.py does.
+    With ``results_dir``, writes gray/color/overlay pictures as eval.py does;
+    ``gallery`` collects per-image IoU and best/worst thumbnails for the report.
     """
     work = Path(work_dir)
     meta = json.loads((work / META).read_text())
@@ -116,10 +118,13 @@ def postprocess(work_dir: str, spec: DatasetSpec, ignore_label: int = 255,
                                                   p.crop_h, p.crop_w) for f in s["files"]])[:plan.num_inputs]
             per_scale.append(merge_windows(logits, plan, p))
         pred = combine_scales(per_scale, entry["h"], entry["w"]).argmax(axis=2).astype(np.uint8)
+        image = read_image(entry["image"]) if (results_dir or gallery is not None) else None
         if entry["label"]:
             _, label = load_sample(Sample(entry["image"], entry["label"], "meta.json", i), spec, p.classes)
             cm.update(pred, label)
+            if gallery is not None:
+                gallery.add(entry["name"], image, label, pred)
         if results_dir:
-            save_prediction(pred, read_image(entry["image"]), entry["name"], Path(results_dir), spec.palette)
+            save_prediction(pred, image, entry["name"], Path(results_dir), spec.palette)
         progress.update(i)
     return cm.matrix

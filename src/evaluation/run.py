@@ -13,6 +13,7 @@ from src.data.labels import dataset_spec
 from src.distributed import allreduce_sum
 from src.evaluation.backends import make_predict, read_sidecar
 from src.evaluation.evaluate import evaluate_samples, prepare_results_dir, report, write_json
+from src.evaluation.report import Gallery, write_report
 from src.evaluation.inference import Protocol, protocol_from_config
 from src.evaluation.metrics import scores_from_matrix
 
@@ -61,8 +62,9 @@ def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool 
     mine = samples[rank::group_size]
     logger.info("evaluating %d images (%s) with %s backend, scales %s, flip %s", len(mine), cfg.data.val_list,
                 backend, list(protocol.scales), protocol.flip)
+    gallery = Gallery(cfg.data.classes, cfg.data.ignore_label) if rank == 0 else None
     matrix = evaluate_samples(mine, spec, predict, protocol, cfg.data.ignore_label,
-                              out_dir if (cfg.eval.save_images and rank == 0) else None)
+                              out_dir if (cfg.eval.save_images and rank == 0) else None, gallery)
     matrix = allreduce_sum(matrix, group_size)
     scores = scores_from_matrix(matrix)
     tag = DATASET_TAGS.get(cfg.data.dataset, cfg.data.dataset) + ("-ss" if len(protocol.scales) == 1 else "-ms")
@@ -72,7 +74,11 @@ def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool 
               "confusion_matrix": matrix.tolist(), "config": config_to_dict(cfg)}
     if rank == 0:
         write_json(out_dir / "results.json", scores, spec.class_names, result)
-        logger.info("results in %s", out_dir)
+        shard = f" (best/worst images from rank 0's {len(mine)} of {len(samples)})" if group_size > 1 else ""
+        header = [f"Model `{model_path}` ({backend} backend), {len(samples)} images of `{cfg.data.val_list}`, "
+                  f"scales {list(protocol.scales)}, flip {protocol.flip}{shard}."]
+        write_report(out_dir, scores, spec.class_names, matrix, tag, spec.palette, gallery, header)
+        logger.info("results in %s (report.md: table, per-class IoU, confusion heatmap, best/worst images)", out_dir)
     result.update(scores.as_dict(spec.class_names))
     result["results_dir"] = str(out_dir)
     return result
