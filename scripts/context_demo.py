@@ -2,7 +2,7 @@
 
 python scripts/context_demo.py [--config config/demo_context.yaml] [--out outputs/context_demo]
                                [--num 120] [--size 128] [--opts KEY VALUE ...]
-Writes OUT/results.md (table), OUT/results.json and OUT/predictions.png.
+Writes OUT/results.md (table), OUT/results.json, OUT/predictions.png and OUT/comparison.png (matplotlib).
 """
 import argparse
 import logging
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
         logging.getLogger("context_demo").error("error: %s", exc)
         return 2
     print(open(os.path.join(a.out, "results.md")).read())
-    print(f"picture: {os.path.join(a.out, 'predictions.png')}")
+    print(f"pictures: {os.path.join(a.out, 'predictions.png')} {os.path.join(a.out, 'comparison.png')}")
     return 0
 
 

@@ -13,7 +13,6 @@ import logging
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -38,7 +37,8 @@ def boat_car_confusion(matrix: np.ndarray) -> Dict[str, float]:
 
 def run_context_demo(cfg: Config, out_dir: str, num: int = 120, size: int = 128, seed: int = 0,
                      overrides: Sequence[str] = (), examples: int = 4) -> Dict:
-    """Generate the data, train and evaluate both variants, write ``results.json``, ``results.md``, ``predictions.png``."""
+    """Generate the data, train and evaluate both variants; write ``results.json``, ``results.md``,
+    ``predictions.png`` and ``comparison.png``."""
     out = Path(out_dir)
     data_root = out / "data"
     if not (data_root / "info.json").is_file():
@@ -60,6 +60,7 @@ def run_context_demo(cfg: Config, out_dir: str, num: int = 120, size: int = 128,
     (out / "results.json").write_text(json.dumps(results, indent=1))
     (out / "results.md").write_text(markdown_table(results))
     picture(out, data_root, examples)
+    comparison_plot(results, out / "comparison.png")
     return results
 
 
@@ -74,25 +75,59 @@ def markdown_table(results: Dict[str, Dict]) -> str:
 
 
 def picture(out: Path, data_root: Path, examples: int) -> Optional[Path]:
-    """Rows of image | ground truth | PSPNet | baseline for the first val images."""
-    names = [Path(l.split()[0]).stem for l in (data_root / "val.txt").read_text().splitlines() if l.strip()]
-    palette = voc_palette()
-    rows = []
-    for name in names[:examples]:
-        image = cv2.imread(str(data_root / "JPEGImages" / f"{name}.jpg"))
-        gt = np.array(Image.open(data_root / "SegmentationClassAug" / f"{name}.png"))
-        cells = [image, cv2.cvtColor(colorize(gt, palette), cv2.COLOR_RGB2BGR)]
-        for variant, _ in VARIANTS:
-            pred = cv2.imread(str(out / variant / "eval" / "gray" / f"{name}.png"), cv2.IMREAD_GRAYSCALE)
-            cells.append(cv2.cvtColor(colorize(pred, palette), cv2.COLOR_RGB2BGR))
-        rows.append(np.concatenate([np.pad(c, ((2, 2), (2, 2), (0, 0)), constant_values=255) for c in cells], 1))
-    if not rows:
+    """``predictions.png``: rows of image | ground truth | PSPNet | no PPM for the first val images."""
+    names = [Path(line.split()[0]).stem for line in (data_root / "val.txt").read_text().splitlines() if line.strip()]
+    names = names[:examples]
+    if not names:
         return None
-    grid = np.concatenate(rows, 0)
-    header = np.full((24, grid.shape[1], 3), 255, np.uint8)
-    w = grid.shape[1] // 4
-    for i, title in enumerate(("image", "ground truth", "PSPNet", "no PPM")):
-        cv2.putText(header, title, (i * w + 4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    palette = voc_palette()
+    titles = ("image", "ground truth", "PSPNet", "no PPM")
+    fig = _figure(2.6 * len(titles), 2.2 * len(names) + 0.4)
+    axes = np.atleast_2d(fig.subplots(len(names), len(titles)))
+    for name, row in zip(names, axes):
+        gt = np.array(Image.open(data_root / "SegmentationClassAug" / f"{name}.png"))
+        cells = [np.array(Image.open(data_root / "JPEGImages" / f"{name}.jpg").convert("RGB")), colorize(gt, palette)]
+        for variant, _ in VARIANTS:
+            cells.append(colorize(np.array(Image.open(out / variant / "eval" / "gray" / f"{name}.png")), palette))
+        for ax, cell, title in zip(row, cells, titles):
+            ax.imshow(cell)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{title} ({name})" if title == "image" else title, fontsize="small")
+    fig.suptitle("boat (on water) vs car (on road): predictions of both variants")
     path = out / "predictions.png"
-    cv2.imwrite(str(path), np.concatenate([header, grid], 0))
+    fig.savefig(path)
     return path
+
+
+def comparison_plot(results: Dict[str, Dict], path: Path) -> Dict[str, list]:
+    """``comparison.png``: IoUs and the boat/car confusion of both variants side by side; returns the bars."""
+    metrics = (("mIoU", "mIoU"), ("boat_iou", "boat IoU"), ("car_iou", "car IoU"),
+               ("boat_as_car", "boat pixels\ncalled car"), ("car_as_boat", "car pixels\ncalled boat"))
+    fig = _figure(9, 4)
+    ax = fig.subplots()
+    x = np.arange(len(metrics))
+    width = 0.8 / max(len(results), 1)
+    bars = {}
+    for k, (name, r) in enumerate(results.items()):
+        label = "PSPNet (PPM)" if r["use_ppm"] else "same network without PPM"
+        values = [float(r[key] or 0.0) for key, _ in metrics]
+        ax.bar(x + (k - (len(results) - 1) / 2) * width, values, width, label=label)
+        bars[label] = values
+    ax.set_xticks(x, labels=[title for _, title in metrics])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("IoU / fraction of the class's pixels (0-1)")
+    ax.set_title("what global context adds (same data, budget and seed)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(loc="upper right", fontsize="small")
+    fig.savefig(path)
+    return bars
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig

@@ -28,4 +28,19 @@ def test_context_demo_small_end_to_end(tmp_path):
     table = (tmp_path / "results.md").read_text().splitlines()
     assert len(table) == 4 and "without PPM" in table[3]
     pic = cv2.imread(str(tmp_path / "predictions.png"))
-    assert pic is not None and pic.shape == (24 + 1 * (36 + 4), 4 * (48 + 4), 3)  # header + one val image
+    assert pic is not None and pic.shape[1] == 4 * 260  # 4 panels of 2.6 in at 100 dpi
+    assert (tmp_path / "comparison.png").stat().st_size > 1000
+
+
+def test_comparison_plot_shows_both_variants_and_every_metric(tmp_path):
+    from src.context_demo import comparison_plot
+
+    results = {"pspnet": {"use_ppm": True, "mIoU": 0.8, "boat_iou": 0.7, "car_iou": 0.75, "boat_as_car": 0.05,
+                          "car_as_boat": 0.1},
+               "fcn_baseline": {"use_ppm": False, "mIoU": 0.6, "boat_iou": 0.4, "car_iou": None,
+                                "boat_as_car": 0.4, "car_as_boat": 0.3}}
+    bars = comparison_plot(results, tmp_path / "c.png")
+    assert bars == {"PSPNet (PPM)": [0.8, 0.7, 0.75, 0.05, 0.1],
+                    "same network without PPM": [0.6, 0.4, 0.0, 0.4, 0.3]}
+    image = cv2.imread(str(tmp_path / "c.png"))
+    assert image.shape == (400, 900, 3)
