@@ -1,7 +1,8 @@
 """Train PSPNet and the no-PPM baseline on the synthetic boat-vs-car set with the same budget and compare.
 
 python scripts/context_demo.py [--config config/demo_context.yaml] [--out outputs/context_demo]
-                               [--num 120] [--size 128] [--opts KEY VALUE ...]
+                               [--num 120] [--size 128] [--task context|context_far] [--train-seeds 0 1 2]
+                               [--opts KEY VALUE ...]
 Writes OUT/results.md (table), OUT/results.json, OUT/predictions.png and OUT/comparison.png (matplotlib).
 """
 import argparse
@@ -18,7 +19,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="outputs/context_demo")
     p.add_argument("--num", type=int, default=120, help="images (train + val)")
     p.add_argument("--size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="data set seed")
+    p.add_argument("--task", default="context", choices=("context", "context_far"))
+    p.add_argument("--train-seeds", type=int, nargs="+", default=[0], help="one run per variant and seed")
     p.add_argument("--opts", nargs="*", default=[])
     a = p.parse_args(argv)
     from src.errors import PSPNetError
@@ -31,7 +34,7 @@ def main(argv=None) -> int:
     try:
         cfg = load_config(a.config)
         setup_device(cfg.device.target, cfg.device.mode, quiet=cfg.device.quiet)
-        run_context_demo(cfg, a.out, a.num, a.size, a.seed, a.opts)
+        run_context_demo(cfg, a.out, a.num, a.size, a.seed, a.opts, task=a.task, train_seeds=a.train_seeds)
     except PSPNetError as exc:
         logging.getLogger("context_demo").error("error: %s", exc)
         return 2

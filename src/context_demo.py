@@ -11,7 +11,7 @@ import copy
 import json
 import logging
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -36,45 +36,133 @@ def boat_car_confusion(matrix: np.ndarray) -> Dict[str, float]:
 
 
 def run_context_demo(cfg: Config, out_dir: str, num: int = 120, size: int = 128, seed: int = 0,
-                     overrides: Sequence[str] = (), examples: int = 4) -> Dict:
-    """Generate the data, train and evaluate both variants; write ``results.json``, ``results.md``,
-    ``predictions.png`` and ``comparison.png``."""
+                     overrides: Sequence[str] = (), examples: int = 4, task: str = "context",
+                     train_seeds: Sequence[int] = (0,)) -> Dict:
+    """Generate the data, train and evaluate both variants once per training seed.
+
+    Writes ``results.json`` (every run, the mean per variant, and the no-PPM
+    network's effective receptive field at a hull beside the hull-to-cue
+    distance), ``results.md``, ``predictions.png`` and ``comparison.png``.
+    """
     out = Path(out_dir)
     data_root = out / "data"
     if not (data_root / "info.json").is_file():
-        generate(data_root, "context", num=num, size=size, seed=seed)
-    results: Dict[str, Dict] = {}
-    for name, use_ppm in VARIANTS:
-        c = copy.deepcopy(cfg)
-        apply_overrides(c, ["data.data_root", str(data_root), "train.save_dir", str(out / name),
-                            "model.use_ppm", str(use_ppm).lower(), "eval.save_images", "true", *overrides])
-        logger.info("==> training %s (use_ppm %s)", name, use_ppm)
-        summary = Trainer(c).run()
-        ckpt = sorted((out / name / "checkpoints").glob("epoch_*.ckpt"))[-1]
-        res = run_eval(c, str(ckpt), "ms", overwrite=True, results_dir=str(out / name / "eval"))
-        conf = boat_car_confusion(np.array(res["confusion_matrix"]))
-        per_class = {p["class"]: p["iou"] for p in res["per_class"]}
-        conf.update(boat_iou=per_class["boat"], car_iou=per_class["car"])
-        results[name] = {"mIoU": res["mIoU"], "mAcc": res["mAcc"], "allAcc": res["allAcc"], **conf,
-                         "steps": summary["step"], "use_ppm": use_ppm}
+        generate(data_root, task, num=num, size=size, seed=seed)
+    runs: List[Dict] = []
+    for train_seed in train_seeds:
+        for name, use_ppm in VARIANTS:
+            run_dir = out / f"{name}_seed{train_seed}"
+            c = copy.deepcopy(cfg)
+            apply_overrides(c, ["data.data_root", str(data_root), "train.save_dir", str(run_dir),
+                                "model.use_ppm", str(use_ppm).lower(), "eval.save_images", "true",
+                                "train.seed", str(train_seed), *overrides])
+            logger.info("==> training %s (use_ppm %s), seed %d", name, use_ppm, train_seed)
+            summary = Trainer(c).run()
+            ckpt = sorted((run_dir / "checkpoints").glob("epoch_*.ckpt"))[-1]
+            res = run_eval(c, str(ckpt), "ms", overwrite=True, results_dir=str(run_dir / "eval"))
+            per_class = {p["class"]: p["iou"] for p in res["per_class"]}
+            row = {"variant": name, "use_ppm": use_ppm, "seed": train_seed, "mIoU": res["mIoU"],
+                   "boat_iou": per_class["boat"], "car_iou": per_class["car"],
+                   **boat_car_confusion(np.array(res["confusion_matrix"])), "steps": summary["step"]}
+            if not use_ppm:
+                row["erf"] = hull_receptive_field(c, str(ckpt), data_root)
+            runs.append(row)
+    results = {"task": task, "seeds": list(train_seeds), "runs": runs, "mean": mean_per_variant(runs)}
     (out / "results.json").write_text(json.dumps(results, indent=1))
     (out / "results.md").write_text(markdown_table(results))
-    picture(out, data_root, examples)
-    comparison_plot(results, out / "comparison.png")
+    picture(out, data_root, examples, train_seeds[0])
+    comparison_plot(results["mean"], out / "comparison.png")
     return results
 
 
-def markdown_table(results: Dict[str, Dict]) -> str:
-    lines = ["| model | mIoU | boat IoU | car IoU | boat pixels called car | car pixels called boat | steps |",
-             "|---|---|---|---|---|---|---|"]
-    for name, r in results.items():
-        label = "PSPNet (PPM)" if r["use_ppm"] else "same network without PPM"
-        lines.append(f"| {label} | {r['mIoU']:.4f} | {r['boat_iou']:.4f} | {r['car_iou']:.4f} | "
-                     f"{r['boat_as_car']:.1%} | {r['car_as_boat']:.1%} | {r['steps']} |")
+METRICS = ("mIoU", "boat_iou", "car_iou", "boat_as_car", "car_as_boat")
+
+
+def mean_per_variant(runs: Sequence[Dict]) -> Dict[str, Dict]:
+    """Per variant, the mean (and min/max) of each metric over the seeds."""
+    out: Dict[str, Dict] = {}
+    for name, use_ppm in VARIANTS:
+        rows = [r for r in runs if r["variant"] == name]
+        if not rows:
+            continue
+        entry: Dict = {"use_ppm": use_ppm, "seeds": len(rows)}
+        for key in METRICS:
+            values = [float(r[key] or 0.0) for r in rows]
+            entry[key] = float(np.mean(values))
+            entry[f"{key}_range"] = [min(values), max(values)]
+        out[name] = entry
+    return out
+
+
+def hull_receptive_field(cfg: Config, ckpt: str, data_root: Path) -> Dict[str, float]:
+    """The trained network's effective receptive field at the centre of the first val hull, and how far
+    that pixel is from the nearest water/road pixel."""
+    from src.data.dataset import read_image
+    from src.evaluation.backends import load_eval_network
+
+    net = load_eval_network(cfg.model, cfg.data.classes, ckpt)
+    for line in (data_root / "val.txt").read_text().splitlines():
+        image_rel, label_rel = line.split()[:2]
+        label = np.array(Image.open(data_root / label_rel))
+        hull = np.argwhere((label == BOAT) | (label == CAR))
+        if hull.size:
+            break
+    else:
+        return {}
+    point = tuple(int(v) for v in np.round(hull.mean(axis=0)))
+    cue = np.argwhere((label == 1) | (label == 2))
+    image = (read_image(str(data_root / image_rel)).astype(np.float32) - np.array(cfg.data.mean, np.float32)) / \
+        np.array(cfg.data.std, np.float32)
+    erf = effective_receptive_field(net, image.transpose(2, 0, 1)[None], point)
+    erf["hull_to_cue"] = float(np.hypot(*(cue - np.array(point)).T).min()) if cue.size else float("nan")
+    return erf
+
+
+def effective_receptive_field(net, image: np.ndarray, point: Tuple[int, int], mass: float = 0.95) -> Dict[str, float]:
+    """How far the input pixels lie that move one output pixel of ``net`` (eval mode).
+
+    The gradient of the summed logits at ``point`` with respect to the
+    normalized input ``image`` (1, 3, H, W), in absolute value summed over
+    channels, is the effective receptive field (Luo et al., 2016).  Returns the
+    radii (pixels, Euclidean from ``point``) holding 50% and ``mass`` of it.
+    """
+    import mindspore as ms
+
+    net.set_train(False)
+    y, x = point
+
+    def at_point(inp):
+        return net(inp)[0, :, y, x].sum()
+
+    grad = np.abs(ms.grad(at_point)(ms.Tensor(image.astype(np.float32))).asnumpy()[0]).sum(axis=0)
+    yy, xx = np.mgrid[0:grad.shape[0], 0:grad.shape[1]]
+    dist = np.hypot(yy - y, xx - x).reshape(-1)
+    order = np.argsort(dist)
+    share = np.cumsum(grad.reshape(-1)[order]) / max(float(grad.sum()), 1e-30)
+    return {"r50": float(dist[order][np.searchsorted(share, 0.5)]),
+            f"r{int(round(mass * 100))}": float(dist[order][min(np.searchsorted(share, mass), dist.size - 1)])}
+
+
+def markdown_table(results: Dict) -> str:
+    """Every run, then the mean per variant."""
+    lines = ["| model | seed | mIoU | boat IoU | car IoU | boat pixels called car | car pixels called boat | steps |",
+             "|---|---|---|---|---|---|---|---|"]
+    label = {True: "PSPNet (PPM)", False: "same network without PPM"}
+    for r in results["runs"]:
+        lines.append(f"| {label[r['use_ppm']]} | {r['seed']} | {r['mIoU']:.4f} | {r['boat_iou'] or 0:.4f} | "
+                     f"{r['car_iou'] or 0:.4f} | {r['boat_as_car']:.1%} | {r['car_as_boat']:.1%} | {r['steps']} |")
+    for m in results["mean"].values():
+        lines.append(f"| **{label[m['use_ppm']]}, mean of {m['seeds']}** | | {m['mIoU']:.4f} | {m['boat_iou']:.4f} | "
+                     f"{m['car_iou']:.4f} | {m['boat_as_car']:.1%} | {m['car_as_boat']:.1%} | |")
+    erf = [r["erf"] for r in results["runs"] if r.get("erf")]
+    if erf:
+        lines += ["", "Effective receptive field of the network without PPM at a hull (radius holding 50% / 95% of "
+                  "the input gradient) vs the hull's distance to the nearest water/road pixel: " +
+                  "; ".join(f"{e['r50']:.0f} / {e['r95']:.0f} px vs {e['hull_to_cue']:.0f} px" for e in erf) + "."]
     return "\n".join(lines) + "\n"
 
 
-def picture(out: Path, data_root: Path, examples: int) -> Optional[Path]:
+def picture(out: Path, data_root: Path, examples: int, train_seed: int = 0) -> Optional[Path]:
     """``predictions.png``: rows of image | ground truth | PSPNet | no PPM for the first val images."""
     names = [Path(line.split()[0]).stem for line in (data_root / "val.txt").read_text().splitlines() if line.strip()]
     names = names[:examples]
@@ -88,7 +176,8 @@ def picture(out: Path, data_root: Path, examples: int) -> Optional[Path]:
         gt = np.array(Image.open(data_root / "SegmentationClassAug" / f"{name}.png"))
         cells = [np.array(Image.open(data_root / "JPEGImages" / f"{name}.jpg").convert("RGB")), colorize(gt, palette)]
         for variant, _ in VARIANTS:
-            cells.append(colorize(np.array(Image.open(out / variant / "eval" / "gray" / f"{name}.png")), palette))
+            gray = out / f"{variant}_seed{train_seed}" / "eval" / "gray" / f"{name}.png"
+            cells.append(colorize(np.array(Image.open(gray)), palette))
         for ax, cell, title in zip(row, cells, titles):
             ax.imshow(cell)
             ax.set_xticks([])

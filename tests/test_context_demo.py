@@ -19,17 +19,56 @@ def test_context_demo_small_end_to_end(tmp_path):
     cfg = load_config("config/demo_context.yaml")
     small = ["train.epochs", "1", "train.max_steps", "1", "train.batch_size", "2", "train.crop_h", "33",
              "train.crop_w", "41", "eval.base_size", "48", "eval.test_h", "33", "eval.test_w", "41"]
-    results = run_context_demo(cfg, str(tmp_path), num=6, size=48, seed=2, overrides=small, examples=2)
-    assert set(results) == {"pspnet", "fcn_baseline"}
-    assert results["pspnet"]["use_ppm"] and not results["fcn_baseline"]["use_ppm"]
-    for r in results.values():
+    results = run_context_demo(cfg, str(tmp_path), num=6, size=48, seed=2, overrides=small, examples=2,
+                               task="context_far", train_seeds=(0, 1))
+    runs = results["runs"]
+    assert [(r["variant"], r["seed"]) for r in runs] == [("pspnet", 0), ("fcn_baseline", 0), ("pspnet", 1),
+                                                         ("fcn_baseline", 1)]
+    for r in runs:
         assert 0 <= r["mIoU"] <= 1 and 0 <= r["boat_as_car"] <= 1 and r["steps"] == 1
+        assert ("erf" in r) == (not r["use_ppm"])
+    for r in (r for r in runs if "erf" in r):
+        assert 0 <= r["erf"]["r50"] <= r["erf"]["r95"] and r["erf"]["hull_to_cue"] > 0
+    mean = results["mean"]["pspnet"]
+    assert mean["seeds"] == 2 and mean["mIoU"] == np.mean([r["mIoU"] for r in runs if r["use_ppm"]])
     assert json.loads((tmp_path / "results.json").read_text()) == results
     table = (tmp_path / "results.md").read_text().splitlines()
-    assert len(table) == 4 and "without PPM" in table[3]
+    assert len(table) == 2 + 4 + 2 + 2 and "without PPM, mean of 2" in table[7] and "Effective receptive" in table[9]
     pic = cv2.imread(str(tmp_path / "predictions.png"))
     assert pic is not None and pic.shape[1] == 4 * 260  # 4 panels of 2.6 in at 100 dpi
     assert (tmp_path / "comparison.png").stat().st_size > 1000
+
+
+def test_effective_receptive_field_of_a_known_stack():
+    """Two 3x3 convolutions see a 5x5 window: the whole gradient lies within radius 2*sqrt(2)."""
+    import mindspore as ms
+    from mindspore import nn
+
+    from src.context_demo import effective_receptive_field
+
+    ms.set_seed(0)
+    net = nn.SequentialCell([nn.Conv2d(3, 4, 3, pad_mode="same"), nn.Conv2d(4, 2, 3, pad_mode="same")])
+    image = np.random.default_rng(0).standard_normal((1, 3, 15, 15)).astype(np.float32)
+    erf = effective_receptive_field(net, image, (7, 7))
+    assert 0 < erf["r50"] <= erf["r95"] <= np.hypot(2, 2) + 1e-6
+    erf_edge = effective_receptive_field(nn.Conv2d(3, 2, 1), image, (0, 0))
+    assert erf_edge == {"r50": 0.0, "r95": 0.0}
+
+
+def test_context_far_puts_the_cue_far_from_every_hull(tmp_path):
+    from PIL import Image
+
+    from src.data.synthetic import generate
+
+    info = generate(tmp_path, "context_far", num=12, size=96, seed=3)
+    assert (info["height"], info["width"]) == (36, 96)
+    for name in sorted((tmp_path / "SegmentationClassAug").glob("*.png")):
+        label = np.array(Image.open(name))
+        cue, hull = np.argwhere((label == 1) | (label == 2)), np.argwhere(label >= 3)
+        assert cue.size and hull.size and set(np.unique(label[label >= 3])) <= {3, 4}
+        assert (label == 1).any() == (label == 3).any()  # boats with water, cars with road
+        gap = np.abs(cue[:, 1][:, None] - hull[:, 1][None, :]).min()
+        assert gap >= 0.4 * 96
 
 
 def test_comparison_plot_shows_both_variants_and_every_metric(tmp_path):

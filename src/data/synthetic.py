@@ -10,6 +10,11 @@ class indices, VOC colors), ``train.txt`` / ``val.txt`` list files and
   "hulls" far from a band of water or road at the bottom; a hull is a *boat*
   in a water scene and a *car* in a road scene, so only global context tells
   them apart.
+* ``context_far``: the same classes on wide images (height 3/8 of the width)
+  where the only cue is a water or road strip along one side and the hulls
+  stand in the far third of the image on a neutral ground: no pixel near a
+  hull says boat or car.  Made to be decided only by context farther away
+  than the backbone's effective receptive field.
 
 Usage:
   python -m src.data.synthetic --out data/synthetic_shapes --task shapes --num 120 --size 128 [--seed 0]
@@ -34,7 +39,9 @@ logger = logging.getLogger(__name__)
 TASKS: Dict[str, List[str]] = {
     "shapes": ["background", "square", "disk", "triangle", "bar", "ring"],
     "context": ["background", "water", "road", "boat", "car"],
+    "context_far": ["background", "water", "road", "boat", "car"],
 }
+ASPECT = {"shapes": 0.75, "context": 0.75, "context_far": 0.375}  # height / width
 SHAPE_TINTS = {1: (200, 60, 60), 2: (60, 170, 70), 3: (70, 90, 210), 4: (210, 180, 50), 5: (170, 70, 190)}
 
 
@@ -124,6 +131,40 @@ def make_context_sample(rng: np.random.Generator, h: int, w: int) -> Tuple[np.nd
     return np.clip(image, 0, 255).astype(np.uint8), label
 
 
+def _cue(rng: np.random.Generator, h: int, w: int, water: bool) -> np.ndarray:
+    """A water (blue, wavy) or road (gray, dashed) patch of (h, w, 3) float32."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    if water:
+        return _texture(rng, h, w, (40, 90, 170), 8.0) + (18 * np.sin(xx / 1.5 + yy / 3.0))[..., None]
+    patch = _texture(rng, h, w, (95, 95, 95), 6.0)
+    patch[((yy // 8) % 2 == 0) & (np.abs(xx - w // 2) <= 1)] = 235
+    return patch
+
+
+def make_context_far_sample(rng: np.random.Generator, h: int, w: int) -> Tuple[np.ndarray, np.ndarray]:
+    """One ``context_far`` image: a water/road strip on one side, identical hulls in the far third."""
+    water = bool(rng.random() < 0.5)
+    image = _texture(rng, h, w, (150, 140, 120), 12.0)
+    label = np.zeros((h, w), np.uint8)
+    strip = max(4, int(0.2 * w))
+    image[:, :strip] = _cue(rng, h, strip, water)
+    label[:, :strip] = 1 if water else 2
+    r = max(4, int(0.16 * h))
+    lo = int(w * 2 / 3) + r + 1  # hulls start two thirds across: far from the strip
+    for _ in range(int(rng.integers(1, 3))):
+        cx = int(rng.integers(lo, max(lo + 1, w - r - 1)))
+        cy = int(rng.integers(r + 1, max(r + 2, h - r - 1)))
+        mask = _hull_mask(h, w, cx, cy, r)
+        image[mask > 0] = _texture(rng, h, w, (170, 50, 40), 6.0)[mask > 0]
+        label[mask > 0] = 3 if water else 4
+    if rng.random() < 0.5:  # the strip on the right and the hulls on the left as often
+        image, label = image[:, ::-1], label[:, ::-1]
+    return np.clip(image, 0, 255).astype(np.uint8), np.ascontiguousarray(label)
+
+
+MAKERS = {"shapes": make_shapes_sample, "context": make_context_sample, "context_far": make_context_far_sample}
+
+
 def write_palette_png(label: np.ndarray, path: Path, palette: np.ndarray) -> None:
     """Save class indices as a palette PNG (VOC style: the pixel values are the indices)."""
     im = Image.fromarray(label.astype(np.uint8), mode="P")
@@ -135,7 +176,7 @@ def generate(out: str | Path, task: str = "shapes", num: int = 100, size: int = 
              val_fraction: float = 0.2) -> Dict[str, object]:
     """Write the data set under ``out``; returns its info (also saved as ``info.json``).
 
-    Images are ``size`` wide and ``3/4 size`` high.  Sample ``i`` depends only
+    Images are ``size`` wide and ``ASPECT[task] * size`` high.  Sample ``i`` depends only
     on ``(seed, i)``, so the same call writes the same files.
     """
     if task not in TASKS:
@@ -147,8 +188,8 @@ def generate(out: str | Path, task: str = "shapes", num: int = 100, size: int = 
     out = Path(out)
     (out / "JPEGImages").mkdir(parents=True, exist_ok=True)
     (out / "SegmentationClassAug").mkdir(parents=True, exist_ok=True)
-    h, w = size * 3 // 4, size
-    make = make_shapes_sample if task == "shapes" else make_context_sample
+    h, w = int(size * ASPECT[task]), size
+    make = MAKERS[task]
     palette = voc_palette()
     n_val = min(num - 1, max(1, int(round(num * val_fraction))))
     lines: List[str] = []
@@ -173,7 +214,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="output folder (the data root)")
     p.add_argument("--task", default="shapes", choices=sorted(TASKS))
     p.add_argument("--num", type=int, default=100, help="number of images (train + val)")
-    p.add_argument("--size", type=int, default=128, help="image width; height is 3/4 of it")
+    p.add_argument("--size", type=int, default=128, help="image width; height is 3/4 of it (3/8 for context_far)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-fraction", type=float, default=0.2)
     a = p.parse_args(argv)
