@@ -58,6 +58,8 @@ def test_clock_reports_the_window_average_and_eta():
     assert c.lap(4, now=108.0) == 2.0  # 8 s over 4 steps
     assert c.lap(2, now=110.0) == 1.0
     assert c.eta(20, now=110.0) == "00:00:10"  # 10 s for 10 steps, 10 to go
+    c.restart_lap(now=150.0)  # e.g. after an evaluation
+    assert c.lap(5, now=155.0) == 1.0
 
 
 def test_losses_are_fetched_once_per_logging_window(shapes, tmp_path, monkeypatch):

@@ -474,6 +474,7 @@ class Trainer:
                 break
             count = min(self.steps_per_epoch, self.total_steps - state.step)
             window, done = LossWindow(), 0
+            clock.restart_lap()  # the previous epoch's save and evaluation are not step time
             for n, losses in self._chunks(batches, count):
                 state.step += n
                 done += n

@@ -85,6 +85,10 @@ class Clock:
         self.lap_start = now
         return per_step
 
+    def restart_lap(self, now: Optional[float] = None) -> None:
+        """Start the next lap now (after an evaluation or a save, which are not step time)."""
+        self.lap_start = time.perf_counter() if now is None else now
+
     def eta(self, step: int, now: Optional[float] = None) -> str:
         """``HH:MM:SS`` left until step ``planned`` at this run's average speed."""
         now = time.perf_counter() if now is None else now
