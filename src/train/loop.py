@@ -479,9 +479,10 @@ class Trainer:
                 state.step += n
                 done += n
                 window.add(state.step, n, losses)
-                crossed = state.step // t.log_every > (state.step - n) // t.log_every
-                if crossed or done >= count:
+                if state.step // t.log_every > (state.step - n) // t.log_every:  # a multiple of log_every
                     self._check_and_log(window, epoch, done, clock)
+            if window.pending:  # the epoch's end (or a data set that ran out early): check what is left
+                self._check_and_log(window, epoch, done, clock)
             state.epoch = epoch + 1
             saved = self._save(state.epoch)  # before evaluating, so an eval failure loses no training
             if t.eval_interval and (state.epoch % t.eval_interval == 0 or state.epoch == t.epochs):
