@@ -13,11 +13,13 @@ bash scripts/setup_env.sh
 PY=.venv/bin/python
 step() { echo; echo "==> $*"; }
 
-step "1/6 synthetic VOC-format data set in $DATA"
-if [ ! -f "$DATA/info.json" ]; then
-  "$PY" -m src.data.synthetic --out "$DATA" --task shapes --num 120 --size 128 --seed 0
-else
+NUM=900  # 810 train / 90 val images of 128x96
+step "1/6 synthetic VOC-format data set in $DATA ($NUM images)"
+if [ -f "$DATA/info.json" ] && grep -q "\"num\": $NUM," "$DATA/info.json"; then
   echo "already there"
+else
+  rm -rf "$DATA"  # an older, smaller set would give other numbers than the README's
+  "$PY" -m src.data.synthetic --out "$DATA" --task shapes --num $NUM --size 128 --seed 0 --val-fraction 0.1
 fi
 
 step "2/6 training PSPNet-50 from scratch on CPU (config $CFG)"
