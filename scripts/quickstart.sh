@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # From a fresh clone to a trained, evaluated, exported and visualized PSPNet on CPU, on the embedded
-# synthetic data set (no downloads). About 13 minutes on 2 cores on a fresh machine (11 with .venv already set up).
+# synthetic data set (no downloads). About 11 minutes on 2 cores with .venv already set up, plus the
+# pip install on a fresh machine.
 # Usage: bash scripts/quickstart.sh [OUT_DIR=outputs/quickstart]
 set -euo pipefail
 case "${1:-}" in -h|--help) sed -n '2,/^set -e/p' "$0" | grep "^#" | sed 's/^# \{0,1\}//'; exit 0;; esac
@@ -56,7 +57,7 @@ grep -h "ss:mIoU" "$OUT/eval.log" | sed 's/^.* \(Synthetic\)/\1/' || true
 echo "(chance level: predicting background everywhere gives mIoU ~ 1/6 of the background IoU)"
 echo "checkpoints        $OUT/checkpoints/"
 echo "training records   $OUT/metrics.jsonl  and the curves  $OUT/curves.png"
-echo "eval report        $OUT/eval_ms/results.json  masks: $OUT/eval_ms/color/  overlays: $OUT/eval_ms/overlay/"
+echo "eval report        $OUT/eval_ms/report.md  results.json  masks: $OUT/eval_ms/color/  overlays: $OUT/eval_ms/overlay/"
 echo "exported models    $OUT/export/pspnet50.mindir  $OUT/export/pspnet50.onnx  (verification: $OUT/export_*.json)"
 echo "310-style flow     $OUT/infer_310/results.json  masks: $OUT/infer_310/results/"
 echo "predictions        $OUT/predict/overlay/"

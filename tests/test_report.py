@@ -62,3 +62,11 @@ def test_report_names_every_class_and_shows_the_numbers(tmp_path):
     assert "- worst: bad (image IoU 0.375)" in text and "- best: good (image IoU 1.000)" in text
     for picture in ("per_class_iou.png", "confusion.png", "best_worst.png"):
         assert f"]({picture})" in text and (tmp_path / "r" / picture).stat().st_size > 1000
+
+
+def test_gallery_stores_float_images_as_uint8_pictures():
+    gallery = Gallery(classes=2, keep=1)
+    label = np.zeros((4, 4), np.uint8)
+    gallery.add("f", np.full((4, 4, 3), 300.0, np.float32), label, label)  # float RGB as the loader gives
+    picture = gallery.best()[0][2]
+    assert picture.dtype == np.uint8 and picture.max() == 255

@@ -73,7 +73,8 @@ class Gallery:
         item = None
         for heap, key in ((self._worst, -iou), (self._best, iou)):
             if len(heap) < self.keep or key > heap[0][0]:
-                item = item or (name, iou, _thumb(image_rgb, False), _thumb(label, True), _thumb(pred, True))
+                picture = np.clip(image_rgb, 0, 255).astype(np.uint8)  # loaders give float32 RGB 0-255
+                item = item or (name, iou, _thumb(picture, False), _thumb(label, True), _thumb(pred, True))
                 entry = (key, next(self._order), item)
                 heapq.heappush(heap, entry) if len(heap) < self.keep else heapq.heapreplace(heap, entry)
         return iou
