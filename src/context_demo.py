@@ -20,6 +20,7 @@ from src.config import Config, apply_overrides
 from src.data.labels import colorize, voc_palette
 from src.data.synthetic import generate
 from src.evaluation.run import run_eval
+from src.plotting import new_figure
 from src.train.loop import Trainer
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ def hull_receptive_field(cfg: Config, ckpt: str, data_root: Path) -> Dict[str, f
     """The trained network's effective receptive field at the centre of the first val hull, and how far
     that pixel is from the nearest water/road pixel."""
     from src.data.dataset import read_image
+    from src.data.transforms import normalize
     from src.evaluation.backends import load_eval_network
 
     net = load_eval_network(cfg.model, cfg.data.classes, ckpt)
@@ -111,9 +113,8 @@ def hull_receptive_field(cfg: Config, ckpt: str, data_root: Path) -> Dict[str, f
         return {}
     point = tuple(int(v) for v in np.round(hull.mean(axis=0)))
     cue = np.argwhere((label == 1) | (label == 2))
-    image = (read_image(str(data_root / image_rel)).astype(np.float32) - np.array(cfg.data.mean, np.float32)) / \
-        np.array(cfg.data.std, np.float32)
-    erf = effective_receptive_field(net, image.transpose(2, 0, 1)[None], point)
+    image = normalize(read_image(str(data_root / image_rel)), cfg.data.mean, cfg.data.std)
+    erf = effective_receptive_field(net, image[None], point)
     erf["hull_to_cue"] = float(np.hypot(*(cue - np.array(point)).T).min()) if cue.size else float("nan")
     return erf
 
@@ -170,7 +171,7 @@ def picture(out: Path, data_root: Path, examples: int, train_seed: int = 0) -> O
         return None
     palette = voc_palette()
     titles = ("image", "ground truth", "PSPNet", "no PPM")
-    fig = _figure(2.6 * len(titles), 2.2 * len(names) + 0.4)
+    fig = new_figure(2.6 * len(titles), 2.2 * len(names) + 0.4)
     axes = np.atleast_2d(fig.subplots(len(names), len(titles)))
     for name, row in zip(names, axes):
         gt = np.array(Image.open(data_root / "SegmentationClassAug" / f"{name}.png"))
@@ -193,7 +194,7 @@ def comparison_plot(results: Dict[str, Dict], path: Path) -> Dict[str, list]:
     """``comparison.png``: IoUs and the boat/car confusion of both variants side by side; returns the bars."""
     metrics = (("mIoU", "mIoU"), ("boat_iou", "boat IoU"), ("car_iou", "car IoU"),
                ("boat_as_car", "boat pixels\ncalled car"), ("car_as_boat", "car pixels\ncalled boat"))
-    fig = _figure(9, 4)
+    fig = new_figure(9, 4)
     ax = fig.subplots()
     x = np.arange(len(metrics))
     width = 0.8 / max(len(results), 1)
@@ -211,12 +212,3 @@ def comparison_plot(results: Dict[str, Dict], path: Path) -> Dict[str, list]:
     ax.legend(loc="upper right", fontsize="small")
     fig.savefig(path)
     return bars
-
-
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig

@@ -118,7 +118,7 @@ def postprocess(work_dir: str, spec: DatasetSpec, ignore_label: int = 255,
                                                   p.crop_h, p.crop_w) for f in s["files"]])[:plan.num_inputs]
             per_scale.append(merge_windows(logits, plan, p))
         pred = combine_scales(per_scale, entry["h"], entry["w"]).argmax(axis=2).astype(np.uint8)
-        image = read_image(entry["image"]) if (results_dir or gallery is not None) else None
+        image = read_image(entry["image"]) if (results_dir or (gallery is not None and entry["label"])) else None
         if entry["label"]:
             _, label = load_sample(Sample(entry["image"], entry["label"], "meta.json", i), spec, p.classes)
             cm.update(pred, label)

@@ -20,6 +20,7 @@ import numpy as np
 
 from src.data.labels import colorize
 from src.evaluation.metrics import Scores
+from src.plotting import new_figure
 
 THUMB_SIDE = 192  # longest side of the pictures kept for the best/worst grid
 
@@ -73,8 +74,9 @@ class Gallery:
         item = None
         for heap, key in ((self._worst, -iou), (self._best, iou)):
             if len(heap) < self.keep or key > heap[0][0]:
-                picture = np.clip(image_rgb, 0, 255).astype(np.uint8)  # loaders give float32 RGB 0-255
-                item = item or (name, iou, _thumb(picture, False), _thumb(label, True), _thumb(pred, True))
+                if item is None:  # thumbnails made once, only for an image that is kept
+                    picture = np.clip(image_rgb, 0, 255).astype(np.uint8)  # loaders give float32 RGB 0-255
+                    item = (name, iou, _thumb(picture, False), _thumb(label, True), _thumb(pred, True))
                 entry = (key, next(self._order), item)
                 heapq.heappush(heap, entry) if len(heap) < self.keep else heapq.heapreplace(heap, entry)
         return iou
@@ -95,18 +97,9 @@ def _colorize(label: np.ndarray, palette: np.ndarray, ignore_label: Optional[int
     return out
 
 
-def _canvas(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def plot_per_class(scores: Scores, class_names: Sequence[str], path: Path) -> Dict:
     """Horizontal bar chart of per-class IoU with the mIoU line; returns the bars' labels and values."""
-    fig = _canvas(8, max(3.0, 0.28 * len(class_names) + 1.2))
+    fig = new_figure(8, max(3.0, 0.28 * len(class_names) + 1.2))
     ax = fig.subplots()
     values = np.nan_to_num(scores.iou, nan=0.0)
     y = np.arange(len(class_names))
@@ -130,7 +123,7 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: Path) -
     norm = normalized_rows(matrix)
     n = len(class_names)
     side = min(16.0, max(4.0, 0.32 * n + 2.5))
-    fig = _canvas(side + 1.0, side)
+    fig = new_figure(side + 1.0, side)
     ax = fig.subplots()
     im = ax.imshow(norm, cmap="viridis", vmin=0.0, vmax=1.0)
     ticks = np.arange(n)
@@ -155,7 +148,7 @@ def plot_best_worst(gallery: Gallery, palette: np.ndarray, path: Path) -> List[s
     rows = [("worst", r) for r in gallery.worst()] + [("best", r) for r in gallery.best()]
     if not rows:
         return []
-    fig = _canvas(9, 2.6 * len(rows))
+    fig = new_figure(9, 2.6 * len(rows))
     axes = np.atleast_2d(fig.subplots(len(rows), 3))
     titles = []
     for (kind, (name, iou, image, label, pred)), ax_row in zip(rows, axes):

@@ -44,14 +44,13 @@ def plot_curves(records: List[Dict], path: str | os.PathLike) -> Dict[str, Dict]
     change).  Returns, per panel, its title, axis labels and each series'
     label and number of points, so callers and tests can check the content.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
+
+    from src.plotting import new_figure
 
     steps = [r for r in records if r.get("kind") == "step"]
     evals = [r for r in records if r.get("kind") == "eval"]
-    fig = Figure(figsize=(15, 4.2), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(15, 4.2)
     ax_loss, ax_lr, ax_eval = fig.subplots(1, 3)
     x = [r["step"] for r in steps]
     for key, label in (("loss", "total"), ("main", "main"), ("aux", "aux")):
