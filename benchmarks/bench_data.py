@@ -1,15 +1,13 @@
 """Training-pipeline throughput (images/s) on the synthetic set, crop 473, with 1 and 2 workers.
 
-Usage: python benchmarks/bench_data.py [--num 64] [--size 500] [--crop 473] [--batch 2] [--json out.json]
+Usage (from the repository folder): python -m benchmarks.bench_data [--num 64] [--size 500] [--crop 473] [--batch 2] [--json out.json]
 """
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """PSPNet forward time and peak memory on CPU (GRAPH and PYNATIVE), one fresh process per mode.
 
-Usage: python benchmarks/bench_forward.py [--layers 50] [--size 473] [--repeats 3] [--json out.json]
+Usage (from the repository folder): python -m benchmarks.bench_forward [--layers 50] [--size 473] [--repeats 3] [--json out.json]
 """
 import argparse
 import json
@@ -15,7 +15,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def measure(mode: str, layers: int, size: int, repeats: int) -> dict:
     """Run in this process: build the eval network, time ``repeats`` forwards after one warm-up."""
-    sys.path.insert(0, ROOT)
     import numpy as np
     import mindspore as ms
     from src.device import setup_device
@@ -51,9 +50,9 @@ def main() -> None:
         return
     rows = []
     for mode in ("GRAPH", "PYNATIVE"):
-        out = subprocess.run([sys.executable, __file__, "--child", mode, "--layers", str(a.layers),
+        out = subprocess.run([sys.executable, "-m", "benchmarks.bench_forward", "--child", mode, "--layers", str(a.layers),
                               "--size", str(a.size), "--repeats", str(a.repeats)],
-                             capture_output=True, text=True, check=True)
+                             capture_output=True, text=True, check=True, cwd=ROOT)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"PSPNet{a.layers} forward, 1x3x{a.size}x{a.size}, CPU ({os.cpu_count()} cores)")
     print(f"{'mode':10s} {'first call s':>12s} {'median s':>9s} {'min s':>7s} {'peak RSS GB':>11s}")

@@ -1,7 +1,7 @@
 """All benchmarks in one run; writes benchmarks/results.md and benchmarks/results.json.
 
 Each measurement runs in its own process (clean peak-memory figures), one at a time.
-Usage: python benchmarks/run_all.py [--quick] [--out benchmarks]
+Usage (from the repository folder): python -m benchmarks.run_all [--quick] [--out benchmarks]
   --quick: small sizes and single repeats (a smoke run, not for reporting)
 """
 import argparse
@@ -15,7 +15,6 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 
 def _peak_gb() -> float:
@@ -156,7 +155,7 @@ def bench_eval_image(repeats: int) -> dict:
     import numpy as np
     import mindspore as ms
     from src.device import setup_device
-    from src.evaluation.inference import Protocol, segment
+    from src.evaluation.protocol import Protocol, segment
     from src.model.pspnet import PSPNet
 
     setup_device("CPU", "GRAPH")
@@ -188,7 +187,7 @@ CHILDREN = {"matmul": bench_matmul_peak, "inference": bench_inference, "train": 
 
 
 def _child(name: str, args: list) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", name, *map(str, args)], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "benchmarks.run_all", "--child", name, *map(str, args)], capture_output=True,
                          text=True, cwd=ROOT)
     if out.returncode:
         raise RuntimeError(f"{name} failed:\n{out.stderr[-3000:]}")

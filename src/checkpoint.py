@@ -1,17 +1,28 @@
-"""Strict checkpoint loading and atomic saving, used by every entry point."""
+"""Checkpoints: strict loading, atomic saving, and the training checkpoints' names, rotation and resume.
+
+Weights-only files (pretrained, converted, exported-from) go through
+:func:`load_checkpoint_strict`; a training checkpoint adds the optimizer
+state, the loop counters and the schedule it ran under, and is read once on
+resume (:func:`open_resume` then :func:`load_train_state`).
+"""
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
+import re
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import mindspore as ms
 from mindspore import nn
 
 from src.errors import PSPNetError
+from src.config import TrainConfig
 from src.paths import ensure_output_file, free_bytes
 
 logger = logging.getLogger(__name__)
@@ -169,3 +180,156 @@ def remove_partial_checkpoints(folder: str | os.PathLike) -> List[Path]:
 def arrays_to_entries(params: Mapping[str, np.ndarray]) -> List[Dict]:
     """``name -> array`` into the list form ``ms.save_checkpoint`` accepts."""
     return [{"name": n, "data": ms.Tensor(np.asarray(v))} for n, v in params.items()]
+
+
+# Training checkpoints: weights + optimizer state + loop counters + schedule.
+
+CKPT_RE = re.compile(r"^epoch_(\d+)\.ckpt$")
+
+
+@dataclass
+class TrainState:
+    """Where a run is: completed epochs, global step, best global mIoU so far."""
+
+    epoch: int = 0
+    step: int = 0
+    best_miou: float = -1.0
+    local_best: float = -1.0  # this device's best on its own shard
+    device_bests: List[float] = field(default_factory=list)  # every device's local_best, gathered at eval
+
+
+def optimizer_state(optimizer: nn.Optimizer) -> Dict[str, ms.Parameter]:
+    """The optimizer entries saved with a checkpoint: global_step and the momentum buffers."""
+    return {p.name: p for p in optimizer.get_parameters() if p.name.startswith(OPTIMIZER_STATE_PREFIXES)}
+
+
+def schedule_of(train_cfg: TrainConfig, group_size: int, total_steps: int) -> Dict[str, float]:
+    """The values a resumed run must share with the run it continues (else its lr schedule is not the same)."""
+    t = train_cfg
+    return {"batch_size": t.batch_size, "epochs": t.epochs, "base_lr": t.base_lr, "power": t.power,
+            "crop_h": t.crop_h, "crop_w": t.crop_w, "devices": group_size, "total_steps": total_steps}
+
+
+def schedule_changes(saved: Mapping[str, float], current: Mapping[str, float]) -> List[str]:
+    """``key: checkpoint X, now Y`` for every schedule value that differs."""
+    return [f"{k}: checkpoint {saved[k]:g}, now {current[k]:g}" for k in current
+            if k in saved and not math.isclose(saved[k], current[k], rel_tol=1e-9)]
+
+
+def save_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer, state: TrainState,
+                          schedule: Optional[Mapping[str, float]] = None) -> Path:
+    """Weights + optimizer state + epoch/step/best mIoU (+ the schedule it ran under), written atomically."""
+    entries = [{"name": p.name, "data": p.data} for p in net.get_parameters()]
+    entries += [{"name": SCHEDULE_PREFIX + k, "data": ms.Tensor(np.array([v], np.float64))}
+                for k, v in (schedule or {}).items()]
+    entries += [{"name": n, "data": p.data} for n, p in optimizer_state(optimizer).items()]
+    entries += [{"name": "epoch_num", "data": ms.Tensor(np.array([state.epoch], np.int32))},
+                {"name": "step_num", "data": ms.Tensor(np.array([state.step], np.int32))},
+                {"name": "best_miou", "data": ms.Tensor(np.array([state.best_miou], np.float32))},
+                {"name": LOCAL_BEST_NAME,
+                 "data": ms.Tensor(np.array(state.device_bests or [state.local_best], np.float32))}]
+    return save_checkpoint_atomic(entries, path)
+
+
+def load_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer, rank: int = 0) -> TrainState:
+    """Restore weights (strict), optimizer state (strict) and the loop counters from ``path``."""
+    return load_train_state(read_checkpoint(path), path, net, optimizer, rank)
+
+
+def load_train_state(params: Mapping[str, np.ndarray], path: str | os.PathLike, net: nn.Cell,
+                     optimizer: nn.Optimizer, rank: int = 0) -> TrainState:
+    """Like :func:`load_train_checkpoint` for a checkpoint already read into ``params``."""
+    for key in LOOP_STATE_NAMES + ("global_step",):
+        if key not in params:
+            raise CheckpointError(f"{path} has no '{key}': it is a weights-only checkpoint and cannot resume a run "
+                                  f"(use it as model.pretrained, or eval it)")
+    weights = {n: v for n, v in params.items() if n not in LOOP_STATE_NAMES and not n.startswith(OPTIMIZER_STATE_PREFIXES)
+               and not n.startswith(SCHEDULE_PREFIX) and n != LOCAL_BEST_NAME}
+    load_params_strict(net, weights, str(path))
+    opt = optimizer_state(optimizer)
+    opt_saved = {n: v for n, v in params.items() if n.startswith(OPTIMIZER_STATE_PREFIXES)}
+    missing = sorted(set(opt) - set(opt_saved))
+    unexpected = sorted(set(opt_saved) - set(opt))
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: optimizer state does not match (missing {missing[:5]}, "
+                              f"unexpected {unexpected[:5]})")
+    for name, p in opt.items():
+        if tuple(opt_saved[name].shape) != tuple(p.shape):
+            raise CheckpointError(f"{path}: optimizer entry {name} has shape {opt_saved[name].shape}, "
+                                  f"expected {p.shape}")
+        p.set_data(ms.Tensor(opt_saved[name], p.dtype))
+    state = TrainState(int(params["epoch_num"][0]), int(params["step_num"][0]), float(params["best_miou"][0]))
+    bests = np.asarray(params.get(LOCAL_BEST_NAME, np.zeros(0)), np.float64).reshape(-1)
+    if rank < bests.size:  # each device gets back its own best (older checkpoints have none)
+        state.local_best, state.device_bests = float(bests[rank]), bests.tolist()
+    return state
+
+
+BEST_INFO = "best.json"  # best.ckpt's mIoU, so resuming need not read a second ~590 MB file
+
+
+def save_best_checkpoint(ckpt_dir: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer,
+                         state: TrainState) -> Path:
+    """``best.ckpt`` and, beside it, its mIoU in ``best.json``."""
+    path = save_train_checkpoint(Path(ckpt_dir) / "best.ckpt", net, optimizer, state)
+    (Path(ckpt_dir) / BEST_INFO).write_text(json.dumps({"best_miou": state.best_miou, "epoch": state.epoch,
+                                                         "step": state.step}))
+    return path
+
+
+def read_best_miou(ckpt_dir: str | os.PathLike) -> Optional[float]:
+    """The mIoU of ``best.ckpt`` in ``ckpt_dir`` (None if there is none), from ``best.json`` when present."""
+    best = Path(ckpt_dir) / "best.ckpt"
+    if not best.is_file():
+        return None
+    info = Path(ckpt_dir) / BEST_INFO
+    if info.is_file():
+        try:
+            return float(json.loads(info.read_text())["best_miou"])
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.warning("%s is unreadable (%s); reading best.ckpt instead", info, exc)
+    saved = read_checkpoint(best, ("best_miou",)).get("best_miou")  # runs from before best.json existed
+    return None if saved is None else float(saved[0])
+
+
+def epoch_checkpoints(ckpt_dir: str | os.PathLike) -> List[Tuple[int, Path]]:
+    """``(epoch, path)`` of ``epoch_NNNN.ckpt`` files in ``ckpt_dir``, oldest first."""
+    d = Path(ckpt_dir)
+    if not d.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in d.iterdir() for m in [CKPT_RE.match(p.name)] if m]
+    return sorted(found)
+
+
+def open_resume(resume: Optional[str], ckpt_dir: str | os.PathLike
+                ) -> Tuple[Optional[Path], Optional[Dict[str, np.ndarray]]]:
+    """Find and read the checkpoint to resume from, once: ``(path, params)`` or ``(None, None)`` to start fresh.
+
+    ``auto`` takes the newest readable ``epoch_NNNN.ckpt`` in ``ckpt_dir``; a
+    corrupt newest file is skipped with a warning in favour of the one before.
+    """
+    if not resume:
+        return None, None
+    if resume != "auto":
+        path = Path(resume)
+        if not path.is_file():
+            raise CheckpointError(f"--resume {resume}: file not found")
+        return path, read_checkpoint(path)
+    found = epoch_checkpoints(ckpt_dir)
+    if not found:
+        logger.info("--resume auto: no epoch checkpoint in %s; starting a fresh run", ckpt_dir)
+        return None, None
+    for _, path in reversed(found):
+        try:
+            return path, read_checkpoint(path)
+        except CheckpointError as exc:
+            logger.warning("--resume auto: skipping unreadable checkpoint (falling back to the one before): %s", exc)
+    raise CheckpointError(f"--resume auto: none of the {len(found)} epoch checkpoints in {ckpt_dir} can be read; "
+                          f"remove them to start fresh, or pass --resume PATH")
+
+
+def rotate_checkpoints(ckpt_dir: str | os.PathLike, keep_last: int) -> None:
+    """Delete all but the newest ``keep_last`` epoch checkpoints (0 keeps every one)."""
+    found = epoch_checkpoints(ckpt_dir)
+    for _, path in found[:-keep_last] if keep_last > 0 else []:
+        path.unlink()

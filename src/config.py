@@ -55,6 +55,7 @@ class ModelConfig:
     use_aux: bool = True
     dropout: float = 0.1
     pretrained: str = ""
+    width_divisor: int = 1  # test-only: divide every channel count (1 = the paper's network; tests use 16 with layers 14)
     graph_form: str = "auto"  # fixed: built for the train crop (AI Core ops only); dynamic: any size; auto: fixed on Ascend
 
 
@@ -137,7 +138,8 @@ SECTIONS: Tuple[str, ...] = ("data", "model", "train", "eval", "device")
 _CHOICES: Dict[str, Tuple[Any, ...]] = {
     "data.on_bad_sample": ("error", "skip"),
     "data.dataset": ("voc2012", "ade20k", "cityscapes", "camvid", "kitti_road", "synthetic", "custom"),
-    "model.layers": (50, 101, 152),
+    "model.layers": (50, 101, 152, 14),  # 14: the tests' one-block-per-stage network (not for real use)
+    "model.width_divisor": (1, 2, 4, 8, 16, 32, 64),
     "model.output_stride": (8, 16, 32),
     "model.graph_form": ("auto", "fixed", "dynamic"),
     "device.target": ("auto", "Ascend", "GPU", "CPU"),

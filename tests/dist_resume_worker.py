@@ -1,4 +1,4 @@
-"""Run under msrun by test_distributed.py: train one step, then resume with --resume auto.
+"""Run under msrun by test_distributed.py (which puts the repository on PYTHONPATH): train one step, then resume with --resume auto.
 
 python tests/dist_resume_worker.py CONFIG_JSON OUT_DIR shared|separate
 With ``separate`` each rank has its own train.save_dir (nodes without a shared file system): only
@@ -8,7 +8,6 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Run under msrun by test_distributed.py: rank 0 is busy for a while (as when it saves a checkpoint)
+"""Run under msrun by test_distributed.py (which puts the repository on PYTHONPATH): rank 0 is busy for a while (as when it saves a checkpoint)
 while rank 1 already waits in an all-reduce.
 
 python tests/dist_wait_worker.py OUT_DIR SECONDS
@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Run under msrun by test_distributed.py: one data-parallel training step, then dump this rank's weights.
+"""Run under msrun by test_distributed.py (which puts the repository on PYTHONPATH): one data-parallel training step, then dump this rank's weights.
 
 python tests/dist_worker.py CONFIG_JSON OUT_DIR
 """
@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:

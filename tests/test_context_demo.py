@@ -3,8 +3,9 @@ import json
 import cv2
 import numpy as np
 
+from helpers import TINY, TINY_DEPTH
 from src.config import load_config
-from src.context_demo import boat_car_confusion, run_context_demo
+from src.tools.context_demo import boat_car_confusion, run_context_demo
 
 
 def test_boat_car_confusion_from_matrix():
@@ -18,7 +19,8 @@ def test_boat_car_confusion_from_matrix():
 def test_context_demo_small_end_to_end(tmp_path):
     cfg = load_config("config/demo_context.yaml")
     small = ["train.epochs", "1", "train.max_steps", "1", "train.batch_size", "2", "train.crop_h", "33",
-             "train.crop_w", "41", "eval.base_size", "48", "eval.test_h", "33", "eval.test_w", "41"]
+             "train.crop_w", "41", "eval.base_size", "48", "eval.test_h", "33", "eval.test_w", "41",
+             "model.width_divisor", str(TINY), "model.layers", str(TINY_DEPTH)]
     results = run_context_demo(cfg, str(tmp_path), num=6, size=48, seed=2, overrides=small, examples=2,
                                task="context_far", train_seeds=(0, 1))
     runs = results["runs"]
@@ -44,7 +46,7 @@ def test_effective_receptive_field_of_a_known_stack():
     import mindspore as ms
     from mindspore import nn
 
-    from src.context_demo import effective_receptive_field
+    from src.tools.context_demo import effective_receptive_field
 
     ms.set_seed(0)
     net = nn.SequentialCell([nn.Conv2d(3, 4, 3, pad_mode="same"), nn.Conv2d(4, 2, 3, pad_mode="same")])
@@ -72,7 +74,7 @@ def test_context_far_puts_the_cue_far_from_every_hull(tmp_path):
 
 
 def test_comparison_plot_shows_both_variants_and_every_metric(tmp_path):
-    from src.context_demo import comparison_plot
+    from src.tools.context_demo import comparison_plot
 
     results = {"pspnet": {"use_ppm": True, "mIoU": 0.8, "boat_iou": 0.7, "car_iou": 0.75, "boat_as_car": 0.05,
                           "car_as_boat": 0.1},

@@ -9,7 +9,8 @@ from src.data.dataset import DataError, SegDataset, read_label, read_list
 from src.data.labels import IGNORE, VOC_CLASSES, ADE20K_CLASSES, dataset_spec, voc_palette
 from src.data.pipeline import EpochShardSampler, build_train_pipeline, make_dataset
 from src.data.prepare import check_list, prepare_voc_aug
-from src.data.synthetic import generate, write_palette_png
+from src.data.labels import write_palette_png
+from src.data.synthetic import generate
 from src.data.transforms import crop, pad_to, rand_rotate, rand_scale, normalize
 
 MEAN = (123.675, 116.28, 103.53)
@@ -32,7 +33,8 @@ def test_class_tables():
 def test_voc_palette_png_read_as_indices(tmp_path):
     label = np.array([[0, 1, 15], [20, 255, 7]], np.uint8)
     write_palette_png(label, tmp_path / "l.png", voc_palette())
-    assert Image.open(tmp_path / "l.png").mode == "P"
+    with Image.open(tmp_path / "l.png") as im:
+        assert im.mode == "P"
     np.testing.assert_array_equal(read_label(str(tmp_path / "l.png"), dataset_spec("voc2012")), label)
 
 

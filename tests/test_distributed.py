@@ -33,7 +33,7 @@ def _msrun(worker, args, logs, drop_env=()):
     if msrun is None:
         pytest.fail("msrun (installed with mindspore) not found next to the test interpreter")
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
-               GLOG_v="3")
+               GLOG_v="3", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     for name in drop_env:
         env.pop(name, None)
     proc = subprocess.run([msrun, "--worker_num=2", "--local_worker_num=2", "--master_addr=127.0.0.1",

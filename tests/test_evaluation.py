@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.evaluation.inference import (Protocol, merge_windows, plan_windows, predict_probs, predict_scale,
+from src.evaluation.protocol import (Protocol, merge_windows, plan_windows, predict_probs, predict_scale,
                                       run_batches, scaled_size, segment, window_starts)
 from src.evaluation.metrics import ConfusionMatrix
 

@@ -3,6 +3,7 @@ import pytest
 import mindspore as ms
 from mindspore import nn, ops
 
+from helpers import TINY, TINY_DEPTH
 from src.model.pspnet import (PPM, PSPNet, adaptive_pool_matrix, bilinear_matrix, feature_size)
 
 BN = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
@@ -51,7 +52,7 @@ def test_torchvision_stem_names(reference_keys):
 
 @pytest.mark.parametrize("hw", [(65, 65), (97, 97), (129, 97)])
 def test_forward_shapes_odd_sizes(hw):
-    net = PSPNet(classes=5, layers=50)
+    net = PSPNet(classes=5, layers=TINY_DEPTH, width_divisor=TINY)
     x = ms.Tensor(np.random.default_rng(0).standard_normal((1, 3) + hw).astype(np.float32))
     net.set_train(True)
     main, aux = net(x)
@@ -62,17 +63,17 @@ def test_forward_shapes_odd_sizes(hw):
 
 
 def test_other_bins_and_no_ppm():
-    net = PSPNet(classes=3, layers=50, bins=(1, 4, 8), use_aux=False)
+    net = PSPNet(classes=3, layers=TINY_DEPTH, bins=(1, 4, 8), use_aux=False, width_divisor=TINY)
     names = {p.name for p in net.get_parameters()}
     assert "ppm.features.2.1.weight" in names and "ppm.features.3.1.weight" not in names
-    # 2048 + 3 * (2048 // 3) channels into cls.0
-    assert tuple(net.cls[0].weight.shape) == (512, 2048 + 3 * 682, 3, 3)
+    # 2048/16 + 3 * (128 // 3) channels into cls.0 (2048 + 3 * 682 at full width)
+    assert tuple(net.cls[0].weight.shape) == (32, 128 + 3 * 42, 3, 3)
     net.set_train(False)
     out = net(ms.Tensor(np.zeros((2, 3, 65, 81), np.float32)))
     assert out.shape == (2, 3, 65, 81)
-    base = PSPNet(classes=3, layers=50, use_ppm=False, use_aux=False)
+    base = PSPNet(classes=3, layers=TINY_DEPTH, use_ppm=False, use_aux=False, width_divisor=TINY)
     assert not any(p.name.startswith("ppm.") for p in base.get_parameters())
-    assert tuple(base.cls[0].weight.shape) == (512, 2048, 3, 3)
+    assert tuple(base.cls[0].weight.shape) == (32, 128, 3, 3)
 
 
 def test_output_stride_16_feature_size():
@@ -109,8 +110,8 @@ def test_bilinear_matrix_matches_interpolate(in_size, out_size):
 
 def test_static_export_form_equals_dynamic():
     hw = (73, 57)
-    dyn = PSPNet(classes=4, layers=50, use_aux=False)
-    fixed = PSPNet(classes=4, layers=50, use_aux=False, static_hw=hw)
+    dyn = PSPNet(classes=4, layers=TINY_DEPTH, use_aux=False, width_divisor=TINY)
+    fixed = PSPNet(classes=4, layers=TINY_DEPTH, use_aux=False, static_hw=hw, width_divisor=TINY)
     assert [p.name for p in dyn.get_parameters()] == [p.name for p in fixed.get_parameters()]
     for a, b in zip(dyn.get_parameters(), fixed.get_parameters()):
         b.set_data(a.data.copy())
@@ -125,3 +126,5 @@ def test_bad_arguments_raise():
         PSPNet(classes=2, layers=34)
     with pytest.raises(ValueError, match="output_stride"):
         PSPNet(classes=2, output_stride=4)
+    with pytest.raises(ValueError, match="width_divisor"):
+        PSPNet(classes=2, width_divisor=3)

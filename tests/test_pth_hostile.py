@@ -186,4 +186,4 @@ def test_valid_files_still_load_after_hardening(tmp_path):
         got = load_pth(path)
         np.testing.assert_array_equal(got["a"], sd["a"])
         np.testing.assert_array_equal(got["t"], np.arange(6, dtype=np.float32).reshape(2, 3).T)
-        assert int(got["n"]) == 5
+        assert got["n"].item() == 5

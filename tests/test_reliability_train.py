@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from helpers import make_shapes, tiny_config
-from src.checkpoint import read_checkpoint
+from src.checkpoint import (CheckpointError, arrays_to_entries, epoch_checkpoints, read_checkpoint,
+                            save_checkpoint_atomic)
 from src.data.dataset import DataError
-from src.train.loop import Trainer, TrainingError, epoch_checkpoints
+from src.train.loop import Trainer, TrainingError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -107,3 +108,39 @@ def test_train_cli_bad_sample_exits_2_with_one_line(tmp_path):
     assert "Traceback" not in proc.stderr + proc.stdout
     errors = [line for line in (proc.stderr + proc.stdout).splitlines() if "error:" in line]
     assert len(errors) == 1 and "train.txt:" in errors[0] and "cannot read image" in errors[0]
+
+
+def test_resume_from_corrupt_or_weights_only_checkpoint_is_refused(shapes, tmp_path):
+    Trainer(tiny_config(shapes, tmp_path / "r", train={"epochs": 1})).run()
+    ckpt = tmp_path / "r" / "checkpoints" / "epoch_0001.ckpt"
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(ckpt.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="cut.ckpt"):
+        Trainer(tiny_config(shapes, tmp_path / "r2", train={"epochs": 2}), resume=str(cut))
+    weights = {k: v for k, v in read_checkpoint(ckpt).items() if k.startswith(("layer", "ppm", "cls", "aux"))}
+    save_checkpoint_atomic(arrays_to_entries(weights), tmp_path / "w.ckpt")
+    with pytest.raises(CheckpointError, match="weights-only"):
+        Trainer(tiny_config(shapes, tmp_path / "r3", train={"epochs": 2}), resume=str(tmp_path / "w.ckpt"))
+    with pytest.raises(CheckpointError, match="not found"):
+        Trainer(tiny_config(shapes, tmp_path / "r4"), resume=str(tmp_path / "nope.ckpt"))
+
+
+def test_resume_reads_one_checkpoint_file(shapes, tmp_path, monkeypatch):
+    """Resume reads the epoch checkpoint once; best.ckpt's mIoU comes from best.json beside it."""
+    import src.checkpoint as checkpoint
+
+    run = tmp_path / "run"
+    trainer = Trainer(tiny_config(shapes, run, train={"epochs": 2, "eval_interval": 1}))
+    trainer.run(stop_after_epoch=1)
+    ckpts = run / "checkpoints"
+    best = json.loads((ckpts / "best.json").read_text())
+    assert (ckpts / "best.ckpt").is_file() and best["best_miou"] == trainer.state.best_miou and best["epoch"] == 1
+    (ckpts / "best.json").write_text(json.dumps({**best, "best_miou": 0.625}))  # tells which source was used
+    reads = []
+    real_read = checkpoint.read_checkpoint
+    monkeypatch.setattr(checkpoint, "read_checkpoint", lambda path, *a: reads.append(str(path)) or real_read(path, *a))
+    resumed = Trainer(tiny_config(shapes, run, train={"epochs": 2, "eval_interval": 1}), resume="auto")
+    assert reads == [str(ckpts / "epoch_0001.ckpt")]
+    assert resumed.state.best_miou == 0.625
+    (ckpts / "best.json").unlink()  # a run from before best.json: the mIoU is read from best.ckpt itself
+    assert checkpoint.read_best_miou(ckpts) == pytest.approx(best["best_miou"])

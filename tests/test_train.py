@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import mindspore as ms
 
-from helpers import make_shapes, tiny_config
+from helpers import TINY, TINY_DEPTH, make_shapes, tiny_config
 from src.checkpoint import read_checkpoint
 from src.evaluation.metrics import ConfusionMatrix
 from src.model.pspnet import PSPNet
-from src.train.loop import Trainer, TrainingError, epoch_checkpoints
+from src.checkpoint import epoch_checkpoints
+from src.train.loop import Trainer, TrainingError
 from src.train.lr import build_optimizer, current_lrs, poly_lr, split_params
 from src.train.records import MetricsLog
 
@@ -36,7 +37,7 @@ def test_poly_schedule_values():
 
 
 def test_head_lr_is_exactly_ten_times_backbone_at_every_step():
-    net = PSPNet(classes=3, layers=50)
+    net = PSPNet(classes=3, layers=TINY_DEPTH, width_divisor=TINY)
     opt = build_optimizer(net, 0.01, 50, 0.9, head_lr_mult=10.0)
     backbone, head = split_params(net)
     assert {p.name.split(".")[0] for p in head} == {"ppm", "cls", "aux"}
@@ -64,12 +65,13 @@ def test_loss_goes_down_and_records_are_written(shapes, tmp_path, graph_mode):
 
 
 def test_overfit_reaches_high_training_miou(shapes, tmp_path, graph_mode):
-    # A handful of images, fixed crops: the whole loop must be able to fit them.
+    # A handful of images, fixed crops: the whole loop must be able to fit them. One of the few real-size
+    # networks of the suite (width 1): the 1/16-width one does not fit them in this budget, and this takes no longer.
     root = make_shapes(tmp_path / "few", num=4, size=64, seed=1)
     # From scratch the recipe's 10x head lr is too aggressive; the check is that the loop can fit the data.
     cfg = tiny_config(root, tmp_path / "ovf", train={"epochs": 40, "batch_size": 3, "crop_h": 49, "crop_w": 65,
                                                      "base_lr": 0.05, "head_lr_mult": 1.0, "save_every": 1000,
-                                                     "log_every": 20})
+                                                     "log_every": 20}, model={"width_divisor": 1})
     trainer = Trainer(cfg)
     trainer.run()
     images, labels = next(trainer.train_ds.create_tuple_iterator(num_epochs=1, output_numpy=True))

@@ -1,12 +1,13 @@
 """Dataset descriptions: class names, color palettes and how raw label files map to class indices."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from src.config import ConfigError
+from src.config import ConfigError, DataConfig
 
 IGNORE = 255
 
@@ -164,6 +165,20 @@ def dataset_spec(name: str, classes: Optional[int] = None, class_names: Sequence
                      f"synthetic or custom")
 
 
+def spec_of(data_cfg: DataConfig) -> DatasetSpec:
+    """The :class:`DatasetSpec` a config's data section describes."""
+    return dataset_spec(data_cfg.dataset, data_cfg.classes, data_cfg.class_names)
+
+
 def colorize(label: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """(H, W) class indices -> (H, W, 3) RGB uint8 with the dataset palette."""
     return palette[np.asarray(label, dtype=np.uint8)]
+
+
+def write_palette_png(label: np.ndarray, path: str | os.PathLike, palette: np.ndarray) -> None:
+    """Save class indices as a palette PNG (VOC style: the pixel values are the indices)."""
+    from PIL import Image
+
+    im = Image.fromarray(label.astype(np.uint8), mode="P")
+    im.putpalette(palette.reshape(-1).tolist())
+    im.save(path)

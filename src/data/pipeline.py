@@ -9,7 +9,7 @@ import numpy as np
 
 from src.config import ConfigError
 from src.data.dataset import DataError, SegDataset, read_list
-from src.data.labels import dataset_spec
+from src.data.labels import spec_of
 from src.data.transforms import CenterCropTransform, train_transform_from_config
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class EpochTagged:
 
 def make_dataset(data_cfg, list_name: str, transform, seed: int, bad_log: Optional[str] = None) -> SegDataset:
     """A :class:`SegDataset` for ``data_cfg.train_list`` or ``val_list`` (relative to ``data_root``)."""
-    spec = dataset_spec(data_cfg.dataset, data_cfg.classes, data_cfg.class_names)
+    spec = spec_of(data_cfg)
     list_path = list_name if os.path.isabs(list_name) else os.path.join(data_cfg.data_root, list_name)
     samples = read_list(list_path, data_cfg.data_root)
     return SegDataset(samples, spec, data_cfg.classes, transform, seed, data_cfg.on_bad_sample, bad_log)

@@ -10,11 +10,9 @@ Usage:
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence
 
@@ -192,71 +190,21 @@ def check_list(list_file: str, data_root: str, dataset: str, classes: Optional[i
     return {"samples": len(lines), "ok": ok, "problems": dict(problems)}
 
 
-def _print_check(report: Dict[str, object], list_file: str) -> bool:
+def check_lines(report: Dict[str, object], list_file: str, show: int = 20) -> List[str]:
+    """:func:`check_list`'s report as lines: the counts, then up to ``show`` messages per kind of problem."""
     problems: Dict[str, List[str]] = report["problems"]  # type: ignore[assignment]
-    print(f"{list_file}: {report['samples']} samples, {report['ok']} fine")
+    lines = [f"{list_file}: {report['samples']} samples, {report['ok']} fine"]
     for kind, items in problems.items():
-        print(f"  {kind}: {len(items)}")
-        for msg in items[:20]:
-            print(f"    {msg}")
-        if len(items) > 20:
-            print(f"    ... and {len(items) - 20} more")
-    return not problems
+        lines.append(f"  {kind}: {len(items)}")
+        lines += [f"    {msg}" for msg in items[:show]]
+        if len(items) > show:
+            lines.append(f"    ... and {len(items) - show} more")
+    return lines
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    v = sub.add_parser("voc", help="VOC2012 + SBD -> SegmentationClassAug, train_aug.txt, val.txt")
-    v.add_argument("--voc-root", required=True)
-    v.add_argument("--sbd-root", required=True, help="SBD 'dataset' folder with cls/, train.txt, val.txt")
-    v.add_argument("--out", default=None, help="data root to write (default: the VOC root)")
-    for name in ("ade20k", "cityscapes", "camvid"):
-        sp = sub.add_parser(name, help=f"write the {name} list files")
-        sp.add_argument("--root", required=True)
-    c = sub.add_parser("check", help="report every bad sample in a list file")
-    c.add_argument("--config", help="take list, root, dataset and classes from this config")
-    c.add_argument("--which", choices=["train", "val", "both"], default="both")
-    c.add_argument("--list")
-    c.add_argument("--root")
-    c.add_argument("--dataset", default="voc2012")
-    c.add_argument("--classes", type=int, default=None)
-    a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        if a.cmd == "voc":
-            print(prepare_voc_aug(a.voc_root, a.sbd_root, a.out))
-        elif a.cmd == "ade20k":
-            print(prepare_ade20k(a.root))
-        elif a.cmd == "cityscapes":
-            print(prepare_cityscapes(a.root))
-        elif a.cmd == "camvid":
-            print(prepare_camvid(a.root))
-        else:
-            return _run_check(a, p)
-    except (DataError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+if __name__ == "__main__":  # python -m src.data.prepare: the documented alias of python -m src prepare
+    import sys
 
+    from src.cli import main
 
-def _run_check(a, parser) -> int:
-    if a.config:
-        from src.config import load_config
-
-        cfg = load_config(a.config)
-        d = cfg.data
-        lists = {"train": [d.train_list], "val": [d.val_list], "both": [d.train_list, d.val_list]}[a.which]
-        jobs = [(os.path.join(d.data_root, lst), d.data_root, d.dataset, d.classes, d.class_names) for lst in lists]
-    elif a.list and a.root:
-        jobs = [(a.list, a.root, a.dataset, a.classes, ())]
-    else:
-        parser.error("check needs --config, or --list and --root")
-    clean = True
-    for job in jobs:
-        clean &= _print_check(check_list(*job), job[0])
-    return 0 if clean else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(command="prepare", description=__doc__))

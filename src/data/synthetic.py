@@ -21,18 +21,16 @@ Usage:
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from src.data.labels import IGNORE, voc_palette
+from src.data.dataset import DataError
+from src.data.labels import IGNORE, voc_palette, write_palette_png
 
 logger = logging.getLogger(__name__)
 
@@ -165,13 +163,6 @@ def make_context_far_sample(rng: np.random.Generator, h: int, w: int) -> Tuple[n
 MAKERS = {"shapes": make_shapes_sample, "context": make_context_sample, "context_far": make_context_far_sample}
 
 
-def write_palette_png(label: np.ndarray, path: Path, palette: np.ndarray) -> None:
-    """Save class indices as a palette PNG (VOC style: the pixel values are the indices)."""
-    im = Image.fromarray(label.astype(np.uint8), mode="P")
-    im.putpalette(palette.reshape(-1).tolist())
-    im.save(path)
-
-
 def generate(out: str | Path, task: str = "shapes", num: int = 100, size: int = 128, seed: int = 0,
              val_fraction: float = 0.2) -> Dict[str, object]:
     """Write the data set under ``out``; returns its info (also saved as ``info.json``).
@@ -180,11 +171,11 @@ def generate(out: str | Path, task: str = "shapes", num: int = 100, size: int = 
     on ``(seed, i)``, so the same call writes the same files.
     """
     if task not in TASKS:
-        raise ValueError(f"unknown task '{task}'; choose {', '.join(TASKS)}")
+        raise DataError(f"unknown task '{task}'; choose {', '.join(TASKS)}")
     if num < 2:
-        raise ValueError("num must be >= 2 (at least one train and one val sample)")
+        raise DataError("num must be >= 2 (at least one train and one val sample)")
     if size < 32:
-        raise ValueError("size must be >= 32")
+        raise DataError("size must be >= 32")
     out = Path(out)
     (out / "JPEGImages").mkdir(parents=True, exist_ok=True)
     (out / "SegmentationClassAug").mkdir(parents=True, exist_ok=True)
@@ -209,24 +200,9 @@ def generate(out: str | Path, task: str = "shapes", num: int = 100, size: int = 
     return info
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="Write a synthetic VOC-format segmentation data set.")
-    p.add_argument("--out", required=True, help="output folder (the data root)")
-    p.add_argument("--task", default="shapes", choices=sorted(TASKS))
-    p.add_argument("--num", type=int, default=100, help="number of images (train + val)")
-    p.add_argument("--size", type=int, default=128, help="image width; height is 3/4 of it (3/8 for context_far)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--val-fraction", type=float, default=0.2)
-    a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        info = generate(a.out, a.task, a.num, a.size, a.seed, a.val_fraction)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(info))
-    return 0
+if __name__ == "__main__":  # python -m src.data.synthetic (DESIGN.md): an alias of python -m src synthetic
+    import sys
 
+    from src.cli import main
 
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(command="synthetic", description="Write a synthetic VOC-format segmentation data set."))

@@ -52,17 +52,29 @@ def rand_hflip(image, label, rng, prob: float = 0.5):
     return image, label
 
 
-def pad_to(image, label, crop_h: int, crop_w: int, mean: Sequence[float], ignore_label: int = IGNORE):
-    """Pad (split evenly, extra on the bottom/right) to at least crop size: image with mean, label 255."""
-    h, w = label.shape
+def pad_with_mean(image: np.ndarray, crop_h: int, crop_w: int, mean: Sequence[float]
+                  ) -> Tuple[np.ndarray, int, int]:
+    """Pad to at least the crop, split evenly (extra on the bottom/right), with the mean; returns (image, top, left).
+
+    The one padding rule of training crops and of the evaluation windows (semseg pads both alike).
+    """
+    h, w = image.shape[:2]
     pad_h, pad_w = max(crop_h - h, 0), max(crop_w - w, 0)
+    top, left = pad_h // 2, pad_w // 2
     if pad_h or pad_w:
-        top, left = pad_h // 2, pad_w // 2
         image = cv2.copyMakeBorder(image, top, pad_h - top, left, pad_w - left, cv2.BORDER_CONSTANT,
                                    value=tuple(float(v) for v in mean))
-        label = cv2.copyMakeBorder(label, top, pad_h - top, left, pad_w - left, cv2.BORDER_CONSTANT,
-                                   value=ignore_label)
-    return image, label
+    return image, top, left
+
+
+def pad_to(image, label, crop_h: int, crop_w: int, mean: Sequence[float], ignore_label: int = IGNORE):
+    """Pad image and label alike to at least crop size: the image with the mean, the label with 255."""
+    h, w = label.shape
+    padded, top, left = pad_with_mean(image, crop_h, crop_w, mean)
+    if padded is not image:
+        label = cv2.copyMakeBorder(label, top, padded.shape[0] - h - top, left, padded.shape[1] - w - left,
+                                   cv2.BORDER_CONSTANT, value=ignore_label)
+    return padded, label
 
 
 def crop(image, label, rng, crop_h: int, crop_w: int, mean: Sequence[float], ignore_label: int = IGNORE,

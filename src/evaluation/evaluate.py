@@ -1,6 +1,7 @@
 """Evaluate a model over a list file: metrics, progress, report and optional pictures."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -10,14 +11,16 @@ from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from src.data.dataset import DataError, Sample, load_sample, read_image
-from src.data.labels import DatasetSpec, colorize
+from src.config import Config, config_to_dict
+from src.data.dataset import DataError, Sample, load_sample, read_list
+from src.data.labels import DatasetSpec, colorize, spec_of, write_palette_png
+from src.distributed import allreduce_sum
 from src.errors import PSPNetError
-from src.evaluation.inference import Predict, Protocol, segment
-from src.evaluation.metrics import ConfusionMatrix, Scores, format_table
-from src.evaluation.report import Gallery
+from src.evaluation.metrics import ConfusionMatrix, Scores, format_table, scores_from_matrix
+from src.evaluation.protocol import Predict, Protocol, protocol_from_config, segment
+from src.evaluation.report import Gallery, write_report
+from src.model.formats import make_predict, read_sidecar
 from src.paths import ensure_output_dir
 
 logger = logging.getLogger(__name__)
@@ -50,9 +53,7 @@ def save_prediction(pred: np.ndarray, image_rgb: np.ndarray, name: str, out_dir:
     for sub in ("gray", "color", "overlay"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out_dir / "gray" / f"{name}.png"), pred)
-    im = Image.fromarray(pred, mode="P")
-    im.putpalette(palette.reshape(-1).tolist())
-    im.save(out_dir / "color" / f"{name}.png")
+    write_palette_png(pred, out_dir / "color" / f"{name}.png", palette)
     blend = overlay(image_rgb, colorize(pred, palette))
     cv2.imwrite(str(out_dir / "overlay" / f"{name}.jpg"), cv2.cvtColor(blend, cv2.COLOR_RGB2BGR))
 
@@ -97,7 +98,7 @@ def evaluate_samples(samples: Sequence[Sample], spec: DatasetSpec, predict: Pred
     return cm.matrix
 
 
-def report(scores: Scores, class_names: Sequence[str], tag: str = "VOC2012-AUG-ss") -> List[str]:
+def report(scores: Scores, class_names: Sequence[str], tag: str) -> List[str]:
     """The lines printed at the end: per-class table, then the summary line users grep for."""
     lines = format_table(scores, class_names)
     lines.append(f"mIoU over the {int(scores.present.sum())} classes present in the ground truth: "
@@ -112,34 +113,66 @@ def write_json(path: Path, scores: Scores, class_names: Sequence[str], extra: Di
     return path
 
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+DATASET_TAGS = {"voc2012": "VOC2012-AUG", "ade20k": "ADE20K", "cityscapes": "Cityscapes", "camvid": "CamVid",
+                "kitti_road": "KITTI-road", "synthetic": "Synthetic", "custom": "Custom"}
 
 
-def collect_images(inputs: Sequence[str]) -> List[Path]:
-    """Image files from a mix of files and folders (folders: their images, sorted)."""
-    found: List[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise DataError(f"input not found: {path}")
-    if not found:
-        raise DataError(f"no images in {list(inputs)}")
-    return found
+def batch_from_model(protocol: Protocol, backend: str, model_path: str) -> Protocol:
+    """An exported model is fixed to the batch it was exported with: evaluate with that batch.
+
+    The batch comes from the export sidecar (``<model>.json``); windows are
+    batched (and the last batch zero-padded) to it, which changes no result.
+    """
+    if backend == "ms":
+        return protocol
+    meta = read_sidecar(model_path)
+    if meta is None or "input_shape" not in meta:
+        return protocol
+    batch = int(meta["input_shape"][0])
+    if batch != protocol.batch_size:
+        logger.info("%s was exported for batch %d: evaluating in batches of %d (eval.batch_size is %d)", model_path,
+                    batch, batch, protocol.batch_size)
+        protocol = dataclasses.replace(protocol, batch_size=batch)
+    return protocol
 
 
-def predict_images(paths: Sequence[Path], predict: Predict, protocol: Protocol, out_dir: Path,
-                   palette: np.ndarray) -> List[Path]:
-    """Segment each image file (any size) and write gray/color/overlay pictures; returns the color masks."""
-    written = []
-    progress = Progress(len(paths))
-    for i, path in enumerate(paths, start=1):
-        image = read_image(str(path), str(path))
-        pred = segment(image, predict, protocol)
-        save_prediction(pred, image, path.stem, out_dir, palette)
-        written.append(out_dir / "color" / f"{path.stem}.png")
-        progress.update(i)
-    return written
+def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool = False,
+             results_dir: Optional[str] = None, rank: int = 0, group_size: int = 1) -> Dict:
+    """Evaluate ``model_path`` on ``data.val_list`` by the config's protocol; returns the results dict.
+
+    Each rank takes every ``group_size``-th image; confusion matrices are
+    summed so every rank reports the same numbers.  Rank 0 writes
+    ``results.json`` (and pictures with ``eval.save_images``).
+    """
+    spec = spec_of(cfg.data)
+    samples = read_list(os.path.join(cfg.data.data_root, cfg.data.val_list), cfg.data.data_root)
+    out_dir = Path(results_dir or cfg.eval.save_dir or os.path.join(cfg.train.save_dir, f"eval_{backend}"))
+    if rank == 0:
+        prepare_results_dir(out_dir, overwrite)
+    protocol = protocol_from_config(cfg.data, cfg.eval)
+    protocol = batch_from_model(protocol, backend, model_path)
+    predict = make_predict(backend, model_path, cfg.model, cfg.data.classes, protocol.batch_size,
+                           (protocol.crop_h, protocol.crop_w))
+    mine = samples[rank::group_size]
+    logger.info("evaluating %d images (%s) with %s backend, scales %s, flip %s", len(mine), cfg.data.val_list,
+                backend, list(protocol.scales), protocol.flip)
+    gallery = Gallery(cfg.data.classes, cfg.data.ignore_label) if rank == 0 else None
+    matrix = evaluate_samples(mine, spec, predict, protocol, cfg.data.ignore_label,
+                              out_dir if (cfg.eval.save_images and rank == 0) else None, gallery)
+    matrix = allreduce_sum(matrix, group_size)
+    scores = scores_from_matrix(matrix)
+    tag = DATASET_TAGS.get(cfg.data.dataset, cfg.data.dataset) + ("-ss" if len(protocol.scales) == 1 else "-ms")
+    for line in report(scores, spec.class_names, tag):
+        logger.info(line)
+    result = {"model": model_path, "backend": backend, "images": len(samples), "tag": tag,
+              "confusion_matrix": matrix.tolist(), "config": config_to_dict(cfg)}
+    if rank == 0:
+        write_json(out_dir / "results.json", scores, spec.class_names, result)
+        shard = f" (best/worst images from rank 0's {len(mine)} of {len(samples)})" if group_size > 1 else ""
+        header = [f"Model `{model_path}` ({backend} backend), {len(samples)} images of `{cfg.data.val_list}`, "
+                  f"scales {list(protocol.scales)}, flip {protocol.flip}{shard}."]
+        write_report(out_dir, scores, spec.class_names, matrix, tag, spec.palette, gallery, header)
+        logger.info("results in %s (report.md: table, per-class IoU, confusion heatmap, best/worst images)", out_dir)
+    result.update(scores.as_dict(spec.class_names))
+    result["results_dir"] = str(out_dir)
+    return result

@@ -143,18 +143,19 @@ class PSPNet(nn.Cell):
         output_stride: 8 (dilation 2/4 in layer3/4), 16 or 32.
         norm: factory for the normalization layers (BatchNorm2d or SyncBatchNorm).
         static_hw: build for this fixed input (H, W) with export-friendly ops.
+        width_divisor: divides every channel count (test-only; 1 is the paper's network).
     """
 
     def __init__(self, classes: int = 21, layers: int = 50, bins: Sequence[int] = (1, 2, 3, 6),
                  use_ppm: bool = True, use_aux: bool = True, dropout: float = 0.1, deep_stem: bool = True,
                  output_stride: int = 8, norm: NormFactory = batch_norm,
-                 static_hw: Optional[Tuple[int, int]] = None) -> None:
+                 static_hw: Optional[Tuple[int, int]] = None, width_divisor: int = 1) -> None:
         super().__init__()
         if classes < 1:
             raise ValueError(f"classes must be >= 1, got {classes}")
         self.layer0, self.layer1, self.layer2, self.layer3, self.layer4 = build_resnet_stages(
-            layers, deep_stem, output_stride, norm)
-        fea_dim = 2048
+            layers, deep_stem, output_stride, norm, width_divisor)
+        fea_dim = 2048 // width_divisor
         feat_hw = None
         if static_hw is not None:
             feat_hw = (feature_size(static_hw[0], output_stride), feature_size(static_hw[1], output_stride))
@@ -162,10 +163,10 @@ class PSPNet(nn.Cell):
         if use_ppm:
             self.ppm = PPM(fea_dim, fea_dim // len(bins), bins, norm, feat_hw)
             fea_dim = fea_dim + len(bins) * (fea_dim // len(bins))
-        self.cls = _head(fea_dim, 512, classes, dropout, norm)
+        self.cls = _head(fea_dim, 512 // width_divisor, classes, dropout, norm)
         self.use_aux = use_aux
         if use_aux:
-            self.aux = _head(1024, 256, classes, dropout, norm)
+            self.aux = _head(1024 // width_divisor, 256 // width_divisor, classes, dropout, norm)
         if static_hw is None:
             self.up_main = Resize()
             self.up_aux = Resize()
@@ -206,4 +207,4 @@ def build_pspnet(model_cfg, classes: int, for_training: bool, norm: NormFactory 
     return PSPNet(classes=classes, layers=model_cfg.layers, bins=model_cfg.bins, use_ppm=model_cfg.use_ppm,
                   use_aux=model_cfg.use_aux and for_training, dropout=model_cfg.dropout,
                   deep_stem=model_cfg.deep_stem, output_stride=model_cfg.output_stride, norm=norm,
-                  static_hw=static_hw)
+                  static_hw=static_hw, width_divisor=model_cfg.width_divisor)

@@ -14,7 +14,9 @@ from mindspore.common.initializer import HeNormal
 
 NormFactory = Callable[[int], nn.Cell]
 
-BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
+# Bottlenecks per stage. 14 (one per stage) is a test-only depth: every code path and name pattern of
+# the real networks with a quarter of the blocks, so test graphs compile fast.
+BLOCKS = {14: (1, 1, 1, 1), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
 
 
 def batch_norm(channels: int) -> nn.Cell:
@@ -109,28 +111,41 @@ def make_layer(inplanes: int, planes: int, blocks: int, stride: int, dilation: i
     return nn.SequentialCell(cells), inplanes
 
 
-def build_stem(deep_stem: bool, norm: NormFactory) -> Tuple[nn.SequentialCell, int]:
+def build_stem(deep_stem: bool, norm: NormFactory, width_divisor: int = 1) -> Tuple[nn.SequentialCell, int]:
     """``layer0``: the deep 3x(3x3) stem (64, 64, 128) or the 7x7 stem, then maxpool 3x3/2."""
     pool = StemMaxPool()
+    c64, c128 = 64 // width_divisor, 128 // width_divisor
     if deep_stem:
-        cells = [conv(3, 64, 3, stride=2, weight_init=_he()), norm(64), nn.ReLU(),
-                 conv(64, 64, 3, weight_init=_he()), norm(64), nn.ReLU(),
-                 conv(64, 128, 3, weight_init=_he()), norm(128), nn.ReLU(), pool]
-        return nn.SequentialCell(cells), 128
-    cells = [conv(3, 64, 7, stride=2, weight_init=_he()), norm(64), nn.ReLU(), pool]
-    return nn.SequentialCell(cells), 64
+        cells = [conv(3, c64, 3, stride=2, weight_init=_he()), norm(c64), nn.ReLU(),
+                 conv(c64, c64, 3, weight_init=_he()), norm(c64), nn.ReLU(),
+                 conv(c64, c128, 3, weight_init=_he()), norm(c128), nn.ReLU(), pool]
+        return nn.SequentialCell(cells), c128
+    cells = [conv(3, c64, 7, stride=2, weight_init=_he()), norm(c64), nn.ReLU(), pool]
+    return nn.SequentialCell(cells), c64
+
+
+def check_width_divisor(width_divisor: int) -> None:
+    """The divisor must split the narrowest stage (64 channels) evenly."""
+    if width_divisor < 1 or 64 % width_divisor:
+        raise ValueError(f"width_divisor must be a divisor of 64 (1 is the real network), got {width_divisor}")
 
 
 def build_resnet_stages(layers: int, deep_stem: bool, output_stride: int,
-                        norm: NormFactory = batch_norm) -> Sequence[nn.Cell]:
-    """``layer0`` .. ``layer4`` of a dilated ResNet-``layers`` (50, 101 or 152)."""
+                        norm: NormFactory = batch_norm, width_divisor: int = 1) -> Sequence[nn.Cell]:
+    """``layer0`` .. ``layer4`` of a dilated ResNet-``layers`` (50, 101 or 152; 14 for tests).
+
+    ``width_divisor`` > 1 divides every channel count: the same layers and
+    parameter names with far fewer weights, for tests (1 is the real network).
+    """
     if layers not in BLOCKS:
         raise ValueError(f"ResNet depth must be one of {sorted(BLOCKS)}, got {layers}")
+    check_width_divisor(width_divisor)
     counts = BLOCKS[layers]
     (s3, d3), (s4, d4) = stage_strides(output_stride)
-    layer0, inplanes = build_stem(deep_stem, norm)
-    layer1, inplanes = make_layer(inplanes, 64, counts[0], 1, 1, norm)
-    layer2, inplanes = make_layer(inplanes, 128, counts[1], 2, 1, norm)
-    layer3, inplanes = make_layer(inplanes, 256, counts[2], s3, d3, norm)
-    layer4, inplanes = make_layer(inplanes, 512, counts[3], s4, d4, norm)
+    layer0, inplanes = build_stem(deep_stem, norm, width_divisor)
+    planes = [c // width_divisor for c in (64, 128, 256, 512)]
+    layer1, inplanes = make_layer(inplanes, planes[0], counts[0], 1, 1, norm)
+    layer2, inplanes = make_layer(inplanes, planes[1], counts[1], 2, 1, norm)
+    layer3, inplanes = make_layer(inplanes, planes[2], counts[2], s3, d3, norm)
+    layer4, inplanes = make_layer(inplanes, planes[3], counts[3], s4, d4, norm)
     return layer0, layer1, layer2, layer3, layer4

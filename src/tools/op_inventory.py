@@ -70,7 +70,7 @@ def graph_primitives(cell, inputs: Tuple, path: str | os.PathLike) -> Dict[str, 
     """Export ``cell`` on ``inputs`` to MINDIR at ``path`` and count its nodes by primitive."""
     import mindspore as ms
 
-    from src.exporting import mindir_primitives
+    from src.deploy.export import mindir_primitives
 
     stem = str(path)[:-len(".mindir")] if str(path).endswith(".mindir") else str(path)
     ms.export(cell, *inputs, file_name=stem, file_format="MINDIR")

@@ -1,4 +1,6 @@
-"""The training loop: model, optimizer, data, evaluation, checkpoints, resume and records."""
+"""The training loop: :class:`Trainer` builds a run from the config and steps, logs, saves and evaluates it.
+
+Checkpoint files (names, save, resume) are :mod:`src.checkpoint`'s; the step cell is :mod:`src.train.step`'s."""
 from __future__ import annotations
 
 import logging
@@ -6,27 +8,25 @@ import math
 import os
 import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
 import mindspore as ms
 from mindspore import nn
 
-from src.checkpoint import (LOCAL_BEST_NAME, LOOP_STATE_NAMES, OPTIMIZER_STATE_PREFIXES as OPT_STATE_PREFIXES,
-                            SCHEDULE_PREFIX,
-                            CheckpointError, load_checkpoint_strict, load_params_strict, read_checkpoint,
-                            remove_partial_checkpoints, save_checkpoint_atomic)
-from src.config import Config, ConfigError, TrainConfig, save_config
+from src.checkpoint import (SCHEDULE_PREFIX, TrainState, epoch_checkpoints, load_checkpoint_strict, load_train_state,
+                            open_resume, read_best_miou, remove_partial_checkpoints, rotate_checkpoints,
+                            save_best_checkpoint, save_train_checkpoint, schedule_changes, schedule_of)
+from src.config import Config, ConfigError, save_config
 from src.data.dataset import DataError, read_list
-from src.data.labels import dataset_spec
+from src.data.labels import spec_of
 from src.data.pipeline import build_train_pipeline, build_val_pipeline
 from src.distributed import allreduce_sum
 from src.errors import PSPNetError
-from src.evaluation.backends import ms_predict
+from src.model.formats import ms_predict
 from src.evaluation.evaluate import evaluate_samples
-from src.evaluation.inference import protocol_from_config, run_batches
+from src.evaluation.protocol import protocol_from_config, run_batches
 from src.evaluation.metrics import ConfusionMatrix, scores_from_matrix
 from src.model.pspnet import build_pspnet, training_input_hw
 from src.model.resnet import batch_norm
@@ -43,120 +43,6 @@ CKPT_RE = re.compile(r"^epoch_(\d+)\.ckpt$")
 
 class TrainingError(PSPNetError, RuntimeError):
     """Training cannot go on (non-finite loss, unusable resume checkpoint...)."""
-
-
-@dataclass
-class TrainState:
-    """Where a run is: completed epochs, global step, best global mIoU so far."""
-
-    epoch: int = 0
-    step: int = 0
-    best_miou: float = -1.0
-    local_best: float = -1.0  # this device's best on its own shard
-    device_bests: List[float] = field(default_factory=list)  # every device's local_best, gathered at eval
-
-
-def optimizer_state(optimizer: nn.Optimizer) -> Dict[str, ms.Parameter]:
-    """The optimizer entries saved with a checkpoint: global_step and the momentum buffers."""
-    return {p.name: p for p in optimizer.get_parameters() if p.name.startswith(OPT_STATE_PREFIXES)}
-
-
-def schedule_of(train_cfg: TrainConfig, group_size: int, total_steps: int) -> Dict[str, float]:
-    """The values a resumed run must share with the run it continues (else its lr schedule is not the same)."""
-    t = train_cfg
-    return {"batch_size": t.batch_size, "epochs": t.epochs, "base_lr": t.base_lr, "power": t.power,
-            "crop_h": t.crop_h, "crop_w": t.crop_w, "devices": group_size, "total_steps": total_steps}
-
-
-def schedule_changes(saved: Mapping[str, float], current: Mapping[str, float]) -> List[str]:
-    """``key: checkpoint X, now Y`` for every schedule value that differs."""
-    return [f"{k}: checkpoint {saved[k]:g}, now {current[k]:g}" for k in current
-            if k in saved and not math.isclose(saved[k], current[k], rel_tol=1e-9)]
-
-
-def save_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer, state: TrainState,
-                          schedule: Optional[Mapping[str, float]] = None) -> Path:
-    """Weights + optimizer state + epoch/step/best mIoU (+ the schedule it ran under), written atomically."""
-    entries = [{"name": p.name, "data": p.data} for p in net.get_parameters()]
-    entries += [{"name": SCHEDULE_PREFIX + k, "data": ms.Tensor(np.array([v], np.float64))}
-                for k, v in (schedule or {}).items()]
-    entries += [{"name": n, "data": p.data} for n, p in optimizer_state(optimizer).items()]
-    entries += [{"name": "epoch_num", "data": ms.Tensor(np.array([state.epoch], np.int32))},
-                {"name": "step_num", "data": ms.Tensor(np.array([state.step], np.int32))},
-                {"name": "best_miou", "data": ms.Tensor(np.array([state.best_miou], np.float32))},
-                {"name": LOCAL_BEST_NAME,
-                 "data": ms.Tensor(np.array(state.device_bests or [state.local_best], np.float32))}]
-    return save_checkpoint_atomic(entries, path)
-
-
-def load_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer, rank: int = 0) -> TrainState:
-    """Restore weights (strict), optimizer state (strict) and the loop counters from ``path``."""
-    return load_train_state(read_checkpoint(path), path, net, optimizer, rank)
-
-
-def load_train_state(params: Mapping[str, np.ndarray], path: str | os.PathLike, net: nn.Cell,
-                     optimizer: nn.Optimizer, rank: int = 0) -> TrainState:
-    """Like :func:`load_train_checkpoint` for a checkpoint already read into ``params``."""
-    for key in LOOP_STATE_NAMES + ("global_step",):
-        if key not in params:
-            raise CheckpointError(f"{path} has no '{key}': it is a weights-only checkpoint and cannot resume a run "
-                                  f"(use it as model.pretrained, or eval it)")
-    weights = {n: v for n, v in params.items() if n not in LOOP_STATE_NAMES and not n.startswith(OPT_STATE_PREFIXES)
-               and not n.startswith(SCHEDULE_PREFIX) and n != LOCAL_BEST_NAME}
-    load_params_strict(net, weights, str(path))
-    opt = optimizer_state(optimizer)
-    opt_saved = {n: v for n, v in params.items() if n.startswith(OPT_STATE_PREFIXES)}
-    missing = sorted(set(opt) - set(opt_saved))
-    unexpected = sorted(set(opt_saved) - set(opt))
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: optimizer state does not match (missing {missing[:5]}, "
-                              f"unexpected {unexpected[:5]})")
-    for name, p in opt.items():
-        if tuple(opt_saved[name].shape) != tuple(p.shape):
-            raise CheckpointError(f"{path}: optimizer entry {name} has shape {opt_saved[name].shape}, "
-                                  f"expected {p.shape}")
-        p.set_data(ms.Tensor(opt_saved[name], p.dtype))
-    state = TrainState(int(params["epoch_num"][0]), int(params["step_num"][0]), float(params["best_miou"][0]))
-    bests = np.asarray(params.get(LOCAL_BEST_NAME, np.zeros(0)), np.float64).reshape(-1)
-    if rank < bests.size:  # each device gets back its own best (older checkpoints have none)
-        state.local_best, state.device_bests = float(bests[rank]), bests.tolist()
-    return state
-
-
-def epoch_checkpoints(ckpt_dir: str | os.PathLike) -> List[Tuple[int, Path]]:
-    """``(epoch, path)`` of ``epoch_NNNN.ckpt`` files in ``ckpt_dir``, oldest first."""
-    d = Path(ckpt_dir)
-    if not d.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in d.iterdir() for m in [CKPT_RE.match(p.name)] if m]
-    return sorted(found)
-
-
-def open_resume(resume: Optional[str], ckpt_dir: str | os.PathLike
-                ) -> Tuple[Optional[Path], Optional[Dict[str, np.ndarray]]]:
-    """Find and read the checkpoint to resume from, once: ``(path, params)`` or ``(None, None)`` to start fresh.
-
-    ``auto`` takes the newest readable ``epoch_NNNN.ckpt`` in ``ckpt_dir``; a
-    corrupt newest file is skipped with a warning in favour of the one before.
-    """
-    if not resume:
-        return None, None
-    if resume != "auto":
-        path = Path(resume)
-        if not path.is_file():
-            raise CheckpointError(f"--resume {resume}: file not found")
-        return path, read_checkpoint(path)
-    found = epoch_checkpoints(ckpt_dir)
-    if not found:
-        logger.info("--resume auto: no epoch checkpoint in %s; starting a fresh run", ckpt_dir)
-        return None, None
-    for _, path in reversed(found):
-        try:
-            return path, read_checkpoint(path)
-        except CheckpointError as exc:
-            logger.warning("--resume auto: skipping unreadable checkpoint (falling back to the one before): %s", exc)
-    raise CheckpointError(f"--resume auto: none of the {len(found)} epoch checkpoints in {ckpt_dir} can be read; "
-                          f"remove them to start fresh, or pass --resume PATH")
 
 
 def check_same_resume(resume_params: Optional[Mapping[str, np.ndarray]], resume_path: Optional[Path], rank: int,
@@ -191,12 +77,6 @@ def pipeline_error(exc: BaseException, list_file: str) -> BaseException:
     if match is None:
         return exc
     return DataError(f"{match.group(1).strip()} (while reading {list_file})")
-
-
-def _rotate(ckpt_dir: Path, keep_last: int) -> None:
-    found = epoch_checkpoints(ckpt_dir)
-    for _, path in found[:-keep_last] if keep_last > 0 else []:
-        path.unlink()
 
 
 def _norm_factory(device_target: str, group_size: int, sync_bn: bool):
@@ -245,7 +125,7 @@ def evaluate_net(net: nn.Cell, cfg: Config, mode: str, rank: int, group_size: in
             cm.update(pred, label)
             count += len(label)
     else:
-        spec = dataset_spec(cfg.data.dataset, cfg.data.classes, cfg.data.class_names)
+        spec = spec_of(cfg.data)
         samples = read_list(os.path.join(cfg.data.data_root, cfg.data.val_list), cfg.data.data_root)[rank::group_size]
         cm.merge(evaluate_samples(samples, spec, ms_predict(net), protocol_from_config(cfg.data, cfg.eval),
                                   cfg.data.ignore_label))
@@ -339,11 +219,9 @@ class Trainer:
             self.state = load_train_state(resume_params, resume_path, net, self.optimizer, rank)
             self._check_schedule(resume_params, resume_path, allow_schedule_change)
             del resume_params
-            best = self.ckpt_dir / "best.ckpt"
-            if best.is_file():  # the epoch checkpoint is written before its evaluation
-                saved_best = read_checkpoint(best, ("best_miou",)).get("best_miou")
-                if saved_best is not None:
-                    self.state.best_miou = max(self.state.best_miou, float(saved_best[0]))
+            saved_best = read_best_miou(self.ckpt_dir)  # the epoch checkpoint is written before its evaluation
+            if saved_best is not None:
+                self.state.best_miou = max(self.state.best_miou, saved_best)
             logger.info("resumed from %s: epoch %d, step %d, best mIoU %.4f", resume_path, self.state.epoch,
                         self.state.step, self.state.best_miou)
             if self.records:
@@ -430,15 +308,14 @@ class Trainer:
             return None
         path = save_train_checkpoint(self.ckpt_dir / f"epoch_{epoch:04d}.ckpt", self.net, self.optimizer, state,
                                      self.schedule)
-        _rotate(self.ckpt_dir, t.keep_last)
+        rotate_checkpoints(self.ckpt_dir, t.keep_last)
         logger.info("saved %s", path)
         return path
 
     def _evaluate(self, saved: Optional[Path]) -> float:
         """Evaluate after an epoch; a failure says which checkpoint holds the finished work."""
         try:
-            return _evaluate_and_record(self.net, self.cfg, self.state, self.rank, self.group_size, self.records,
-                                        self.ckpt_dir, self.optimizer)
+            return self._evaluate_and_record()
         except (PSPNetError, RuntimeError) as exc:
             err = pipeline_error(exc, self.cfg.data.val_list) if isinstance(exc, RuntimeError) else exc
             if not isinstance(err, PSPNetError):
@@ -446,6 +323,30 @@ class Trainer:
             kept = f"the epoch's checkpoint is saved: {saved}" if saved else f"last checkpoint: {self._last_good()}"
             raise TrainingError(f"evaluation after epoch {self.state.epoch} failed: {err}. {kept}; fix the problem "
                                 f"and continue with --resume auto") from None
+
+    def _evaluate_and_record(self) -> float:
+        """Global mIoU over every rank's shard; records it, and saves best.ckpt when it improved."""
+        state, group_size = self.state, self.group_size
+        local, count = evaluate_net(self.net, self.cfg, self.cfg.train.eval_mode, self.rank, group_size)
+        local_miou = scores_from_matrix(local).miou
+        state.local_best = max(state.local_best, local_miou)
+        mine = np.zeros(group_size, np.float32)
+        mine[self.rank] = state.local_best
+        state.device_bests = [float(v) for v in allreduce_sum(mine, group_size)]  # saved by rank 0 for all
+        scores = scores_from_matrix(allreduce_sum(local, group_size))
+        improved = scores.miou > state.best_miou
+        if improved:
+            state.best_miou = scores.miou
+        logger.info("eval epoch %d device %d: best mIoU %.4f mIoU %.4f (own shard, %d images) | global mIoU %.4f "
+                    "mAcc %.4f allAcc %.4f best %.4f", state.epoch, self.rank, state.local_best, local_miou, count,
+                    scores.miou, scores.macc, scores.allacc, state.best_miou)
+        if self.records:
+            self.records.write({"kind": "eval", "epoch": state.epoch, "step": state.step, "miou": scores.miou,
+                                "macc": scores.macc, "allacc": scores.allacc, "best_miou": state.best_miou})
+            plot_curves(self.records.read(), self.save_dir / "curves.png")
+        if improved and self.is_main:
+            save_best_checkpoint(self.ckpt_dir, self.net, self.optimizer, state)
+        return scores.miou
 
     def _last_good(self) -> str:
         found = epoch_checkpoints(self.ckpt_dir)
@@ -501,26 +402,3 @@ def run_training(cfg: Config, device_target: str = "CPU", rank: int = 0, group_s
                  allow_schedule_change: bool = False) -> Dict:
     """Build a :class:`Trainer` and run it; returns its summary."""
     return Trainer(cfg, device_target, rank, group_size, resume, allow_schedule_change).run(stop_after_epoch)
-
-
-def _evaluate_and_record(net, cfg, state, rank, group_size, records, ckpt_dir, optimizer) -> float:
-    local, count = evaluate_net(net, cfg, cfg.train.eval_mode, rank, group_size)
-    local_miou = scores_from_matrix(local).miou
-    state.local_best = max(state.local_best, local_miou)
-    mine = np.zeros(group_size, np.float32)
-    mine[rank] = state.local_best
-    state.device_bests = [float(v) for v in allreduce_sum(mine, group_size)]  # saved by rank 0 for every device
-    scores = scores_from_matrix(allreduce_sum(local, group_size))
-    improved = scores.miou > state.best_miou
-    if improved:
-        state.best_miou = scores.miou
-    logger.info("eval epoch %d device %d: best mIoU %.4f mIoU %.4f (own shard, %d images) | global mIoU %.4f "
-                "mAcc %.4f allAcc %.4f best %.4f", state.epoch, rank, state.local_best, local_miou, count,
-                scores.miou, scores.macc, scores.allacc, state.best_miou)
-    if records:
-        records.write({"kind": "eval", "epoch": state.epoch, "step": state.step, "miou": scores.miou,
-                       "macc": scores.macc, "allacc": scores.allacc, "best_miou": state.best_miou})
-        plot_curves(records.read(), Path(cfg.train.save_dir) / "curves.png")
-    if improved and rank == 0:
-        save_train_checkpoint(Path(ckpt_dir) / "best.ckpt", net, optimizer, state)
-    return scores.miou

@@ -11,7 +11,7 @@ from mindspore import nn, ops
 
 from src.checkpoint import load_params_strict
 from src.errors import PSPNetError
-from src.evaluation.backends import load_eval_network, write_sidecar
+from src.model.formats import load_eval_network, write_sidecar
 from src.model.pspnet import build_pspnet
 from src.paths import ensure_output_file
 

@@ -1,7 +1,8 @@
-"""Predict functions for the three model formats: a MindSpore checkpoint, a MINDIR, an ONNX model.
+"""Model formats: a MindSpore checkpoint, a MINDIR, an ONNX model (and a MINDIR in MindSpore Lite).
 
-Each returns ``predict(batch NCHW float32) -> logits NCHW`` for use with
-:mod:`src.evaluation.inference`.  Exported files carry a JSON sidecar
+Loading the eval network from a checkpoint, the export sidecar, the backend
+a file's extension implies, and one ``predict(batch NCHW float32) -> logits
+NCHW`` per format: the :data:`src.evaluation.protocol.Predict` contract.  Exported files carry a JSON sidecar
 (``<file>.json``, written by export) with their input shape and output kind,
 which is checked here so a mismatch is one clear error.
 """
@@ -11,16 +12,16 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
 from src.checkpoint import CheckpointError, load_checkpoint_strict
 from src.errors import PSPNetError
+from src.evaluation.protocol import Predict
 
 logger = logging.getLogger(__name__)
 
-Predict = Callable[[np.ndarray], np.ndarray]
 
 
 class BackendError(PSPNetError, RuntimeError):
@@ -163,6 +164,18 @@ def lite_predict(path: str, batch: int, crop: Tuple[int, int], classes: int, tar
         return model.predict(inputs)[0].get_data_to_numpy()
 
     return predict
+
+
+BACKEND_OF_EXTENSION = {".ckpt": "ms", ".mindir": "mindir", ".onnx": "onnx"}
+
+
+def backend_from_extension(model_path: str | os.PathLike) -> str:
+    """``ms`` for a .ckpt, ``mindir`` for a .mindir, ``onnx`` for a .onnx; anything else is an error."""
+    suffix = Path(model_path).suffix.lower()
+    if suffix not in BACKEND_OF_EXTENSION:
+        raise BackendError(f"{model_path}: cannot tell the model format from the extension '{suffix}' "
+                           f"(expected {', '.join(BACKEND_OF_EXTENSION)}); pass --backend")
+    return BACKEND_OF_EXTENSION[suffix]
 
 
 def make_predict(backend: str, model_path: str, model_cfg, classes: int, batch: int, crop: Tuple[int, int]) -> Predict:

@@ -19,7 +19,7 @@ from PIL import Image
 from src.config import Config, apply_overrides
 from src.data.labels import colorize, voc_palette
 from src.data.synthetic import generate
-from src.evaluation.run import run_eval
+from src.evaluation.evaluate import run_eval
 from src.plotting import new_figure
 from src.train.loop import Trainer
 
@@ -100,7 +100,7 @@ def hull_receptive_field(cfg: Config, ckpt: str, data_root: Path) -> Dict[str, f
     that pixel is from the nearest water/road pixel."""
     from src.data.dataset import read_image
     from src.data.transforms import normalize
-    from src.evaluation.backends import load_eval_network
+    from src.model.formats import load_eval_network
 
     net = load_eval_network(cfg.model, cfg.data.classes, ckpt)
     for line in (data_root / "val.txt").read_text().splitlines():

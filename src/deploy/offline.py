@@ -15,21 +15,25 @@ import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Dict, Optional
 
 import numpy as np
 
 from src.data.dataset import DataError, Sample, load_sample, read_image, read_list
 from src.data.labels import DatasetSpec
 from src.evaluation.evaluate import Progress, save_prediction
-from src.evaluation.inference import (Protocol, WindowPlan, combine_scales, merge_windows, plan_windows,
-                                      scaled_images)
-from src.evaluation.metrics import ConfusionMatrix
+from src.evaluation.evaluate import report, write_json
+from src.evaluation.metrics import ConfusionMatrix, scores_from_matrix
+from src.evaluation.protocol import (Predict, Protocol, WindowPlan, combine_scales, full_batch, merge_windows,
+                                      plan_windows, scaled_images)
+from src.evaluation.report import write_report
+from src.model.formats import backend_from_extension, lite_predict, mindir_predict, onnx_predict
 from src.evaluation.report import Gallery
 
 logger = logging.getLogger(__name__)
 
 META = "meta.json"
+OFFLINE_TAG = "310-flow"  # the summary line's tag
 
 
 def output_name(input_name: str) -> str:
@@ -54,9 +58,7 @@ def preprocess(list_file: str, data_root: str, out_dir: str, protocol: Protocol,
             inputs, plan = plan_windows(scaled, protocol)
             files = []
             for k, start in enumerate(range(0, len(inputs), b)):
-                chunk = inputs[start:start + b]
-                if len(chunk) < b:
-                    chunk = np.concatenate([chunk, np.zeros((b - len(chunk),) + chunk.shape[1:], np.float32)])
+                chunk = full_batch(inputs[start:start + b], b)
                 name = f"{idx:05d}_s{si}_{k:03d}.bin"
                 chunk.astype(np.float32).tofile(out / "input" / name)
                 files.append(name)
@@ -69,7 +71,35 @@ def preprocess(list_file: str, data_root: str, out_dir: str, protocol: Protocol,
     return meta
 
 
-def run_inputs(work_dir: str, predict: Callable[[np.ndarray], np.ndarray]) -> int:
+def read_meta(work_dir: str | Path) -> Dict:
+    """``meta.json`` of a work folder, or one error saying to run the preprocess step first."""
+    path = Path(work_dir) / META
+    if not path.is_file():
+        raise DataError(f"{path} not found: run inference/preprocess.py first")
+    return json.loads(path.read_text())
+
+
+def runner_predict(work_dir: str, model_path: str, backend: Optional[str] = None, lite_target: str = "cpu",
+                   device_id: int = 0) -> Predict:
+    """The predict function of an exported model for a work folder's input shape (``meta.json``).
+
+    ``backend`` defaults to the file's extension (.onnx / .mindir); ``lite``
+    runs a MINDIR in MindSpore Lite as the 310 app does.
+    """
+    meta = read_meta(work_dir)
+    b, _, h, w = meta["input_shape"]
+    classes = meta["protocol"]["classes"]
+    backend = backend or backend_from_extension(model_path)
+    if backend == "lite":
+        return lite_predict(model_path, b, (h, w), classes, lite_target, device_id)
+    if backend == "mindir":
+        return mindir_predict(model_path, b, (h, w), classes)
+    if backend == "onnx":
+        return onnx_predict(model_path, b, (h, w), classes)
+    raise DataError(f"{model_path}: the runner takes an exported model (.onnx or .mindir), not a {backend} file")
+
+
+def run_inputs(work_dir: str, predict: Predict) -> int:
     """The Python runner: every ``input/*.bin`` -> ``output/*_0.bin`` logits; returns the file count."""
     work = Path(work_dir)
     meta = json.loads((work / META).read_text())
@@ -128,3 +158,22 @@ def postprocess(work_dir: str, spec: DatasetSpec, ignore_label: int = 255,
             save_prediction(pred, image, entry["name"], Path(results_dir), spec.palette)
         progress.update(i)
     return cm.matrix
+
+
+def postprocess_and_report(work_dir: str, spec: DatasetSpec, ignore_label: int = 255,
+                           results_dir: Optional[str] = None, report_dir: Optional[str] = None) -> Dict:
+    """:func:`postprocess`, then the same ``results.json`` and ``report.md`` eval.py writes; returns the scores.
+
+    ``results.json`` goes into the work folder, the report into ``report_dir`` (default: the work folder).
+    """
+    gallery = Gallery(spec.classes, ignore_label)
+    matrix = postprocess(work_dir, spec, ignore_label, results_dir, gallery)
+    scores = scores_from_matrix(matrix)
+    for line in report(scores, spec.class_names, OFFLINE_TAG):
+        logger.info(line)
+    out = write_json(Path(work_dir) / "results.json", scores, spec.class_names,
+                     {"tag": OFFLINE_TAG, "confusion_matrix": matrix.tolist()})
+    report_path = write_report(report_dir or work_dir, scores, spec.class_names, matrix, OFFLINE_TAG, spec.palette,
+                               gallery, [f"Offline (310) flow over the work folder `{work_dir}`."])
+    logger.info("results in %s; report in %s", out, report_path)
+    return scores.as_dict(spec.class_names)

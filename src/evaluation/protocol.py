@@ -20,7 +20,7 @@ from typing import Callable, List, Sequence, Tuple
 import cv2
 import numpy as np
 
-from src.data.transforms import normalize
+from src.data.transforms import normalize, pad_with_mean
 
 Predict = Callable[[np.ndarray], np.ndarray]
 
@@ -71,11 +71,16 @@ def run_batches(predict: Predict, inputs: np.ndarray, batch_size: int) -> np.nda
     outs = []
     for start in range(0, len(inputs), batch_size):
         chunk = inputs[start:start + batch_size]
-        n = len(chunk)
-        if n < batch_size:
-            chunk = np.concatenate([chunk, np.zeros((batch_size - n,) + chunk.shape[1:], chunk.dtype)])
-        outs.append(np.asarray(predict(np.ascontiguousarray(chunk)))[:n])
+        outs.append(np.asarray(predict(full_batch(chunk, batch_size)))[:len(chunk)])
     return np.concatenate(outs)
+
+
+def full_batch(chunk: np.ndarray, batch_size: int) -> np.ndarray:
+    """``chunk`` zero-padded at the end to ``batch_size`` items (contiguous), for a model of fixed batch."""
+    n = len(chunk)
+    if n < batch_size:
+        chunk = np.concatenate([chunk, np.zeros((batch_size - n,) + chunk.shape[1:], chunk.dtype)])
+    return np.ascontiguousarray(chunk)
 
 
 @dataclass(frozen=True)
@@ -103,11 +108,7 @@ def plan_windows(image: np.ndarray, p: Protocol) -> Tuple[np.ndarray, WindowPlan
     windows, then (with flip) all their mirror images.
     """
     ori_h, ori_w = image.shape[:2]
-    pad_h, pad_w = max(p.crop_h - ori_h, 0), max(p.crop_w - ori_w, 0)
-    top, left = pad_h // 2, pad_w // 2
-    if pad_h or pad_w:
-        image = cv2.copyMakeBorder(image, top, pad_h - top, left, pad_w - left, cv2.BORDER_CONSTANT,
-                                   value=tuple(float(v) for v in p.mean))
+    image, top, left = pad_with_mean(image, p.crop_h, p.crop_w, p.mean)
     new_h, new_w = image.shape[:2]
     stride_h, stride_w = int(math.ceil(p.crop_h * p.stride_rate)), int(math.ceil(p.crop_w * p.stride_rate))
     boxes = tuple((y, x) for y in window_starts(new_h, p.crop_h, stride_h)

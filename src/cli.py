@@ -1,0 +1,413 @@
+"""Every command of the project, behind one skeleton: arguments, config + overrides, logging, device, exit code.
+
+``python -m src COMMAND [args]`` runs a command; ``train.py``, ``eval.py``,
+``export.py``, ``convert/convert_weights.py``, ``inference/*.py`` and
+``scripts/*.py`` are aliases of the commands that documented command lines
+use.  A command's body only wires library functions together.  Any
+:class:`src.errors.PSPNetError` it raises ends the process with status 2 and
+one ``error: ...`` line naming the file or key at fault.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence
+
+from src.errors import EXIT_USER_ERROR, PSPNetError
+
+logger = logging.getLogger("src.cli")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command: what it is for, how its arguments look, and what it runs (its exit code, None = 0)."""
+
+    help: str
+    add_args: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], Optional[int]]
+
+
+# --- shared pieces ------------------------------------------------------------------------------------------------
+
+def _config_args(p: argparse.ArgumentParser, default: Optional[str] = None) -> None:
+    p.add_argument("--config", required=default is None, default=default, help="YAML config (see config/)")
+    p.add_argument("--opts", nargs="*", default=[], help="overrides: KEY VALUE ... or KEY=VALUE ...")
+
+
+def _load(a: argparse.Namespace, extra: Sequence[str] = ()):
+    """The config of ``--config`` with ``--opts`` (and ``extra`` overrides) applied and checked."""
+    from src.config import load_config
+
+    return load_config(a.config, [*a.opts, *extra])
+
+
+def _device(cfg, mode: Optional[str] = None, seed: Optional[int] = None) -> str:
+    """Set up the config's device (``mode`` overrides device.mode); returns the target used."""
+    from src.device import setup_device
+
+    return setup_device(cfg.device.target, mode or cfg.device.mode, cfg.device.device_id, seed=seed,
+                        quiet=cfg.device.quiet)
+
+
+def _ranks(always: bool = False):
+    """``(rank, size)``: joins the collective group when launched by msrun / a rank table (or ``always``)."""
+    from src.distributed import init_distributed, launched_distributed
+    from src.logging_setup import setup_logging
+
+    if not (always or launched_distributed()):
+        return 0, 1
+    rank, size = init_distributed()
+    setup_logging(rank)
+    return rank, size
+
+
+# --- train / eval / export ----------------------------------------------------------------------------------------
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    _config_args(p)
+    p.add_argument("--resume", default=None, help="checkpoint to resume from, or 'auto' for the newest in save_dir")
+    p.add_argument("--allow-schedule-change", action="store_true",
+                   help="resume even if batch size, epochs, lr, crop or device count differ from the checkpoint's run")
+
+
+def _train(a: argparse.Namespace) -> None:
+    from src.train.loop import run_training
+
+    cfg = _load(a)
+    target = _device(cfg, seed=cfg.train.seed)
+    rank, size = _ranks(always=cfg.train.distributed)
+    summary = run_training(cfg, target, rank, size, a.resume, allow_schedule_change=a.allow_schedule_change)
+    logger.info("done: %s", summary)
+
+
+MULTI_SCALES = "[0.5, 0.75, 1.0, 1.25, 1.5, 1.75]"  # semseg's multi-scale test
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    _config_args(p)
+    p.add_argument("--ckpt", required=True, help="MindSpore .ckpt, or the .mindir / .onnx file for those backends")
+    p.add_argument("--backend", default="ms", choices=["ms", "mindir", "onnx", "lite"],
+                   help="lite: a MINDIR in MindSpore Lite's runtime (needs the mindspore_lite wheel)")
+    p.add_argument("--multi-scale", action="store_true", help=f"use scales {MULTI_SCALES} (semseg's multi-scale test)")
+    p.add_argument("--results-dir", default=None, help="where results.json and pictures go "
+                   "(default eval.save_dir, else <train.save_dir>/eval_<backend>)")
+    p.add_argument("--overwrite", action="store_true", help="allow writing into an existing results folder")
+
+
+def _eval(a: argparse.Namespace) -> None:
+    from src.evaluation.evaluate import run_eval
+
+    cfg = _load(a, ["eval.scales", MULTI_SCALES] if a.multi_scale else [])
+    _device(cfg)
+    rank, size = _ranks()
+    run_eval(cfg, a.ckpt, a.backend, a.overwrite, a.results_dir, rank, size)
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    _config_args(p)
+    p.add_argument("--ckpt", required=True)
+    p.add_argument("--file_format", required=True, choices=["MINDIR", "AIR", "ONNX", "mindir", "air", "onnx"])
+    p.add_argument("--batch_size", type=int, default=1)
+    p.add_argument("--height", type=int, default=None, help="input height (default eval.test_h)")
+    p.add_argument("--width", type=int, default=None, help="input width (default eval.test_w)")
+    p.add_argument("--file_name", default=None, help="output path without or with extension (default pspnet<layers>)")
+    p.add_argument("--output", default="logits", choices=["logits", "softmax", "argmax"])
+    p.add_argument("--no-verify", action="store_true", help="skip the reload/ONNX Runtime comparison")
+
+
+def _export(a: argparse.Namespace) -> None:
+    from src.deploy.export import export_model
+
+    cfg = _load(a)
+    target = _device(cfg, mode="GRAPH")
+    height = cfg.eval.test_h if a.height is None else a.height
+    width = cfg.eval.test_w if a.width is None else a.width
+    result = export_model(cfg.model, cfg.data.classes, a.ckpt, a.file_format, a.batch_size, height, width,
+                          a.file_name or f"pspnet{cfg.model.layers}", target, a.output, not a.no_verify,
+                          cfg.data.mean, cfg.data.std)
+    print(json.dumps(result, indent=1))
+
+
+# --- weights, data ------------------------------------------------------------------------------------------------
+
+def _convert_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--src", required=True, help="PyTorch .pth file (zip or legacy format)")
+    p.add_argument("--dst", required=True, help="MindSpore .ckpt to write")
+    p.add_argument("--kind", default="auto", choices=["auto", "semseg_backbone", "torchvision", "semseg_pspnet"])
+    p.add_argument("--layers", type=int, choices=[50, 101, 152], default=None,
+                   help="expected ResNet depth (checked against the file; detected when omitted)")
+    p.add_argument("--allow-mismatch", action="store_true",
+                   help="drop unknown keys and shape mismatches (listed) instead of refusing")
+
+
+def _convert(a: argparse.Namespace) -> None:
+    from src.convert.weights import convert_file
+    from src.device import setup_device
+
+    setup_device("CPU", "PYNATIVE")
+    report = convert_file(a.src, a.dst, a.kind, a.layers, a.allow_mismatch)
+    print(report.summary())
+    print(f"wrote {a.dst}")
+
+
+def _synthetic_args(p: argparse.ArgumentParser) -> None:
+    from src.data.synthetic import TASKS
+
+    p.add_argument("--out", required=True, help="output folder (the data root)")
+    p.add_argument("--task", default="shapes", choices=sorted(TASKS))
+    p.add_argument("--num", type=int, default=100, help="number of images (train + val)")
+    p.add_argument("--size", type=int, default=128, help="image width; height is 3/4 of it (3/8 for context_far)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+
+
+def _synthetic(a: argparse.Namespace) -> None:
+    from src.data.synthetic import generate
+
+    print(json.dumps(generate(a.out, a.task, a.num, a.size, a.seed, a.val_fraction)))
+
+
+def _prepare_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="cmd", required=True)
+    v = sub.add_parser("voc", help="VOC2012 + SBD -> SegmentationClassAug, train_aug.txt, val.txt")
+    v.add_argument("--voc-root", required=True)
+    v.add_argument("--sbd-root", required=True, help="SBD 'dataset' folder with cls/, train.txt, val.txt")
+    v.add_argument("--out", default=None, help="data root to write (default: the VOC root)")
+    for name in ("ade20k", "cityscapes", "camvid"):
+        sp = sub.add_parser(name, help=f"write the {name} list files")
+        sp.add_argument("--root", required=True)
+    c = sub.add_parser("check", help="report every bad sample in a list file (exit 1 if there is one)")
+    c.add_argument("--config", help="take list, root, dataset and classes from this config")
+    c.add_argument("--which", choices=["train", "val", "both"], default="both")
+    c.add_argument("--list")
+    c.add_argument("--root")
+    c.add_argument("--dataset", default="voc2012")
+    c.add_argument("--classes", type=int, default=None)
+
+
+def _prepare(a: argparse.Namespace) -> int:
+    from src.data import prepare
+
+    if a.cmd == "voc":
+        print(prepare.prepare_voc_aug(a.voc_root, a.sbd_root, a.out))
+    elif a.cmd in ("ade20k", "cityscapes", "camvid"):
+        print(getattr(prepare, f"prepare_{a.cmd}")(a.root))
+    else:
+        if a.config:
+            from src.config import load_config
+
+            d = load_config(a.config).data
+            lists = {"train": [d.train_list], "val": [d.val_list], "both": [d.train_list, d.val_list]}[a.which]
+            jobs = [(os.path.join(d.data_root, lst), d.data_root, d.dataset, d.classes, d.class_names)
+                    for lst in lists]
+        elif a.list and a.root:
+            jobs = [(a.list, a.root, a.dataset, a.classes, ())]
+        else:
+            from src.data.dataset import DataError
+
+            raise DataError("prepare check needs --config, or --list and --root")
+        clean = True
+        for job in jobs:
+            report = prepare.check_list(*job)
+            print("\n".join(prepare.check_lines(report, job[0])))
+            clean &= not report["problems"]
+        return 0 if clean else 1
+    return 0
+
+
+# --- deployment: the 310 file flow and predict ---------------------------------------------------------------------
+
+def _preprocess_args(p: argparse.ArgumentParser) -> None:
+    _config_args(p)
+    p.add_argument("--out", required=True, help="work folder")
+    p.add_argument("--list", default=None, help="list file (default: data.val_list under data.data_root)")
+    p.add_argument("--batch_size", type=int, default=None, help="the exported model's batch (default eval.batch_size)")
+
+
+def _preprocess(a: argparse.Namespace) -> None:
+    from src.deploy.offline import preprocess
+    from src.evaluation.protocol import protocol_from_config
+
+    cfg = _load(a, ["eval.batch_size", str(a.batch_size)] if a.batch_size is not None else [])
+    lst = a.list or os.path.join(cfg.data.data_root, cfg.data.val_list)
+    preprocess(lst, cfg.data.data_root, a.out, protocol_from_config(cfg.data, cfg.eval))
+
+
+def _infer_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--work", required=True)
+    p.add_argument("--model", required=True, help=".onnx or .mindir exported with export.py")
+    p.add_argument("--backend", default=None, choices=["onnx", "mindir", "lite"],
+                   help="default: from the file extension (lite: MindSpore Lite's runtime, as on the 310)")
+    p.add_argument("--lite-target", default="cpu", choices=["cpu", "ascend"], help="device for --backend lite")
+    p.add_argument("--device-id", type=int, default=0, help="device for --backend lite with ascend")
+
+
+def _infer(a: argparse.Namespace) -> None:
+    from src.deploy.offline import run_inputs, runner_predict
+    from src.device import setup_device
+    from src.model.formats import backend_from_extension
+
+    backend = a.backend or backend_from_extension(a.model)
+    if backend == "mindir":
+        setup_device("CPU", "GRAPH")
+    n = run_inputs(a.work, runner_predict(a.work, a.model, backend, a.lite_target, a.device_id))
+    logger.info("wrote %d output files to %s", n, os.path.join(a.work, "output"))
+
+
+def _postprocess_args(p: argparse.ArgumentParser) -> None:
+    _config_args(p)
+    p.add_argument("--work", required=True)
+    p.add_argument("--results-dir", default=None, help="write gray/color/overlay pictures here")
+    p.add_argument("--report-dir", default=None, help="where report.md and its pictures go (default: WORK)")
+
+
+def _postprocess(a: argparse.Namespace) -> None:
+    from src.data.labels import spec_of
+    from src.deploy.offline import postprocess_and_report
+    from src.paths import ensure_output_dir
+
+    cfg = _load(a)
+    if a.report_dir:
+        ensure_output_dir(a.report_dir, "--report-dir")
+    postprocess_and_report(a.work, spec_of(cfg.data), cfg.data.ignore_label, a.results_dir, a.report_dir)
+
+
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    _config_args(p)
+    p.add_argument("--model", required=True, help=".ckpt (backend ms), .mindir or .onnx")
+    p.add_argument("--backend", default=None, choices=["ms", "mindir", "onnx"], help="default: from the extension")
+    p.add_argument("--input", nargs="+", required=True, help="image files and/or folders")
+    p.add_argument("--out", required=True, help="writes OUT/gray, OUT/color, OUT/overlay")
+
+
+def _predict(a: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from src.data.labels import spec_of
+    from src.deploy.predict import collect_images, predict_images
+    from src.evaluation.protocol import protocol_from_config
+    from src.model.formats import backend_from_extension, make_predict
+
+    cfg = _load(a)
+    backend = a.backend or backend_from_extension(a.model)
+    if backend != "onnx":
+        _device(cfg)
+    protocol = protocol_from_config(cfg.data, cfg.eval)
+    predict = make_predict(backend, a.model, cfg.model, cfg.data.classes, protocol.batch_size,
+                           (protocol.crop_h, protocol.crop_w))
+    written = predict_images(collect_images(a.input), predict, protocol, Path(a.out), spec_of(cfg.data).palette)
+    logger.info("wrote %d masks to %s (gray/, color/, overlay/)", len(written), a.out)
+
+
+# --- tools ----------------------------------------------------------------------------------------------------------
+
+def _op_inventory_args(p: argparse.ArgumentParser) -> None:
+    _config_args(p, default="config/voc2012_pspnet50.yaml")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="input size (default: train crop)")
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--allowlist", default=None)
+    p.add_argument("--out", default=None, help="also write the table to this Markdown file")
+
+
+def _op_inventory(a: argparse.Namespace) -> None:
+    from src.device import setup_device
+    from src.paths import ensure_output_file
+    from src.tools.op_inventory import ALLOWLIST, ascend_graphs, check_graphs, load_allowlist, report
+
+    cfg = _load(a)
+    allowlist_path = a.allowlist or str(ALLOWLIST)
+    allowlist = load_allowlist(allowlist_path)
+    if a.out:
+        ensure_output_file(a.out, "--out")
+    setup_device("CPU", "GRAPH", quiet=cfg.device.quiet)  # the graphs are compiled on CPU: no Ascend needed
+    hw = tuple(a.size) if a.size else (cfg.train.crop_h, cfg.train.crop_w)
+    logger.info("compiling the training step and the export network at %dx%d on CPU ...", *hw)
+    graphs = ascend_graphs(cfg.model, cfg.data.classes, hw, a.batch)
+    table = "\n".join(report(graphs, allowlist))
+    print(table)
+    if a.out:
+        with open(a.out, "w", encoding="utf-8") as f:
+            f.write(table + "\n")
+    check_graphs(graphs, allowlist, allowlist_path)
+    logger.info("all %d primitives are on the allowlist", len(set().union(*[set(g) for g in graphs.values()])))
+
+
+def _context_demo_args(p: argparse.ArgumentParser) -> None:
+    _config_args(p, default="config/demo_context.yaml")
+    p.add_argument("--out", default="outputs/context_demo")
+    p.add_argument("--num", type=int, default=120, help="images (train + val)")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0, help="data set seed")
+    p.add_argument("--task", default="context", choices=("context", "context_far"))
+    p.add_argument("--train-seeds", type=int, nargs="+", default=[0], help="one run per variant and seed")
+
+
+def _context_demo(a: argparse.Namespace) -> None:
+    from src.config import load_config
+    from src.tools.context_demo import run_context_demo
+
+    cfg = load_config(a.config)  # --opts are applied per run, on top of each variant's own settings
+    _device(cfg)
+    run_context_demo(cfg, a.out, a.num, a.size, a.seed, a.opts, task=a.task, train_seeds=a.train_seeds)
+    print(open(os.path.join(a.out, "results.md")).read())
+    print(f"pictures: {os.path.join(a.out, 'predictions.png')} {os.path.join(a.out, 'comparison.png')}")
+
+
+COMMANDS: Dict[str, Command] = {
+    "train": Command("train PSPNet (data-parallel under msrun)", _train_args, _train),
+    "eval": Command("evaluate by the reference protocol: mIoU/mAcc/allAcc, results.json, report.md",
+                    _eval_args, _eval),
+    "export": Command("export the eval network to MINDIR / AIR / ONNX and verify it", _export_args, _export),
+    "convert": Command("convert PyTorch .pth weights to a MindSpore .ckpt (no torch needed)", _convert_args, _convert),
+    "synthetic": Command("write a synthetic VOC-format data set", _synthetic_args, _synthetic),
+    "prepare": Command("write list files for VOC2012AUG / ADE20K / Cityscapes / CamVid, or check a list",
+                       _prepare_args, _prepare),
+    "preprocess": Command("310 flow 1/3: cut a list's images into protocol windows (.bin)", _preprocess_args,
+                          _preprocess),
+    "infer": Command("310 flow 2/3: run an exported model on every input .bin", _infer_args, _infer),
+    "postprocess": Command("310 flow 3/3: merge the outputs, score, write results.json and report.md",
+                           _postprocess_args, _postprocess),
+    "predict": Command("segment image files of any size and write masks and overlays", _predict_args, _predict),
+    "op-inventory": Command("list the primitives of the Ascend graphs; fail on any not allowlisted",
+                            _op_inventory_args, _op_inventory),
+    "context-demo": Command("train PSPNet and the no-PPM baseline on a context task and compare",
+                            _context_demo_args, _context_demo),
+}
+
+
+def build_parser(command: Optional[str] = None, description: Optional[str] = None,
+                 prog: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser of one command, or of ``python -m src`` with every command as a sub-command."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    if command is not None:
+        p = argparse.ArgumentParser(prog=prog, description=description or COMMANDS[command].help, formatter_class=fmt)
+        COMMANDS[command].add_args(p)
+        p.set_defaults(command=command)
+        return p
+    p = argparse.ArgumentParser(prog="python -m src", description=__doc__, formatter_class=fmt)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, cmd in COMMANDS.items():
+        cmd.add_args(sub.add_parser(name, help=cmd.help, description=cmd.help, formatter_class=fmt))
+    return p
+
+
+def main(argv: Optional[List[str]] = None, command: Optional[str] = None, description: Optional[str] = None,
+         prog: Optional[str] = None) -> int:
+    """Run ``command`` (or the one named first in ``argv``); returns the exit status.
+
+    0 done, 1 the command's own "found problems" status (``prepare check``),
+    2 a user error (:class:`PSPNetError`: bad config, file, checkpoint...) with one line.
+    """
+    from src.logging_setup import setup_logging
+
+    a = build_parser(command, description, prog).parse_args(argv)
+    setup_logging()
+    try:
+        status = COMMANDS[a.command].run(a)
+    except PSPNetError as exc:
+        logging.getLogger(a.command).error("error: %s", exc)
+        return EXIT_USER_ERROR
+    return int(status or 0)

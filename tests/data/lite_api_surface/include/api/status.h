@@ -1,0 +1,20 @@
+// Test-only stand-in: the part of MindSpore Lite's C++ API (include/api) that inference/ascend310 uses,
+// declared from the API documentation so the app's code is compiled by every test run. Not the real
+// headers: build.sh --check against a Lite package checks those (README, "Ascend 310").
+#pragma once
+#include <string>
+
+namespace mindspore {
+enum StatusCode { kSuccess = 0, kLiteError = -1 };
+
+class Status {
+ public:
+  Status(StatusCode code = kSuccess) : code_(code) {}  // NOLINT: implicit, as the API compares with codes
+  std::string ToString() const;
+  bool operator==(StatusCode other) const { return code_ == other; }
+  bool operator!=(StatusCode other) const { return code_ != other; }
+
+ private:
+  StatusCode code_;
+};
+}  // namespace mindspore
