@@ -27,6 +27,16 @@ from src.paths import ensure_output_file, free_bytes
 
 logger = logging.getLogger(__name__)
 
+# Entries of a training checkpoint that are not network weights.
+OPTIMIZER_STATE_PREFIXES = ("global_step", "accum.", "stat.")
+LOOP_STATE_NAMES = ("epoch_num", "step_num", "best_miou")
+SCHEDULE_PREFIX = "schedule."
+LOCAL_BEST_NAME = "local_best_miou"  # this device's best mIoU on its own shard (absent from older checkpoints)
+TRAINING_STATE_PREFIXES = OPTIMIZER_STATE_PREFIXES + LOOP_STATE_NAMES + (SCHEDULE_PREFIX, LOCAL_BEST_NAME,
+    "moments.", "learning_rate", "momentum", "scale_sense", "current_iterator_step", "last_overflow_iterator_step")
+TMP_SUFFIX = ".tmp.ckpt"  # an atomic save writes <name>.<random>.tmp.ckpt, then renames it
+CKPT_RE = re.compile(r"^epoch_(\d+)\.ckpt$")  # the epoch checkpoints that rotation and --resume auto see
+
 
 class CheckpointError(PSPNetError, RuntimeError):
     """A checkpoint that does not match the network, or cannot be read."""
@@ -122,14 +132,6 @@ def load_checkpoint_strict(net: nn.Cell, path: str | os.PathLike, allow_missing:
     return load_params_strict(net, weights, str(path), allow_missing, allow_unexpected)
 
 
-OPTIMIZER_STATE_PREFIXES = ("global_step", "accum.", "stat.")
-LOOP_STATE_NAMES = ("epoch_num", "step_num", "best_miou")
-SCHEDULE_PREFIX = "schedule."
-LOCAL_BEST_NAME = "local_best_miou"  # this device's best mIoU on its own shard (absent from older checkpoints)
-TRAINING_STATE_PREFIXES = OPTIMIZER_STATE_PREFIXES + LOOP_STATE_NAMES + (SCHEDULE_PREFIX, LOCAL_BEST_NAME,
-    "moments.", "learning_rate", "momentum", "scale_sense", "current_iterator_step", "last_overflow_iterator_step")
-
-
 def is_training_state(name: str) -> bool:
     """True for checkpoint entries that are optimizer/loop state, not network weights."""
     return name.startswith(TRAINING_STATE_PREFIXES)
@@ -161,9 +163,6 @@ def save_checkpoint_atomic(entries: List[Dict], path: str | os.PathLike) -> Path
     return path
 
 
-TMP_SUFFIX = ".tmp.ckpt"
-
-
 def remove_partial_checkpoints(folder: str | os.PathLike) -> List[Path]:
     """Delete temporary files that an interrupted :func:`save_checkpoint_atomic` left in ``folder``."""
     folder = Path(folder)
@@ -183,9 +182,6 @@ def arrays_to_entries(params: Mapping[str, np.ndarray]) -> List[Dict]:
 
 
 # Training checkpoints: weights + optimizer state + loop counters + schedule.
-
-CKPT_RE = re.compile(r"^epoch_(\d+)\.ckpt$")
-
 
 @dataclass
 class TrainState:

@@ -135,9 +135,15 @@ class Config:
 
 SECTIONS: Tuple[str, ...] = ("data", "model", "train", "eval", "device")
 
+# The data set families (data.dataset) and the tag of their results line ("VOC2012-AUG-ss:mIoU/mAcc/allAcc ...").
+# src.data.labels.dataset_spec knows each one's classes, names, palette and label map.
+DATASETS: Dict[str, str] = {"voc2012": "VOC2012-AUG", "ade20k": "ADE20K", "cityscapes": "Cityscapes",
+                            "camvid": "CamVid", "kitti_road": "KITTI-road", "synthetic": "Synthetic",
+                            "custom": "Custom"}
+
 _CHOICES: Dict[str, Tuple[Any, ...]] = {
     "data.on_bad_sample": ("error", "skip"),
-    "data.dataset": ("voc2012", "ade20k", "cityscapes", "camvid", "kitti_road", "synthetic", "custom"),
+    "data.dataset": tuple(DATASETS),
     "model.layers": (50, 101, 152, 14),  # 14: the tests' one-block-per-stage network (not for real use)
     "model.width_divisor": (1, 2, 4, 8, 16, 32, 64),
     "model.output_stride": (8, 16, 32),

@@ -29,6 +29,11 @@ def prepare_environment(target: str, quiet: bool = True) -> None:
     """
     if target == "CPU" and "ONEDNN_MAX_CPU_ISA" not in os.environ:
         os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
+    quiet_native_logs(quiet)
+
+
+def quiet_native_logs(quiet: bool = True) -> None:
+    """``GLOG_v=3`` (errors only) for MindSpore's C++ logs unless the user set it; before MindSpore's import."""
     if quiet and "GLOG_v" not in os.environ:
         os.environ["GLOG_v"] = "3"
 
@@ -75,8 +80,7 @@ def setup_device(target: str = "auto", mode: str = "GRAPH", device_id: Optional[
     ``device.device_id``), so each process of a data-parallel job gets its own
     device.  ``seed`` seeds MindSpore's global seed.
     """
-    if quiet and "GLOG_v" not in os.environ:
-        os.environ["GLOG_v"] = "3"
+    quiet_native_logs(quiet)  # finding the targets imports MindSpore
     resolved = resolve_target(target)
     prepare_environment(resolved, quiet)
     import mindspore as ms

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, MutableMapping, Tuple
+from typing import Dict, MutableMapping, Sequence, Tuple, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -80,3 +82,12 @@ def allreduce_sum(array: np.ndarray, group_size: int) -> np.ndarray:
         summed = ops.AllReduce()(ms.Tensor(split_digits(array).astype(np.float32))).asnumpy()
         return join_digits(summed.astype(np.int64)).astype(array.dtype)
     return ops.AllReduce()(ms.Tensor(array.astype(np.float32))).asnumpy().astype(array.dtype)
+
+
+def shard(items: Sequence[T], rank: int, group_size: int) -> Sequence[T]:
+    """This rank's part of an evaluation set: every ``group_size``-th item from ``rank``, no repeats.
+
+    The one rule by which eval.py, the training loop's fast and full evaluations split a val list; the
+    confusion matrices summed over ranks then count every image exactly once.
+    """
+    return items[rank::group_size]

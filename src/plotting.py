@@ -10,3 +10,14 @@ def new_figure(width: float, height: float, dpi: int = 100):
     fig = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def label_axes(ax, xlabel: str, ylabel: str, title: str, grid_axis: str = "both",
+               legend_loc: str = "best") -> None:
+    """The labels, a light grid and a small legend every chart of the project carries."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, axis=grid_axis, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc=legend_loc, fontsize="small")

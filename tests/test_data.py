@@ -160,8 +160,10 @@ def test_sampler_shards_cover_every_sample_once():
         assert len({len(s) for s in shards}) == 1
         flat = [i for s in shards for i in s]
         assert set(flat) == set(range(n)) and len(flat) == 12  # one wrapped repeat
-    no_wrap = [EpochShardSampler(n, world, r, shuffle=False, wrap=False).indices(0) for r in range(world)]
-    assert sorted(i for s in no_wrap for i in s) == list(range(n))
+    from src.distributed import shard
+
+    eval_shards = [shard(range(n), r, world) for r in range(world)]  # evaluation: no repeats
+    assert sorted(i for s in eval_shards for i in s) == list(range(n))
     s = EpochShardSampler(n, 1, 0, seed=5)
     codes = s.codes(0, 2, batch_size=4)  # each epoch cut to whole batches: 8 of 11
     first, second = codes[:8], codes[8:]

@@ -48,7 +48,8 @@ def test_all_ignored_gives_zero_and_zero_grad():
 def test_main_plus_weighted_aux():
     logits, labels = _data(5)
     aux, _ = _data(6)
-    loss = PSPLoss(aux_weight=0.4)((ms.Tensor(logits), ms.Tensor(aux)), ms.Tensor(labels)).asnumpy()
+    loss = PSPLoss(aux_weight=0.4)((ms.Tensor(logits), ms.Tensor(aux)), ms.Tensor(labels))[0].asnumpy()
     np.testing.assert_allclose(loss, numpy_ce(logits, labels) + 0.4 * numpy_ce(aux, labels), rtol=1e-5)
-    only_main = PSPLoss()(ms.Tensor(logits), ms.Tensor(labels)).asnumpy()
+    only_main, _, no_aux = (x.asnumpy() for x in PSPLoss()(ms.Tensor(logits), ms.Tensor(labels)))
+    assert no_aux == 0
     np.testing.assert_allclose(only_main, numpy_ce(logits, labels), rtol=1e-5)

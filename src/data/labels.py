@@ -7,7 +7,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from src.config import ConfigError, DataConfig
+from src.config import DATASETS, ConfigError, DataConfig
 
 IGNORE = 255
 
@@ -161,8 +161,7 @@ def dataset_spec(name: str, classes: Optional[int] = None, class_names: Sequence
         if len(names) != classes:
             raise ConfigError(f"{len(names)} class names for {classes} classes")
         return DatasetSpec(name, classes, names, voc_palette())
-    raise ConfigError(f"unknown dataset '{name}'; choose voc2012, ade20k, cityscapes, camvid, kitti_road, "
-                     f"synthetic or custom")
+    raise ConfigError(f"unknown dataset '{name}'; choose one of {', '.join(DATASETS)}")
 
 
 def spec_of(data_cfg: DataConfig) -> DatasetSpec:

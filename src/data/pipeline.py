@@ -7,10 +7,11 @@ from typing import List, Optional
 
 import numpy as np
 
-from src.config import ConfigError
+from src.config import ConfigError, DataConfig, TrainConfig
 from src.data.dataset import DataError, SegDataset, read_list
 from src.data.labels import spec_of
 from src.data.transforms import CenterCropTransform, train_transform_from_config
+from src.distributed import shard
 
 logger = logging.getLogger(__name__)
 
@@ -22,9 +23,8 @@ class EpochShardSampler:
     wrapping to a multiple of ``num_shards`` and rank ``r`` takes positions
     ``r, r + num_shards, ...`` (as ``DistributedSampler``), so across ranks
     every sample is used once per epoch (plus at most ``num_shards - 1``
-    repeats); with ``wrap=False`` (evaluation) nothing is repeated and ranks
-    may get one sample less.  ``len()`` is the number of indices per rank
-    per epoch.
+    repeats).  ``len()`` is the number of indices per rank per epoch.
+    (Evaluation splits with :func:`src.distributed.shard` instead: no repeats.)
 
     The object is stateless: :meth:`codes` lists a whole run up front, each
     index tagged with its epoch as ``epoch * n + i`` so the dataset can seed
@@ -33,25 +33,21 @@ class EpochShardSampler:
     sampler would drift.)
     """
 
-    def __init__(self, n: int, num_shards: int = 1, shard_id: int = 0, shuffle: bool = True, seed: int = 0,
-                 wrap: bool = True) -> None:
+    def __init__(self, n: int, num_shards: int = 1, shard_id: int = 0, shuffle: bool = True, seed: int = 0) -> None:
         if n < 1:
             raise ValueError("cannot sample from an empty dataset")
         if not 0 <= shard_id < num_shards:
             raise ValueError(f"shard_id {shard_id} not in [0, {num_shards})")
         self.n, self.num_shards, self.shard_id = n, num_shards, shard_id
-        self.shuffle, self.seed, self.wrap = shuffle, seed, wrap
+        self.shuffle, self.seed = shuffle, seed
 
     def __len__(self) -> int:
-        if self.wrap:
-            return -(-self.n // self.num_shards)
-        return len(range(self.shard_id, self.n, self.num_shards))
+        return -(-self.n // self.num_shards)
 
     def indices(self, epoch: int) -> List[int]:
         """This rank's sample indices for ``epoch``."""
         order = np.random.default_rng([self.seed, epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
-        if self.wrap:
-            order = np.resize(order, len(self) * self.num_shards)  # repeats from the start
+        order = np.resize(order, len(self) * self.num_shards)  # repeats from the start
         return order[self.shard_id::self.num_shards].tolist()
 
     def codes(self, start_epoch: int, end_epoch: int, batch_size: int = 1) -> List[int]:
@@ -77,7 +73,7 @@ class EpochTagged:
         return self.source[code]
 
 
-def make_dataset(data_cfg, list_name: str, transform, seed: int, bad_log: Optional[str] = None) -> SegDataset:
+def make_dataset(data_cfg: DataConfig, list_name: str, transform, seed: int, bad_log: Optional[str] = None) -> SegDataset:
     """A :class:`SegDataset` for ``data_cfg.train_list`` or ``val_list`` (relative to ``data_root``)."""
     spec = spec_of(data_cfg)
     list_path = list_name if os.path.isabs(list_name) else os.path.join(data_cfg.data_root, list_name)
@@ -94,7 +90,7 @@ def generator_dataset(source, codes: List[int], batch_size: int, workers: int, d
     return ds.batch(batch_size, drop_remainder=drop_remainder)
 
 
-def build_train_pipeline(data_cfg, train_cfg, rank: int = 0, group_size: int = 1, start_epoch: int = 0,
+def build_train_pipeline(data_cfg: DataConfig, train_cfg: TrainConfig, rank: int = 0, group_size: int = 1, start_epoch: int = 0,
                          end_epoch: Optional[int] = None, bad_log: Optional[str] = None):
     """Training batches for this rank for epochs ``start_epoch .. end_epoch - 1`` in one pass.
 
@@ -118,10 +114,9 @@ def build_train_pipeline(data_cfg, train_cfg, rank: int = 0, group_size: int = 1
     return generator_dataset(tagged, codes, per_device, data_cfg.workers, drop_remainder=True), source, sampler
 
 
-def build_val_pipeline(data_cfg, crop_h: int, crop_w: int, batch_size: int, rank: int = 0, group_size: int = 1):
+def build_val_pipeline(data_cfg: DataConfig, crop_h: int, crop_w: int, batch_size: int, rank: int = 0, group_size: int = 1):
     """Center-cropped validation batches (the fast eval mode), sharded without shuffling."""
     transform = CenterCropTransform(crop_h, crop_w, tuple(data_cfg.mean), tuple(data_cfg.std), data_cfg.ignore_label)
     source = make_dataset(data_cfg, data_cfg.val_list, transform, 0)
-    sampler = EpochShardSampler(len(source), group_size, rank, shuffle=False, wrap=False)
-    return generator_dataset(source, sampler.indices(0), batch_size, data_cfg.workers, drop_remainder=False), \
-        source, sampler
+    indices = list(shard(range(len(source)), rank, group_size))
+    return generator_dataset(source, indices, batch_size, data_cfg.workers, drop_remainder=False), source, indices

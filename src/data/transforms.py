@@ -11,6 +11,7 @@ from typing import Sequence, Tuple
 import cv2
 import numpy as np
 
+from src.config import DataConfig, TrainConfig
 from src.data.labels import IGNORE
 
 
@@ -97,28 +98,24 @@ def normalize(image, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
 
 @dataclass
 class TrainTransform:
-    """RandScale -> RandRotate -> GaussianBlur -> HFlip -> random Crop -> Normalize (semseg order)."""
+    """RandScale -> RandRotate -> GaussianBlur -> HFlip -> random Crop -> Normalize (semseg order).
 
-    crop_h: int
-    crop_w: int
+    Every range and probability is the config's own field (``train.crop_h``, ``train.scale_min``, ...).
+    """
+
+    recipe: TrainConfig
     mean: Tuple[float, float, float]
     std: Tuple[float, float, float]
-    scale_min: float = 0.5
-    scale_max: float = 2.0
-    rotate_min: float = -10.0
-    rotate_max: float = 10.0
-    rotate_prob: float = 0.5
-    blur_prob: float = 0.5
-    flip_prob: float = 0.5
     ignore_label: int = IGNORE
 
     def __call__(self, image, label, rng):
-        image, label = rand_scale(image, label, rng, self.scale_min, self.scale_max)
-        image, label = rand_rotate(image, label, rng, self.rotate_min, self.rotate_max, self.rotate_prob,
-                                   self.mean, self.ignore_label)
-        image, label = rand_blur(image, label, rng, self.blur_prob)
-        image, label = rand_hflip(image, label, rng, self.flip_prob)
-        image, label = crop(image, label, rng, self.crop_h, self.crop_w, self.mean, self.ignore_label)
+        t = self.recipe
+        image, label = rand_scale(image, label, rng, t.scale_min, t.scale_max)
+        image, label = rand_rotate(image, label, rng, t.rotate_min, t.rotate_max, t.rotate_prob, self.mean,
+                                   self.ignore_label)
+        image, label = rand_blur(image, label, rng, t.blur_prob)
+        image, label = rand_hflip(image, label, rng, t.flip_prob)
+        image, label = crop(image, label, rng, t.crop_h, t.crop_w, self.mean, self.ignore_label)
         return normalize(image, self.mean, self.std), label
 
 
@@ -137,8 +134,6 @@ class CenterCropTransform:
         return normalize(image, self.mean, self.std), label
 
 
-def train_transform_from_config(data_cfg, train_cfg) -> TrainTransform:
+def train_transform_from_config(data_cfg: DataConfig, train_cfg: TrainConfig) -> TrainTransform:
     """The training transform with every range taken from the config."""
-    t = train_cfg
-    return TrainTransform(t.crop_h, t.crop_w, tuple(data_cfg.mean), tuple(data_cfg.std), t.scale_min, t.scale_max,
-                          t.rotate_min, t.rotate_max, t.rotate_prob, t.blur_prob, t.flip_prob, data_cfg.ignore_label)
+    return TrainTransform(train_cfg, tuple(data_cfg.mean), tuple(data_cfg.std), data_cfg.ignore_label)

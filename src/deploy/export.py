@@ -9,6 +9,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
 
+from src.config import ModelConfig
 from src.checkpoint import load_params_strict
 from src.errors import PSPNetError
 from src.model.formats import load_eval_network, write_sidecar
@@ -43,7 +44,7 @@ class OutputHead(nn.Cell):
         return y
 
 
-def export_model(model_cfg, classes: int, ckpt: str, file_format: str, batch_size: int, height: int, width: int,
+def export_model(model_cfg: ModelConfig, classes: int, ckpt: str, file_format: str, batch_size: int, height: int, width: int,
                  file_name: str, device_target: str = "CPU", output: str = "logits", verify: bool = True,
                  mean=None, std=None) -> Dict:
     """Export and (by default) verify; returns a dict with the file, shapes and max differences.

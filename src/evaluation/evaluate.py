@@ -12,10 +12,10 @@ from typing import Dict, List, Optional, Sequence
 import cv2
 import numpy as np
 
-from src.config import Config, config_to_dict
+from src.config import DATASETS, Config, config_to_dict
 from src.data.dataset import DataError, Sample, load_sample, read_list
 from src.data.labels import DatasetSpec, colorize, spec_of, write_palette_png
-from src.distributed import allreduce_sum
+from src.distributed import allreduce_sum, shard
 from src.errors import PSPNetError
 from src.evaluation.metrics import ConfusionMatrix, Scores, format_table, scores_from_matrix
 from src.evaluation.protocol import Predict, Protocol, protocol_from_config, segment
@@ -108,13 +108,10 @@ def report(scores: Scores, class_names: Sequence[str], tag: str) -> List[str]:
 
 
 def write_json(path: Path, scores: Scores, class_names: Sequence[str], extra: Dict) -> Path:
+    """``results.json``: the scores by name plus ``extra`` (model, tag, confusion matrix, config...)."""
     data = {**scores.as_dict(class_names), **extra}
     path.write_text(json.dumps(data, indent=1))
     return path
-
-
-DATASET_TAGS = {"voc2012": "VOC2012-AUG", "ade20k": "ADE20K", "cityscapes": "Cityscapes", "camvid": "CamVid",
-                "kitti_road": "KITTI-road", "synthetic": "Synthetic", "custom": "Custom"}
 
 
 def batch_from_model(protocol: Protocol, backend: str, model_path: str) -> Protocol:
@@ -153,7 +150,7 @@ def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool 
     protocol = batch_from_model(protocol, backend, model_path)
     predict = make_predict(backend, model_path, cfg.model, cfg.data.classes, protocol.batch_size,
                            (protocol.crop_h, protocol.crop_w))
-    mine = samples[rank::group_size]
+    mine = shard(samples, rank, group_size)
     logger.info("evaluating %d images (%s) with %s backend, scales %s, flip %s", len(mine), cfg.data.val_list,
                 backend, list(protocol.scales), protocol.flip)
     gallery = Gallery(cfg.data.classes, cfg.data.ignore_label) if rank == 0 else None
@@ -161,16 +158,16 @@ def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool 
                               out_dir if (cfg.eval.save_images and rank == 0) else None, gallery)
     matrix = allreduce_sum(matrix, group_size)
     scores = scores_from_matrix(matrix)
-    tag = DATASET_TAGS.get(cfg.data.dataset, cfg.data.dataset) + ("-ss" if len(protocol.scales) == 1 else "-ms")
+    tag = DATASETS[cfg.data.dataset] + ("-ss" if len(protocol.scales) == 1 else "-ms")
     for line in report(scores, spec.class_names, tag):
         logger.info(line)
     result = {"model": model_path, "backend": backend, "images": len(samples), "tag": tag,
               "confusion_matrix": matrix.tolist(), "config": config_to_dict(cfg)}
     if rank == 0:
         write_json(out_dir / "results.json", scores, spec.class_names, result)
-        shard = f" (best/worst images from rank 0's {len(mine)} of {len(samples)})" if group_size > 1 else ""
+        part = f" (best/worst images from rank 0's {len(mine)} of {len(samples)})" if group_size > 1 else ""
         header = [f"Model `{model_path}` ({backend} backend), {len(samples)} images of `{cfg.data.val_list}`, "
-                  f"scales {list(protocol.scales)}, flip {protocol.flip}{shard}."]
+                  f"scales {list(protocol.scales)}, flip {protocol.flip}{part}."]
         write_report(out_dir, scores, spec.class_names, matrix, tag, spec.palette, gallery, header)
         logger.info("results in %s (report.md: table, per-class IoU, confusion heatmap, best/worst images)", out_dir)
     result.update(scores.as_dict(spec.class_names))

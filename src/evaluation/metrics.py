@@ -44,7 +44,8 @@ class ConfusionMatrix:
 
 @dataclass
 class Scores:
-    """Per-class and summary numbers; ``nan`` marks a class with no target and no prediction."""
+    """Per-class and summary numbers. A class with no target and no prediction has IoU and accuracy 0 (as in
+    semseg), never nan; ``present`` says which classes the ground truth holds."""
 
     iou: np.ndarray
     acc: np.ndarray
@@ -58,12 +59,8 @@ class Scores:
         names = list(class_names) if class_names else [str(i) for i in range(len(self.iou))]
         return {"mIoU": self.miou, "mAcc": self.macc, "allAcc": self.allacc,
                 "mIoU_present_classes": self.miou_present,
-                "per_class": [{"class": n, "iou": _f(i), "acc": _f(a), "present": bool(p)}
+                "per_class": [{"class": n, "iou": float(i), "acc": float(a), "present": bool(p)}
                               for n, i, a, p in zip(names, self.iou, self.acc, self.present)]}
-
-
-def _f(x: float) -> Optional[float]:
-    return None if np.isnan(x) else float(x)
 
 
 def scores_from_matrix(matrix: np.ndarray) -> Scores:
@@ -89,7 +86,7 @@ def scores_from_matrix(matrix: np.ndarray) -> Scores:
 
 
 def format_table(scores: Scores, class_names: Optional[Sequence[str]] = None) -> List[str]:
-    """Per-class lines: ``Class_i result: iou/accuracy a/b, name: n.`` as semseg prints them."""
+    """A per-class table: a header, then one ``name  IoU  Acc  in-GT`` line per class."""
     names = list(class_names) if class_names else [str(i) for i in range(len(scores.iou))]
     width = max(len(n) for n in names)
     lines = [f"{'class':{width}s}   IoU     Acc    in GT"]

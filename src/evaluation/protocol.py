@@ -20,6 +20,7 @@ from typing import Callable, List, Sequence, Tuple
 import cv2
 import numpy as np
 
+from src.config import DataConfig, EvalConfig
 from src.data.transforms import normalize, pad_with_mean
 
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -181,7 +182,7 @@ def segment(image: np.ndarray, predict: Predict, p: Protocol) -> np.ndarray:
     return predict_probs(image, predict, p).argmax(axis=2).astype(np.uint8)
 
 
-def protocol_from_config(data_cfg, eval_cfg, scales: Sequence[float] = ()) -> Protocol:
+def protocol_from_config(data_cfg: DataConfig, eval_cfg: EvalConfig, scales: Sequence[float] = ()) -> Protocol:
     """The protocol with every value from the config (``scales`` overrides ``eval.scales``)."""
     return Protocol(classes=data_cfg.classes, crop_h=eval_cfg.test_h, crop_w=eval_cfg.test_w,
                     base_size=eval_cfg.base_size, scales=tuple(scales or eval_cfg.scales), flip=eval_cfg.flip,

@@ -20,7 +20,7 @@ import numpy as np
 
 from src.data.labels import colorize
 from src.evaluation.metrics import Scores
-from src.plotting import new_figure
+from src.plotting import label_axes, new_figure
 
 THUMB_SIDE = 192  # longest side of the pictures kept for the best/worst grid
 
@@ -109,10 +109,7 @@ def plot_per_class(scores: Scores, class_names: Sequence[str], path: Path) -> Di
     ax.invert_yaxis()
     ax.axvline(scores.miou, color="tab:red", linestyle="--", label=f"mIoU {scores.miou:.4f}")
     ax.set_xlim(0, 1)
-    ax.set_xlabel("IoU (0-1)")
-    ax.set_title("per-class IoU (gray: class absent from the ground truth)")
-    ax.grid(True, axis="x", alpha=0.3)
-    ax.legend(loc="lower right", fontsize="small")
+    label_axes(ax, "IoU (0-1)", "", "per-class IoU (gray: class absent from the ground truth)", "x", "lower right")
     fig.savefig(path)
     return {"labels": [t.get_text() for t in ax.get_yticklabels()], "values": values.tolist(),
             "xlabel": ax.get_xlabel()}

@@ -16,6 +16,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from src.config import ModelConfig
 from src.checkpoint import CheckpointError, load_checkpoint_strict
 from src.errors import PSPNetError
 from src.evaluation.protocol import Predict
@@ -46,7 +47,7 @@ def write_sidecar(model_path: str | os.PathLike, meta: Dict) -> Path:
     return path
 
 
-def load_eval_network(model_cfg, classes: int, ckpt: str, static_hw: Optional[Tuple[int, int]] = None):
+def load_eval_network(model_cfg: ModelConfig, classes: int, ckpt: str, static_hw: Optional[Tuple[int, int]] = None):
     """The eval network (no aux head) with ``ckpt`` loaded strictly; a training checkpoint's aux is allowed."""
     from src.model.pspnet import build_pspnet
 
@@ -178,7 +179,7 @@ def backend_from_extension(model_path: str | os.PathLike) -> str:
     return BACKEND_OF_EXTENSION[suffix]
 
 
-def make_predict(backend: str, model_path: str, model_cfg, classes: int, batch: int, crop: Tuple[int, int]) -> Predict:
+def make_predict(backend: str, model_path: str, model_cfg: ModelConfig, classes: int, batch: int, crop: Tuple[int, int]) -> Predict:
     """``ms`` (checkpoint), ``mindir``, ``onnx`` or ``lite`` (MINDIR in MindSpore Lite) -> predict function."""
     if backend == "ms":
         return ms_predict(load_eval_network(model_cfg, classes, model_path))

@@ -33,7 +33,7 @@ class IgnoreCrossEntropy(nn.Cell):
 
 
 class PSPLoss(nn.Cell):
-    """``CE(main) + aux_weight * CE(aux)``; with one output only ``CE(main)``."""
+    """``(CE(main) + aux_weight * CE(aux), CE(main), CE(aux))``; with one output the aux loss is 0."""
 
     def __init__(self, ignore_label: int = 255, aux_weight: float = 0.4) -> None:
         super().__init__()
@@ -42,7 +42,9 @@ class PSPLoss(nn.Cell):
 
     def construct(self, outputs, labels):
         if isinstance(outputs, (tuple, list)):
-            main_loss = self.ce(outputs[0], labels)
-            aux_loss = self.ce(outputs[1], labels)
-            return main_loss + self.aux_weight * aux_loss
-        return self.ce(outputs, labels)
+            main = self.ce(outputs[0], labels)
+            aux = self.ce(outputs[1], labels)
+        else:
+            main = self.ce(outputs, labels)
+            aux = ops.zeros_like(main)
+        return main + self.aux_weight * aux, main, aux

@@ -17,6 +17,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
 
+from src.config import ModelConfig
 from src.model.resnet import NormFactory, batch_norm, build_resnet_stages, conv
 
 
@@ -201,7 +202,7 @@ def training_input_hw(graph_form: str, device_target: str, crop_hw: Tuple[int, i
     return (int(crop_hw[0]), int(crop_hw[1])) if fixed else None
 
 
-def build_pspnet(model_cfg, classes: int, for_training: bool, norm: NormFactory = batch_norm,
+def build_pspnet(model_cfg: ModelConfig, classes: int, for_training: bool, norm: NormFactory = batch_norm,
                  static_hw: Optional[Tuple[int, int]] = None) -> PSPNet:
     """Build PSPNet from a :class:`src.config.ModelConfig`; the aux head only when training."""
     return PSPNet(classes=classes, layers=model_cfg.layers, bins=model_cfg.bins, use_ppm=model_cfg.use_ppm,

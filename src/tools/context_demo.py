@@ -20,7 +20,7 @@ from src.config import Config, apply_overrides
 from src.data.labels import colorize, voc_palette
 from src.data.synthetic import generate
 from src.evaluation.evaluate import run_eval
-from src.plotting import new_figure
+from src.plotting import label_axes, new_figure
 from src.train.loop import Trainer
 
 logger = logging.getLogger(__name__)
@@ -206,9 +206,7 @@ def comparison_plot(results: Dict[str, Dict], path: Path) -> Dict[str, list]:
         bars[label] = values
     ax.set_xticks(x, labels=[title for _, title in metrics])
     ax.set_ylim(0, 1)
-    ax.set_ylabel("IoU / fraction of the class's pixels (0-1)")
-    ax.set_title("what global context adds (same data, budget and seed)")
-    ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(loc="upper right", fontsize="small")
+    label_axes(ax, "", "IoU / fraction of the class's pixels (0-1)", "what global context adds (same data, budget and "
+               "seed)", "y", "upper right")
     fig.savefig(path)
     return bars

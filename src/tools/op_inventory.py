@@ -25,6 +25,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import numpy as np
 import yaml
 
+from src.config import ModelConfig
 from src.errors import PSPNetError
 
 ALLOWLIST = Path(__file__).with_name("ascend_op_allowlist.yaml")
@@ -77,7 +78,7 @@ def graph_primitives(cell, inputs: Tuple, path: str | os.PathLike) -> Dict[str, 
     return mindir_primitives(stem + ".mindir")
 
 
-def ascend_graphs(model_cfg, classes: int, hw: Tuple[int, int], batch: int = 2) -> Dict[str, Dict[str, int]]:
+def ascend_graphs(model_cfg: ModelConfig, classes: int, hw: Tuple[int, int], batch: int = 2) -> Dict[str, Dict[str, int]]:
     """``{"train": counts, "export": counts}`` for the training step and the exported network at ``hw``."""
     import mindspore as ms
 

@@ -18,11 +18,11 @@ from mindspore import nn
 from src.checkpoint import (SCHEDULE_PREFIX, TrainState, epoch_checkpoints, load_checkpoint_strict, load_train_state,
                             open_resume, read_best_miou, remove_partial_checkpoints, rotate_checkpoints,
                             save_best_checkpoint, save_train_checkpoint, schedule_changes, schedule_of)
-from src.config import Config, ConfigError, save_config
+from src.config import Config, ConfigError, TrainConfig, save_config
 from src.data.dataset import DataError, read_list
 from src.data.labels import spec_of
 from src.data.pipeline import build_train_pipeline, build_val_pipeline
-from src.distributed import allreduce_sum
+from src.distributed import allreduce_sum, shard
 from src.errors import PSPNetError
 from src.model.formats import ms_predict
 from src.evaluation.evaluate import evaluate_samples
@@ -98,7 +98,7 @@ def _check_eval_fits(cfg: Config, static_hw: Optional[Tuple[int, int]]) -> None:
                           f"eval.test_h/test_w to the crop, use train.eval_mode fast, or model.graph_form dynamic")
 
 
-def _loss_scale(train_cfg, device_target: str):
+def _loss_scale(train_cfg: TrainConfig, device_target: str):
     if device_target == "CPU" and (train_cfg.amp_level != "O0" or train_cfg.loss_scale != "none"):
         raise ConfigError(f"train.amp_level {train_cfg.amp_level} / train.loss_scale {train_cfg.loss_scale}: "
                           f"mixed precision and loss scaling are not used on CPU (fp16 is slower there); set O0/none")
@@ -126,7 +126,8 @@ def evaluate_net(net: nn.Cell, cfg: Config, mode: str, rank: int, group_size: in
             count += len(label)
     else:
         spec = spec_of(cfg.data)
-        samples = read_list(os.path.join(cfg.data.data_root, cfg.data.val_list), cfg.data.data_root)[rank::group_size]
+        samples = shard(read_list(os.path.join(cfg.data.data_root, cfg.data.val_list), cfg.data.data_root), rank,
+                        group_size)
         cm.merge(evaluate_samples(samples, spec, ms_predict(net), protocol_from_config(cfg.data, cfg.eval),
                                   cfg.data.ignore_label))
         count = len(samples)

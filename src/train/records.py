@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Dict, List
 
+from src.plotting import label_axes
+
 
 class MetricsLog:
     """Appends one JSON object per line to ``path``; ``read()`` returns them."""
@@ -80,11 +82,6 @@ def plot_curves(records: List[Dict], path: str | os.PathLike) -> Dict[str, Dict]
 
 
 def _label(ax, title: str, xlabel: str, ylabel: str) -> None:
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    if ax.get_lines():
-        ax.legend(loc="best", fontsize="small")
-    else:
+    label_axes(ax, xlabel, ylabel, title)
+    if not ax.get_lines():
         ax.text(0.5, 0.5, "no data yet", transform=ax.transAxes, ha="center", va="center", color="gray")

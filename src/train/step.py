@@ -4,7 +4,7 @@ from __future__ import annotations
 import mindspore as ms
 from mindspore import nn, ops
 
-from src.model.loss import IgnoreCrossEntropy
+from src.model.loss import PSPLoss
 
 # Norm layers that must stay float32 under AMP. MindSpore's own O2 black list lacks SyncBatchNorm
 # and GroupNorm, so synced BN would otherwise run in float16.
@@ -26,23 +26,15 @@ def apply_amp(net: nn.Cell, level: str) -> nn.Cell:
 
 
 class NetWithLoss(nn.Cell):
-    """Returns ``(main + aux_weight * aux, main, aux)``; aux is 0 when the net has no aux head."""
+    """The network and :class:`PSPLoss`: ``(main + aux_weight * aux, main, aux)``, aux 0 without an aux head."""
 
     def __init__(self, net: nn.Cell, ignore_label: int = 255, aux_weight: float = 0.4) -> None:
         super().__init__(auto_prefix=False)  # keep the network's parameter names (layer0..., not net.layer0...)
         self.net = net
-        self.ce = IgnoreCrossEntropy(ignore_label)
-        self.aux_weight = aux_weight
+        self.loss = PSPLoss(ignore_label, aux_weight)
 
     def construct(self, image, label):
-        out = self.net(image)
-        if isinstance(out, tuple):
-            main = self.ce(out[0], label)
-            aux = self.ce(out[1], label)
-        else:
-            main = self.ce(out, label)
-            aux = ops.zeros_like(main)
-        return main + self.aux_weight * aux, main, aux
+        return self.loss(self.net(image), label)
 
 
 class TrainStep(nn.Cell):
