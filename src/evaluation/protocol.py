@@ -182,9 +182,9 @@ def segment(image: np.ndarray, predict: Predict, p: Protocol) -> np.ndarray:
     return predict_probs(image, predict, p).argmax(axis=2).astype(np.uint8)
 
 
-def protocol_from_config(data_cfg: DataConfig, eval_cfg: EvalConfig, scales: Sequence[float] = ()) -> Protocol:
-    """The protocol with every value from the config (``scales`` overrides ``eval.scales``)."""
+def protocol_from_config(data_cfg: DataConfig, eval_cfg: EvalConfig) -> Protocol:
+    """The protocol with every value from the config."""
     return Protocol(classes=data_cfg.classes, crop_h=eval_cfg.test_h, crop_w=eval_cfg.test_w,
-                    base_size=eval_cfg.base_size, scales=tuple(scales or eval_cfg.scales), flip=eval_cfg.flip,
+                    base_size=eval_cfg.base_size, scales=tuple(eval_cfg.scales), flip=eval_cfg.flip,
                     stride_rate=eval_cfg.stride_rate, batch_size=eval_cfg.batch_size,
                     mean=tuple(data_cfg.mean), std=tuple(data_cfg.std))
