@@ -1,0 +1,36 @@
+"""The benchmark report's arithmetic: the practical peak is the best GEMM of any library, every network figure
+is a ratio to it and to the theoretical peak, and the PyTorch peer is optional."""
+from benchmarks.run_all import peak_lines, theoretical_peak
+
+
+def _results(with_torch: bool) -> dict:
+    r = {"gemm": {"numpy": {"512": 100.0, "2048": 150.0}, "mindspore": {"512": 80.0, "2048": 120.0}},
+         "theory": {"cores": 2, "ghz": 2.5, "fma_units_assumed": 2, "avx512_gflops": 320.0, "avx2_gflops": 160.0},
+         "inference": {"size": 473, "ms_graph_s": 3.232, "onnxruntime_s": 1.616},
+         "train": [{"crop": 97, "s_per_step": 1.0}]}
+    if with_torch:
+        r["torch"] = {"torch": "9.9", "gemm_gflops": {"512": 200.0, "2048": 190.0}, "inference_s": 1.616,
+                      "train_crop": 97, "train_s_per_step": 0.5}
+    return r
+
+
+def test_peak_is_the_best_gemm_and_ratios_follow():
+    text = "\n".join(peak_lines(_results(with_torch=True)))
+    assert "Practical peak: 200.0 GFLOP/s (torch.mm (9.9)" in text
+    # 323.2 GFLOP in 3.232 s = 100 GFLOP/s: 50% of 200, 31% / 62% of 320 / 160
+    assert "| MindSpore GRAPH | 3.232 s | 100.0 | 50% | 31% / 62% |" in text
+    assert "inference 2.00x, training step (batch 2, crop 97) 2.00x" in text
+    assert "| 2048 | 150.0 | 120.0 | 190.0 |" in text
+
+
+def test_report_without_the_torch_peer():
+    text = "\n".join(peak_lines(_results(with_torch=False)))
+    assert "Practical peak: 150.0 GFLOP/s (numpy (BLAS)" in text
+    assert "PyTorch" not in text.split("No PyTorch peer")[0] and "No PyTorch peer in this run" in text
+
+
+def test_theoretical_peak_from_this_cpu():
+    th = theoretical_peak()
+    assert th["cores"] >= 1
+    if th["ghz"] and th["avx2"]:
+        assert th["avx2_gflops"] == round(th["cores"] * th["ghz"] * 8 * 2 * 2, 1)
