@@ -82,8 +82,8 @@ def torch_peer(torch_python: str, size: int, repeats: int, crop: int) -> dict:
     """The PyTorch PSPNet-50 and GEMM sweep (benchmarks/torch_peer.py) with another interpreter, or {} without one."""
     if not torch_python or not os.path.exists(torch_python):
         return {}
-    out = subprocess.run([torch_python, os.path.join(ROOT, "benchmarks", "torch_peer.py"), str(size), str(repeats),
-                          str(crop), *map(str, SWEEP)], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run([torch_python, "-m", "benchmarks.torch_peer", str(size), str(repeats), str(crop),
+                          *map(str, SWEEP)], capture_output=True, text=True, cwd=ROOT)
     if out.returncode:
         raise RuntimeError(f"torch peer failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])

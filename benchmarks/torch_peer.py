@@ -2,22 +2,12 @@
 
 Run by ``python -m benchmarks.run_all`` with an interpreter that has torch (``--torch-python``, default
 ``.venv-torch/bin/python`` when it exists); torch is never a dependency of the project.  Prints one JSON line.
-Usage: PYTHON_WITH_TORCH benchmarks/torch_peer.py SIZE REPEATS TRAIN_CROP SWEEP_SIZES...
+Usage (from the repository folder): PYTHON_WITH_TORCH -m benchmarks.torch_peer SIZE REPEATS TRAIN_CROP SWEEP_SIZES...
 """
 import json
 import sys
-import time
 
-
-def _median_time(fn, repeats: int, calls: int = 1) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        times.append((time.perf_counter() - t0) / calls)
-    return sorted(times)[len(times) // 2]
+from benchmarks.run_all import _median_s as _median_time  # stdlib-only module: no MindSpore needed
 
 
 def build_pspnet50(classes: int = 21, aux: bool = True):
