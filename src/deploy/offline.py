@@ -21,14 +21,12 @@ import numpy as np
 
 from src.data.dataset import DataError, Sample, load_sample, read_image, read_list
 from src.data.labels import DatasetSpec
-from src.evaluation.evaluate import Progress, save_prediction
-from src.evaluation.evaluate import report, write_json
+from src.evaluation.evaluate import Progress, report, save_prediction, write_json
 from src.evaluation.metrics import ConfusionMatrix, scores_from_matrix
 from src.evaluation.protocol import (Predict, Protocol, WindowPlan, combine_scales, full_batch, merge_windows,
                                       plan_windows, scaled_images)
-from src.evaluation.report import write_report
+from src.evaluation.report import Gallery, write_report
 from src.model.formats import backend_from_extension, lite_predict, mindir_predict, onnx_predict
-from src.evaluation.report import Gallery
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +100,7 @@ def runner_predict(work_dir: str, model_path: str, backend: Optional[str] = None
 def run_inputs(work_dir: str, predict: Predict) -> int:
     """The Python runner: every ``input/*.bin`` -> ``output/*_0.bin`` logits; returns the file count."""
     work = Path(work_dir)
-    meta = json.loads((work / META).read_text())
+    meta = read_meta(work)
     shape = tuple(meta["input_shape"])
     (work / "output").mkdir(exist_ok=True)
     names = [f for e in meta["images"] for s in e["scales"] for f in s["files"]]
@@ -135,7 +133,7 @@ def postprocess(work_dir: str, spec: DatasetSpec, ignore_label: int = 255,
     ``gallery`` collects per-image IoU and best/worst thumbnails for the report.
     """
     work = Path(work_dir)
-    meta = json.loads((work / META).read_text())
+    meta = read_meta(work)
     p = Protocol(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["protocol"].items()})
     cm = ConfusionMatrix(p.classes, ignore_label)
     progress = Progress(len(meta["images"]))
