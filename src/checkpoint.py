@@ -227,14 +227,10 @@ def save_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.O
     return save_checkpoint_atomic(entries, path)
 
 
-def load_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer, rank: int = 0) -> TrainState:
-    """Restore weights (strict), optimizer state (strict) and the loop counters from ``path``."""
-    return load_train_state(read_checkpoint(path), path, net, optimizer, rank)
-
-
 def load_train_state(params: Mapping[str, np.ndarray], path: str | os.PathLike, net: nn.Cell,
                      optimizer: nn.Optimizer, rank: int = 0) -> TrainState:
-    """Like :func:`load_train_checkpoint` for a checkpoint already read into ``params``."""
+    """Restore weights (strict), optimizer state (strict) and the loop counters from the training checkpoint
+    ``path``, already read into ``params`` (by :func:`open_resume`, so the file is read once)."""
     for key in LOOP_STATE_NAMES + ("global_step",):
         if key not in params:
             raise CheckpointError(f"{path} has no '{key}': it is a weights-only checkpoint and cannot resume a run "

@@ -72,7 +72,7 @@ def pad_to(image, label, crop_h: int, crop_w: int, mean: Sequence[float], ignore
     """Pad image and label alike to at least crop size: the image with the mean, the label with 255."""
     h, w = label.shape
     padded, top, left = pad_with_mean(image, crop_h, crop_w, mean)
-    if padded is not image:
+    if padded.shape[:2] != (h, w):
         label = cv2.copyMakeBorder(label, top, padded.shape[0] - h - top, left, padded.shape[1] - w - left,
                                    cv2.BORDER_CONSTANT, value=ignore_label)
     return padded, label

@@ -26,7 +26,7 @@ from src.evaluation.metrics import ConfusionMatrix, scores_from_matrix
 from src.evaluation.protocol import (Predict, Protocol, WindowPlan, combine_scales, full_batch, merge_windows,
                                       plan_windows, scaled_images)
 from src.evaluation.report import Gallery, write_report
-from src.model.formats import backend_from_extension, lite_predict, mindir_predict, onnx_predict
+from src.model.formats import backend_from_extension, make_predict
 
 logger = logging.getLogger(__name__)
 
@@ -88,13 +88,9 @@ def runner_predict(work_dir: str, model_path: str, backend: Optional[str] = None
     b, _, h, w = meta["input_shape"]
     classes = meta["protocol"]["classes"]
     backend = backend or backend_from_extension(model_path)
-    if backend == "lite":
-        return lite_predict(model_path, b, (h, w), classes, lite_target, device_id)
-    if backend == "mindir":
-        return mindir_predict(model_path, b, (h, w), classes)
-    if backend == "onnx":
-        return onnx_predict(model_path, b, (h, w), classes)
-    raise DataError(f"{model_path}: the runner takes an exported model (.onnx or .mindir), not a {backend} file")
+    if backend == "ms":
+        raise DataError(f"{model_path}: the runner takes an exported model (.onnx or .mindir), not a checkpoint")
+    return make_predict(backend, model_path, None, classes, b, (h, w), lite_target, device_id)
 
 
 def run_inputs(work_dir: str, predict: Predict) -> int:

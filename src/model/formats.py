@@ -2,9 +2,10 @@
 
 Loading the eval network from a checkpoint, the export sidecar, the backend
 a file's extension implies, and one ``predict(batch NCHW float32) -> logits
-NCHW`` per format: the :data:`src.evaluation.protocol.Predict` contract.  Exported files carry a JSON sidecar
-(``<file>.json``, written by export) with their input shape and output kind,
-which is checked here so a mismatch is one clear error.
+NCHW`` per format: the :data:`src.evaluation.protocol.Predict` contract.
+Exported files carry a JSON sidecar (``<file>.json``, written by export) with
+their input shape and output kind, which is checked here so a mismatch is one
+clear error.
 """
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ from src.errors import PSPNetError
 from src.evaluation.protocol import Predict
 
 logger = logging.getLogger(__name__)
-
 
 
 class BackendError(PSPNetError, RuntimeError):
@@ -179,8 +179,10 @@ def backend_from_extension(model_path: str | os.PathLike) -> str:
     return BACKEND_OF_EXTENSION[suffix]
 
 
-def make_predict(backend: str, model_path: str, model_cfg: ModelConfig, classes: int, batch: int, crop: Tuple[int, int]) -> Predict:
-    """``ms`` (checkpoint), ``mindir``, ``onnx`` or ``lite`` (MINDIR in MindSpore Lite) -> predict function."""
+def make_predict(backend: str, model_path: str, model_cfg: Optional[ModelConfig], classes: int, batch: int,
+                 crop: Tuple[int, int], lite_target: str = "cpu", device_id: int = 0) -> Predict:
+    """``ms`` (checkpoint; needs ``model_cfg``), ``mindir``, ``onnx`` or ``lite`` (MINDIR in MindSpore Lite on
+    ``lite_target``) -> predict function."""
     if backend == "ms":
         return ms_predict(load_eval_network(model_cfg, classes, model_path))
     if backend == "mindir":
@@ -188,5 +190,5 @@ def make_predict(backend: str, model_path: str, model_cfg: ModelConfig, classes:
     if backend == "onnx":
         return onnx_predict(model_path, batch, crop, classes)
     if backend == "lite":
-        return lite_predict(model_path, batch, crop, classes)
+        return lite_predict(model_path, batch, crop, classes, lite_target, device_id)
     raise BackendError(f"unknown backend '{backend}'; choose ms, mindir or onnx")
