@@ -3,6 +3,7 @@
 The training-level cases (a run that fails mid-way, resume) are in test_reliability_train.py.
 """
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -329,3 +330,69 @@ def test_curves_plot_shows_every_series_with_labels(tmp_path):
     assert image.shape[:2] == (420, 1500)
     empty = plot_curves([], tmp_path / "empty.png")
     assert all(not p["series"] for p in empty.values())
+
+
+@pytest.mark.parametrize("payload", [b"\x00\xffnot json", b"[1, 2]", b'{"input_shape": "x"}',
+                                     b'{"input_shape": [1, 3, 33, -5]}', b'{"input_shape": [1, 3, 33, 33], "classes": "6"}'])
+def test_hostile_export_sidecar_is_one_backend_error(tmp_path, payload):
+    from src.model.formats import BackendError, onnx_predict, read_sidecar
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"")
+    (tmp_path / "m.onnx.json").write_bytes(payload)
+    with pytest.raises(BackendError, match=r"m\.onnx\.json: not an export sidecar"):
+        read_sidecar(model)
+    with pytest.raises(BackendError, match="not an export sidecar"):  # checked before the model is opened
+        onnx_predict(str(model), 1, (33, 33), 6)
+
+
+def _meta(files=("00000_s0_000.bin",), name="a"):
+    return {"protocol": {}, "input_shape": [1, 3, 33, 33],
+            "images": [{"name": name, "scales": [{"plan": {}, "files": list(files)}]}]}
+
+
+@pytest.mark.parametrize("payload,match", [
+    (b"\xff\xfe garbage", "not valid JSON"),
+    (b"[1, 2]", "expected an object"),
+    (json.dumps({**_meta(), "input_shape": [1, 3, 33]}).encode(), "input_shape must be 4 positive integers"),
+    (json.dumps(_meta(files=["../../evil.bin"])).encode(), "plain input file names"),
+    (json.dumps(_meta(name="../../evil")).encode(), "plain file name"),
+])
+def test_hostile_meta_json_is_one_data_error_and_writes_nothing(tmp_path, payload, match):
+    """A meta.json from elsewhere: garbage, wrong types, or names that climb out of the work folder."""
+    from src.data.labels import dataset_spec
+    from src.deploy.offline import postprocess, run_inputs
+
+    work = tmp_path / "work" / "w"
+    (work / "input").mkdir(parents=True)
+    (work / "meta.json").write_bytes(payload)
+    before = sorted(p for p in tmp_path.rglob("*"))
+    calls = []
+    for fn in (lambda: run_inputs(str(work), calls.append), lambda: postprocess(str(work), dataset_spec("synthetic", 6),
+                                                                             results_dir=str(tmp_path / "pics"))):
+        with pytest.raises(DataError, match=match) as info:
+            fn()
+        assert "meta.json" in str(info.value)
+    assert not calls and sorted(p for p in tmp_path.rglob("*")) == before  # nothing predicted, nothing written
+
+
+def test_meta_json_of_another_version_or_missing_inputs_is_one_data_error(tmp_path):
+    from src.data.labels import dataset_spec
+    from src.deploy.offline import postprocess, run_inputs
+
+    (tmp_path / "input").mkdir()
+    (tmp_path / "meta.json").write_text(json.dumps({**_meta(), "protocol": {"classes": 6, "not_a_field": 1}}))
+    with pytest.raises(DataError, match="the protocol does not match this version's"):
+        postprocess(str(tmp_path), dataset_spec("synthetic", 6))
+    with pytest.raises(DataError, match=r"input[/\\]00000_s0_000\.bin not found"):
+        run_inputs(str(tmp_path), lambda x: x)
+
+
+def test_runner_cli_on_a_hostile_meta_json_exits_2_with_one_line(tmp_path):
+    (tmp_path / "meta.json").write_text(json.dumps(_meta(files=["../evil.bin"])))
+    proc = subprocess.run([sys.executable, "inference/run.py", "--work", str(tmp_path), "--model",
+                           str(tmp_path / "m.onnx")], cwd=str(ROOT), capture_output=True, text=True,
+                          env={**os.environ, "GLOG_v": "3"})
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert proc.returncode == 2 and len(errors) == 1 and "plain input file names" in errors[0]
+    assert "Traceback" not in proc.stderr and not (tmp_path.parent / "evil.bin_0.bin").exists()

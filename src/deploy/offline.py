@@ -70,11 +70,56 @@ def preprocess(list_file: str, data_root: str, out_dir: str, protocol: Protocol,
 
 
 def read_meta(work_dir: str | Path) -> Dict:
-    """``meta.json`` of a work folder, or one error saying to run the preprocess step first."""
+    """``meta.json`` of a work folder, checked (:func:`check_meta`), or one error saying what is wrong."""
     path = Path(work_dir) / META
     if not path.is_file():
         raise DataError(f"{path} not found: run inference/preprocess.py first")
-    return json.loads(path.read_text())
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}); run inference/preprocess.py again") from None
+    check_meta(meta, path)
+    return meta
+
+
+def _plain_name(value) -> bool:
+    """A file name without folders: what preprocess writes, so nothing is read or written outside the work folder."""
+    return isinstance(value, str) and value not in ("", ".", "..") and Path(value).name == value and "\\" not in value
+
+
+def check_meta(meta, path: Path) -> None:
+    """The shape preprocess writes; anything else (a hand-edited or foreign file) is one :class:`DataError`.
+
+    File and image names must be plain names: the runner writes ``output/<file>_0.bin`` and postprocess
+    ``<results>/color/<name>.png``, so a ``../`` in them would write outside those folders.
+    """
+    def bad(what: str) -> DataError:
+        return DataError(f"{path}: {what}; this is not a meta.json that inference/preprocess.py wrote")
+
+    if not isinstance(meta, dict) or not isinstance(meta.get("protocol"), dict) or \
+            not isinstance(meta.get("images"), list):
+        raise bad("expected an object with protocol, input_shape and images")
+    shape = meta.get("input_shape")
+    if not (isinstance(shape, list) and len(shape) == 4 and
+            all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)):
+        raise bad(f"input_shape must be 4 positive integers, got {shape!r}")
+    for i, entry in enumerate(meta["images"]):
+        if not isinstance(entry, dict) or not _plain_name(entry.get("name")) or \
+                not isinstance(entry.get("scales"), list):
+            raise bad(f"images[{i}] needs a plain file name and a list of scales")
+        for s in entry["scales"]:
+            if not isinstance(s, dict) or not isinstance(s.get("plan"), dict) or \
+                    not isinstance(s.get("files"), list) or not all(_plain_name(f) for f in s["files"]):
+                raise bad(f"images[{i}] ({entry['name']}): each scale needs a plan and plain input file names")
+
+
+def _from_meta(cls, values: Dict, path: Path, what: str):
+    """``cls(**values)`` from meta.json, a wrong set of keys being one :class:`DataError`."""
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise DataError(f"{path}: {what} does not match this version's ({exc}); run inference/preprocess.py "
+                        f"again") from None
 
 
 def runner_predict(work_dir: str, model_path: str, backend: Optional[str] = None, lite_target: str = "cpu",
@@ -102,6 +147,9 @@ def run_inputs(work_dir: str, predict: Predict) -> int:
     names = [f for e in meta["images"] for s in e["scales"] for f in s["files"]]
     progress = Progress(len(names), "files")
     for i, name in enumerate(names, start=1):
+        if not (work / "input" / name).is_file():
+            raise DataError(f"{work / 'input' / name} not found (listed in {work / META}); run inference/preprocess.py "
+                            f"again")
         x = np.fromfile(work / "input" / name, dtype=np.float32)
         if x.size != int(np.prod(shape)):
             raise DataError(f"{work / 'input' / name}: {x.size} floats, expected {shape}")
@@ -130,14 +178,16 @@ def postprocess(work_dir: str, spec: DatasetSpec, ignore_label: int = 255,
     """
     work = Path(work_dir)
     meta = read_meta(work)
-    p = Protocol(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["protocol"].items()})
+    p = _from_meta(Protocol, {k: tuple(v) if isinstance(v, list) else v for k, v in meta["protocol"].items()},
+                   work / META, "the protocol")
     cm = ConfusionMatrix(p.classes, ignore_label)
     progress = Progress(len(meta["images"]))
     for i, entry in enumerate(meta["images"], start=1):
         per_scale = []
         for s in entry["scales"]:
             plan_d = s["plan"]
-            plan = WindowPlan(**{**plan_d, "boxes": tuple(tuple(b) for b in plan_d["boxes"])})
+            plan = _from_meta(WindowPlan, {**plan_d, "boxes": tuple(tuple(b) for b in plan_d.get("boxes", ()))},
+                              work / META, f"the window plan of {entry['name']}")
             logits = np.concatenate([_read_output(work / "output" / output_name(f), p.batch_size, p.classes,
                                                   p.crop_h, p.crop_w) for f in s["files"]])[:plan.num_inputs]
             per_scale.append(merge_windows(logits, plan, p))

@@ -34,11 +34,30 @@ def sidecar_path(model_path: str | os.PathLike) -> Path:
 
 
 def read_sidecar(model_path: str | os.PathLike) -> Optional[Dict]:
-    """The export metadata next to a model file, or None if there is none."""
+    """The export metadata next to a model file, or None if there is none; a sidecar that is not the JSON
+    export writes (garbage, wrong types, a shape that is not 4 positive sizes) is one :class:`BackendError`."""
     path = sidecar_path(model_path)
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BackendError(f"{path}: not an export sidecar (invalid JSON: {exc}); remove it or export again") from None
+    shape = meta.get("input_shape") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict) or ("input_shape" in meta and not _is_shape(shape)) \
+            or not isinstance(meta.get("output", "logits"), str) or not _is_count(meta.get("classes", 1)):
+        raise BackendError(f"{path}: not an export sidecar (expected an object with input_shape [N, 3, H, W], "
+                           f"output and classes); remove it or export again")
+    return meta
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_shape(value) -> bool:
+    """Four positive integers (N, C, H, W)."""
+    return isinstance(value, list) and len(value) == 4 and all(_is_count(v) for v in value)
 
 
 def write_sidecar(model_path: str | os.PathLike, meta: Dict) -> Path:
