@@ -203,7 +203,8 @@ def schedule_of(train_cfg: TrainConfig, group_size: int, total_steps: int) -> Di
     """The values a resumed run must share with the run it continues (else its lr schedule is not the same)."""
     t = train_cfg
     return {"batch_size": t.batch_size, "epochs": t.epochs, "base_lr": t.base_lr, "power": t.power,
-            "crop_h": t.crop_h, "crop_w": t.crop_w, "devices": group_size, "total_steps": total_steps}
+            "crop_h": t.crop_h, "crop_w": t.crop_w, "devices": group_size, "total_steps": total_steps,
+            "warmup_steps": t.warmup_steps}
 
 
 def schedule_changes(saved: Mapping[str, float], current: Mapping[str, float]) -> List[str]:

@@ -54,6 +54,7 @@ class ModelConfig:
     use_ppm: bool = True
     use_aux: bool = True
     dropout: float = 0.1
+    zero_init_residual: bool = False  # from scratch: each bottleneck's last BN scale starts at 0
     pretrained: str = ""
     width_divisor: int = 1  # test-only: divide every channel count (1 = the paper's network; tests use 16 with layers 14)
     graph_form: str = "auto"  # fixed: built for the train crop (AI Core ops only); dynamic: any size; auto: fixed on Ascend
@@ -77,6 +78,7 @@ class TrainConfig:
     flip_prob: float = 0.5
     base_lr: float = 0.01
     power: float = 0.9
+    warmup_steps: int = 0  # linear warm-up into the poly curve (0 = the reference schedule)
     momentum: float = 0.9
     weight_decay: float = 1e-4
     head_lr_mult: float = 10.0
@@ -343,7 +345,7 @@ def validate(cfg: Config, source: Optional[str] = None) -> None:
     if t.base_lr <= 0:
         raise ConfigError(f"{src}: train.base_lr must be > 0, got {t.base_lr}")
     for name in ("weight_decay", "power", "head_lr_mult", "aux_weight", "max_steps", "sink_size", "keep_last",
-                 "eval_interval"):
+                 "eval_interval", "warmup_steps"):
         if getattr(t, name) < 0:
             raise ConfigError(f"{src}: train.{name} must be >= 0, got {getattr(t, name)}")
     if t.amp_level == "O2" and t.loss_scale == "none":

@@ -55,6 +55,8 @@ def test_choices_and_relations(tmp_path):
         load_config(_write(tmp_path, "device:\n  target: TPU\n"))
     with pytest.raises(ConfigError, match="class_names"):
         load_config(_write(tmp_path, "data:\n  classes: 3\n  class_names: [a, b]\n"))
+    with pytest.raises(ConfigError, match=r"train\.warmup_steps must be >= 0"):
+        load_config(_write(tmp_path, "train:\n  warmup_steps: -5\n"))
 
 
 def test_overrides_are_type_checked(tmp_path):

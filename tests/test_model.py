@@ -128,3 +128,20 @@ def test_bad_arguments_raise():
         PSPNet(classes=2, output_stride=4)
     with pytest.raises(ValueError, match="width_divisor"):
         PSPNet(classes=2, width_divisor=3)
+
+
+def test_zero_init_residual_zeroes_only_each_blocks_last_bn_scale():
+    net = PSPNet(classes=3, layers=TINY_DEPTH, width_divisor=TINY, zero_init_residual=True)
+    ref = PSPNet(classes=3, layers=TINY_DEPTH, width_divisor=TINY)
+    gammas = {p.name: p.asnumpy() for p in net.get_parameters() if p.name.endswith(".gamma")}
+    zeroed = sorted(n for n, g in gammas.items() if not g.any())
+    # one bottleneck per stage at the test depth: layer1.0 .. layer4.0, each its bn3 and nothing else
+    assert zeroed == [f"layer{i}.0.bn3.gamma" for i in range(1, 5)]
+    assert all(np.all(g == 1) for n, g in gammas.items() if n not in zeroed)
+    assert [p.name for p in net.get_parameters()] == [p.name for p in ref.get_parameters()]
+    # the block then passes its shortcut through: with eval-mode BN (fresh stats) bn3 outputs beta = 0
+    block = net.layer1[0]
+    block.set_train(False)
+    x = ms.Tensor(np.random.default_rng(1).standard_normal((1, 8, 9, 9)).astype(np.float32))
+    expect = ops.relu(block.downsample(x)).asnumpy()
+    np.testing.assert_allclose(block(x).asnumpy(), expect, rtol=1e-5, atol=1e-6)

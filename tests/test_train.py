@@ -36,6 +36,16 @@ def test_poly_schedule_values():
     assert np.all(np.diff(lr) < 0)
 
 
+def test_poly_schedule_with_warmup_ramps_into_the_same_curve():
+    plain = poly_lr(0.02, 100, 0.9)
+    lr = poly_lr(0.02, 100, 0.9, warmup_steps=9)
+    assert lr[0] == pytest.approx(plain[0] / 10) and lr[4] == pytest.approx(plain[4] * 5 / 10)
+    assert np.all(np.diff(lr[:10]) > 0)  # rising through the warm-up
+    np.testing.assert_array_equal(lr[9:], plain[9:])  # then exactly the poly curve
+    with pytest.raises(ValueError, match="warmup_steps"):
+        poly_lr(0.02, 100, 0.9, warmup_steps=-1)
+
+
 def test_head_lr_is_exactly_ten_times_backbone_at_every_step():
     net = PSPNet(classes=3, layers=TINY_DEPTH, width_divisor=TINY)
     opt = build_optimizer(net, 0.01, 50, 0.9, head_lr_mult=10.0)

@@ -18,7 +18,7 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from src.config import ModelConfig
-from src.model.resnet import NormFactory, batch_norm, build_resnet_stages, conv
+from src.model.resnet import NormFactory, batch_norm, build_resnet_stages, conv, zero_residual_gammas
 
 
 def adaptive_pool_matrix(in_size: int, out_size: int) -> np.ndarray:
@@ -145,17 +145,21 @@ class PSPNet(nn.Cell):
         norm: factory for the normalization layers (BatchNorm2d or SyncBatchNorm).
         static_hw: build for this fixed input (H, W) with export-friendly ops.
         width_divisor: divides every channel count (test-only; 1 is the paper's network).
+        zero_init_residual: start every bottleneck's last BatchNorm scale at 0 (from-scratch training).
     """
 
     def __init__(self, classes: int = 21, layers: int = 50, bins: Sequence[int] = (1, 2, 3, 6),
                  use_ppm: bool = True, use_aux: bool = True, dropout: float = 0.1, deep_stem: bool = True,
                  output_stride: int = 8, norm: NormFactory = batch_norm,
-                 static_hw: Optional[Tuple[int, int]] = None, width_divisor: int = 1) -> None:
+                 static_hw: Optional[Tuple[int, int]] = None, width_divisor: int = 1,
+                 zero_init_residual: bool = False) -> None:
         super().__init__()
         if classes < 1:
             raise ValueError(f"classes must be >= 1, got {classes}")
         self.layer0, self.layer1, self.layer2, self.layer3, self.layer4 = build_resnet_stages(
             layers, deep_stem, output_stride, norm, width_divisor)
+        if zero_init_residual:
+            zero_residual_gammas(self)
         fea_dim = 2048 // width_divisor
         feat_hw = None
         if static_hw is not None:
@@ -208,4 +212,5 @@ def build_pspnet(model_cfg: ModelConfig, classes: int, for_training: bool, norm:
     return PSPNet(classes=classes, layers=model_cfg.layers, bins=model_cfg.bins, use_ppm=model_cfg.use_ppm,
                   use_aux=model_cfg.use_aux and for_training, dropout=model_cfg.dropout,
                   deep_stem=model_cfg.deep_stem, output_stride=model_cfg.output_stride, norm=norm,
-                  static_hw=static_hw, width_divisor=model_cfg.width_divisor)
+                  static_hw=static_hw, width_divisor=model_cfg.width_divisor,
+                  zero_init_residual=model_cfg.zero_init_residual)

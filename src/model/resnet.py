@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from mindspore import nn, ops
+import numpy as np
+from mindspore import Tensor, nn, ops
 from mindspore.common.initializer import HeNormal
 
 NormFactory = Callable[[int], nn.Cell]
@@ -87,6 +88,23 @@ class Bottleneck(nn.Cell):
         if self.downsample is not None:
             identity = self.downsample(x)
         return self.relu(out + identity)
+
+
+def zero_residual_gammas(cell: nn.Cell) -> int:
+    """Set the scale of every bottleneck's last BatchNorm to 0, so each block starts as the identity.
+
+    An option for training from scratch (Goyal et al. 2017, "Accurate, Large
+    Minibatch SGD"): the network starts shallow in effect and takes a higher
+    learning rate early on. Weights loaded afterwards overwrite it. Returns the
+    number of blocks changed.
+    """
+    count = 0
+    for _, sub in cell.cells_and_names():
+        if isinstance(sub, Bottleneck):
+            gamma = sub.bn3.gamma
+            gamma.set_data(Tensor(np.zeros(gamma.shape, np.float32), gamma.dtype))
+            count += 1
+    return count
 
 
 def stage_strides(output_stride: int) -> Tuple[Tuple[int, int], Tuple[int, int]]:

@@ -210,7 +210,7 @@ class Trainer:
         if t.max_steps:
             self.total_steps = min(self.total_steps, t.max_steps)
         self.optimizer = build_optimizer(net, t.base_lr, self.total_steps, t.power, t.head_lr_mult, t.momentum,
-                                         t.weight_decay)
+                                         t.weight_decay, t.warmup_steps)
         self.lr_tables = lr_tables(self.optimizer)  # host copies: the log line needs no device read
         self.sink_size = sink_steps(t.sink_size, device_target, self.steps_per_epoch, self.total_steps)
         self._sink = None

@@ -10,12 +10,20 @@ from mindspore import nn
 HEAD_PREFIXES = ("ppm.", "cls.", "aux.")
 
 
-def poly_lr(base_lr: float, total_steps: int, power: float = 0.9) -> np.ndarray:
-    """``base_lr * (1 - it / total_steps) ** power`` for it = 0 .. total_steps - 1 (float32)."""
+def poly_lr(base_lr: float, total_steps: int, power: float = 0.9, warmup_steps: int = 0) -> np.ndarray:
+    """``base_lr * (1 - it / total_steps) ** power`` for it = 0 .. total_steps - 1 (float32).
+
+    With ``warmup_steps`` > 0 the first steps are scaled by ``(it + 1) / (warmup_steps + 1)``,
+    a linear ramp up to the poly curve (0 = the reference schedule, no warm-up).
+    """
     if total_steps < 1:
         raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+    if warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}")
     it = np.arange(total_steps, dtype=np.float64)
-    return (base_lr * (1.0 - it / total_steps) ** power).astype(np.float32)
+    lr = base_lr * (1.0 - it / total_steps) ** power
+    lr *= np.minimum(1.0, (it + 1.0) / (warmup_steps + 1.0))
+    return lr.astype(np.float32)
 
 
 def split_params(net: nn.Cell, head_prefixes: Sequence[str] = HEAD_PREFIXES) -> Tuple[List, List]:
@@ -27,14 +35,15 @@ def split_params(net: nn.Cell, head_prefixes: Sequence[str] = HEAD_PREFIXES) -> 
 
 
 def build_optimizer(net: nn.Cell, base_lr: float, total_steps: int, power: float = 0.9,
-                    head_lr_mult: float = 10.0, momentum: float = 0.9, weight_decay: float = 1e-4) -> nn.SGD:
+                    head_lr_mult: float = 10.0, momentum: float = 0.9, weight_decay: float = 1e-4,
+                    warmup_steps: int = 0) -> nn.SGD:
     """SGD with momentum and weight decay; the head's per-step lr is ``head_lr_mult`` x the backbone's.
 
     The schedule is a per-step array indexed by the optimizer's
     ``global_step``, so a resumed run continues it exactly.
     """
     backbone, head = split_params(net)
-    lr = poly_lr(base_lr, total_steps, power)
+    lr = poly_lr(base_lr, total_steps, power, warmup_steps)
     groups: List[Dict] = [{"params": backbone, "lr": ms.Tensor(lr)}]
     if head:
         groups.append({"params": head, "lr": ms.Tensor((lr * np.float32(head_lr_mult)).astype(np.float32))})
