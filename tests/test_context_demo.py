@@ -38,6 +38,8 @@ def test_context_demo_small_end_to_end(tmp_path):
     assert len(table) == 2 + 4 + 2 + 2 and "without PPM, mean of 2" in table[7] and "Effective receptive" in table[9]
     pic = cv2.imread(str(tmp_path / "predictions.png"))
     assert pic is not None and pic.shape[1] == 4 * 260  # 4 panels of 2.6 in at 100 dpi
+    # one row (the one val image) as tall as its 48x18 panels + a title, not a square row with white bands
+    assert abs(pic.shape[0] - 100 * ((2.6 * 18 / 48 + 0.35) * 1 + 0.4)) <= 1
     assert (tmp_path / "comparison.png").stat().st_size > 1000
 
 
@@ -74,7 +76,7 @@ def test_context_far_puts_the_cue_far_from_every_hull(tmp_path):
 
 
 def test_comparison_plot_shows_both_variants_and_every_metric(tmp_path):
-    from src.tools.context_demo import comparison_plot
+    from src.tools.context_demo import comparison_plot, comparison_title
 
     results = {"pspnet": {"use_ppm": True, "mIoU": 0.8, "boat_iou": 0.7, "car_iou": 0.75, "boat_as_car": 0.05,
                           "car_as_boat": 0.1},
@@ -85,3 +87,6 @@ def test_comparison_plot_shows_both_variants_and_every_metric(tmp_path):
                     "same network without PPM": [0.6, 0.4, 0.0, 0.4, 0.3]}
     image = cv2.imread(str(tmp_path / "c.png"))
     assert image.shape == (400, 900, 3)
+    assert comparison_title(results).endswith("(same data and budget; one seed)")
+    results["pspnet"]["seeds"] = results["fcn_baseline"]["seeds"] = 3
+    assert comparison_title(results).endswith("(same data and budget; mean of 3 seeds)")

@@ -171,10 +171,11 @@ def picture(out: Path, data_root: Path, examples: int, train_seed: int = 0) -> O
         return None
     palette = voc_palette()
     titles = ("image", "ground truth", "PSPNet", "no PPM")
-    fig = new_figure(2.6 * len(titles), 2.2 * len(names) + 0.4)
+    gts = [np.array(Image.open(data_root / "SegmentationClassAug" / f"{name}.png")) for name in names]
+    aspect = gts[0].shape[0] / gts[0].shape[1]  # rows as tall as the panels (wide context_far images)
+    fig = new_figure(2.6 * len(titles), (2.6 * aspect + 0.35) * len(names) + 0.4)
     axes = np.atleast_2d(fig.subplots(len(names), len(titles)))
-    for name, row in zip(names, axes):
-        gt = np.array(Image.open(data_root / "SegmentationClassAug" / f"{name}.png"))
+    for name, gt, row in zip(names, gts, axes):
         cells = [np.array(Image.open(data_root / "JPEGImages" / f"{name}.jpg").convert("RGB")), colorize(gt, palette)]
         for variant, _ in VARIANTS:
             gray = out / f"{variant}_seed{train_seed}" / "eval" / "gray" / f"{name}.png"
@@ -188,6 +189,13 @@ def picture(out: Path, data_root: Path, examples: int, train_seed: int = 0) -> O
     path = out / "predictions.png"
     fig.savefig(path)
     return path
+
+
+def comparison_title(results: Dict[str, Dict]) -> str:
+    """The comparison chart's title: how many training seeds each bar averages."""
+    seeds = max((int(r.get("seeds", 1)) for r in results.values()), default=1)
+    return "what global context adds (same data and budget; " + ("one seed)" if seeds == 1 else
+                                                                 f"mean of {seeds} seeds)")
 
 
 def comparison_plot(results: Dict[str, Dict], path: Path) -> Dict[str, list]:
@@ -206,7 +214,6 @@ def comparison_plot(results: Dict[str, Dict], path: Path) -> Dict[str, list]:
         bars[label] = values
     ax.set_xticks(x, labels=[title for _, title in metrics])
     ax.set_ylim(0, 1)
-    label_axes(ax, "", "IoU / fraction of the class's pixels (0-1)", "what global context adds (same data, budget and "
-               "seed)", "y", "upper right")
+    label_axes(ax, "", "IoU / fraction of the class's pixels (0-1)", comparison_title(results), "y", "upper right")
     fig.savefig(path)
     return bars
