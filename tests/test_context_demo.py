@@ -35,12 +35,30 @@ def test_context_demo_small_end_to_end(tmp_path):
     assert mean["seeds"] == 2 and mean["mIoU"] == np.mean([r["mIoU"] for r in runs if r["use_ppm"]])
     assert json.loads((tmp_path / "results.json").read_text()) == results
     table = (tmp_path / "results.md").read_text().splitlines()
-    assert len(table) == 2 + 4 + 2 + 2 and "without PPM, mean of 2" in table[7] and "Effective receptive" in table[9]
+    assert len(table) == 2 + 4 + 2 + 2 + 2 and "without PPM, mean of 2" in table[7]
+    assert "ambiguous classes" in table[9] and "seed 0" in table[9] and "seed 1" in table[9]
+    assert "Effective receptive" in table[11]
+    assert set(results["ambiguous_gain"]["per_seed"]) == {"0", "1"}
     pic = cv2.imread(str(tmp_path / "predictions.png"))
     assert pic is not None and pic.shape[1] == 4 * 260  # 4 panels of 2.6 in at 100 dpi
     # one row (the one val image) as tall as its 48x18 panels + a title, not a square row with white bands
     assert abs(pic.shape[0] - 100 * ((2.6 * 18 / 48 + 0.35) * 1 + 0.4)) <= 1
     assert (tmp_path / "comparison.png").stat().st_size > 1000
+
+
+def test_ambiguous_gain_per_seed_and_mean():
+    from src.tools.context_demo import ambiguous_gain
+
+    def run(variant, seed, boat, car):
+        return {"variant": variant, "seed": seed, "boat_iou": boat, "car_iou": car}
+
+    runs = [run("pspnet", 0, 0.6, 0.7), run("fcn_baseline", 0, 0.0, 0.3), run("pspnet", 4, 0.5, None),
+            run("fcn_baseline", 4, 0.1, 0.2), run("pspnet", 9, 0.9, 0.9)]  # seed 9 has no baseline: left out
+    gain = ambiguous_gain(runs)
+    assert set(gain["per_seed"]) == {"0", "4"}
+    assert np.isclose(gain["per_seed"]["0"], 50.0) and np.isclose(gain["per_seed"]["4"], 10.0)  # None counts 0
+    assert np.isclose(gain["mean"], 30.0)
+    assert ambiguous_gain([run("pspnet", 0, 0.5, 0.5)]) == {"per_seed": {}, "mean": None}
 
 
 def test_effective_receptive_field_of_a_known_stack():

@@ -68,7 +68,8 @@ def run_context_demo(cfg: Config, out_dir: str, num: int = 120, size: int = 128,
             if not use_ppm:
                 row["erf"] = hull_receptive_field(c, str(ckpt), data_root)
             runs.append(row)
-    results = {"task": task, "seeds": list(train_seeds), "runs": runs, "mean": mean_per_variant(runs)}
+    results = {"task": task, "seeds": list(train_seeds), "runs": runs, "mean": mean_per_variant(runs),
+               "ambiguous_gain": ambiguous_gain(runs)}
     (out / "results.json").write_text(json.dumps(results, indent=1))
     (out / "results.md").write_text(markdown_table(results))
     picture(out, data_root, examples, train_seeds[0])
@@ -93,6 +94,17 @@ def mean_per_variant(runs: Sequence[Dict]) -> Dict[str, Dict]:
             entry[f"{key}_range"] = [min(values), max(values)]
         out[name] = entry
     return out
+
+
+def ambiguous_gain(runs: Sequence[Dict]) -> Dict[str, object]:
+    """PSPNet's lead over the no-PPM network on the ambiguous classes (mean of boat and car IoU), in
+    mIoU points, for each seed both variants ran with, and the mean over those seeds."""
+    amb = {(r["variant"], r["seed"]): 50.0 * (float(r["boat_iou"] or 0.0) + float(r["car_iou"] or 0.0))
+           for r in runs}
+    per_seed = {seed: amb[("pspnet", seed)] - amb[("fcn_baseline", seed)]
+                for (_, seed) in sorted(amb) if ("pspnet", seed) in amb and ("fcn_baseline", seed) in amb}
+    return {"per_seed": {str(k): v for k, v in per_seed.items()},
+            "mean": float(np.mean(list(per_seed.values()))) if per_seed else None}
 
 
 def hull_receptive_field(cfg: Config, ckpt: str, data_root: Path) -> Dict[str, float]:
@@ -155,6 +167,11 @@ def markdown_table(results: Dict) -> str:
     for m in results["mean"].values():
         lines.append(f"| **{label[m['use_ppm']]}, mean of {m['seeds']}** | | {m['mIoU']:.4f} | {m['boat_iou']:.4f} | "
                      f"{m['car_iou']:.4f} | {m['boat_as_car']:.1%} | {m['car_as_boat']:.1%} | |")
+    gain = results.get("ambiguous_gain") or {}
+    if gain.get("per_seed"):
+        lines += ["", "PSPNet's lead on the ambiguous classes (mean of boat and car IoU), in points: " +
+                  ", ".join(f"seed {k} {v:+.1f}" for k, v in gain["per_seed"].items()) +
+                  f"; mean {gain['mean']:+.1f}."]
     erf = [r["erf"] for r in results["runs"] if r.get("erf")]
     if erf:
         lines += ["", "Effective receptive field of the network without PPM at a hull (radius holding 50% / 95% of "
