@@ -17,14 +17,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def readme_commands():
-    """``(line, argv)`` for every python/bash command in the README's bash blocks."""
-    found, inside = [], False
+    """``(line, argv)`` for every python/bash command in the README's bash blocks (a line ending in a
+    backslash goes on in the next one)."""
+    found, inside, pending = [], False, ""
     for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
         if line.startswith("```"):
-            inside = line.strip() == "```bash"
+            inside, pending = line.strip() == "```bash", ""
             continue
         if not inside:
             continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        line, pending = pending + line.strip(), ""
         text = line.split("#", 1)[0].replace("[", " ").replace("]", " ").strip()
         argv = [t for t in shlex.split(text) if not re.match(r"^[A-Z_]+=", t)]  # drop VAR=value prefixes
         if argv and argv[0] in ("python", "bash"):
