@@ -99,10 +99,11 @@ def mean_per_variant(runs: Sequence[Dict]) -> Dict[str, Dict]:
 def ambiguous_gain(runs: Sequence[Dict]) -> Dict[str, object]:
     """PSPNet's lead over the no-PPM network on the ambiguous classes (mean of boat and car IoU), in
     mIoU points, for each seed both variants ran with, and the mean over those seeds."""
+    (with_ppm, _), (without_ppm, _) = VARIANTS
     amb = {(r["variant"], r["seed"]): 50.0 * (float(r["boat_iou"] or 0.0) + float(r["car_iou"] or 0.0))
            for r in runs}
-    per_seed = {seed: amb[("pspnet", seed)] - amb[("fcn_baseline", seed)]
-                for (_, seed) in sorted(amb) if ("pspnet", seed) in amb and ("fcn_baseline", seed) in amb}
+    per_seed = {seed: amb[(with_ppm, seed)] - amb[(without_ppm, seed)]
+                for seed in sorted({seed for _, seed in amb}) if (with_ppm, seed) in amb and (without_ppm, seed) in amb}
     return {"per_seed": {str(k): v for k, v in per_seed.items()},
             "mean": float(np.mean(list(per_seed.values()))) if per_seed else None}
 
