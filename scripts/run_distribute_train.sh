@@ -1,55 +1,61 @@
 #!/usr/bin/env bash
 # Data-parallel training with MindSpore's msrun (HCCL on Ascend), on one or several nodes.
 # Usage: bash scripts/run_distribute_train.sh CONFIG DEVICES_PER_NODE [NODES NODE_RANK MASTER_ADDR [MASTER_PORT]] [-- overrides]
-#        bash scripts/run_distribute_train.sh --rank-table RANK_TABLE.json CONFIG DEVICES [RANK_START] [-- overrides]
+#        bash scripts/run_distribute_train.sh --rank-table RANK_TABLE.json CONFIG [SERVER] [-- overrides]
 #   One node with 8 devices:  bash scripts/run_distribute_train.sh config/voc2012_pspnet50.yaml 8
 #   Two nodes, this is rank 1: bash scripts/run_distribute_train.sh config/voc2012_pspnet50.yaml 8 2 1 10.0.0.1
-#   Rank table, second node of two with 8 devices each: ... --rank-table hccl_16p.json CONFIG 8 8
+#   Rank table (classic HCCL launch): this host's server_list entry gives each process its DEVICE_ID and
+#   RANK_ID. SERVER is the entry's index or server_id; by default the entry whose server_id is an address of
+#   this host. A table whose rank_ids are not 0..N-1, or with no entry for this host, is refused.
+# RESUME=auto (default) continues from the newest checkpoint in train.save_dir (a finished run says "nothing
+#   left to train"); RESUME=none starts fresh; RESUME=PATH continues from that checkpoint.
+# Exit status: the worst rank's (under msrun, msrun's: non-zero when any worker failed). When one rank fails the
+#   others are stopped; Ctrl-C / TERM stops every rank. Logs: LOG_DIR (default ./logs_distributed), a file per rank.
 # Paths are relative to the folder you call it from. train.save_dir must be on a file system every node
-# shares for --resume auto to continue all ranks from the same checkpoint. HCCL_CONNECT_TIMEOUT defaults
-# to 600 s unless set. Logs go to LOG_DIR (default ./logs_distributed). DRY_RUN=1 prints the commands.
+# shares for RESUME=auto to continue all ranks from the same checkpoint. HCCL_CONNECT_TIMEOUT defaults
+# to 600 s unless set. DRY_RUN=1 prints the commands; PYTHON=... chooses the interpreter.
 set -euo pipefail
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,/^set -e/p' "$0" | grep "^#" | sed 's/^# \{0,1\}//'; exit 2; }
+case "${1:-}" in -h|--help|"") usage;; esac
 is_num() { [[ "$1" =~ ^[0-9]+$ ]]; }
-run() { if [ -n "${DRY_RUN:-}" ]; then printf '%q ' "$@"; echo; else exec "$@"; fi; }
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-PY=python3; [ -x "$ROOT/.venv/bin/python" ] && PY="$ROOT/.venv/bin/python"
+. "$ROOT/scripts/lib/launch.sh"
+PY=$(pick_python "$ROOT")
 LOG_DIR=$(realpath -m "${LOG_DIR:-logs_distributed}")
 export HCCL_CONNECT_TIMEOUT=${HCCL_CONNECT_TIMEOUT:-600}
+RES=$(resume_choice) || exit 2
 
 if [ "${1:-}" = "--rank-table" ]; then
-  [ $# -ge 4 ] || usage
-  RANK_TABLE=$2; CONFIG=$3; DEVICES=$4; shift 4
-  RANK_START=0
-  if [ $# -ge 1 ] && [ "$1" != "--" ]; then RANK_START=$1; shift; fi
+  [ $# -ge 3 ] || usage
+  RANK_TABLE=$2; CONFIG=$3; shift 3
+  SERVER=""
+  if [ $# -ge 1 ] && [ "$1" != "--" ]; then SERVER=$1; shift; fi
   [ "${1:-}" = "--" ] && shift
   [ -f "$RANK_TABLE" ] || { echo "error: rank table not found: $RANK_TABLE" >&2; exit 2; }
   [ -f "$CONFIG" ] || { echo "error: config not found: $CONFIG" >&2; exit 2; }
-  is_num "$DEVICES" && [ "$DEVICES" -ge 1 ] || { echo "error: DEVICES must be a positive number" >&2; usage; }
-  is_num "$RANK_START" || { echo "error: RANK_START must be a number, got '$RANK_START'" >&2; usage; }
   RANK_TABLE=$(realpath "$RANK_TABLE"); CONFIG=$(realpath "$CONFIG")
-  TOTAL=$("$PY" -c 'import json, sys
-t = json.load(open(sys.argv[1]))
-print(sum(len(s.get("device", [])) for s in t.get("server_list", [])))' "$RANK_TABLE") \
-    || { echo "error: cannot read the device list of rank table $RANK_TABLE" >&2; exit 2; }
-  [ "$TOTAL" -ge $((RANK_START + DEVICES)) ] || {
-    echo "error: rank table $RANK_TABLE lists $TOTAL devices; ranks $RANK_START..$((RANK_START + DEVICES - 1)) do not fit" >&2; exit 2; }
-  export RANK_TABLE_FILE=$RANK_TABLE RANK_SIZE=$TOTAL
   cd "$ROOT"
-  mkdir -p "$LOG_DIR"
-  for ((i = 0; i < DEVICES; i++)); do
-    rank=$((RANK_START + i))
+  plan=$("$PY" -m src.launch rank-table "$RANK_TABLE" $SERVER) || exit 2
+  TOTAL=$(echo "$plan" | sed -n '1s/^RANK_SIZE //p')
+  echo "$plan" | sed -n '2s/^SERVER \([0-9]*\) \(.*\)/rank table: this host is server_list[\1] (\2)/p' >&2
+  export RANK_TABLE_FILE=$RANK_TABLE RANK_SIZE=$TOTAL
+  [ -n "${DRY_RUN:-}" ] || mkdir -p "$LOG_DIR"
+  ranks=()
+  while read -r dev rank; do
+    ranks+=("$rank")
+    cmd=("$PY" train.py --config "$CONFIG" --resume "$RES" --opts train.distributed true "$@")
     if [ -n "${DRY_RUN:-}" ]; then
-      echo "DEVICE_ID=$i RANK_ID=$rank RANK_SIZE=$TOTAL $PY train.py --config $CONFIG --resume auto --opts train.distributed true $*"
+      echo "DEVICE_ID=$dev RANK_ID=$rank RANK_SIZE=$TOTAL $(printf '%q ' "${cmd[@]}")"
       continue
     fi
-    DEVICE_ID=$i RANK_ID=$rank "$PY" train.py --config "$CONFIG" --resume auto --opts train.distributed true "$@" \
-      > "$LOG_DIR/rank_$rank.log" 2>&1 &
-  done
+    DEVICE_ID=$dev RANK_ID=$rank launch "rank $rank (device $dev, log $LOG_DIR/rank_$rank.log)" \
+      "$LOG_DIR/rank_$rank.log" "${cmd[@]}"
+  done < <(echo "$plan" | tail -n +3)
   [ -n "${DRY_RUN:-}" ] && exit 0
-  echo "started ranks $RANK_START..$((RANK_START + DEVICES - 1)) of $TOTAL; logs in $LOG_DIR/rank_*.log"
-  wait
-  exit 0
+  echo "started ranks ${ranks[*]} of $TOTAL; logs in $LOG_DIR/rank_*.log" >&2
+  rc=0; wait_all || rc=$?
+  [ $rc -eq 0 ] && echo "all ranks finished; logs in $LOG_DIR" >&2
+  exit $rc
 fi
 
 [ $# -ge 2 ] || usage
@@ -63,7 +69,13 @@ for v in PER_NODE NODES NODE_RANK PORT; do is_num "${!v}" || { echo "error: $v m
 [ "$PER_NODE" -ge 1 ] && [ "$NODES" -ge 1 ] && [ "$NODE_RANK" -lt "$NODES" ] || { echo "error: need DEVICES>=1, NODES>=1, NODE_RANK<NODES" >&2; usage; }
 CONFIG=$(realpath "$CONFIG")
 cd "$ROOT"
-export PATH="$(dirname "$(realpath "$PY")"):$PATH"   # msrun starts workers with the python on PATH
-run msrun --worker_num=$((PER_NODE * NODES)) --local_worker_num="$PER_NODE" --node_rank="$NODE_RANK" \
-  --master_addr="$MASTER" --master_port="$PORT" --log_dir="$LOG_DIR" --join=True \
-  train.py --config "$CONFIG" --resume auto --opts train.distributed true "$@"
+export PATH="$(dirname "$(command -v "$PY")"):$PATH"   # msrun starts workers with the python on PATH
+cmd=(msrun --worker_num=$((PER_NODE * NODES)) --local_worker_num="$PER_NODE" --node_rank="$NODE_RANK"
+     --master_addr="$MASTER" --master_port="$PORT" --log_dir="$LOG_DIR" --join=True
+     train.py --config "$CONFIG" --resume "$RES" --opts train.distributed true "$@")
+if [ -n "${DRY_RUN:-}" ]; then printf '%q ' "${cmd[@]}"; echo; exit 0; fi
+command -v msrun >/dev/null || { echo "error: msrun not found on PATH (it comes with MindSpore: bash scripts/setup_env.sh)" >&2; exit 2; }
+launch msrun - "${cmd[@]}"
+rc=0; wait_all || rc=$?
+echo "worker logs: $LOG_DIR/worker_*.log" >&2
+exit $rc

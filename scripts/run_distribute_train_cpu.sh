@@ -3,21 +3,32 @@
 # distributed path without accelerators.
 # Usage: bash scripts/run_distribute_train_cpu.sh CONFIG [WORKERS=2] [-- overrides]
 #   Paths are taken relative to the folder you call it from; DRY_RUN=1 prints the command instead.
+#   RESUME=auto (default) | none | PATH, as in run_distribute_train.sh. Exit status: msrun's (non-zero when a
+#   worker failed); Ctrl-C / TERM stops every worker. Logs: LOG_DIR (default ./logs_cpu_msrun).
 set -euo pipefail
-run() { if [ -n "${DRY_RUN:-}" ]; then printf '%q ' "$@"; echo; else exec "$@"; fi; }  # DRY_RUN=1 prints the command
-
-usage() { sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,/^set -e/p' "$0" | grep "^#" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 1 ] || usage
+case "$1" in -h|--help) usage;; esac
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/scripts/lib/launch.sh"
 CONFIG=$1; shift
 WORKERS=2
 if [ $# -ge 1 ] && [ "$1" != "--" ]; then WORKERS=$1; shift; fi
 [ "${1:-}" = "--" ] && shift
 [ -f "$CONFIG" ] || { echo "error: config not found: $CONFIG" >&2; usage; }
 [[ "$WORKERS" =~ ^[0-9]+$ ]] && [ "$WORKERS" -ge 1 ] || { echo "error: WORKERS must be a positive number" >&2; usage; }
+RES=$(resume_choice) || exit 2
 CONFIG=$(realpath "$CONFIG")   # before changing to the repository root
-cd "$(dirname "$0")/.."
-PY=python3; [ -x .venv/bin/python ] && PY=.venv/bin/python
-export PATH="$(dirname "$(realpath "$PY")"):$PATH"
-run msrun --worker_num="$WORKERS" --local_worker_num="$WORKERS" --master_addr=127.0.0.1 \
-  --master_port="${MASTER_PORT:-8129}" --log_dir="${LOG_DIR:-logs_cpu_msrun}" --join=True \
-  train.py --config "$CONFIG" --opts train.distributed true device.target CPU "$@"
+LOG_DIR=$(realpath -m "${LOG_DIR:-logs_cpu_msrun}")
+cd "$ROOT"
+PY=$(pick_python "$ROOT")
+export PATH="$(dirname "$(command -v "$PY")"):$PATH"
+cmd=(msrun --worker_num="$WORKERS" --local_worker_num="$WORKERS" --master_addr=127.0.0.1
+     --master_port="${MASTER_PORT:-8129}" --log_dir="$LOG_DIR" --join=True
+     train.py --config "$CONFIG" --resume "$RES" --opts train.distributed true device.target CPU "$@")
+if [ -n "${DRY_RUN:-}" ]; then printf '%q ' "${cmd[@]}"; echo; exit 0; fi
+command -v msrun >/dev/null || { echo "error: msrun not found on PATH (it comes with MindSpore: bash scripts/setup_env.sh)" >&2; exit 2; }
+launch msrun - "${cmd[@]}"
+rc=0; wait_all || rc=$?
+echo "worker logs: $LOG_DIR/worker_*.log" >&2
+exit $rc

@@ -2,10 +2,11 @@
 # Evaluate a checkpoint (or exported model) by the reference protocol.
 # Usage: bash scripts/run_eval.sh CONFIG MODEL [ms|mindir|onnx|lite] [-- overrides]
 #   Paths are taken relative to the folder you call it from; DRY_RUN=1 prints the command instead.
+#   The log also goes to eval.log in the results folder (dated lines). Exit status: eval.py's.
 set -euo pipefail
 run() { if [ -n "${DRY_RUN:-}" ]; then printf '%q ' "$@"; echo; else exec "$@"; fi; }  # DRY_RUN=1 prints the command
 
-usage() { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,/^set -e/p' "$0" | grep "^#" | sed 's/^# \{0,1\}//'; exit 2; }
 [ $# -ge 2 ] || usage
 CONFIG=$1; MODEL=$2; shift 2
 BACKEND=ms
@@ -16,5 +17,5 @@ if [ $# -ge 1 ] && [ "$1" != "--" ]; then BACKEND=$1; shift; fi
 case "$BACKEND" in ms|mindir|onnx|lite) ;; *) echo "error: backend must be ms, mindir, onnx or lite" >&2; usage;; esac
 CONFIG=$(realpath "$CONFIG"); MODEL=$(realpath "$MODEL")   # before changing to the repository root
 cd "$(dirname "$0")/.."
-PY=python3; [ -x .venv/bin/python ] && PY=.venv/bin/python
+. scripts/lib/launch.sh; PY=$(pick_python "$PWD")
 run "$PY" eval.py --config "$CONFIG" --ckpt "$MODEL" --backend "$BACKEND" --overwrite --opts "$@"

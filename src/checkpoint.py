@@ -300,8 +300,9 @@ def open_resume(resume: Optional[str], ckpt_dir: str | os.PathLike
 
     ``auto`` takes the newest readable ``epoch_NNNN.ckpt`` in ``ckpt_dir``; a
     corrupt newest file is skipped with a warning in favour of the one before.
+    ``none`` (or nothing) starts fresh.
     """
-    if not resume:
+    if not resume or resume == "none":
         return None, None
     if resume != "auto":
         path = Path(resume)

@@ -37,11 +37,28 @@ def _config_args(p: argparse.ArgumentParser, default: Optional[str] = None) -> N
     p.add_argument("--opts", nargs="*", default=[], help="overrides: KEY VALUE ... or KEY=VALUE ...")
 
 
+def _device_args(p: argparse.ArgumentParser) -> None:
+    """The model zoo's habits: ``--device_target`` / ``--device_id`` are aliases of device.target / device_id."""
+    p.add_argument("--device_target", "--device-target", default=None, choices=["Ascend", "GPU", "CPU", "auto"],
+                   help="alias of --opts device.target X")
+    p.add_argument("--device_id", "--device-id", type=int, default=None, help="alias of --opts device.device_id N")
+
+
+def device_overrides(a: argparse.Namespace) -> List[str]:
+    """The ``device.*`` overrides that ``--device_target`` / ``--device_id`` stand for (applied after --opts)."""
+    extra: List[str] = []
+    if getattr(a, "device_target", None) is not None:
+        extra += ["device.target", a.device_target]
+    if getattr(a, "device_id", None) is not None:
+        extra += ["device.device_id", str(a.device_id)]
+    return extra
+
+
 def _load(a: argparse.Namespace, extra: Sequence[str] = ()):
-    """The config of ``--config`` with ``--opts`` (and ``extra`` overrides) applied and checked."""
+    """The config of ``--config`` with ``--opts``, the device aliases (and ``extra``) applied and checked."""
     from src.config import load_config
 
-    return load_config(a.config, [*a.opts, *extra])
+    return load_config(a.config, [*a.opts, *device_overrides(a), *extra])
 
 
 def _device(cfg, mode: Optional[str] = None, seed: Optional[int] = None) -> str:
@@ -68,17 +85,21 @@ def _ranks(always: bool = False):
 
 def _train_args(p: argparse.ArgumentParser) -> None:
     _config_args(p)
-    p.add_argument("--resume", default=None, help="checkpoint to resume from, or 'auto' for the newest in save_dir")
+    _device_args(p)
+    p.add_argument("--resume", default=None, help="checkpoint to resume from, 'auto' for the newest in save_dir, "
+                   "or 'none' (default) to start fresh")
     p.add_argument("--allow-schedule-change", action="store_true",
                    help="resume even if batch size, epochs, lr, crop or device count differ from the checkpoint's run")
 
 
 def _train(a: argparse.Namespace) -> None:
+    from src.logging_setup import add_log_file
     from src.train.loop import run_training
 
     cfg = _load(a)
     target = _device(cfg, seed=cfg.train.seed)
     rank, size = _ranks(always=cfg.train.distributed)
+    logger.info("log file: %s", add_log_file(os.path.join(cfg.train.save_dir, "train.log"), rank))
     summary = run_training(cfg, target, rank, size, a.resume, allow_schedule_change=a.allow_schedule_change)
     logger.info("done: %s", summary)
 
@@ -88,6 +109,7 @@ MULTI_SCALES = "[0.5, 0.75, 1.0, 1.25, 1.5, 1.75]"  # semseg's multi-scale test
 
 def _eval_args(p: argparse.ArgumentParser) -> None:
     _config_args(p)
+    _device_args(p)
     p.add_argument("--ckpt", required=True, help="MindSpore .ckpt, or the .mindir / .onnx file for those backends")
     p.add_argument("--backend", default="ms", choices=["ms", "mindir", "onnx", "lite"],
                    help="lite: a MINDIR in MindSpore Lite's runtime (needs the mindspore_lite wheel)")
@@ -98,16 +120,22 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 
 
 def _eval(a: argparse.Namespace) -> None:
-    from src.evaluation.evaluate import run_eval
+    from src.evaluation.evaluate import EVAL_LOG, prepare_results_dir, results_dir_of, run_eval
+    from src.logging_setup import add_log_file
 
     cfg = _load(a, ["eval.scales", MULTI_SCALES] if a.multi_scale else [])
     _device(cfg)
     rank, size = _ranks()
+    out_dir = results_dir_of(cfg, a.backend, a.results_dir)
+    if rank == 0:
+        prepare_results_dir(out_dir, a.overwrite)  # refused before the log file makes the folder non-empty
+    logger.info("log file: %s", add_log_file(out_dir / EVAL_LOG, rank))
     run_eval(cfg, a.ckpt, a.backend, a.overwrite, a.results_dir, rank, size)
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
     _config_args(p)
+    _device_args(p)
     p.add_argument("--ckpt", required=True)
     p.add_argument("--file_format", required=True, choices=["MINDIR", "AIR", "ONNX", "mindir", "air", "onnx"])
     p.add_argument("--batch_size", type=int, default=1)
@@ -275,6 +303,54 @@ def _postprocess(a: argparse.Namespace) -> None:
     postprocess_and_report(a.work, spec_of(cfg.data), cfg.data.ignore_label, a.results_dir, a.report_dir)
 
 
+def _flow310_args(p: argparse.ArgumentParser) -> None:
+    _config_args(p)
+    p.add_argument("--model", required=True, help="the MINDIR (exported with export.py; its batch is read from its "
+                   "sidecar <model>.json)")
+    p.add_argument("--work", required=True, help="work folder: new, empty, or a previous flow's (only the flow's own "
+                   "files there are replaced)")
+    p.add_argument("--runner", default="app", choices=["app", "python"],
+                   help="app: the 310 C++ app (--app); python: the Python runner (ONNX Runtime / MINDIR / Lite)")
+    p.add_argument("--app", default="inference/ascend310/build/pspnet_310", help="the built 310 app")
+    p.add_argument("--backend", default=None, choices=["onnx", "mindir", "lite"], help="python runner's backend")
+    p.add_argument("--device", default="ascend", choices=["ascend", "cpu"], help="where the app / Lite runs")
+    p.add_argument("--device-id", type=int, default=0)
+    p.add_argument("--precision", default="float32", choices=["float32", "float16"],
+                   help="the app's Ascend precision (Lite's Ascend default would be float16)")
+    p.add_argument("--list", default=None, help="list file (default: data.val_list under data.data_root)")
+    p.add_argument("--max-disk-gb", type=float, default=4.0, help="peak size of the work folder (default 4)")
+    p.add_argument("--save-images", action="store_true", help="write gray/color/overlay masks to WORK/results")
+
+
+def _flow310(a: argparse.Namespace) -> None:
+    from src.data.dataset import DataError, read_list
+    from src.data.labels import spec_of
+    from src.deploy.offline import app_runner, python_runner, run_flow
+    from src.evaluation.evaluate import batch_from_model
+    from src.evaluation.protocol import protocol_from_config
+    from src.model.formats import backend_from_extension, make_predict
+
+    cfg = _load(a)
+    if not os.path.isfile(a.model):
+        raise DataError(f"model not found: {a.model}")
+    protocol = batch_from_model(protocol_from_config(cfg.data, cfg.eval), "mindir", a.model)
+    if a.runner == "app":
+        if not (os.path.isfile(a.app) and os.access(a.app, os.X_OK)):
+            raise DataError(f"310 app not found or not executable: {a.app} (build it: LITE_HOME=... bash "
+                            f"inference/ascend310/build.sh)")
+        runner = app_runner(os.path.abspath(a.app), os.path.abspath(a.model), a.device_id, a.device, a.precision)
+    else:
+        backend = a.backend or backend_from_extension(a.model)
+        if backend == "mindir":
+            _device(cfg, mode="GRAPH")
+        runner = python_runner(make_predict(backend, a.model, None, cfg.data.classes, protocol.batch_size,
+                                            (protocol.crop_h, protocol.crop_w), a.device, a.device_id))
+    lst = a.list or os.path.join(cfg.data.data_root, cfg.data.val_list)
+    samples = read_list(lst, cfg.data.data_root)
+    run_flow(samples, a.work, protocol, runner, spec_of(cfg.data), cfg.data.ignore_label, a.max_disk_gb,
+             a.save_images)
+
+
 def _predict_args(p: argparse.ArgumentParser) -> None:
     _config_args(p)
     p.add_argument("--model", required=True, help=".ckpt (backend ms), .mindir or .onnx")
@@ -370,6 +446,8 @@ COMMANDS: Dict[str, Command] = {
     "infer": Command("310 flow 2/3: run an exported model on every input .bin", _infer_args, _infer),
     "postprocess": Command("310 flow 3/3: merge the outputs, score, write results.json and report.md",
                            _postprocess_args, _postprocess),
+    "flow310": Command("the whole 310 flow in chunks (bounded disk): preprocess, app or runner, merge, report",
+                       _flow310_args, _flow310),
     "predict": Command("segment image files of any size and write masks and overlays", _predict_args, _predict),
     "op-inventory": Command("list the primitives of the Ascend graphs; fail on any not allowlisted",
                             _op_inventory_args, _op_inventory),

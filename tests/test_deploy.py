@@ -210,3 +210,94 @@ def test_exported_model_sets_the_eval_batch(trained, exported):
     got = run_eval(other, exported["ONNX"]["file"], "onnx", results_dir=str(tmp / "batch_onnx"))
     ref = run_eval(cfg, str(ckpt), "ms", results_dir=str(tmp / "batch_ms"))
     assert got["confusion_matrix"] == ref["confusion_matrix"]
+
+
+# --- the chunked 310 flow: bounded disk, a work folder it may clear, the same numbers as eval.py ----------------
+
+def test_chunked_flow_equals_eval_and_leaves_no_windows(trained, exported, tmp_path):
+    from src.data.dataset import read_list
+    from src.data.labels import spec_of
+    from src.deploy.offline import bytes_per_image, python_runner, run_flow
+
+    import dataclasses
+
+    cfg, ckpt, tmp = trained
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, val_list=cfg.data.train_list))  # 4 images
+    protocol = protocol_from_config(cfg.data, cfg.eval)
+    samples = read_list(str(Path(cfg.data.data_root) / cfg.data.val_list), cfg.data.data_root)
+    seen = []
+
+    def runner(work):
+        seen.append(sorted(p.name for p in (work / "input").iterdir()))
+        python_runner(onnx_predict(exported["ONNX"]["file"], 2, (33, 33), cfg.data.classes))(work)
+
+    one_image = bytes_per_image(protocol) / 1e9
+    res = run_flow(samples, tmp_path / "w", protocol, runner, spec_of(cfg.data), 255, max_disk_gb=one_image)
+    ref = run_eval(cfg, str(ckpt), "ms", results_dir=str(tmp_path / "ref"))
+    assert res["confusion_matrix"] == ref["confusion_matrix"]
+    assert res["chunks"] == len(samples) == len(seen) >= 2  # one image per chunk at that budget
+    assert not (tmp_path / "w" / "input").exists() and not (tmp_path / "w" / "output").exists()
+    assert json.loads((tmp_path / "w" / "results.json").read_text())["mIoU"] == pytest.approx(ref["mIoU"])
+    assert (tmp_path / "w" / "report.md").is_file()
+    # a second run reuses its own work folder, replacing only its own files
+    (tmp_path / "w" / "mine.txt").write_text("a user's file")
+    run_flow(samples[:1], tmp_path / "w", protocol, runner, spec_of(cfg.data), 255)
+    assert (tmp_path / "w" / "mine.txt").read_text() == "a user's file"
+
+
+def test_flow_refuses_a_folder_it_did_not_create(tmp_path):
+    from src.deploy.offline import WorkDirError, prepare_work_dir
+
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "thesis.tex").write_text("precious")
+    (tmp_path / "user" / "input").mkdir()
+    with pytest.raises(WorkDirError, match="not a work folder of this flow"):
+        prepare_work_dir(tmp_path / "user")
+    assert (tmp_path / "user" / "thesis.tex").read_text() == "precious" and (tmp_path / "user" / "input").is_dir()
+    assert sorted(p.name for p in (tmp_path / "user").iterdir()) == ["input", "thesis.tex"]
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(WorkDirError, match="is a file"):
+        prepare_work_dir(tmp_path / "f")
+
+
+def test_voc_val_disk_plan_stays_under_5_gb():
+    from src.config import load_config
+    from src.deploy.offline import plan_disk
+
+    cfg = load_config(str(ROOT / "config" / "voc2012_pspnet50.yaml"))
+    protocol = protocol_from_config(cfg.data, cfg.eval)
+    plan = plan_disk(1449, protocol)
+    assert plan.peak_bytes < 5e9 and plan.chunks > 1
+    assert plan.images * plan.per_image_bytes > 50e9  # what the unchunked flow could need at once
+    assert f"{plan.peak_bytes / 1e9:.2f} GB" in plan.describe()
+    multi = plan_disk(1449, protocol_from_config(cfg.data, load_config(
+        str(ROOT / "config" / "voc2012_pspnet50.yaml"), ["eval.scales", "[0.5, 0.75, 1.0, 1.25, 1.5, 1.75]"]).eval))
+    assert multi.peak_bytes < 5e9 and multi.per_image_bytes > plan.per_image_bytes
+
+
+def _infer_310(args, cwd, **env):
+    import os
+    import subprocess
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("LITE_HOME", "RUNNER", "APP")}
+    return subprocess.run(["bash", str(ROOT / "scripts" / "run_infer_310.sh"), *args], cwd=str(cwd),
+                          env={**clean, **env}, capture_output=True, text=True, timeout=300)
+
+
+def test_run_infer_310_never_touches_a_folder_it_did_not_create(trained, exported, tmp_path):
+    cfg, _, tmp = trained
+    cfg_file = save_config(cfg, tmp_path / "c.yaml")
+    (tmp_path / "keep.txt").write_text("mine")
+    for work in (".", str(tmp_path)):
+        proc = _infer_310([exported["MINDIR"]["file"], str(cfg_file), "0", work], tmp_path, RUNNER="python")
+        assert proc.returncode == 2 and "not a work folder of this flow" in proc.stderr, proc.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "keep.txt"]
+    # the 310 app path checks LITE_HOME before any work folder is made
+    proc = _infer_310([exported["MINDIR"]["file"], str(cfg_file), "0", "w310"], tmp_path)
+    assert proc.returncode == 2 and "LITE_HOME" in proc.stderr and not (tmp_path / "w310").exists()
+    proc = _infer_310([exported["MINDIR"]["file"], str(cfg_file), "x1"], tmp_path)
+    assert proc.returncode == 2 and "DEVICE_ID must be a number" in proc.stderr
+    # relative WORK is the caller's, and the python runner gives eval.py's numbers
+    proc = _infer_310([exported["MINDIR"]["file"], str(cfg_file), "0", "w"], tmp_path, RUNNER="python")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "peak disk at most" in proc.stderr and (tmp_path / "w" / "results.json").is_file()

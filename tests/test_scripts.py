@@ -44,16 +44,19 @@ def test_missing_config_named_as_given(elsewhere):
     assert proc.returncode == 2 and "config not found: cfgs/nope.yaml" in proc.stderr
 
 
-def test_rank_table_launch_offsets_ranks_per_node(elsewhere):
-    table = {"server_list": [{"device": [{"device_id": "0"}, {"device_id": "1"}]},
-                             {"device": [{"device_id": "0"}, {"device_id": "1"}]}]}
+def test_rank_table_launch_takes_ranks_from_this_servers_entry(elsewhere):
+    table = {"server_list": [{"server_id": "10.0.0.1", "device": [{"device_id": "0", "rank_id": "0"},
+                                                                  {"device_id": "1", "rank_id": "1"}]},
+                             {"server_id": "10.0.0.2", "device": [{"device_id": "0", "rank_id": "2"},
+                                                                  {"device_id": "1", "rank_id": "3"}]}]}
     (elsewhere / "rt.json").write_text(json.dumps(table))
-    proc = _dry([str(ROOT / "scripts" / "run_distribute_train.sh"), "--rank-table", "rt.json", "cfgs/my.yaml", "2",
-                 "2"], elsewhere)
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.strip().splitlines()
-    assert [line.split()[:3] for line in lines] == [["DEVICE_ID=0", "RANK_ID=2", "RANK_SIZE=4"],
-                                                   ["DEVICE_ID=1", "RANK_ID=3", "RANK_SIZE=4"]]
+    for server in ("1", "10.0.0.2"):
+        proc = _dry([str(ROOT / "scripts" / "run_distribute_train.sh"), "--rank-table", "rt.json", "cfgs/my.yaml",
+                     server], elsewhere)
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.strip().splitlines()
+        assert [line.split()[:3] for line in lines] == [["DEVICE_ID=0", "RANK_ID=2", "RANK_SIZE=4"],
+                                                       ["DEVICE_ID=1", "RANK_ID=3", "RANK_SIZE=4"]]
     too_far = _dry([str(ROOT / "scripts" / "run_distribute_train.sh"), "--rank-table", "rt.json", "cfgs/my.yaml",
-                    "2", "3"], elsewhere)
-    assert too_far.returncode == 2 and "do not fit" in too_far.stderr
+                    "2"], elsewhere)
+    assert too_far.returncode == 2 and "server index 2, but the table has 2 server(s)" in too_far.stderr

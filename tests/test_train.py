@@ -106,6 +106,14 @@ def test_resume_continues_schedule_exactly(shapes, tmp_path):
     a = {p.name: p.asnumpy() for p in straight.net.trainable_params()}
     for p in resumed.net.trainable_params():
         np.testing.assert_allclose(p.asnumpy(), a[p.name], rtol=1e-4, atol=1e-5, err_msg=p.name)
+    again = Trainer(tiny_config(shapes, tmp_path / "b", train={"epochs": 3}), resume="auto")
+    before = {p.name: p.asnumpy() for p in again.net.trainable_params()}
+    summary = again.run()  # a finished run: said, not trained again
+    assert summary["nothing_left"] and summary["step"] == 6 and summary["epoch"] == 3
+    assert all(np.array_equal(p.asnumpy(), before[p.name]) for p in again.net.trainable_params())
+    assert len(epoch_checkpoints(tmp_path / "b" / "checkpoints")) == len(epoch_checkpoints(tmp_path / "a" / "checkpoints"))
+    fresh = Trainer(tiny_config(shapes, tmp_path / "b", train={"epochs": 3}), resume="none")
+    assert fresh.state.step == 0 and fresh.start_epoch == 0
 
 
 def test_non_finite_loss_stops_without_saving(shapes, tmp_path):

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -27,6 +29,7 @@ from src.evaluation.protocol import (Predict, Protocol, WindowPlan, combine_scal
                                       plan_windows, scaled_images)
 from src.evaluation.report import Gallery, write_report
 from src.model.formats import backend_from_extension, make_predict
+from src.paths import free_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +44,18 @@ def output_name(input_name: str) -> str:
 
 def preprocess(list_file: str, data_root: str, out_dir: str, protocol: Protocol, require_labels: bool = True) -> Dict:
     """Write window batches and ``meta.json`` for every image in ``list_file``; returns the meta dict."""
+    return preprocess_samples(read_list(list_file, data_root, require_labels=require_labels), out_dir, protocol)
+
+
+def preprocess_samples(samples: Sequence[Sample], out_dir: str | Path, protocol: Protocol,
+                       show_progress: bool = True) -> Dict:
+    """Write window batches and ``meta.json`` for ``samples``; returns the meta dict."""
     out = Path(out_dir)
     (out / "input").mkdir(parents=True, exist_ok=True)
-    samples = read_list(list_file, data_root, require_labels=require_labels)
     b = protocol.batch_size
     meta: Dict = {"protocol": asdict(protocol), "input_shape": [b, 3, protocol.crop_h, protocol.crop_w],
                   "images": []}
-    progress = Progress(len(samples))
+    progress = Progress(len(samples)) if show_progress else None
     for idx, sample in enumerate(samples):
         image = read_image(sample.image, sample.where)
         entry = {"name": Path(sample.image).stem, "image": sample.image, "label": sample.label,
@@ -62,10 +70,11 @@ def preprocess(list_file: str, data_root: str, out_dir: str, protocol: Protocol,
                 files.append(name)
             entry["scales"].append({"plan": asdict(plan), "files": files})
         meta["images"].append(entry)
-        progress.update(idx + 1)
+        if progress:
+            progress.update(idx + 1)
     (out / META).write_text(json.dumps(meta))
-    logger.info("wrote %d input files for %d images to %s", sum(len(s["files"]) for e in meta["images"]
-                                                               for s in e["scales"]), len(samples), out / "input")
+    logger.debug("wrote %d input files for %d images to %s", sum(len(s["files"]) for e in meta["images"]
+                                                                for s in e["scales"]), len(samples), out / "input")
     return meta
 
 
@@ -138,14 +147,14 @@ def runner_predict(work_dir: str, model_path: str, backend: Optional[str] = None
     return make_predict(backend, model_path, None, classes, b, (h, w), lite_target, device_id)
 
 
-def run_inputs(work_dir: str, predict: Predict) -> int:
+def run_inputs(work_dir: str, predict: Predict, show_progress: bool = True) -> int:
     """The Python runner: every ``input/*.bin`` -> ``output/*_0.bin`` logits; returns the file count."""
     work = Path(work_dir)
     meta = read_meta(work)
     shape = tuple(meta["input_shape"])
     (work / "output").mkdir(exist_ok=True)
     names = [f for e in meta["images"] for s in e["scales"] for f in s["files"]]
-    progress = Progress(len(names), "files")
+    progress = Progress(len(names), "files") if show_progress else None
     for i, name in enumerate(names, start=1):
         if not (work / "input" / name).is_file():
             raise DataError(f"{work / 'input' / name} not found (listed in {work / META}); run inference/preprocess.py "
@@ -155,7 +164,8 @@ def run_inputs(work_dir: str, predict: Predict) -> int:
             raise DataError(f"{work / 'input' / name}: {x.size} floats, expected {shape}")
         y = np.asarray(predict(x.reshape(shape)), dtype=np.float32)
         y.tofile(work / "output" / output_name(name))
-        progress.update(i)
+        if progress:
+            progress.update(i)
     return len(names)
 
 
@@ -170,18 +180,20 @@ def _read_output(path: Path, batch: int, classes: int, crop_h: int, crop_w: int)
 
 
 def postprocess(work_dir: str, spec: DatasetSpec, ignore_label: int = 255,
-                results_dir: Optional[str] = None, gallery: Optional[Gallery] = None) -> np.ndarray:
+                results_dir: Optional[str] = None, gallery: Optional[Gallery] = None,
+                matrix: Optional[ConfusionMatrix] = None, show_progress: bool = True) -> np.ndarray:
     """Merge the runner's outputs into class maps, score them; returns the confusion matrix.
 
     With ``results_dir``, writes gray/color/overlay pictures as eval.py does;
-    ``gallery`` collects per-image IoU and best/worst thumbnails for the report.
+    ``gallery`` collects per-image IoU and best/worst thumbnails for the report;
+    ``matrix`` (of earlier chunks) is added to rather than started afresh.
     """
     work = Path(work_dir)
     meta = read_meta(work)
     p = _from_meta(Protocol, {k: tuple(v) if isinstance(v, list) else v for k, v in meta["protocol"].items()},
                    work / META, "the protocol")
-    cm = ConfusionMatrix(p.classes, ignore_label)
-    progress = Progress(len(meta["images"]))
+    cm = matrix if matrix is not None else ConfusionMatrix(p.classes, ignore_label)
+    progress = Progress(len(meta["images"])) if show_progress else None
     for i, entry in enumerate(meta["images"], start=1):
         per_scale = []
         for s in entry["scales"]:
@@ -200,7 +212,8 @@ def postprocess(work_dir: str, spec: DatasetSpec, ignore_label: int = 255,
                 gallery.add(entry["name"], image, label, pred)
         if results_dir:
             save_prediction(pred, image, entry["name"], Path(results_dir), spec.palette)
-        progress.update(i)
+        if progress:
+            progress.update(i)
     return cm.matrix
 
 
@@ -221,3 +234,159 @@ def postprocess_and_report(work_dir: str, spec: DatasetSpec, ignore_label: int =
                                gallery, [f"Offline (310) flow over the work folder `{work_dir}`."])
     logger.info("results in %s; report in %s", out, report_path)
     return scores.as_dict(spec.class_names)
+
+
+# --- the whole flow in chunks: bounded disk, a work folder it may clear ---------------------------------------------
+
+FLOW_MARK = ".pspnet_310_work"  # written into a work folder the flow created or adopted (empty)
+FLOW_ENTRIES = ("input", "output", META, "results.json", "report.md", "per_class_iou.png", "confusion.png",
+                "best_worst.png", "results", "flow.log")  # everything the flow writes there
+DEFAULT_MAX_DISK_GB = 4.0
+
+
+class WorkDirError(DataError):
+    """The work folder is not one the flow may use (not empty and not a previous flow's)."""
+
+
+def prepare_work_dir(work_dir: str | Path) -> Path:
+    """A work folder the flow may write: new, empty, or a previous flow's (its marker and meta.json).
+
+    Of a previous flow's folder only what the flow writes (:data:`FLOW_ENTRIES`)
+    is removed; anything else found there is left and named.  Any other
+    non-empty folder is refused: nothing in it is touched.
+    """
+    work = Path(work_dir)
+    if work.exists() and not work.is_dir():
+        raise WorkDirError(f"work folder {work} is a file")
+    if work.is_dir() and any(work.iterdir()):
+        if not (work / FLOW_MARK).is_file():
+            raise WorkDirError(f"work folder {work} is not empty and is not a work folder of this flow (no "
+                               f"{FLOW_MARK}); choose a new or empty folder - nothing in it was changed")
+        for name in FLOW_ENTRIES:
+            target = work / name
+            if target.is_symlink() or target.is_file():
+                target.unlink()
+            elif target.is_dir():
+                shutil.rmtree(target)
+        others = sorted(p.name for p in work.iterdir() if p.name != FLOW_MARK)
+        if others:
+            logger.warning("work folder %s: left %d entries the flow did not write: %s", work, len(others),
+                           ", ".join(others[:10]))
+    work.mkdir(parents=True, exist_ok=True)
+    (work / FLOW_MARK).write_text("written by the PSPNet 310 flow: only the flow's own files here are replaced\n")
+    return work
+
+
+def max_inputs_per_image(protocol: Protocol) -> int:
+    """The most input files (batches) one image can need: each scale at its long side on both axes."""
+    files = 0
+    for scale in protocol.scales:
+        side = max(1, int(round(scale * protocol.base_size)))
+        _, plan = plan_windows(np.zeros((side, side, 3), np.float32), protocol)
+        files += -(-plan.num_inputs // protocol.batch_size)
+    return files
+
+
+def bytes_per_image(protocol: Protocol) -> int:
+    """Upper bound of the disk one image's inputs and outputs take at once (float32 files)."""
+    per_batch = protocol.batch_size * (3 + protocol.classes) * protocol.crop_h * protocol.crop_w * 4
+    return max_inputs_per_image(protocol) * per_batch
+
+
+@dataclass(frozen=True)
+class DiskPlan:
+    """How the flow splits a list: images per chunk and the most disk a chunk takes."""
+
+    images: int
+    chunk_images: int
+    per_image_bytes: int
+
+    @property
+    def chunks(self) -> int:
+        return -(-self.images // self.chunk_images) if self.images else 0
+
+    @property
+    def peak_bytes(self) -> int:
+        return min(self.chunk_images, max(self.images, 1)) * self.per_image_bytes
+
+    def describe(self) -> str:
+        return (f"{self.images} images in {self.chunks} chunk(s) of at most {self.chunk_images}; peak disk at most "
+                f"{self.peak_bytes / 1e9:.2f} GB (an image's inputs + outputs at most "
+                f"{self.per_image_bytes / 1e6:.1f} MB; all at once would need up to "
+                f"{self.images * self.per_image_bytes / 1e9:.1f} GB)")
+
+
+def plan_disk(images: int, protocol: Protocol, max_disk_gb: float = DEFAULT_MAX_DISK_GB) -> DiskPlan:
+    """Chunks that keep the work folder under ``max_disk_gb`` (at least one image per chunk)."""
+    per_image = bytes_per_image(protocol)
+    if not max_disk_gb > 0:
+        raise DataError(f"--max-disk-gb must be positive, got {max_disk_gb}")
+    return DiskPlan(images, max(1, int(max_disk_gb * 1e9 // per_image)), per_image)
+
+
+def clear_chunk(work: Path) -> None:
+    """Delete one chunk's input and output files (the flow's own)."""
+    for sub in ("input", "output"):
+        if (work / sub).is_dir():
+            shutil.rmtree(work / sub)
+
+
+def app_runner(app: str, model_path: str, device_id: int = 0, device: str = "ascend",
+               precision: str = "float32") -> Callable[[Path], None]:
+    """Run the 310 C++ app on a work folder's ``input/`` (one process per chunk); a failure is one DataError."""
+    def run(work: Path) -> None:
+        cmd = [app, f"--mindir_path={model_path}", f"--input_dir={work / 'input'}", f"--output_dir={work / 'output'}",
+               f"--device_id={device_id}", f"--device={device}", f"--precision={precision}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+        if proc.returncode != 0:
+            tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])[:600]
+            raise DataError(f"the 310 app {app} failed with status {proc.returncode}: {tail}")
+        logger.debug("%s", proc.stdout.strip())
+    return run
+
+
+def python_runner(predict: Predict) -> Callable[[Path], None]:
+    """The Python runner (:func:`run_inputs`) on a work folder, for ONNX Runtime / MINDIR / Lite."""
+    return lambda work: run_inputs(str(work), predict, show_progress=False)
+
+
+def run_flow(samples: Sequence[Sample], work_dir: str | Path, protocol: Protocol, runner: Callable[[Path], None],
+             spec: DatasetSpec, ignore_label: int = 255, max_disk_gb: float = DEFAULT_MAX_DISK_GB,
+             save_images: bool = False) -> Dict:
+    """The 310 flow over ``samples`` in chunks: preprocess -> runner -> merge -> delete, then results and report.
+
+    The work folder must be new, empty or a previous flow's
+    (:func:`prepare_work_dir`); its peak size is bounded by ``max_disk_gb``
+    (printed up front, and checked against the free space).
+    """
+    work = prepare_work_dir(work_dir)
+    plan = plan_disk(len(samples), protocol, max_disk_gb)
+    logger.info("310 flow: %s", plan.describe())
+    free = free_bytes(work)
+    if free < plan.peak_bytes:
+        raise DataError(f"work folder {work}: {free / 1e9:.2f} GB free, the flow needs up to "
+                        f"{plan.peak_bytes / 1e9:.2f} GB; free space or lower --max-disk-gb")
+    gallery = Gallery(spec.classes, ignore_label)
+    cm = ConfusionMatrix(protocol.classes, ignore_label)
+    progress = Progress(len(samples))
+    done = 0
+    for start in range(0, len(samples), plan.chunk_images):
+        chunk = samples[start:start + plan.chunk_images]
+        clear_chunk(work)
+        preprocess_samples(chunk, work, protocol, show_progress=False)
+        runner(work)
+        postprocess(str(work), spec, ignore_label, str(work / "results") if save_images else None, gallery, cm,
+                    show_progress=False)
+        clear_chunk(work)
+        done += len(chunk)
+        progress.update(done)
+    scores = scores_from_matrix(cm.matrix)
+    for line in report(scores, spec.class_names, OFFLINE_TAG):
+        logger.info(line)
+    write_json(work / "results.json", scores, spec.class_names,
+               {"tag": OFFLINE_TAG, "confusion_matrix": cm.matrix.tolist(), "disk": plan.describe()})
+    write_report(work, scores, spec.class_names, cm.matrix, OFFLINE_TAG, spec.palette, gallery,
+                 [f"Offline (310) flow, {plan.describe()}."])
+    logger.info("results in %s; report in %s", work / "results.json", work / "report.md")
+    return {**scores.as_dict(spec.class_names), "confusion_matrix": cm.matrix.tolist(), "chunks": plan.chunks,
+            "peak_bytes": plan.peak_bytes}

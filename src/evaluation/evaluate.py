@@ -30,10 +30,18 @@ class ResultsExistError(PSPNetError, FileExistsError):
     """The results folder exists and ``overwrite`` was not given."""
 
 
+EVAL_LOG = "eval.log"  # the command's own log file, written into the results folder before the results
+
+
+def results_dir_of(cfg: Config, backend: str, results_dir: Optional[str] = None) -> Path:
+    """Where eval writes: ``results_dir``, else ``eval.save_dir``, else ``<train.save_dir>/eval_<backend>``."""
+    return Path(results_dir or cfg.eval.save_dir or os.path.join(cfg.train.save_dir, f"eval_{backend}"))
+
+
 def prepare_results_dir(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Create the results folder; an existing non-empty one is refused unless ``overwrite``."""
+    """Create the results folder; an existing one holding more than eval's log is refused unless ``overwrite``."""
     path = Path(path)
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
+    if path.is_dir() and any(p.name != EVAL_LOG for p in path.iterdir()) and not overwrite:
         raise ResultsExistError(f"results folder {path} exists and is not empty; pass --overwrite to replace "
                                 f"its files or choose another eval.save_dir")
     return ensure_output_dir(path, "results folder (--results-dir / eval.save_dir)")
@@ -143,7 +151,7 @@ def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool 
     """
     spec = spec_of(cfg.data)
     samples = read_list(os.path.join(cfg.data.data_root, cfg.data.val_list), cfg.data.data_root)
-    out_dir = Path(results_dir or cfg.eval.save_dir or os.path.join(cfg.train.save_dir, f"eval_{backend}"))
+    out_dir = results_dir_of(cfg, backend, results_dir)
     if rank == 0:
         prepare_results_dir(out_dir, overwrite)
     protocol = protocol_from_config(cfg.data, cfg.eval)

@@ -367,6 +367,14 @@ class Trainer:
                     remaining, self.steps_per_epoch, t.batch_size, self.group_size, self.total_steps)
         if state.epoch != self.start_epoch:
             raise TrainingError("a Trainer runs once; build a new one (with resume) to continue")
+        if state.step >= self.total_steps or state.epoch >= t.epochs:
+            logger.warning("nothing left to train: the run in %s is finished (epoch %d of %d, step %d of %d). Raise "
+                           "train.epochs (with --allow-schedule-change), choose another train.save_dir, or start "
+                           "fresh with --resume none", self.save_dir, state.epoch, t.epochs, state.step,
+                           self.total_steps)
+            return {"epoch": state.epoch, "step": state.step, "best_miou": state.best_miou, "last_miou": None,
+                    "lr": current_lrs(self.optimizer), "bad_samples": 0, "save_dir": str(self.save_dir),
+                    "nothing_left": True}
         batches = None if self.sink_size else iter(self.train_ds.create_tuple_iterator(num_epochs=1,
                                                                                       output_numpy=True))
         clock = Clock(time.perf_counter(), state.step, planned)

@@ -1,0 +1,77 @@
+# Shared by the launchers (sourced, not run): the Python to use, the resume choice, and running ranks so
+# that the launcher's exit status is the worst rank's and INT/TERM stop every rank (and its children).
+
+# pick_python ROOT: $PYTHON if set, else ROOT/.venv/bin/python, else python3.
+pick_python() {
+  if [ -n "${PYTHON:-}" ]; then echo "$PYTHON"
+  elif [ -x "$1/.venv/bin/python" ]; then echo "$1/.venv/bin/python"
+  else echo python3; fi
+}
+
+# resume_choice: $RESUME (auto | none | a checkpoint path; default auto), checked, printed on stderr.
+resume_choice() {
+  local r=${RESUME:-auto}
+  case "$r" in
+    auto) echo "resume: auto (continue from the newest checkpoint in train.save_dir, if any; RESUME=none starts fresh)" >&2;;
+    none) echo "resume: none (fresh start; RESUME=auto continues from the newest checkpoint)" >&2;;
+    *) [ -f "$r" ] || { echo "error: RESUME=$r: not auto, none or an existing checkpoint file" >&2; return 2; }
+       r=$(realpath "$r"); echo "resume: from $r" >&2;;
+  esac
+  echo "$r"
+}
+
+LAUNCH_PIDS=()
+LAUNCH_NAMES=()
+STOP_GRACE=${STOP_GRACE:-20}
+
+# launch NAME LOG CMD...: start CMD in its own process group (setsid), output to LOG; remembered for wait_all.
+launch() {
+  local name=$1 log=$2; shift 2
+  if [ "$log" = "-" ]; then setsid "$@" & else setsid "$@" > "$log" 2>&1 & fi
+  LAUNCH_PIDS+=($!)
+  LAUNCH_NAMES+=("$name")
+}
+
+# stop_all SIGNAL_NAME: TERM every launched process group, KILL what is left after STOP_GRACE seconds.
+stop_all() {
+  local pid t
+  echo "$1: stopping ${#LAUNCH_PIDS[@]} process(es) ..." >&2
+  for pid in "${LAUNCH_PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
+  for ((t = 0; t < STOP_GRACE * 10; t++)); do
+    local alive=0
+    for pid in "${LAUNCH_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${LAUNCH_PIDS[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+
+# wait_all: wait for every launched process; when one fails the others are stopped (they would wait for it in
+# their collectives until the time-out); prints each failure; returns the worst (highest) exit status.
+wait_all() {
+  trap 'stop_all INT; exit 130' INT
+  trap 'stop_all TERM; exit 143' TERM
+  local worst=0 i rc left=("${!LAUNCH_PIDS[@]}") next
+  while [ ${#left[@]} -gt 0 ]; do
+    next=()
+    for i in "${left[@]}"; do
+      if kill -0 "${LAUNCH_PIDS[$i]}" 2>/dev/null; then next+=("$i"); continue; fi
+      rc=0
+      wait "${LAUNCH_PIDS[$i]}" || rc=$?
+      if [ "$rc" -ne 0 ]; then
+        echo "error: ${LAUNCH_NAMES[$i]} exited with status $rc" >&2
+        [ "$rc" -gt "$worst" ] && worst=$rc
+      fi
+    done
+    left=("${next[@]+"${next[@]}"}")
+    if [ "$worst" -ne 0 ] && [ ${#left[@]} -gt 0 ]; then
+      stop_all "a process failed" 
+      for i in "${left[@]}"; do echo "error: ${LAUNCH_NAMES[$i]} stopped because another one failed" >&2; done
+      break
+    fi
+    [ ${#left[@]} -gt 0 ] && sleep 0.3
+  done
+  trap - INT TERM
+  return "$worst"
+}

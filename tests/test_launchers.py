@@ -1,0 +1,242 @@
+"""The launchers, driven with stand-in executables on PATH: a ``python`` whose train.py ranks record what they
+were given and fail or sleep on request, and an ``msrun`` that records its arguments and exits as told.
+
+Nothing here runs MindSpore; the launchers' own logic (exit status, signals, rank table, resume) is what is tested.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from src.launch import RankTableError, rank_table_lines, read_rank_table, select_server
+
+ROOT = Path(__file__).resolve().parents[1]
+STANDIN_PYTHON = """#!/usr/bin/env bash
+# stand-in python: train.py / eval.py record their arguments and environment, other calls run the real python
+if [ "${1:-}" = "train.py" ] || [ "${1:-}" = "eval.py" ]; then
+  rank=${RANK_ID:-0}
+  if [ -n "${CHILD_SLEEP:-}" ]; then sleep "$CHILD_SLEEP" & echo "child $! rank=$rank" >> "$STANDIN_LOG"; fi
+  echo "rank $$ DEVICE_ID=${DEVICE_ID:-} RANK_ID=${RANK_ID:-} RANK_SIZE=${RANK_SIZE:-} ARGS $*" >> "$STANDIN_LOG"
+  case " ${FAIL_RANKS:-} " in *" $rank "*) sleep "${FAIL_AFTER:-0}"; echo "rank $rank failing" >&2; exit "${FAIL_CODE:-3}";; esac
+  [ -n "${SLEEP_S:-}" ] && exec sleep "$SLEEP_S"
+  exit 0
+fi
+exec "$REAL_PYTHON" "$@"
+"""
+STANDIN_MSRUN = """#!/usr/bin/env bash
+# stand-in msrun: records its arguments and the python it would start workers with, then exits as told
+echo "msrun python=$(command -v python) ARGS $*" >> "$STANDIN_LOG"
+[ -n "${SLEEP_S:-}" ] && exec sleep "$SLEEP_S"
+exit "${MSRUN_RC:-0}"
+"""
+
+
+@pytest.fixture
+def standins(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("python", STANDIN_PYTHON), ("msrun", STANDIN_MSRUN)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    cfg = tmp_path / "my.yaml"
+    cfg.write_text((ROOT / "config" / "demo_synthetic.yaml").read_text())
+    log = tmp_path / "standin.log"
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHON": str(bin_dir / "python"),
+           "REAL_PYTHON": sys.executable, "STANDIN_LOG": str(log), "LOG_DIR": str(tmp_path / "logs"),
+           "STOP_GRACE": "5"}
+    for var in ("DRY_RUN", "RESUME", "RANK_TABLE_FILE", "RANK_SIZE", "DEVICE_ID", "RANK_ID"):
+        env.pop(var, None)
+    return {"tmp": tmp_path, "env": env, "log": log, "cfg": cfg}
+
+
+def _records(log: Path, kind: str = "rank"):
+    return [line.split(" ", 2)[1:] for line in log.read_text().splitlines() if line.startswith(kind + " ")] \
+        if log.exists() else []
+
+
+def _table(tmp_path: Path, servers=(("10.0.0.1", 2), ("10.0.0.2", 2)), name="rt.json") -> Path:
+    rank, server_list = 0, []
+    for sid, n in servers:
+        devices = []
+        for d in range(n):
+            devices.append({"device_id": str(d), "device_ip": f"192.168.{d}.1", "rank_id": str(rank)})
+            rank += 1
+        server_list.append({"server_id": sid, "device": devices, "host_nic_ip": "reserve"})
+    path = tmp_path / name
+    path.write_text(json.dumps({"version": "1.0", "server_count": str(len(servers)), "server_list": server_list,
+                                "status": "completed"}))
+    return path
+
+
+def _run(args, s, timeout=60, **env):
+    return subprocess.run(["bash", *args], cwd=str(s["tmp"]), env={**s["env"], **env}, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+# --- the rank table ------------------------------------------------------------------------------------------
+
+def test_rank_table_gives_each_server_its_devices_and_ranks(tmp_path):
+    table = _table(tmp_path)
+    assert rank_table_lines(str(table), "1") == ["RANK_SIZE 4", "SERVER 1 10.0.0.2", "0 2", "1 3"]
+    assert rank_table_lines(str(table), "10.0.0.1") == ["RANK_SIZE 4", "SERVER 0 10.0.0.1", "0 0", "1 1"]
+    assert rank_table_lines(str(table), None, addresses={"127.0.0.1", "10.0.0.2"})[2:] == ["0 2", "1 3"]
+
+
+@pytest.mark.parametrize("mutate,match", [
+    (lambda t: t["server_list"][1]["device"][0].update(rank_id="1"), r"rank_id values must be 0\.\.3"),
+    (lambda t: t["server_list"][0]["device"][1].update(device_id="0"), "device_id twice"),
+    (lambda t: t["server_list"][0]["device"][0].update(rank_id="-1"), "non-negative integer"),
+    (lambda t: t["server_list"][1].update(server_id="10.0.0.1"), "server_id appears twice"),
+    (lambda t: t.update(server_list=[]), "non-empty 'server_list'"),
+])
+def test_rank_table_that_does_not_fit_is_refused(tmp_path, mutate, match):
+    t = json.loads(_table(tmp_path).read_text())
+    mutate(t)
+    (tmp_path / "bad.json").write_text(json.dumps(t))
+    with pytest.raises(RankTableError, match=match) as info:
+        read_rank_table(str(tmp_path / "bad.json"))
+    assert "bad.json" in str(info.value)
+
+
+def test_rank_table_server_choice_errors(tmp_path):
+    servers = read_rank_table(str(_table(tmp_path)))
+    with pytest.raises(RankTableError, match="server index 2, but the table has 2"):
+        select_server(servers, "2", "rt.json")
+    with pytest.raises(RankTableError, match="no server_id '10.0.0.9'"):
+        select_server(servers, "10.0.0.9", "rt.json")
+    with pytest.raises(RankTableError, match="none of its servers"):
+        select_server(servers, None, "rt.json", addresses={"127.0.0.1"})
+    (tmp_path / "junk.json").write_bytes(b"\xff\xfe{" + b"[" * 1000)
+    with pytest.raises(RankTableError, match="junk.json: not valid JSON"):
+        read_rank_table(str(tmp_path / "junk.json"))
+
+
+# --- rank-table launch ---------------------------------------------------------------------------------------
+
+def test_rank_table_launch_runs_this_servers_ranks(standins):
+    table = _table(standins["tmp"])
+    proc = _run([str(ROOT / "scripts" / "run_distribute_train.sh"), "--rank-table", str(table), "my.yaml", "1"],
+                standins)
+    assert proc.returncode == 0, proc.stderr
+    recs = sorted(r[1].split(" ARGS ")[0] for r in _records(standins["log"]))
+    assert recs == ["DEVICE_ID=0 RANK_ID=2 RANK_SIZE=4", "DEVICE_ID=1 RANK_ID=3 RANK_SIZE=4"]
+    args = _records(standins["log"])[0][1].split(" ARGS ")[1]
+    assert f"--config {standins['cfg']}" in args and "--resume auto" in args and "train.distributed true" in args
+    assert "resume: auto" in proc.stderr and "server_list[1] (10.0.0.2)" in proc.stderr
+    assert (standins["tmp"] / "logs" / "rank_2.log").exists() and (standins["tmp"] / "logs" / "rank_3.log").exists()
+
+
+def test_rank_table_launch_refuses_a_table_without_this_host(standins):
+    table = _table(standins["tmp"], servers=(("203.0.113.7", 2),))
+    proc = _run([str(ROOT / "scripts" / "run_distribute_train.sh"), "--rank-table", str(table), "my.yaml"], standins)
+    assert proc.returncode == 2 and "none of its servers (203.0.113.7) is this host" in proc.stderr
+    assert not _records(standins["log"])
+
+
+def test_a_failing_rank_fails_the_launch_and_stops_the_others(standins):
+    table = _table(standins["tmp"], servers=(("10.0.0.1", 3),))
+    start = time.monotonic()
+    proc = _run([str(ROOT / "scripts" / "run_distribute_train.sh"), "--rank-table", str(table), "my.yaml", "0"],
+                standins, FAIL_RANKS="1", FAIL_CODE="7", FAIL_AFTER="0.5", SLEEP_S="60")
+    assert proc.returncode == 7, proc.stderr
+    assert time.monotonic() - start < 30  # the other ranks did not run out their 60 s
+    assert "rank 1 (device 1" in proc.stderr and "exited with status 7" in proc.stderr
+    assert "stopped because another one failed" in proc.stderr
+    for pid, _ in _records(standins["log"]):
+        assert not _alive(int(pid))
+
+
+def test_worst_rank_status_wins(standins):
+    table = _table(standins["tmp"], servers=(("10.0.0.1", 2),))
+    proc = _run([str(ROOT / "scripts" / "run_distribute_train.sh"), "--rank-table", str(table), "my.yaml", "0"],
+                standins, FAIL_RANKS="0 1", FAIL_CODE="3")
+    assert proc.returncode == 3 and proc.stderr.count("exited with status 3") == 2
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_an_interrupt_leaves_no_rank_running(standins, sig, code):
+    table = _table(standins["tmp"], servers=(("10.0.0.1", 2),))
+    proc = subprocess.Popen(["bash", str(ROOT / "scripts" / "run_distribute_train.sh"), "--rank-table", str(table),
+                             "my.yaml", "0"], cwd=str(standins["tmp"]),
+                            env={**standins["env"], "SLEEP_S": "120", "CHILD_SLEEP": "120"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while len(_records(standins["log"])) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pids = [int(p) for p, _ in _records(standins["log"]) + _records(standins["log"], "child")]
+    assert len(pids) == 4 and all(_alive(p) for p in pids)
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pids), "a rank (or a rank's child) outlived the launcher"
+
+
+# --- msrun launch --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("script,args", [("run_distribute_train.sh", ["my.yaml", "2"]),
+                                         ("run_distribute_train_cpu.sh", ["my.yaml", "2"])])
+def test_msrun_status_and_resume_are_passed_through(standins, script, args):
+    ok = _run([str(ROOT / "scripts" / script), *args], standins)
+    assert ok.returncode == 0, ok.stderr
+    failed = _run([str(ROOT / "scripts" / script), *args], standins, MSRUN_RC="1", RESUME="none")
+    assert failed.returncode == 1 and "msrun exited with status 1" in failed.stderr
+    calls = [" ".join(r) for r in _records(standins["log"], "msrun")]
+    assert "--resume auto" in calls[0] and "--resume none" in calls[1]
+    assert calls[0].startswith(f"python={standins['tmp'] / 'bin' / 'python'} ")  # workers use the chosen python
+    bad = _run([str(ROOT / "scripts" / script), *args], standins, RESUME="sometimes")
+    assert bad.returncode == 2 and "RESUME=sometimes" in bad.stderr
+
+
+def test_msrun_launch_stops_on_terminate(standins):
+    proc = subprocess.Popen(["bash", str(ROOT / "scripts" / "run_distribute_train.sh"), "my.yaml", "2"],
+                            cwd=str(standins["tmp"]), env={**standins["env"], "SLEEP_S": "120"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not _records(standins["log"], "msrun") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    out = subprocess.run(["pgrep", "-f", "stand-in|sleep 120"], capture_output=True, text=True).stdout.split()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 143
+    time.sleep(0.5)
+    assert not any(_alive(int(p)) for p in out if int(p) != os.getpid() and _cmdline(int(p)).startswith("sleep 120"))
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+# --- standalone and eval -------------------------------------------------------------------------------------
+
+def test_standalone_passes_status_resume_and_device(standins):
+    proc = _run([str(ROOT / "scripts" / "run_standalone_train.sh"), "my.yaml", "3"], standins, FAIL_RANKS="0",
+                FAIL_CODE="5", RESUME="none")
+    assert proc.returncode == 5
+    rec = _records(standins["log"])[0][1]
+    assert "DEVICE_ID=3" in rec and "--resume none" in rec and "device.device_id 3" in rec
+
+
+def test_launcher_usage_states_the_resume_default():
+    for script in ("run_distribute_train.sh", "run_standalone_train.sh", "run_distribute_train_cpu.sh"):
+        proc = subprocess.run(["bash", str(ROOT / "scripts" / script), "--help"], capture_output=True, text=True)
+        assert proc.returncode == 2 and "RESUME=auto (default)" in proc.stdout, script
