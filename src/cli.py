@@ -479,7 +479,7 @@ def main(argv: Optional[List[str]] = None, command: Optional[str] = None, descri
     0 done, 1 the command's own "found problems" status (``prepare check``),
     2 a user error (:class:`PSPNetError`: bad config, file, checkpoint...) with one line.
     """
-    from src.logging_setup import setup_logging
+    from src.logging_setup import close_log_files, setup_logging
 
     a = build_parser(command, description, prog).parse_args(argv)
     setup_logging()
@@ -488,4 +488,6 @@ def main(argv: Optional[List[str]] = None, command: Optional[str] = None, descri
     except PSPNetError as exc:
         logging.getLogger(a.command).error("error: %s", exc)
         return EXIT_USER_ERROR
+    finally:
+        close_log_files()
     return int(status or 0)

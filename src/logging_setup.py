@@ -33,3 +33,11 @@ def add_log_file(path: str | os.PathLike, rank: int = 0) -> str:
                                            FILE_DATEFMT))
     logging.getLogger().addHandler(handler)
     return path
+
+
+def close_log_files() -> None:
+    """Detach and close the log files :func:`add_log_file` opened (the end of a command)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+        root.removeHandler(handler)
+        handler.close()

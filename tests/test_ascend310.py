@@ -1,6 +1,7 @@
 """The Ascend 310 path on MindSpore Lite: the C++ app compiles against the Lite API headers, and the
 Python ``lite`` backend speaks the same file contract.  No Ascend and no Lite runtime exist here."""
 import os
+import shutil
 import subprocess
 import sys
 import types
@@ -102,3 +103,102 @@ def test_lite_backend_builds_from_file_and_predicts(tmp_path, monkeypatch):
     np.testing.assert_array_equal(out, np.full((2, 3, 33, 33), 2.0))
     with pytest.raises(BackendError, match="not found"):
         lite_predict(str(tmp_path / "none.mindir"), 2, (33, 33), 6)
+
+
+# --- the app built with CMake against a stand-in Lite package, run through every path ---------------------------
+
+@pytest.fixture(scope="module")
+def lite(tmp_path_factory):
+    from fake_lite import build_fake_lite
+
+    home, app = build_fake_lite(tmp_path_factory.mktemp("lite"))
+    return home, app
+
+
+def _app(lite, args, record=None, **env):
+    home, app = lite
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FAKE_LITE") and k != "LD_LIBRARY_PATH"}
+    if record:
+        env["FAKE_LITE_RECORD"] = str(record)
+    return subprocess.run([str(app), *args], capture_output=True, text=True, env={**clean, **env}, timeout=60)
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "in").mkdir()
+    xs = {}
+    for name in ("a.bin", "b.bin"):
+        xs[name] = rng.standard_normal((2, 3, 33, 33)).astype(np.float32)
+        xs[name].tofile(tmp_path / "in" / name)
+    (tmp_path / "m.mindir").write_bytes(b"mindir")
+    args = [f"--mindir_path={tmp_path / 'm.mindir'}", f"--input_dir={tmp_path / 'in'}",
+            f"--output_dir={tmp_path / 'out'}"]
+    return tmp_path, xs, args
+
+
+def test_app_links_through_the_package_layout_and_writes_checked_logits(lite, inputs):
+    tmp, xs, args = inputs
+    elf = subprocess.run(["readelf", "-d", str(lite[1])], capture_output=True, text=True).stdout
+    assert "libmindspore-lite.so" in elf and "third_party/dnnl" in elf  # run path covers third_party
+    proc = _app(lite, [*args, "--device_id=3"], record=tmp / "rec.txt")
+    assert proc.returncode == 0, proc.stderr
+    assert "processed 2 files" in proc.stdout
+    assert (tmp / "rec.txt").read_text() == "device=ascend id=3 precision=enforce_fp32\n"  # float32 by default
+    for name, x in xs.items():
+        y = np.fromfile(tmp / "out" / name.replace(".bin", "_0.bin"), np.float32).reshape(2, 6, 33, 33)
+        want = np.stack([x[:, k % 3] + k for k in range(6)], axis=1)
+        np.testing.assert_array_equal(y, want)
+    assert _app(lite, [*args, "--precision=float16"], record=tmp / "r16.txt").returncode == 0
+    assert (tmp / "r16.txt").read_text() == "device=ascend id=0 precision=enforce_fp16\n"
+
+
+@pytest.mark.parametrize("mode,message", [
+    ("wrong_shape", "has shape (2, 6, 5, 5), expected (2, classes, 33, 33)"),
+    ("fp16", "is not float32"),
+    ("two_outputs", "returned 2 outputs"),
+    ("null_data", "returned no data"),
+    ("short_data", "holds 52268 bytes"),
+    ("fp16_input", "model input is not float32"),
+    ("build_fail", "cannot build"),
+])
+def test_app_refuses_outputs_that_do_not_fit(lite, inputs, mode, message):
+    tmp, _, args = inputs
+    proc = _app(lite, args, FAKE_LITE_MODE=mode)
+    assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+    assert not any((tmp / "out").glob("*.bin")) if (tmp / "out").exists() else True  # nothing half-written
+
+
+@pytest.mark.parametrize("extra,code,message", [
+    (["--devcie_id=3"], 2, "unknown option --devcie_id"),
+    (["--device_id=1", "--device_id=2"], 2, "given twice"),
+    (["--precision=int8"], 2, "--precision must be float32 or float16"),
+    (["--device=gpu"], 2, "--device must be ascend or cpu"),
+    (["positional"], 2, "expected --key=value"),
+])
+def test_app_refuses_bad_arguments(lite, inputs, extra, code, message):
+    _, _, args = inputs
+    proc = _app(lite, [*args, *extra])
+    assert proc.returncode == code and message in proc.stderr, proc.stderr
+
+
+def test_app_refuses_bad_folders_and_sizes(lite, inputs):
+    tmp, _, args = inputs
+    (tmp / "empty").mkdir()
+    proc = _app(lite, [args[0], f"--input_dir={tmp / 'empty'}", args[2]])
+    assert proc.returncode == 1 and "no .bin input files" in proc.stderr
+    proc = _app(lite, [args[0], f"--input_dir={tmp / 'nowhere'}", args[2]])
+    assert proc.returncode == 1 and "cannot open input folder" in proc.stderr
+    (tmp / "in" / "c.bin").write_bytes(b"\0" * 100)
+    proc = _app(lite, args)
+    assert proc.returncode == 1 and "c.bin: 100 bytes, but the model input needs 26136" in proc.stderr
+
+
+def test_app_needs_the_third_party_libraries_at_link_and_run_time(lite, tmp_path):
+    home, _ = lite
+    broken = tmp_path / "broken"
+    shutil.copytree(home, broken, symlinks=True)
+    shutil.rmtree(broken / "runtime" / "third_party")
+    proc = subprocess.run(["bash", str(ROOT / "inference" / "ascend310" / "build.sh"), str(tmp_path / "b")],
+                          env={**os.environ, "LITE_HOME": str(broken)}, capture_output=True, text=True)
+    assert proc.returncode != 0 and "libdnnl.so.2" in proc.stdout + proc.stderr  # the link fails loudly

@@ -301,3 +301,40 @@ def test_run_infer_310_never_touches_a_folder_it_did_not_create(trained, exporte
     proc = _infer_310([exported["MINDIR"]["file"], str(cfg_file), "0", "w"], tmp_path, RUNNER="python")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "peak disk at most" in proc.stderr and (tmp_path / "w" / "results.json").is_file()
+
+
+def test_eval_command_takes_zoo_device_options_and_writes_a_dated_log(trained, exported, tmp_path):
+    import re
+
+    cfg, _, _ = trained
+    cfg_file = save_config(cfg, tmp_path / "c.yaml")
+    out = tmp_path / "ev"
+    assert cli.main(["--config", str(cfg_file), "--ckpt", exported["ONNX"]["file"], "--backend", "onnx",
+                     "--results-dir", str(out), "--device_target", "CPU", "--device_id", "0"], command="eval") == 0
+    lines = (out / "eval.log").read_text().splitlines()
+    assert lines and all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", line) for line in lines[:3])
+    assert any("mIoU/mAcc/allAcc" in line for line in lines) and (out / "results.json").is_file()
+    for command, extra in (("train", []), ("export", ["--ckpt", "x.ckpt", "--file_format", "MINDIR"])):
+        a = cli.build_parser(command).parse_args(["--config", str(cfg_file), "--device_target", "CPU",
+                                                  "--device_id", "3", *extra])
+        loaded = cli._load(a)
+        assert (loaded.device.target, loaded.device.device_id) == ("CPU", 3)
+
+
+def test_run_infer_310_drives_the_app_with_float32_and_the_device(trained, exported, tmp_path):
+    from fake_lite import build_fake_lite
+
+    cfg, _, _ = trained
+    home, app = build_fake_lite(tmp_path / "lite")
+    cfg_file = save_config(cfg, tmp_path / "c.yaml")
+    rec = tmp_path / "rec.txt"
+    env = {"LITE_HOME": str(home), "APP": str(app), "FAKE_LITE_RECORD": str(rec)}
+    proc = _infer_310([exported["MINDIR"]["file"], str(cfg_file), "5", "w"], tmp_path, **env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert set(rec.read_text().splitlines()) == {"device=ascend id=5 precision=enforce_fp32"}
+    assert json.loads((tmp_path / "w" / "results.json").read_text())["confusion_matrix"]
+    proc = _infer_310([exported["MINDIR"]["file"], str(cfg_file), "5", "w"], tmp_path, PRECISION="float16", **env)
+    assert proc.returncode == 0 and "enforce_fp16" in rec.read_text()
+    proc = _infer_310([exported["MINDIR"]["file"], str(cfg_file), "5", "w2"], tmp_path, FAKE_LITE_MODE="wrong_shape",
+                      **env)
+    assert proc.returncode == 2 and "has shape (2, 6, 5, 5)" in proc.stderr

@@ -8,8 +8,11 @@
 // are written to --output_dir as "x_0.bin" (raw float32, batch x classes x crop_h x crop_w).
 //
 // Usage: pspnet_310 --mindir_path=pspnet50.mindir --input_dir=WORK/input --output_dir=WORK/output
-//                   [--device_id=0] [--device=ascend|cpu]
-// Exit status: 0 done, 1 a model or file error (one line naming it), 2 bad arguments.
+//                   [--device_id=0] [--device=ascend|cpu] [--precision=float32|float16]
+// --precision sets the Ascend precision mode (Lite's Ascend backend would otherwise run float16): float32 =
+// "enforce_fp32", float16 = "enforce_fp16". Every output is checked against the input before it is written:
+// exactly one, float32, (N, C, H, W) with the input's N, H and W.
+// Exit status: 0 done, 1 a model or file error (one line naming it), 2 bad arguments (unknown options too).
 #include <dirent.h>
 #include <sys/stat.h>
 
@@ -21,6 +24,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,7 +36,8 @@
 namespace {
 
 constexpr const char kUsage[] =
-    "usage: pspnet_310 --mindir_path=M --input_dir=I --output_dir=O [--device_id=0] [--device=ascend|cpu]";
+    "usage: pspnet_310 --mindir_path=M --input_dir=I --output_dir=O [--device_id=0] [--device=ascend|cpu] "
+    "[--precision=float32|float16]";
 
 int Fail(const std::string &message) {
   std::cerr << "error: " << message << std::endl;
@@ -40,7 +45,9 @@ int Fail(const std::string &message) {
 }
 
 bool ParseArgs(int argc, char **argv, std::map<std::string, std::string> *args) {
-  *args = {{"device_id", "0"}, {"device", "ascend"}};
+  *args = {{"device_id", "0"}, {"device", "ascend"}, {"precision", "float32"}};
+  const std::set<std::string> known = {"mindir_path", "input_dir", "output_dir", "device_id", "device", "precision"};
+  std::set<std::string> seen;
   for (int i = 1; i < argc; ++i) {
     std::string arg(argv[i]);
     auto eq = arg.find('=');
@@ -48,7 +55,16 @@ bool ParseArgs(int argc, char **argv, std::map<std::string, std::string> *args) 
       std::cerr << "error: bad argument '" << arg << "' (expected --key=value)\n" << kUsage << std::endl;
       return false;
     }
-    (*args)[arg.substr(2, eq - 2)] = arg.substr(eq + 1);
+    const std::string key = arg.substr(2, eq - 2);
+    if (known.count(key) == 0) {
+      std::cerr << "error: unknown option --" << key << "\n" << kUsage << std::endl;
+      return false;
+    }
+    if (!seen.insert(key).second) {
+      std::cerr << "error: --" << key << " given twice" << std::endl;
+      return false;
+    }
+    (*args)[key] = arg.substr(eq + 1);
   }
   for (const char *key : {"mindir_path", "input_dir", "output_dir"}) {
     if (args->find(key) == args->end()) {
@@ -59,6 +75,11 @@ bool ParseArgs(int argc, char **argv, std::map<std::string, std::string> *args) 
   const std::string &device = (*args)["device"];
   if (device != "ascend" && device != "cpu") {
     std::cerr << "error: --device must be ascend or cpu, got '" << device << "'\n" << kUsage << std::endl;
+    return false;
+  }
+  const std::string &precision = (*args)["precision"];
+  if (precision != "float32" && precision != "float16") {
+    std::cerr << "error: --precision must be float32 or float16, got '" << precision << "'" << std::endl;
     return false;
   }
   const std::string &id = (*args)["device_id"];
@@ -105,6 +126,52 @@ bool ReadInput(const std::string &path, size_t expected, std::vector<char> *data
   return true;
 }
 
+std::string ShapeText(const std::vector<int64_t> &shape) {
+  std::string text = "(";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + ")";
+}
+
+// The model's input must be float32 (N, 3, H, W): what preprocess writes.
+bool CheckInput(const mindspore::MSTensor &input, std::string *error) {
+  const auto &shape = input.Shape();
+  if (input.DataType() != mindspore::DataType::kNumberTypeFloat32 || shape.size() != 4 || shape[1] != 3 ||
+      input.DataSize() != static_cast<size_t>(input.ElementNum()) * sizeof(float)) {
+    *error = "the model input is not float32 (N, 3, H, W): shape " + ShapeText(shape) + ", data type " +
+             std::to_string(static_cast<int>(input.DataType()));
+    return false;
+  }
+  return true;
+}
+
+// An output is written only when it is float32 (N, C, H, W) with the input's N, H and W and holds its data.
+bool CheckOutput(const std::vector<mindspore::MSTensor> &outputs, const mindspore::MSTensor &input,
+                 const std::string &where, std::string *error) {
+  if (outputs.size() != 1) {
+    *error = "the model returned " + std::to_string(outputs.size()) + " outputs for " + where + ", expected 1";
+    return false;
+  }
+  const auto &out = outputs[0];
+  const auto &shape = out.Shape();
+  const auto &in = input.Shape();
+  if (out.DataType() != mindspore::DataType::kNumberTypeFloat32) {
+    *error = "the model output for " + where + " is not float32 (data type " +
+             std::to_string(static_cast<int>(out.DataType())) + "); export with --output logits and run float32";
+    return false;
+  }
+  if (shape.size() != 4 || shape[0] != in[0] || shape[2] != in[2] || shape[3] != in[3] || shape[1] < 1) {
+    *error = "the model output for " + where + " has shape " + ShapeText(shape) + ", expected (" +
+             std::to_string(in[0]) + ", classes, " + std::to_string(in[2]) + ", " + std::to_string(in[3]) + ")";
+    return false;
+  }
+  if (out.DataSize() != static_cast<size_t>(out.ElementNum()) * sizeof(float)) {
+    *error = "the model output for " + where + " holds " + std::to_string(out.DataSize()) + " bytes, its shape " +
+             ShapeText(shape) + " needs " + std::to_string(out.ElementNum() * 4);
+    return false;
+  }
+  return true;
+}
+
 bool WriteOutput(const std::string &path, const mindspore::MSTensor &tensor, std::string *error) {
   auto data = tensor.Data();
   if (data == nullptr) {
@@ -121,11 +188,13 @@ bool WriteOutput(const std::string &path, const mindspore::MSTensor &tensor, std
   return true;
 }
 
-std::shared_ptr<mindspore::Context> MakeContext(const std::string &device, uint32_t device_id) {
+std::shared_ptr<mindspore::Context> MakeContext(const std::string &device, uint32_t device_id,
+                                                const std::string &precision) {
   auto context = std::make_shared<mindspore::Context>();
   if (device == "ascend") {
     auto ascend = std::make_shared<mindspore::AscendDeviceInfo>();
     ascend->SetDeviceID(device_id);
+    ascend->SetPrecisionMode(precision == "float16" ? "enforce_fp16" : "enforce_fp32");
     context->MutableDeviceInfo().push_back(ascend);
   } else {
     context->MutableDeviceInfo().push_back(std::make_shared<mindspore::CPUDeviceInfo>());
@@ -140,9 +209,13 @@ int main(int argc, char **argv) {
   if (!ParseArgs(argc, argv, &args)) return 2;
   const std::string &in_dir = args["input_dir"];
   const std::string &out_dir = args["output_dir"];
+  std::vector<std::string> files;  // the inputs are listed before the (slow) model build
+  std::string error;
+  if (!ListBinFiles(in_dir, &files, &error)) return Fail(error);
+  if (files.empty()) return Fail("no .bin input files in " + in_dir + " (run the preprocessing first)");
 
   mindspore::Model model;
-  auto context = MakeContext(args["device"], static_cast<uint32_t>(std::stoul(args["device_id"])));
+  auto context = MakeContext(args["device"], static_cast<uint32_t>(std::stoul(args["device_id"])), args["precision"]);
   mindspore::Status ret = model.Build(args["mindir_path"], mindspore::ModelType::kMindIR, context);
   if (ret != mindspore::kSuccess) {
     return Fail("cannot build " + args["mindir_path"] + " on " + args["device"] + " " + args["device_id"] + ": " +
@@ -152,13 +225,11 @@ int main(int argc, char **argv) {
   if (inputs.size() != 1) {
     return Fail(args["mindir_path"] + ": expected a model with one input, found " + std::to_string(inputs.size()));
   }
+  if (!CheckInput(inputs[0], &error)) return Fail(args["mindir_path"] + ": " + error);
   if (mkdir(out_dir.c_str(), 0755) != 0 && errno != EEXIST) {
     return Fail("cannot create output folder " + out_dir + ": " + std::strerror(errno));
   }
 
-  std::vector<std::string> files;
-  std::string error;
-  if (!ListBinFiles(in_dir, &files, &error)) return Fail(error);
   double total_ms = 0;
   std::vector<char> buffer;
   for (const auto &name : files) {
@@ -172,11 +243,11 @@ int main(int argc, char **argv) {
     ret = model.Predict(inputs, &outputs);
     total_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (ret != mindspore::kSuccess) return Fail("predict failed for " + in_path + ": " + ret.ToString());
-    if (outputs.empty()) return Fail("the model returned no output for " + in_path);
+    if (!CheckOutput(outputs, inputs[0], in_path, &error)) return Fail(error);
     const std::string out_path = out_dir + "/" + name.substr(0, name.size() - 4) + "_0.bin";
     if (!WriteOutput(out_path, outputs[0], &error)) return Fail(error);
   }
-  std::cout << "processed " << files.size() << " files, mean " << (files.empty() ? 0 : total_ms / files.size())
+  std::cout << "processed " << files.size() << " files, mean " << total_ms / files.size()
             << " ms per batch" << std::endl;
   return 0;
 }

@@ -15,5 +15,9 @@ class Model {
                const std::shared_ptr<Context> &model_context = nullptr);
   std::vector<MSTensor> GetInputs();
   Status Predict(const std::vector<MSTensor> &inputs, std::vector<MSTensor> *outputs);
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
 };
 }  // namespace mindspore

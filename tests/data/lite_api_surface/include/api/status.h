@@ -9,12 +9,13 @@ enum StatusCode { kSuccess = 0, kLiteError = -1 };
 
 class Status {
  public:
-  Status(StatusCode code = kSuccess) : code_(code) {}  // NOLINT: implicit, as the API compares with codes
+  Status(StatusCode code = kSuccess, const std::string &msg = "") : code_(code), msg_(msg) {}  // NOLINT: implicit
   std::string ToString() const;
   bool operator==(StatusCode other) const { return code_ == other; }
   bool operator!=(StatusCode other) const { return code_ != other; }
 
  private:
   StatusCode code_;
+  std::string msg_;
 };
 }  // namespace mindspore
