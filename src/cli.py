@@ -391,7 +391,8 @@ def _op_inventory_args(p: argparse.ArgumentParser) -> None:
 def _op_inventory(a: argparse.Namespace) -> None:
     from src.device import setup_device
     from src.paths import ensure_output_file
-    from src.tools.op_inventory import ALLOWLIST, ascend_graphs, check_graphs, load_allowlist, report
+    from src.tools.op_inventory import (ALLOWLIST, ascend_graphs, check_aicore, check_graphs, load_aicpu_accepted,
+                                        load_allowlist, report, wheel_registrations)
 
     cfg = _load(a)
     allowlist_path = a.allowlist or str(ALLOWLIST)
@@ -401,13 +402,18 @@ def _op_inventory(a: argparse.Namespace) -> None:
     setup_device("CPU", "GRAPH", quiet=cfg.device.quiet)  # the graphs are compiled on CPU: no Ascend needed
     hw = tuple(a.size) if a.size else (cfg.train.crop_h, cfg.train.crop_w)
     logger.info("compiling the training step and the export network at %dx%d on CPU ...", *hw)
-    graphs = ascend_graphs(cfg.model, cfg.data.classes, hw, a.batch)
+    t = cfg.train
+    logger.info("training step as train.* builds it: amp_level %s, loss_scale %s%s", t.amp_level, t.loss_scale,
+                " (sync_bn: SyncBatchNorm/SyncBatchNormGrad/AllReduce need a device group; listed by hand)"
+                if t.sync_bn else "")
+    graphs = ascend_graphs(cfg.model, cfg.data.classes, hw, a.batch, t.amp_level, t.loss_scale, t.loss_scale_value)
     table = "\n".join(report(graphs, allowlist))
     print(table)
     if a.out:
         with open(a.out, "w", encoding="utf-8") as f:
             f.write(table + "\n")
     check_graphs(graphs, allowlist, allowlist_path)
+    check_aicore(graphs, wheel_registrations(), load_aicpu_accepted(allowlist_path))
     logger.info("all %d primitives are on the allowlist", len(set().union(*[set(g) for g in graphs.values()])))
 
 

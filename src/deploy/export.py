@@ -96,21 +96,28 @@ def export_model(model_cfg: ModelConfig, classes: int, ckpt: str, file_format: s
     return result
 
 
-def mindir_primitives(path: str | os.PathLike) -> Dict[str, int]:
-    """Operator type -> count of the nodes in a MINDIR file's graphs."""
+def count_primitives(stream: bytes) -> Dict[str, int]:
+    """Operator type -> count of the nodes in a serialized MindIR model's graphs (calls of sub-graphs left out)."""
     from mindspore.train import mind_ir_pb2
 
     model = mind_ir_pb2.ModelProto()
-    with open(path, "rb") as f:
-        model.ParseFromString(f.read())
+    model.ParseFromString(stream)
     counts: Dict[str, int] = {}
     for graph in [model.graph, *model.functions]:
         for node in graph.node:
-            op = node.op_type  # 'REF::Conv2D:4' for a primitive, 'Constant' for a value
+            op = node.op_type  # 'REF::Conv2D:4' for a primitive, 'Constant' for a value, '<graph>:CNode_n' a call
             if op.startswith("REF::"):
                 op = op[len("REF::"):].rsplit(":", 1)[0]
+            if ":" in op:
+                continue  # a call of one of the graph's own functions, not a primitive
             counts[op] = counts.get(op, 0) + 1
     return counts
+
+
+def mindir_primitives(path: str | os.PathLike) -> Dict[str, int]:
+    """Operator type -> count of the nodes in a MINDIR file's graphs."""
+    with open(path, "rb") as f:
+        return count_primitives(f.read())
 
 
 def _run_exported(path: str, fmt: str, x: np.ndarray) -> np.ndarray:

@@ -125,10 +125,32 @@ class PPM(nn.Cell):
         return self.concat(outs)
 
 
+class ChannelDropout(nn.Cell):
+    """PyTorch's ``Dropout2d``: in training each (sample, channel) map is zeroed with probability ``p``, the rest
+    scaled by 1/(1-p); the identity in eval.
+
+    ``nn.Dropout2d`` compiles to the ``Dropout2D`` primitive, which MindSpore 2.10 registers for Ascend only as an
+    AI CPU kernel.  This draws the same per-channel mask with ``nn.Dropout`` on an (N, C, 1, 1) tensor of ones
+    (the ``Dropout`` primitive, no AI CPU registration) and multiplies: the same distribution.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+        self.dropout = nn.Dropout(p=p) if p > 0 else None
+
+    def construct(self, x):
+        if not self.training or self.dropout is None:
+            return x
+        return x * self.dropout(ops.ones((x.shape[0], x.shape[1], 1, 1), x.dtype))
+
+
 def _head(in_dim: int, mid_dim: int, classes: int, dropout: float, norm: NormFactory) -> nn.SequentialCell:
     # Indices 0, 1, 4 carry parameters, as in semseg's cls/aux Sequential.
     return nn.SequentialCell([conv(in_dim, mid_dim, 3), norm(mid_dim), nn.ReLU(),
-                              nn.Dropout2d(p=dropout), conv(mid_dim, classes, 1, has_bias=True)])
+                              ChannelDropout(dropout), conv(mid_dim, classes, 1, has_bias=True)])
 
 
 class PSPNet(nn.Cell):

@@ -25,6 +25,17 @@ def batch_norm(channels: int) -> nn.Cell:
     return nn.BatchNorm2d(channels, eps=1e-5, momentum=0.9)
 
 
+class AddBiasConv2d(nn.Conv2d):
+    """``nn.Conv2d`` whose bias is added by a broadcast ``Add`` rather than the ``BiasAdd`` primitive.
+
+    MindSpore 2.10's wheel registers ``BiasAdd`` (and its gradient) for Ascend only as AI CPU kernels; ``Add``
+    has an AI Core (ACLNN) kernel.  Same parameters, same names, same sums.
+    """
+
+    def construct(self, x):
+        return self.conv2d(x, self.weight) + self.bias.reshape(1, -1, 1, 1)
+
+
 def conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, dilation: int = 1,
          has_bias: bool = False, weight_init=None) -> nn.Conv2d:
     """A 2-D convolution padded like PyTorch's ``padding = dilation * (kernel // 2)``."""
@@ -32,8 +43,9 @@ def conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, dilation: int = 
     kwargs = {}
     if weight_init is not None:
         kwargs["weight_init"] = weight_init
-    return nn.Conv2d(in_ch, out_ch, kernel, stride=stride, pad_mode="pad" if pad else "valid",
-                     padding=pad, dilation=dilation, has_bias=has_bias, **kwargs)
+    cls = AddBiasConv2d if has_bias else nn.Conv2d
+    return cls(in_ch, out_ch, kernel, stride=stride, pad_mode="pad" if pad else "valid",
+               padding=pad, dilation=dilation, has_bias=has_bias, **kwargs)
 
 
 class StemMaxPool(nn.Cell):

@@ -10,8 +10,16 @@ public API it comes from and that API's "Supported Platforms" statement; a
 test checks each statement against the docstring of the installed MindSpore
 (the API pages on mindspore.cn are generated from those docstrings).
 
+Which engine runs a primitive on Ascend is read from the installed wheel
+(:func:`wheel_registrations`): ``mindspore/ops/_op_impl/aicpu`` registers AI
+CPU kernels; AI Core kernels show as AKG registrations for Ascend or as ACLNN
+kernel classes (``<Op>Ascend``, ``<Op>AclnnKernelMod``) in the Ascend plugin
+libraries.  A primitive with an AI CPU registration and no AI Core evidence
+is AI CPU only (:func:`aicpu_only`): the graphs must hold none, except those
+the allowlist accepts under ``aicpu_accepted`` with a reason.
+
 Not compiled here: what only a multi-device Ascend run adds (SyncBatchNorm,
-AllReduce, the AMP casts); the allowlist names them separately.
+AllReduce); the allowlist names them separately.
 """
 from __future__ import annotations
 
@@ -20,7 +28,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
 import numpy as np
 import yaml
@@ -71,33 +79,125 @@ def graph_primitives(cell, inputs: Tuple, path: str | os.PathLike) -> Dict[str, 
     """Export ``cell`` on ``inputs`` to MINDIR at ``path`` and count its nodes by primitive."""
     import mindspore as ms
 
+    stem = str(path)[:-len(".mindir")] if str(path).endswith(".mindir") else str(path)
     from src.deploy.export import mindir_primitives
 
-    stem = str(path)[:-len(".mindir")] if str(path).endswith(".mindir") else str(path)
     ms.export(cell, *inputs, file_name=stem, file_format="MINDIR")
     return mindir_primitives(stem + ".mindir")
 
 
-def ascend_graphs(model_cfg: ModelConfig, classes: int, hw: Tuple[int, int], batch: int = 2) -> Dict[str, Dict[str, int]]:
-    """``{"train": counts, "export": counts}`` for the training step and the exported network at ``hw``."""
+def compiled_primitives(cell, inputs: Tuple) -> Dict[str, int]:
+    """Compile ``cell`` on ``inputs`` as export does and count the graph's nodes by primitive.
+
+    Unlike ``ms.export`` this accepts a training step whose dynamic loss scaler holds Parameters outside a
+    Cell; it uses the MindIR serializer's own compile step (a private MindSpore function, 2.10).
+    """
+    from mindspore.train.serialization import _cell_info
+
+    from src.deploy.export import count_primitives
+
+    stream, _ = _cell_info(cell, False, *inputs)
+    return count_primitives(stream)
+
+
+def ascend_graphs(model_cfg: ModelConfig, classes: int, hw: Tuple[int, int], batch: int = 2, amp_level: str = "O0",
+                  loss_scale: str = "none", loss_scale_value: float = 1024.0) -> Dict[str, Dict[str, int]]:
+    """``{"train": counts, "export": counts}`` for the training step and the exported network at ``hw``.
+
+    The step is built as training builds it on Ascend: the fixed-size form, ``amp_level`` and the loss scale
+    (``none`` / ``fixed`` / ``dynamic``).  SyncBatchNorm and the gradient all-reduce need a multi-device group
+    and are not compiled here.
+    """
     import mindspore as ms
 
     from src.model.pspnet import build_pspnet, training_input_hw
     from src.train.lr import build_optimizer
-    from src.train.step import NetWithLoss, TrainStep
+    from src.train.step import NetWithLoss, TrainStep, apply_amp
 
     static_hw = training_input_hw(model_cfg.graph_form, "Ascend", hw)
     net = build_pspnet(model_cfg, classes, for_training=True, static_hw=static_hw)
-    step = TrainStep(NetWithLoss(net), build_optimizer(net, 0.01, 10))
+    net = apply_amp(net, amp_level)
+    scale = {"none": 0.0, "fixed": float(loss_scale_value)}.get(loss_scale)
+    if loss_scale == "dynamic":
+        scale = ms.amp.DynamicLossScaler(scale_value=float(loss_scale_value), scale_factor=2, scale_window=1000)
+    if scale is None:
+        raise OpInventoryError(f"loss scale must be none, fixed or dynamic, got {loss_scale!r}")
+    step = TrainStep(NetWithLoss(net), build_optimizer(net, 0.01, 10), 1, scale)
     step.set_train(True)
     image = ms.Tensor(np.zeros((batch, 3, *hw), np.float32))
     label = ms.Tensor(np.zeros((batch, *hw), np.int32))
     eval_net = build_pspnet(model_cfg, classes, for_training=False, static_hw=hw)  # as export.py builds it
     eval_net.set_train(False)
     with tempfile.TemporaryDirectory() as tmp:
-        return {"train": graph_primitives(step, (image, label), Path(tmp) / "train.mindir"),
+        return {"train": compiled_primitives(step, (image, label)),
                 "export": graph_primitives(eval_net, (ms.Tensor(np.zeros((1, 3, *hw), np.float32)),),
                                            Path(tmp) / "export.mindir")}
+
+
+AICORE_SUFFIXES = (b"AclnnKernelMod", b"Ascend")
+_MANGLED = re.compile(rb"(\d{1,2})([A-Z][A-Za-z0-9]+)")
+
+
+def _kernel_classes(data: bytes) -> set:
+    """Primitive names of ``<Op>Ascend`` / ``<Op>AclnnKernelMod`` classes in a library's mangled symbols."""
+    found = set()
+    for m in _MANGLED.finditer(data):
+        n = int(m.group(1))
+        name = m.group(2)[:n]
+        if len(name) != n:
+            continue
+        for suffix in AICORE_SUFFIXES:
+            if name.endswith(suffix) and len(name) > len(suffix):
+                found.add(name[:-len(suffix)].decode())
+    return found
+
+
+def wheel_registrations(ms_root: Optional[str | os.PathLike] = None) -> Dict[str, set]:
+    """Kernel registrations of the installed MindSpore: ``aicpu`` (AI CPU), ``akg_ascend`` and ``aclnn``
+    (AI Core), each a set of primitive names, read from the wheel's files (nothing is imported)."""
+    if ms_root is None:
+        import mindspore
+
+        ms_root = os.path.dirname(mindspore.__file__)
+    root = Path(ms_root)
+    impl = root / "ops" / "_op_impl"
+    aicpu = {m for f in (impl / "aicpu").glob("*.py") for m in re.findall(r'AiCPURegOp\("(\w+)"\)', f.read_text())}
+    akg = {m for f in (impl / "akg" / "ascend").glob("*.py") for m in re.findall(r'RegOp\("(\w+)"\)', f.read_text())}
+    plugin = root / "lib" / "plugin"
+    aclnn: set = set()
+    for lib in [*plugin.glob("libmindspore_ops_ascend.so*"), *(plugin / "ascend").glob("*.so*")]:
+        aclnn |= _kernel_classes(lib.read_bytes())
+    if not aicpu or not aclnn:
+        raise OpInventoryError(f"{root}: found no AI CPU registrations or no Ascend kernel classes; this check needs "
+                               f"a MindSpore 2.x wheel with its Ascend plugin")
+    return {"aicpu": aicpu, "akg_ascend": akg, "aclnn": aclnn}
+
+
+def aicpu_only(ops: Iterable[str], registrations: Mapping[str, set]) -> List[str]:
+    """The primitives of ``ops`` registered as AI CPU kernels with no AI Core (ACLNN / AKG) kernel in the wheel."""
+    core = registrations["aclnn"] | registrations["akg_ascend"]
+    return sorted(op for op in set(ops) if op in registrations["aicpu"] and op not in core)
+
+
+def check_aicore(graphs: Mapping[str, Mapping[str, int]], registrations: Mapping[str, set],
+                 accepted: Mapping[str, str]) -> None:
+    """Raise :class:`OpInventoryError` for any AI-CPU-only primitive in ``graphs`` that ``accepted`` does not name."""
+    bad = {g: [op for op in aicpu_only(counts, registrations) if op not in accepted] for g, counts in graphs.items()}
+    bad = {g: ops for g, ops in bad.items() if ops}
+    if bad:
+        what = "; ".join(f"{g} graph: {', '.join(ops)}" for g, ops in bad.items())
+        raise OpInventoryError(f"primitives registered only as AI CPU kernels in the installed MindSpore: {what}. "
+                               f"Replace them by ops with AI Core kernels, or accept each in the allowlist's "
+                               f"aicpu_accepted with the reason")
+
+
+def load_aicpu_accepted(path: str | os.PathLike = ALLOWLIST) -> Dict[str, str]:
+    """The allowlist's ``aicpu_accepted``: primitive -> why it may stay although only AI CPU kernels are found."""
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    accepted = data.get("aicpu_accepted", {}) if isinstance(data, dict) else {}
+    if not isinstance(accepted, dict) or not all(isinstance(v, str) and v for v in accepted.values()):
+        raise OpInventoryError(f"{path}: aicpu_accepted must map each primitive to its reason")
+    return accepted
 
 
 def unlisted(graphs: Mapping[str, Mapping[str, int]], allowlist: Mapping[str, Dict]) -> Dict[str, List[str]]:
