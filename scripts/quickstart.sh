@@ -38,12 +38,9 @@ for FMT in MINDIR ONNX; do
     --file_name "$OUT/export/pspnet50" > "$OUT/export_$FMT.json"
 done
 
-step "5/6 the Ascend-310 file flow with the Python runner on the ONNX model"
-rm -rf "$OUT/infer_310"
-"$PY" inference/preprocess.py --config "$CFG" --out "$OUT/infer_310" --opts data.data_root "$DATA"
-"$PY" inference/run.py --work "$OUT/infer_310" --model "$OUT/export/pspnet50.onnx"
-"$PY" inference/postprocess.py --config "$CFG" --work "$OUT/infer_310" --results-dir "$OUT/infer_310/results" \
-  --opts data.data_root "$DATA"
+step "5/6 the Ascend-310 file flow (in chunks of images, bounded disk) with the Python runner on the ONNX model"
+"$PY" -m src flow310 --config "$CFG" --model "$OUT/export/pspnet50.onnx" --work "$OUT/infer_310" --runner python \
+  --save-images --opts data.data_root "$DATA"
 
 step "6/6 predict on a few images with the MINDIR"
 mkdir -p "$OUT/predict_input"

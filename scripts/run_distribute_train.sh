@@ -69,13 +69,7 @@ for v in PER_NODE NODES NODE_RANK PORT; do is_num "${!v}" || { echo "error: $v m
 [ "$PER_NODE" -ge 1 ] && [ "$NODES" -ge 1 ] && [ "$NODE_RANK" -lt "$NODES" ] || { echo "error: need DEVICES>=1, NODES>=1, NODE_RANK<NODES" >&2; usage; }
 CONFIG=$(realpath "$CONFIG")
 cd "$ROOT"
-export PATH="$(dirname "$(command -v "$PY")"):$PATH"   # msrun starts workers with the python on PATH
 cmd=(msrun --worker_num=$((PER_NODE * NODES)) --local_worker_num="$PER_NODE" --node_rank="$NODE_RANK"
      --master_addr="$MASTER" --master_port="$PORT" --log_dir="$LOG_DIR" --join=True
      train.py --config "$CONFIG" --resume "$RES" --opts train.distributed true "$@")
-if [ -n "${DRY_RUN:-}" ]; then printf '%q ' "${cmd[@]}"; echo; exit 0; fi
-command -v msrun >/dev/null || { echo "error: msrun not found on PATH (it comes with MindSpore: bash scripts/setup_env.sh)" >&2; exit 2; }
-launch msrun - "${cmd[@]}"
-rc=0; wait_all || rc=$?
-echo "worker logs: $LOG_DIR/worker_*.log" >&2
-exit $rc
+run_msrun "$PY" "$LOG_DIR" "${cmd[@]}"

@@ -22,13 +22,7 @@ CONFIG=$(realpath "$CONFIG")   # before changing to the repository root
 LOG_DIR=$(realpath -m "${LOG_DIR:-logs_cpu_msrun}")
 cd "$ROOT"
 PY=$(pick_python "$ROOT")
-export PATH="$(dirname "$(command -v "$PY")"):$PATH"
 cmd=(msrun --worker_num="$WORKERS" --local_worker_num="$WORKERS" --master_addr=127.0.0.1
      --master_port="${MASTER_PORT:-8129}" --log_dir="$LOG_DIR" --join=True
      train.py --config "$CONFIG" --resume "$RES" --opts train.distributed true device.target CPU "$@")
-if [ -n "${DRY_RUN:-}" ]; then printf '%q ' "${cmd[@]}"; echo; exit 0; fi
-command -v msrun >/dev/null || { echo "error: msrun not found on PATH (it comes with MindSpore: bash scripts/setup_env.sh)" >&2; exit 2; }
-launch msrun - "${cmd[@]}"
-rc=0; wait_all || rc=$?
-echo "worker logs: $LOG_DIR/worker_*.log" >&2
-exit $rc
+run_msrun "$PY" "$LOG_DIR" "${cmd[@]}"

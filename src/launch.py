@@ -14,7 +14,7 @@ import json
 import socket
 import sys
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Iterable, List, Optional, Sequence, Set, Tuple
 
 from src.errors import PSPNetError
 

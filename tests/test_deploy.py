@@ -309,8 +309,13 @@ def test_eval_command_takes_zoo_device_options_and_writes_a_dated_log(trained, e
     cfg, _, _ = trained
     cfg_file = save_config(cfg, tmp_path / "c.yaml")
     out = tmp_path / "ev"
-    assert cli.main(["--config", str(cfg_file), "--ckpt", exported["ONNX"]["file"], "--backend", "onnx",
-                     "--results-dir", str(out), "--device_target", "CPU", "--device_id", "0"], command="eval") == 0
+    import mindspore as ms
+
+    try:
+        assert cli.main(["--config", str(cfg_file), "--ckpt", exported["ONNX"]["file"], "--backend", "onnx",
+                         "--results-dir", str(out), "--device_target", "CPU", "--device_id", "0"], command="eval") == 0
+    finally:
+        ms.set_context(mode=ms.PYNATIVE_MODE)  # the command set up GRAPH mode for this process
     lines = (out / "eval.log").read_text().splitlines()
     assert lines and all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", line) for line in lines[:3])
     assert any("mIoU/mAcc/allAcc" in line for line in lines) and (out / "results.json").is_file()

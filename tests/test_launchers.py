@@ -22,7 +22,8 @@ if [ "${1:-}" = "train.py" ] || [ "${1:-}" = "eval.py" ]; then
   rank=${RANK_ID:-0}
   if [ -n "${CHILD_SLEEP:-}" ]; then sleep "$CHILD_SLEEP" & echo "child $! rank=$rank" >> "$STANDIN_LOG"; fi
   echo "rank $$ DEVICE_ID=${DEVICE_ID:-} RANK_ID=${RANK_ID:-} RANK_SIZE=${RANK_SIZE:-} ARGS $*" >> "$STANDIN_LOG"
-  case " ${FAIL_RANKS:-} " in *" $rank "*) sleep "${FAIL_AFTER:-0}"; echo "rank $rank failing" >&2; exit "${FAIL_CODE:-3}";; esac
+  code_var=FAIL_CODE_$rank; code=${!code_var:-${FAIL_CODE:-3}}
+  case " ${FAIL_RANKS:-} " in *" $rank "*) sleep "${FAIL_AFTER:-0}"; echo "rank $rank failing" >&2; exit "$code";; esac
   [ -n "${SLEEP_S:-}" ] && exec sleep "$SLEEP_S"
   exit 0
 fi
@@ -154,8 +155,9 @@ def test_a_failing_rank_fails_the_launch_and_stops_the_others(standins):
 def test_worst_rank_status_wins(standins):
     table = _table(standins["tmp"], servers=(("10.0.0.1", 2),))
     proc = _run([str(ROOT / "scripts" / "run_distribute_train.sh"), "--rank-table", str(table), "my.yaml", "0"],
-                standins, FAIL_RANKS="0 1", FAIL_CODE="3")
-    assert proc.returncode == 3 and proc.stderr.count("exited with status 3") == 2
+                standins, FAIL_RANKS="0 1", FAIL_CODE_0="3", FAIL_CODE_1="5", FAIL_AFTER="0.2")
+    assert proc.returncode == 5, proc.stderr
+    assert "exited with status 3" in proc.stderr and "exited with status 5" in proc.stderr
 
 
 def _alive(pid: int) -> bool:

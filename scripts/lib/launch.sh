@@ -66,12 +66,35 @@ wait_all() {
     done
     left=("${next[@]+"${next[@]}"}")
     if [ "$worst" -ne 0 ] && [ ${#left[@]} -gt 0 ]; then
-      stop_all "a process failed" 
-      for i in "${left[@]}"; do echo "error: ${LAUNCH_NAMES[$i]} stopped because another one failed" >&2; done
+      stop_all "a process failed"
+      for i in "${left[@]}"; do  # one that ended on its own before the TERM arrived keeps its own status
+        rc=0
+        wait "${LAUNCH_PIDS[$i]}" 2>/dev/null || rc=$?
+        if [ "$rc" -ne 0 ] && [ "$rc" -ne 143 ] && [ "$rc" -ne 137 ] && [ "$rc" -ne 127 ]; then
+          echo "error: ${LAUNCH_NAMES[$i]} exited with status $rc" >&2
+          [ "$rc" -gt "$worst" ] && worst=$rc
+        else
+          echo "error: ${LAUNCH_NAMES[$i]} stopped because another one failed" >&2
+        fi
+      done
       break
     fi
     [ ${#left[@]} -gt 0 ] && sleep 0.3
   done
   trap - INT TERM
   return "$worst"
+}
+
+# run_msrun PY LOG_DIR msrun ARGS...: msrun with PY first on PATH (msrun starts its workers with the python on
+# PATH); DRY_RUN=1 prints the command. Exits with msrun's status (non-zero when any worker failed).
+run_msrun() {
+  local py=$1 log_dir=$2; shift 2
+  if [ -n "${DRY_RUN:-}" ]; then printf '%q ' "$@"; echo; exit 0; fi
+  export PATH="$(dirname "$(command -v "$py")"):$PATH"
+  command -v msrun >/dev/null || { echo "error: msrun not found on PATH (it comes with MindSpore: bash scripts/setup_env.sh)" >&2; exit 2; }
+  launch msrun - "$@"
+  local rc=0
+  wait_all || rc=$?
+  echo "worker logs: $log_dir/worker_*.log" >&2
+  exit $rc
 }

@@ -1,0 +1,40 @@
+"""The GPU fallback check (scripts/check_gpu.sh), run here with TARGET=CPU: the script's own logic, end to end,
+and the comparison's verdicts. No GPU runs in CI; README says what was run where."""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from helpers import TINY, TINY_DEPTH
+from src.tools.target_check import compare
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_compare_agrees_only_when_losses_and_logits_do():
+    logits = np.random.default_rng(0).standard_normal((1, 6, 9, 9)).astype(np.float32)
+    same = compare([2.0, 1.5, 1.2], [2.0, 1.5, 1.2], logits, logits.copy())
+    assert same["agree"] and same["logits_max_abs_diff"] == 0
+    drift = compare([2.0, 1.5, 1.2], [2.0, 1.5, 1.4], logits, logits)
+    assert not drift["agree"] and not drift["checks"]["every step loss within 0.05 (relative)"]
+    noisy = compare([2.0], [2.0], logits, logits + 0.1)
+    assert not noisy["agree"] and noisy["logits_max_abs_diff"] > 0.09
+    assert not compare([2.0], [2.0], logits, logits[:, :5])["agree"]  # a wrong class count never agrees
+    assert not compare([2.0, 1.0], [2.0], logits, logits)["agree"]  # a run that stopped early
+
+
+def test_check_gpu_script_end_to_end_on_cpu(tmp_path):
+    env = {**os.environ, "TARGET": "CPU", "STEPS": "2", "GLOG_v": "3"}
+    out = tmp_path / "chk"
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "check_gpu.sh"), str(out), "--", "model.layers",
+                           str(TINY_DEPTH), "model.width_divisor", str(TINY), "train.batch_size", "2",
+                           "train.crop_h", "33", "train.crop_w", "33"], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((out / "result.json").read_text())
+    assert result["agree"] and result["steps"] == 2 and result["logits_max_abs_diff"] == 0
+    again = subprocess.run(["bash", str(ROOT / "scripts" / "check_gpu.sh"), str(out)], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "exists" in again.stderr  # never overwrites a previous check
