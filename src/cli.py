@@ -320,6 +320,8 @@ def _flow310_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list", default=None, help="list file (default: data.val_list under data.data_root)")
     p.add_argument("--max-disk-gb", type=float, default=4.0, help="peak size of the work folder (default 4)")
     p.add_argument("--save-images", action="store_true", help="write gray/color/overlay masks to WORK/results")
+    p.add_argument("--batch_size", type=int, default=None,
+                   help="the model's batch when it has no export sidecar <model>.json (default: from the sidecar)")
 
 
 def _flow310(a: argparse.Namespace) -> None:
@@ -328,11 +330,14 @@ def _flow310(a: argparse.Namespace) -> None:
     from src.deploy.offline import app_runner, python_runner, run_flow
     from src.evaluation.evaluate import batch_from_model
     from src.evaluation.protocol import protocol_from_config
-    from src.model.formats import backend_from_extension, make_predict
+    from src.model.formats import backend_from_extension, make_predict, read_sidecar, sidecar_path
 
-    cfg = _load(a)
+    cfg = _load(a, ["eval.batch_size", str(a.batch_size)] if a.batch_size is not None else [])
     if not os.path.isfile(a.model):
         raise DataError(f"model not found: {a.model}")
+    if a.batch_size is None and read_sidecar(a.model) is None:
+        raise DataError(f"{a.model}: no export sidecar {sidecar_path(a.model)}, so the batch it was exported with is "
+                        f"unknown; export it with export.py, or pass --batch_size N")
     protocol = batch_from_model(protocol_from_config(cfg.data, cfg.eval), "mindir", a.model)
     if a.runner == "app":
         if not (os.path.isfile(a.app) and os.access(a.app, os.X_OK)):

@@ -343,3 +343,18 @@ def test_run_infer_310_drives_the_app_with_float32_and_the_device(trained, expor
     proc = _infer_310([exported["MINDIR"]["file"], str(cfg_file), "5", "w2"], tmp_path, FAKE_LITE_MODE="wrong_shape",
                       **env)
     assert proc.returncode == 2 and "has shape (2, 6, 5, 5)" in proc.stderr
+
+
+def test_flow_needs_the_models_batch_before_any_work(trained, exported, tmp_path):
+    import shutil
+
+    cfg, _, _ = trained
+    cfg_file = save_config(cfg, tmp_path / "c.yaml")
+    bare = tmp_path / "bare.mindir"
+    shutil.copy(exported["MINDIR"]["file"], bare)  # without its sidecar
+    code = cli.main(["--config", str(cfg_file), "--model", str(bare), "--work", str(tmp_path / "w"), "--runner",
+                     "python"], command="flow310")
+    assert code == 2 and not (tmp_path / "w").exists()
+    code = cli.main(["--config", str(cfg_file), "--model", str(bare), "--work", str(tmp_path / "w"), "--runner",
+                     "app", "--app", str(tmp_path / "no_app"), "--batch_size", "2"], command="flow310")
+    assert code == 2 and not (tmp_path / "w").exists()  # the app is checked before the work folder is made

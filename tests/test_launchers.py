@@ -242,3 +242,12 @@ def test_launcher_usage_states_the_resume_default():
     for script in ("run_distribute_train.sh", "run_standalone_train.sh", "run_distribute_train_cpu.sh"):
         proc = subprocess.run(["bash", str(ROOT / "scripts" / script), "--help"], capture_output=True, text=True)
         assert proc.returncode == 2 and "RESUME=auto (default)" in proc.stdout, script
+
+
+def test_eval_launcher_passes_status_and_paths(standins):
+    (standins["tmp"] / "m.onnx").write_bytes(b"x")
+    proc = _run([str(ROOT / "scripts" / "run_eval.sh"), "my.yaml", "m.onnx", "onnx", "--", "eval.flip", "false"],
+                standins, FAIL_RANKS="0", FAIL_CODE="4")
+    assert proc.returncode == 4
+    rec = _records(standins["log"])[0][1]
+    assert f"--ckpt {standins['tmp'] / 'm.onnx'}" in rec and "--backend onnx" in rec and "eval.flip false" in rec
