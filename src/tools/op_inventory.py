@@ -79,9 +79,9 @@ def graph_primitives(cell, inputs: Tuple, path: str | os.PathLike) -> Dict[str, 
     """Export ``cell`` on ``inputs`` to MINDIR at ``path`` and count its nodes by primitive."""
     import mindspore as ms
 
-    stem = str(path)[:-len(".mindir")] if str(path).endswith(".mindir") else str(path)
     from src.deploy.export import mindir_primitives
 
+    stem = str(path)[:-len(".mindir")] if str(path).endswith(".mindir") else str(path)
     ms.export(cell, *inputs, file_name=stem, file_format="MINDIR")
     return mindir_primitives(stem + ".mindir")
 
@@ -112,17 +112,12 @@ def ascend_graphs(model_cfg: ModelConfig, classes: int, hw: Tuple[int, int], bat
 
     from src.model.pspnet import build_pspnet, training_input_hw
     from src.train.lr import build_optimizer
-    from src.train.step import NetWithLoss, TrainStep, apply_amp
+    from src.train.step import NetWithLoss, TrainStep, apply_amp, make_loss_scale
 
     static_hw = training_input_hw(model_cfg.graph_form, "Ascend", hw)
     net = build_pspnet(model_cfg, classes, for_training=True, static_hw=static_hw)
     net = apply_amp(net, amp_level)
-    scale = {"none": 0.0, "fixed": float(loss_scale_value)}.get(loss_scale)
-    if loss_scale == "dynamic":
-        scale = ms.amp.DynamicLossScaler(scale_value=float(loss_scale_value), scale_factor=2, scale_window=1000)
-    if scale is None:
-        raise OpInventoryError(f"loss scale must be none, fixed or dynamic, got {loss_scale!r}")
-    step = TrainStep(NetWithLoss(net), build_optimizer(net, 0.01, 10), 1, scale)
+    step = TrainStep(NetWithLoss(net), build_optimizer(net, 0.01, 10), 1, make_loss_scale(loss_scale, loss_scale_value))
     step.set_train(True)
     image = ms.Tensor(np.zeros((batch, 3, *hw), np.float32))
     label = ms.Tensor(np.zeros((batch, *hw), np.int32))

@@ -34,7 +34,7 @@ from src.paths import ensure_output_dir
 from src.train.lr import build_optimizer, current_lrs, lr_tables, lrs_at
 from src.train.progress import Clock, LossWindow, first_non_finite
 from src.train.records import MetricsLog, plot_curves
-from src.train.step import NetWithLoss, TrainStep, apply_amp
+from src.train.step import NetWithLoss, TrainStep, apply_amp, make_loss_scale
 
 logger = logging.getLogger(__name__)
 
@@ -102,12 +102,7 @@ def _loss_scale(train_cfg: TrainConfig, device_target: str):
     if device_target == "CPU" and (train_cfg.amp_level != "O0" or train_cfg.loss_scale != "none"):
         raise ConfigError(f"train.amp_level {train_cfg.amp_level} / train.loss_scale {train_cfg.loss_scale}: "
                           f"mixed precision and loss scaling are not used on CPU (fp16 is slower there); set O0/none")
-    if train_cfg.loss_scale == "fixed":
-        return float(train_cfg.loss_scale_value)
-    if train_cfg.loss_scale == "dynamic":
-        return ms.amp.DynamicLossScaler(scale_value=float(train_cfg.loss_scale_value), scale_factor=2,
-                                        scale_window=1000)
-    return 0.0
+    return make_loss_scale(train_cfg.loss_scale, train_cfg.loss_scale_value)
 
 
 def evaluate_net(net: nn.Cell, cfg: Config, mode: str, rank: int, group_size: int) -> Tuple[np.ndarray, int]:

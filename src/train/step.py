@@ -25,6 +25,17 @@ def apply_amp(net: nn.Cell, level: str) -> nn.Cell:
     raise ValueError(f"unsupported AMP level {level!r}")
 
 
+def make_loss_scale(kind: str, value: float = 1024.0):
+    """``train.loss_scale`` as :class:`TrainStep` takes it: 0 (none), a fixed number, or a dynamic scaler."""
+    if kind == "none":
+        return 0.0
+    if kind == "fixed":
+        return float(value)
+    if kind == "dynamic":
+        return ms.amp.DynamicLossScaler(scale_value=float(value), scale_factor=2, scale_window=1000)
+    raise ValueError(f"loss scale must be none, fixed or dynamic, got {kind!r}")
+
+
 class NetWithLoss(nn.Cell):
     """The network and :class:`PSPLoss`: ``(main + aux_weight * aux, main, aux)``, aux 0 without an aux head."""
 
