@@ -94,13 +94,15 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 def _train(a: argparse.Namespace) -> None:
     from src.logging_setup import add_log_file
+    from src.runlock import hold_run_lock
     from src.train.loop import run_training
 
     cfg = _load(a)
     target = _device(cfg, seed=cfg.train.seed)
     rank, size = _ranks(always=cfg.train.distributed)
-    logger.info("log file: %s", add_log_file(os.path.join(cfg.train.save_dir, "train.log"), rank))
-    summary = run_training(cfg, target, rank, size, a.resume, allow_schedule_change=a.allow_schedule_change)
+    with hold_run_lock(cfg.train.save_dir, enabled=rank == 0):  # one run per save_dir (rank 0 holds it for all)
+        logger.info("log file: %s", add_log_file(os.path.join(cfg.train.save_dir, "train.log"), rank))
+        summary = run_training(cfg, target, rank, size, a.resume, allow_schedule_change=a.allow_schedule_change)
     logger.info("done: %s", summary)
 
 
