@@ -293,3 +293,15 @@ def test_ade20k_has_its_own_palette_of_distinct_colors():
     assert len({tuple(c) for c in ade}) == 150
     assert not (ade == voc_palette()[:150]).all(axis=1).any()
     assert np.abs(np.diff(ade, axis=0)).sum(axis=1).min() > 40  # neighbouring classes are easy to tell apart
+
+
+def test_list_file_with_a_bom_or_in_latin1(tmp_path):
+    """A BOM (Windows editors) is not part of the first image's path; a non-UTF-8 list is one line naming it."""
+    for name in ("a.jpg", "a.png"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "bom.txt").write_bytes("\ufeffa.jpg a.png\n".encode("utf-8"))
+    samples = read_list(tmp_path / "bom.txt", tmp_path)
+    assert samples[0].image == str(tmp_path / "a.jpg")
+    (tmp_path / "latin1.txt").write_bytes("a.jpg a.png\nb\xe9b\xe9.jpg a.png\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1\.txt:2: not UTF-8 \(byte 0xe9"):
+        read_list(tmp_path / "latin1.txt", tmp_path)

@@ -50,7 +50,14 @@ def read_list(list_file: str | os.PathLike, data_root: str | os.PathLike, requir
         raise DataError(f"list file not found: {list_file}")
     samples: List[Sample] = []
     problems: List[str] = []
-    for no, raw in enumerate(list_file.read_text(encoding="utf-8").splitlines(), start=1):
+    data = list_file.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark (Windows editors) is not part of the first path
+    except UnicodeDecodeError as exc:
+        line_no = data[:exc.start].count(b"\n") + 1
+        raise DataError(f"{list_file}:{line_no}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                        f"save the list file as UTF-8") from None
+    for no, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
