@@ -358,3 +358,43 @@ def test_flow_needs_the_models_batch_before_any_work(trained, exported, tmp_path
     code = cli.main(["--config", str(cfg_file), "--model", str(bare), "--work", str(tmp_path / "w"), "--runner",
                      "app", "--app", str(tmp_path / "no_app"), "--batch_size", "2"], command="flow310")
     assert code == 2 and not (tmp_path / "w").exists()  # the app is checked before the work folder is made
+
+
+def test_export_verification_fails_on_non_finite_weights(trained, tmp_path):
+    import mindspore as ms
+
+    cfg, ckpt, _ = trained
+    params = ms.load_checkpoint(str(ckpt))
+    entries = [{"name": n, "data": p.data if hasattr(p, "data") else p} for n, p in params.items()]
+    for e in entries:
+        if e["name"] == "cls.4.weight":
+            arr = e["data"].asnumpy().copy()
+            arr[0, 0] = np.nan
+            e["data"] = ms.Tensor(arr)
+    ms.save_checkpoint(entries, str(tmp_path / "nan.ckpt"))
+    with pytest.raises(ExportError, match="non-finite outputs"):
+        export_model(cfg.model, cfg.data.classes, str(tmp_path / "nan.ckpt"), "MINDIR", 1, 33, 33,
+                     str(tmp_path / "m"), mean=cfg.data.mean, std=cfg.data.std)
+    assert not (tmp_path / "m.mindir").exists() and not (tmp_path / "m.mindir.json").exists()
+
+
+def test_predict_skips_special_files_and_keeps_every_output_apart(trained, tmp_path):
+    import os
+
+    from src.deploy.predict import output_names
+
+    cfg, ckpt, _ = trained
+    from src.model.formats import make_predict
+
+    img = np.random.default_rng(0).integers(0, 255, (40, 30, 3), np.uint8)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(img).save(tmp_path / "in" / "a.jpg")
+    Image.fromarray(img[::-1]).save(tmp_path / "in" / "a.png")
+    os.mkfifo(tmp_path / "in" / "pipe.png")  # opening it would wait forever for a writer
+    paths = collect_images([str(tmp_path / "in")])
+    assert [p.name for p in paths] == ["a.jpg", "a.png"]
+    protocol = protocol_from_config(cfg.data, cfg.eval)
+    predict = make_predict("ms", str(ckpt), cfg.model, 6, protocol.batch_size, (33, 33))
+    written = predict_images(paths, predict, protocol, tmp_path / "out", voc_palette())
+    assert [p.name for p in written] == ["a_jpg.png", "a_png.png"] and all(p.is_file() for p in written)
+    assert output_names([Path("x/a.jpg"), Path("y/a.jpg"), Path("b.png")]) == ["a_jpg_1", "a_jpg_2", "b"]

@@ -89,6 +89,11 @@ def export_model(model_cfg: ModelConfig, classes: int, ckpt: str, file_format: s
         ref_head.set_train(False)
         want = ref_head(ms.Tensor(x)).asnumpy()
         got = _run_exported(path, fmt, x)
+        if not (np.isfinite(want).all() and np.isfinite(got).all()):
+            which = "network" if not np.isfinite(want).all() else "exported model"
+            os.remove(path)  # written by this call a moment ago; a model that outputs NaN must not be deployed
+            raise ExportError(f"verification of {path} failed: the {which} gives non-finite outputs (NaN/inf) on a "
+                              f"normal input; are the weights in {ckpt} finite? The exported file was removed")
         result.update(_compare(want, got, output))
         logger.info("verified %s: max |diff| %.3g, argmax agreement %.6f", path, result["max_abs_diff"],
                     result["argmax_agreement"])

@@ -1,8 +1,9 @@
 """Segment image files of any size with any model format and write gray / color / overlay pictures."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import List, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 
@@ -10,16 +11,26 @@ from src.data.dataset import DataError, read_image
 from src.evaluation.evaluate import Progress, save_prediction
 from src.evaluation.protocol import Predict, Protocol, segment
 
+logger = logging.getLogger(__name__)
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def collect_images(inputs: Sequence[str]) -> List[Path]:
-    """Image files from a mix of files and folders (folders: their images, sorted)."""
+    """Image files from a mix of files and folders (folders: their regular image files, sorted).
+
+    In a folder, anything that is not a regular file (a FIFO, a device, a socket) is skipped with a warning:
+    opening a FIFO would wait forever for a writer.
+    """
     found: List[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            for p in sorted(q for q in path.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS):
+                if p.is_file():
+                    found.append(p)
+                else:
+                    logger.warning("skipping %s: not a regular file", p)
         elif path.is_file():
             found.append(path)
         else:
@@ -33,11 +44,25 @@ def predict_images(paths: Sequence[Path], predict: Predict, protocol: Protocol, 
                    palette: np.ndarray) -> List[Path]:
     """Segment each image file (any size) and write gray/color/overlay pictures; returns the color masks."""
     written = []
+    names = output_names(paths)
     progress = Progress(len(paths))
-    for i, path in enumerate(paths, start=1):
+    for i, (path, name) in enumerate(zip(paths, names), start=1):
         image = read_image(str(path), str(path))
         pred = segment(image, predict, protocol)
-        save_prediction(pred, image, path.stem, out_dir, palette)
-        written.append(out_dir / "color" / f"{path.stem}.png")
+        save_prediction(pred, image, name, out_dir, palette)
+        written.append(out_dir / "color" / f"{name}.png")
         progress.update(i)
     return written
+
+
+def output_names(paths: Sequence[Path]) -> List[str]:
+    """One distinct output name per input: the stem, or ``stem_ext`` where stems collide (``a.jpg``/``a.png``),
+    with a counter for anything still equal (the same name in two folders)."""
+    stems = [p.stem for p in paths]
+    names = [f"{p.stem}_{p.suffix.lstrip('.').lower()}" if stems.count(p.stem) > 1 else p.stem for p in paths]
+    seen: Dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 and names.count(name) == 1 else f"{name}_{seen[name]}")
+    return out
