@@ -25,6 +25,8 @@ LAUNCH_NAMES=()
 STOP_GRACE=${STOP_GRACE:-20}
 
 # launch NAME LOG CMD...: start CMD in its own process group (setsid), output to LOG; remembered for wait_all.
+# In a script (no job control) the background child is not a group leader, so setsid does not fork: $! is the
+# command's own pid and the id of its new process group.
 launch() {
   local name=$1 log=$2; shift 2
   if [ "$log" = "-" ]; then setsid "$@" & else setsid "$@" > "$log" 2>&1 & fi
