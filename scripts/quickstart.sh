@@ -19,7 +19,11 @@ step "1/6 synthetic VOC-format data set in $DATA ($NUM images)"
 if [ -f "$DATA/info.json" ] && grep -q "\"num\": $NUM," "$DATA/info.json"; then
   echo "already there"
 else
-  rm -rf "$DATA"  # an older, smaller set would give other numbers than the README's
+  if [ -e "$DATA" ] && [ ! -f "$DATA/info.json" ] && [ -n "$(ls -A "$DATA" 2>/dev/null)" ]; then
+    echo "error: $DATA exists and is not a synthetic set this script wrote (no info.json); move it away" >&2
+    exit 2
+  fi
+  rm -rf "$DATA"  # an older, smaller synthetic set (ours: it has info.json) would give other numbers than the README's
   "$PY" -m src.data.synthetic --out "$DATA" --task shapes --num $NUM --size 128 --seed 0 --val-fraction 0.1
 fi
 

@@ -251,3 +251,22 @@ def test_eval_launcher_passes_status_and_paths(standins):
     assert proc.returncode == 4
     rec = _records(standins["log"])[0][1]
     assert f"--ckpt {standins['tmp'] / 'm.onnx'}" in rec and "--backend onnx" in rec and "eval.flip false" in rec
+
+
+def test_quickstart_never_deletes_a_data_folder_it_did_not_write(tmp_path):
+    """The quickstart replaces an older synthetic set (its info.json) but refuses a folder of someone else's."""
+    import shutil
+
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "quickstart.sh", tmp_path / "scripts" / "quickstart.sh")
+    (tmp_path / "scripts" / "setup_env.sh").write_text("exit 0\n")  # stand-in: the environment is there
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").write_text(f"#!/usr/bin/env bash\necho \"$*\" >> {tmp_path}/py.log\n")
+    (tmp_path / ".venv" / "bin" / "python").chmod(0o755)
+    data = tmp_path / "data" / "synthetic_shapes"
+    data.mkdir(parents=True)
+    (data / "my_photos.txt").write_text("precious")
+    proc = subprocess.run(["bash", str(tmp_path / "scripts" / "quickstart.sh")], cwd=str(tmp_path),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "not a synthetic set this script wrote" in proc.stderr
+    assert (data / "my_photos.txt").read_text() == "precious" and not (tmp_path / "py.log").exists()
