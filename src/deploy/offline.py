@@ -225,22 +225,30 @@ def postprocess_and_report(work_dir: str, spec: DatasetSpec, ignore_label: int =
     """
     gallery = Gallery(spec.classes, ignore_label)
     matrix = postprocess(work_dir, spec, ignore_label, results_dir, gallery)
+    scores = _score_and_report(matrix, spec, gallery, Path(work_dir), Path(report_dir or work_dir),
+                               f"over the work folder `{work_dir}`", {})
+    return scores.as_dict(spec.class_names)
+
+
+def _score_and_report(matrix: np.ndarray, spec: DatasetSpec, gallery: Gallery, work: Path, report_dir: Path,
+                      how: str, extra: Dict):
+    """Scores of ``matrix``, logged and written as ``work/results.json`` and ``report_dir/report.md``."""
     scores = scores_from_matrix(matrix)
     for line in report(scores, spec.class_names, OFFLINE_TAG):
         logger.info(line)
-    out = write_json(Path(work_dir) / "results.json", scores, spec.class_names,
-                     {"tag": OFFLINE_TAG, "confusion_matrix": matrix.tolist()})
-    report_path = write_report(report_dir or work_dir, scores, spec.class_names, matrix, OFFLINE_TAG, spec.palette,
-                               gallery, [f"Offline (310) flow over the work folder `{work_dir}`."])
+    out = write_json(work / "results.json", scores, spec.class_names,
+                     {"tag": OFFLINE_TAG, "confusion_matrix": matrix.tolist(), **extra})
+    report_path = write_report(report_dir, scores, spec.class_names, matrix, OFFLINE_TAG, spec.palette, gallery,
+                               [f"Offline (310) flow {how}."])
     logger.info("results in %s; report in %s", out, report_path)
-    return scores.as_dict(spec.class_names)
+    return scores
 
 
 # --- the whole flow in chunks: bounded disk, a work folder it may clear ---------------------------------------------
 
 FLOW_MARK = ".pspnet_310_work"  # written into a work folder the flow created or adopted (empty)
 FLOW_ENTRIES = ("input", "output", META, "results.json", "report.md", "per_class_iou.png", "confusion.png",
-                "best_worst.png", "results", "flow.log")  # everything the flow writes there
+                "best_worst.png", "results")  # everything the flow writes there
 DEFAULT_MAX_DISK_GB = 4.0
 
 
@@ -380,13 +388,7 @@ def run_flow(samples: Sequence[Sample], work_dir: str | Path, protocol: Protocol
         clear_chunk(work)
         done += len(chunk)
         progress.update(done)
-    scores = scores_from_matrix(cm.matrix)
-    for line in report(scores, spec.class_names, OFFLINE_TAG):
-        logger.info(line)
-    write_json(work / "results.json", scores, spec.class_names,
-               {"tag": OFFLINE_TAG, "confusion_matrix": cm.matrix.tolist(), "disk": plan.describe()})
-    write_report(work, scores, spec.class_names, cm.matrix, OFFLINE_TAG, spec.palette, gallery,
-                 [f"Offline (310) flow, {plan.describe()}."])
-    logger.info("results in %s; report in %s", work / "results.json", work / "report.md")
+    scores = _score_and_report(cm.matrix, spec, gallery, work, work, f"in chunks: {plan.describe()}",
+                               {"disk": plan.describe()})
     return {**scores.as_dict(spec.class_names), "confusion_matrix": cm.matrix.tolist(), "chunks": plan.chunks,
             "peak_bytes": plan.peak_bytes}
