@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,110 @@ from src.errors import PSPNetError
 
 class ConfigError(PSPNetError, ValueError):
     """A config file or override that cannot be used; the message names the key and the file."""
+
+
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few KB; this bounds the parser's time and memory
+MAX_CONFIG_NODES = 100_000  # values after alias expansion (a few hundred in a real config)
+
+
+def _show(value: Any) -> str:
+    """A bounded repr of a config value (it may be a huge or self-sharing structure)."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict, short.maxstring, short.maxother = 2, 6, 6, 80, 80
+    text = short.repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+class _DuplicateKey(yaml.YAMLError):
+    """A mapping that repeats a key (PyYAML would keep the last one silently)."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key repeated in one mapping, naming both lines."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Dict[Any, Any]:
+        seen: Dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            line = key_node.start_mark.line + 1
+            if key_node.value in seen:
+                raise _DuplicateKey(f"key '{key_node.value[:80]}' appears twice (lines {seen[key_node.value]} "
+                                    f"and {line}); PyYAML would silently keep the second")
+            seen[key_node.value] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_yaml_map)
+
+
+def _expanded_size(obj: Any, cap: int) -> int:
+    """How many values ``obj`` holds with every shared (aliased) part counted each time; stops past ``cap``."""
+    sizes: Dict[int, int] = {}
+
+    def size(o: Any, depth: int) -> int:
+        if depth > 50:
+            return cap + 1
+        if id(o) in sizes:
+            return sizes[id(o)]
+        children = list(o.keys()) + list(o.values()) if isinstance(o, dict) else o if isinstance(o, list) else []
+        total = 1
+        for child in children:
+            total += size(child, depth + 1)
+            if total > cap:
+                break
+        sizes[id(o)] = total
+        return total
+
+    return size(obj, 0)
+
+
+MAX_CONFIG_DEPTH = 32
+_OPEN = (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken, yaml.BlockSequenceStartToken,
+         yaml.BlockMappingStartToken)
+_CLOSE = (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken, yaml.BlockEndToken)
+
+
+def _check_nesting(text: str, path: Path) -> None:
+    """Refuse nesting deeper than MAX_CONFIG_DEPTH from the token stream, before PyYAML's parser
+    (whose time grows with the square of the depth) sees the whole of it."""
+    depth = 0
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        depth += isinstance(token, _OPEN) - isinstance(token, _CLOSE)
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"{path}:{token.start_mark.line + 1}: nested too deeply to be a config (more than "
+                              f"{MAX_CONFIG_DEPTH} levels)")
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a config file: size-capped, UTF-8 (named on failure), duplicate keys and alias bombs refused."""
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {size} bytes is far more than a config holds (at most {MAX_CONFIG_BYTES}); "
+                          f"is this the right file?")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                          f"save the config as UTF-8") from None
+    try:
+        _check_nesting(text, path)
+        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except yaml.MarkedYAMLError as exc:
+        where = f"{path}:{exc.problem_mark.line + 1}" if exc.problem_mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())[:300]}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None
+    if _expanded_size(raw, MAX_CONFIG_NODES) > MAX_CONFIG_NODES:
+        raise ConfigError(f"{path}: expands to more than {MAX_CONFIG_NODES} values (aliases of aliases?); a "
+                          f"config holds a few hundred")
+    return raw
 
 
 @dataclass
@@ -158,6 +263,35 @@ _CHOICES: Dict[str, Tuple[Any, ...]] = {
 }
 
 
+# Ranges of every numeric key: (lowest, highest), both allowed.  Past these a value is a typo or an attack
+# (data.classes 1e8 would allocate gigabytes for one confusion matrix), never a setting.
+_RANGES: Dict[str, Tuple[float, float]] = {
+    "data.classes": (1, 255),  # labels are uint8 and 255 is "ignore"
+    "data.ignore_label": (0, 255), "data.mean": (0, 255), "data.std": (1e-6, 255), "data.workers": (0, 64),
+    "model.bins": (1, 64), "model.dropout": (0, 0.999),
+    "train.epochs": (1, 100_000), "train.max_steps": (0, 10**9), "train.batch_size": (1, 4096),
+    "train.crop_h": (1, 8192), "train.crop_w": (1, 8192), "train.scale_min": (1e-3, 16), "train.scale_max": (1e-3, 16),
+    "train.rotate_min": (-180, 180), "train.rotate_max": (-180, 180), "train.rotate_prob": (0, 1),
+    "train.blur_prob": (0, 1), "train.flip_prob": (0, 1), "train.base_lr": (1e-12, 10), "train.power": (0, 10),
+    "train.warmup_steps": (0, 10**9), "train.momentum": (0, 0.999999), "train.weight_decay": (0, 1),
+    "train.head_lr_mult": (0, 1000), "train.aux_weight": (0, 100), "train.seed": (0, 2**32 - 1),
+    "train.save_every": (1, 100_000), "train.keep_last": (0, 100_000), "train.log_every": (1, 10**9),
+    "train.sink_size": (0, 10**6), "train.eval_interval": (0, 100_000), "train.loss_scale_value": (1e-6, 2.0**24),
+    "eval.base_size": (1, 8192), "eval.test_h": (1, 8192), "eval.test_w": (1, 8192), "eval.scales": (1e-3, 8),
+    "eval.stride_rate": (1e-3, 1), "eval.batch_size": (1, 1024), "device.device_id": (0, 4095),
+}
+
+
+def _check_ranges(cfg: "Config", src: str) -> None:
+    """Every numeric key within :data:`_RANGES` (each item of a list key too)."""
+    for dotted, (low, high) in _RANGES.items():
+        section, key = dotted.split(".")
+        value = getattr(getattr(cfg, section), key)
+        for v in value if isinstance(value, list) else [value]:
+            if not low <= v <= high:
+                raise ConfigError(f"{src}: {dotted} must be between {low:g} and {high:g}, got {_show(value)}")
+
+
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
@@ -166,7 +300,7 @@ def _check_value(value: Any, tp: Any, key: str, source: str) -> Any:
     """Return ``value`` converted to ``tp`` or raise ConfigError naming ``key`` and ``source``."""
     origin = typing.get_origin(tp)
     bad = ConfigError(
-        f"{source}: key '{key}' must be {_type_name(tp)}, got {type(value).__name__} {value!r}"
+        f"{source}: key '{key}' must be {_type_name(tp)}, got {type(value).__name__} {_show(value)}"
     )
     if origin is typing.Union:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -231,7 +365,7 @@ def _set_key(cfg: Config, dotted: str, value: Any, source: str) -> None:
     choices = _CHOICES.get(f"{section}.{key}")
     if choices is not None and checked not in choices:
         raise ConfigError(
-            f"{source}: key '{section}.{key}' must be one of {list(choices)}, got {checked!r}"
+            f"{source}: key '{section}.{key}' must be one of {list(choices)}, got {_show(checked)}"
         )
     setattr(obj, key, checked)
 
@@ -269,11 +403,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    cfg = config_from_dict(raw, source=str(path))
+    cfg = config_from_dict(read_yaml(path), source=str(path))
     apply_overrides(cfg, overrides)
     return cfg
 
@@ -365,6 +495,7 @@ def validate(cfg: Config, source: Optional[str] = None) -> None:
         raise ConfigError(f"{src}: eval.scales must be a non-empty list of positive factors, got {e.scales}")
     if not 0 < e.stride_rate <= 1:
         raise ConfigError(f"{src}: eval.stride_rate must be in (0, 1], got {e.stride_rate}")
+    _check_ranges(cfg, src)
 
 
 def config_to_dict(cfg: Config) -> Dict[str, Dict[str, Any]]:

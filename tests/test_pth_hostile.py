@@ -8,6 +8,7 @@ import collections
 import os
 import pickle
 import struct
+import time
 import tracemalloc
 import zipfile
 
@@ -187,3 +188,106 @@ def test_valid_files_still_load_after_hardening(tmp_path):
         np.testing.assert_array_equal(got["a"], sd["a"])
         np.testing.assert_array_equal(got["t"], np.arange(6, dtype=np.float32).reshape(2, 3).T)
         assert got["n"].item() == 5
+
+
+def _lie_about_size(path, member, declared):
+    """Patch ``member``'s uncompressed size to ``declared`` in its local header and the central directory."""
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        offset = zf.getinfo(member).header_offset
+    struct.pack_into("<I", raw, offset + 22, declared)
+    name = member.encode()
+    pos = raw.find(b"PK\x01\x02")
+    while pos != -1:
+        name_len = struct.unpack_from("<H", raw, pos + 28)[0]
+        if raw[pos + 46:pos + 46 + name_len] == name:
+            struct.pack_into("<I", raw, pos + 24, declared)
+        pos = raw.find(b"PK\x01\x02", pos + 46)
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_member_that_inflates_past_its_declared_size_is_cut_at_the_first_extra_byte(tmp_path, method):
+    path = tmp_path / "liar.pth"
+    write_pth({"w": np.ones(4, np.float32)}, str(path))
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    storage = next(n for n in members if n.endswith("data/0"))
+    members[storage] = bytes(48 * 2**20)  # 48 MiB of zeros: a few KB once compressed
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data, compress_type=method if name == storage else zipfile.ZIP_STORED)
+    _lie_about_size(path, storage, 16)  # the 16 bytes that the pickle's 4 floats need
+    assert path.stat().st_size < 2**20
+    message = _refused(path, "inflates past the 16 bytes it declares", peak_mb=12)  # LZMA's 8 MiB dictionary
+    assert storage in message
+
+
+def test_member_shorter_than_declared_or_with_a_bad_crc_is_refused(tmp_path):
+    path = tmp_path / "short.pth"
+    write_pth({"w": np.ones(4, np.float32)}, str(path), compression=zipfile.ZIP_DEFLATED)
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    storage = next(n for n in members if n.endswith("data/0"))
+    members[storage] = np.full(4, 2, np.float32).tobytes()[:12]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    _lie_about_size(path, storage, 16)
+    _refused(path, "holds 12 bytes, not the 16 it declares")
+    raw = bytearray(path.read_bytes())
+    write_pth({"w": np.ones(4, np.float32)}, str(path))
+    raw = bytearray(path.read_bytes())
+    at = raw.find(np.ones(4, np.float32).tobytes())
+    raw[at] ^= 0xFF  # a flipped bit in a stored member
+    path.write_bytes(bytes(raw))
+    _refused(path, "CRC")
+
+
+def _shared_tuple(levels):
+    """Opcodes leaving one tuple on the stack: t0 = (), t(i+1) = (t(i), t(i)), memoised at 100000 + i."""
+    ops = bytearray(b")r" + struct.pack("<I", 100000))
+    for i in range(1, levels + 1):
+        get = b"j" + struct.pack("<I", 100000 + i - 1)
+        ops += b"0" + get + get + b"\x86r" + struct.pack("<I", 100000 + i)
+    return bytes(ops)
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_dict_key_that_shares_itself_is_refused_before_it_is_hashed(tmp_path, legacy):
+    # {t40: 1}: hashing t40 visits 2**40 nodes, printing it would take terabytes.
+    path = tmp_path / "hashbomb.pth"
+    write_pth(collections.OrderedDict([("x", Raw(b"}" + _shared_tuple(40) + b"K\x01s"))]), str(path), legacy=legacy)
+    started = time.monotonic()
+    message = _refused(path, "dict key of type tuple")
+    assert time.monotonic() - started < 30
+    assert len(message) < 400
+
+
+def test_persistent_id_that_shares_itself_is_described_not_printed(tmp_path):
+    path = tmp_path / "pidbomb.pth"
+    write_pth(collections.OrderedDict([("x", Raw(_shared_tuple(40) + b"Q"))]), str(path))
+    started = time.monotonic()
+    message = _refused(path, "unsupported persistent id <tuple of 2 items>")
+    assert time.monotonic() - started < 30
+    assert len(message) < 400
+
+
+def test_huge_values_in_messages_are_described_not_printed(tmp_path):
+    path = tmp_path / "bigkey.pth"
+    huge_int = b"\x8b" + struct.pack("<I", 2**20) + b"\x7f" * 2**20  # LONG4: an 8-Mbit integer as a key
+    write_pth(collections.OrderedDict([("x", Raw(b"}" + huge_int + b"K\x01s"))]), str(path))
+    got = load_pth(path)
+    with pytest.raises(PthError) as info:
+        pth_module.extract_state_dict(got["x"], str(path))
+    assert "<int of" in str(info.value) and len(str(info.value)) < 300
+    long_key = "k" * 2**20
+    with pytest.raises(PthError) as info:
+        pth_module.extract_state_dict({long_key: "not a tensor"}, str(path))
+    assert len(str(info.value)) < 400
+
+
+def test_sets_are_refused_by_the_opcode_walk(tmp_path):
+    path = tmp_path / "set.pth"
+    write_pth(collections.OrderedDict([("x", Raw(b"\x8f(K\x01K\x02\x90"))]), str(path))  # EMPTY_SET, ADDITEMS
+    _refused(path, "EMPTY_SET")

@@ -30,9 +30,12 @@ import math
 import os
 import pickle
 import pickletools
+import bz2
+import lzma
 import struct
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -52,11 +55,36 @@ MAX_INFLATE_RATIO = 16
 SLACK_BYTES = 1 << 20
 # Opcodes a tensor state dict never needs: the copyreg extension registry (resolved outside
 # find_class in some Python versions), protocol-0/1 class instantiation, out-of-band buffers.
-FORBIDDEN_OPS = {"EXT1", "EXT2", "EXT4", "INST", "OBJ", "NEXT_BUFFER", "READONLY_BUFFER"}
+# Sets are refused too: building one hashes every element, and a hostile element can take forever to hash.
+FORBIDDEN_OPS = {"EXT1", "EXT2", "EXT4", "INST", "OBJ", "NEXT_BUFFER", "READONLY_BUFFER",
+                 "EMPTY_SET", "ADDITEMS", "FROZENSET"}
+# A state dict pickle has about ten opcodes per tensor; this bounds the time a hostile one can take.
+MAX_PICKLE_OPS = 5_000_000
+# Dict keys must be plain scalars: hashing a tuple key that shares itself at every level is exponential.
+KEY_TYPES = (str, int, float, bool, bytes, type(None))
+ZIP_CHUNK = 1 << 16
+MAX_LZMA_DICT = 1 << 26
 
 
 class PthError(PSPNetError, ValueError):
     """A ``.pth`` file that cannot be read safely; the message names the file."""
+
+
+def brief(obj: Any, limit: int = 60) -> str:
+    """A short description of an untrusted value, built without walking or hashing it."""
+    if isinstance(obj, (str, bytes)):
+        text = repr(obj[:limit]) + ("..." if len(obj) > limit else "")
+    elif isinstance(obj, bool) or obj is None or isinstance(obj, float):
+        text = repr(obj)
+    elif isinstance(obj, int):
+        text = repr(obj) if obj.bit_length() <= 64 else f"<int of {obj.bit_length()} bits>"
+    elif isinstance(obj, (tuple, list, dict)):
+        text = f"<{type(obj).__name__} of {len(obj)} items>"
+    elif isinstance(obj, (_StorageType, _SafeCallable, _TensorType)):
+        text = repr(obj)
+    else:
+        text = f"<{type(obj).__name__}>"
+    return text
 
 
 class _Frozen:
@@ -68,7 +96,7 @@ class _Frozen:
         raise pickle.UnpicklingError(f"BUILD on {self!r} is not allowed in a weights file")
 
     def __setattr__(self, name: str, value: Any) -> None:
-        raise pickle.UnpicklingError(f"setting attribute '{name}' of {self!r} is not allowed in a weights file")
+        raise pickle.UnpicklingError(f"setting attribute {brief(name)} of {self!r} is not allowed in a weights file")
 
 
 class _StorageType(_Frozen):
@@ -138,8 +166,8 @@ class _PendingTensor(_Frozen):
             raise pickle.UnpicklingError("tensor size/stride is not a tuple")
         if len(size) > MAX_DIMS or len(size) != len(stride):
             raise pickle.UnpicklingError(f"tensor with {len(size)} sizes and {len(stride)} strides")
-        if not all(type(v) is int for v in (offset, *size, *stride)):
-            raise pickle.UnpicklingError("tensor size/stride/offset is not made of integers")
+        if not all(type(v) is int and v.bit_length() < 63 for v in (offset, *size, *stride)):
+            raise pickle.UnpicklingError("tensor size/stride/offset is not made of 64-bit integers")
         object.__setattr__(self, "storage", storage)
         object.__setattr__(self, "offset", offset)
         object.__setattr__(self, "size", tuple(size))
@@ -239,12 +267,21 @@ def _refusal(source: str, module: str, name: str) -> PthError:
         f"state dict: torch.save(model.state_dict(), 'clean.pth')")
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+def _check_key(key: Any) -> None:
+    if not isinstance(key, KEY_TYPES):
+        raise pickle.UnpicklingError(f"a dict key of type {type(key).__name__} (only strings and numbers are "
+                                     f"allowed as keys in a weights file)")
+
+
+class RestrictedUnpickler(pickle._Unpickler):  # the Python implementation: its dict building can be checked
     """Unpickler that resolves only the globals of a tensor state dict (none at all when ``allowed`` is empty).
 
-    ``storage_loader(pid) -> _Storage`` handles persistent ids.  Call it only on
-    bytes that :func:`_scan_pickle` has walked.
+    ``storage_loader(pid) -> _Storage`` handles persistent ids.  Dict keys
+    must be scalars (checked before they are hashed).  Call it only on bytes
+    that :func:`_scan_pickle` has walked.
     """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, file: io.BytesIO, source: str, storage_loader: Callable[[Any], Any],
                  allowed: Optional[Dict[Tuple[str, str], Any]] = None) -> None:
@@ -262,6 +299,29 @@ class RestrictedUnpickler(pickle.Unpickler):
     def persistent_load(self, pid: Any) -> Any:
         return self._storage_loader(pid)
 
+    def _load_dict(self) -> None:
+        items = self.pop_mark()
+        for key in items[0::2]:
+            _check_key(key)
+        self.append(dict(zip(items[0::2], items[1::2])))
+
+    def _load_setitem(self) -> None:
+        value = self.stack.pop()
+        key = self.stack.pop()
+        _check_key(key)
+        self.stack[-1][key] = value
+
+    def _load_setitems(self) -> None:
+        items = self.pop_mark()
+        target = self.stack[-1]
+        for key, value in zip(items[0::2], items[1::2]):
+            _check_key(key)
+            target[key] = value
+
+    dispatch[pickle.DICT[0]] = _load_dict
+    dispatch[pickle.SETITEM[0]] = _load_setitem
+    dispatch[pickle.SETITEMS[0]] = _load_setitems
+
 
 def _scan_pickle(data: memoryview, start: int, source: str, what: str, globals_allowed: bool) -> int:
     """Walk one pickle in ``data[start:]`` opcode by opcode; return the offset just past its STOP.
@@ -273,7 +333,10 @@ def _scan_pickle(data: memoryview, start: int, source: str, what: str, globals_a
     stream.seek(start)
     strings = collections.deque(["?", "?"], maxlen=2)  # the operands STACK_GLOBAL usually takes
     try:
-        for op, arg, _pos in pickletools.genops(stream):
+        for count, (op, arg, _pos) in enumerate(pickletools.genops(stream)):
+            if count > MAX_PICKLE_OPS:
+                raise PthError(f"{source}: the {what} pickle has more than {MAX_PICKLE_OPS} opcodes, far more than "
+                               f"a state dict needs; refusing it")
             if op.name in FORBIDDEN_OPS:
                 raise PthError(f"{source}: the {what} pickle uses the {op.name} opcode, which a weights file "
                                f"never needs; refusing it")
@@ -341,12 +404,14 @@ def _resolve(obj: Any, source: str, budget: Dict[str, int], memo: Dict[int, Any]
 
 def _check_pid(pid: Any, source: str, length: Tuple[int, ...]) -> None:
     if not isinstance(pid, tuple) or len(pid) not in length or pid[0] != "storage":
-        raise PthError(f"{source}: unsupported persistent id {pid!r:.100} (not a tensor storage)")
+        raise PthError(f"{source}: unsupported persistent id {brief(pid)} (not a tensor storage)")
     if not isinstance(pid[1], _StorageType):
-        raise PthError(f"{source}: unsupported storage type {pid[1]!r:.100}")
+        raise PthError(f"{source}: unsupported storage type {brief(pid[1])}")
+    if not isinstance(pid[2], str) or not pid[2] or len(pid[2]) > 64:
+        raise PthError(f"{source}: storage key {brief(pid[2])} is not a short string")
     numel = pid[4]
     if type(numel) is not int or numel < 0:
-        raise PthError(f"{source}: storage '{pid[2]!s:.40}' declares an invalid size {numel!r:.40}")
+        raise PthError(f"{source}: storage '{pid[2]}' declares an invalid size {brief(numel)}")
 
 
 def _budget(storage_bytes: int) -> Dict[str, int]:
@@ -354,8 +419,110 @@ def _budget(storage_bytes: int) -> Dict[str, int]:
     return {"total": total, "left": total}
 
 
+class _ZlibRaw:
+    """zlib's raw-deflate decompressor with the interface of bz2's and lzma's (keeps its own unread input)."""
+
+    def __init__(self) -> None:
+        self._d = zlib.decompressobj(-15)
+        self._tail = b""
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._tail
+
+    @property
+    def eof(self) -> bool:
+        return self._d.eof
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        out = self._d.decompress(self._tail + data, max_length)
+        self._tail = self._d.unconsumed_tail
+        return out
+
+
+def _zip_lzma(props_head: bytes, source: str, name: str) -> Any:
+    """A raw LZMA1 decompressor for a zip member, from the member's 4-byte header and 5 property bytes."""
+    if len(props_head) < 9 or struct.unpack("<H", props_head[2:4])[0] != 5:
+        raise PthError(f"{source}: archive member {name} has a malformed LZMA header")
+    d = props_head[4]
+    if d >= 9 * 5 * 5:
+        raise PthError(f"{source}: archive member {name} has invalid LZMA properties")
+    pb, rest = divmod(d, 45)
+    lp, lc = divmod(rest, 9)
+    dict_size = struct.unpack("<I", props_head[5:9])[0]
+    if dict_size > MAX_LZMA_DICT:  # the decoder allocates its dictionary up front
+        raise PthError(f"{source}: archive member {name} asks for a {dict_size}-byte LZMA dictionary (at most "
+                       f"{MAX_LZMA_DICT} allowed)")
+    return lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[
+        {"id": lzma.FILTER_LZMA1, "dict_size": dict_size, "lc": lc, "lp": lp, "pb": pb}])
+
+
+def read_member(fh: Any, info: zipfile.ZipInfo, source: str, file_size: int) -> bytes:
+    """One zip member's content, never producing more than its declared size.
+
+    Stored, deflate, bzip2 and LZMA members are decompressed a chunk at a
+    time with an output cap of the declared size plus one byte: the first
+    byte past the declaration refuses the file.  The CRC is checked too.
+    """
+    name = info.filename
+    if info.flag_bits & 0x1:
+        raise PthError(f"{source}: archive member {name} is encrypted")
+    methods = {zipfile.ZIP_STORED: None, zipfile.ZIP_DEFLATED: _ZlibRaw, zipfile.ZIP_BZIP2: bz2.BZ2Decompressor}
+    if info.compress_type not in methods and info.compress_type != zipfile.ZIP_LZMA:
+        raise PthError(f"{source}: archive member {name} uses compression method {info.compress_type}, "
+                       f"which is not supported")
+    fh.seek(info.header_offset)
+    head = fh.read(30)
+    if len(head) != 30 or head[:4] != b"PK\x03\x04":
+        raise PthError(f"{source}: archive member {name} has no valid local header")
+    name_len, extra_len = struct.unpack("<HH", head[26:30])
+    start = info.header_offset + 30 + name_len + extra_len
+    packed = info.compress_size
+    if start + packed > file_size:
+        raise PthError(f"{source}: archive member {name} declares {packed} compressed bytes, past the end of "
+                       f"the file")
+    fh.seek(start)
+    declared = info.file_size
+    if info.compress_type == zipfile.ZIP_STORED:
+        if packed != declared:
+            raise PthError(f"{source}: stored archive member {name} declares {declared} bytes but holds {packed}")
+        out = fh.read(declared)
+    else:
+        out = _inflate(fh, info, source, packed, declared, methods)
+    if len(out) != declared:
+        raise PthError(f"{source}: archive member {name} holds {len(out)} bytes, not the {declared} it declares "
+                       f"(truncated?)")
+    if zlib.crc32(out) & 0xFFFFFFFF != info.CRC:
+        raise PthError(f"{source}: archive member {name} fails its CRC check (corrupt)")
+    return bytes(out)
+
+
+def _inflate(fh: Any, info: zipfile.ZipInfo, source: str, packed: int, declared: int, methods: Dict) -> bytearray:
+    """Decompress ``packed`` bytes from ``fh``, refusing at the first byte past ``declared``."""
+    name = info.filename
+    if info.compress_type == zipfile.ZIP_LZMA:
+        head = fh.read(9)
+        dec = _zip_lzma(head, source, name)
+        packed -= len(head)
+    else:
+        dec = methods[info.compress_type]()
+    out = bytearray()
+    while not dec.eof:
+        chunk = fh.read(min(ZIP_CHUNK, packed)) if packed > 0 else b""
+        packed -= len(chunk)
+        out += dec.decompress(chunk, declared + 1 - len(out))
+        while not dec.eof and not dec.needs_input and len(out) <= declared:
+            out += dec.decompress(b"", declared + 1 - len(out))
+        if len(out) > declared:
+            raise PthError(f"{source}: archive member {name} inflates past the {declared} bytes it declares; "
+                           f"refusing it as a possible zip bomb")
+        if not chunk:
+            break
+    return out
+
+
 def _load_zip(path: Path, source: str, file_size: int) -> Any:
-    with zipfile.ZipFile(path) as zf:
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
         infos = {info.filename: info for info in zf.infolist()}
         declared = sum(info.file_size for info in infos.values())
         limit = MAX_INFLATE_RATIO * file_size + SLACK_BYTES
@@ -368,7 +535,8 @@ def _load_zip(path: Path, source: str, file_size: int) -> Any:
         prefix = pkl[0][: -len("data.pkl")]
         byteorder = prefix + "byteorder"
         if byteorder in infos:
-            if infos[byteorder].file_size > 16 or zf.read(byteorder).strip() != b"little":
+            order = infos[byteorder]
+            if order.file_size > 16 or read_member(fh, order, source, file_size).strip() != b"little":
                 raise PthError(f"{source}: big-endian or unknown byte order; only little-endian data is supported")
         storages: Dict[str, _Storage] = {}
         stored = [0]
@@ -376,7 +544,6 @@ def _load_zip(path: Path, source: str, file_size: int) -> Any:
         def load_storage(pid: Any) -> _Storage:
             _check_pid(pid, source, (5,))
             _, stype, key, _location, numel = pid
-            key = str(key)
             if key not in storages:
                 entry = f"{prefix}data/{key}"
                 if entry not in infos:
@@ -385,7 +552,7 @@ def _load_zip(path: Path, source: str, file_size: int) -> Any:
                 if infos[entry].file_size != want:
                     raise PthError(f"{source}: storage '{key}' declares {numel} elements ({want} bytes) but its "
                                    f"archive member holds {infos[entry].file_size} bytes")
-                raw = zf.read(entry)
+                raw = read_member(fh, infos[entry], source, file_size)
                 st = _Storage(key, stype, numel)
                 st.data = np.frombuffer(raw, dtype=stype.dtype, count=numel)
                 storages[key] = st
@@ -394,7 +561,7 @@ def _load_zip(path: Path, source: str, file_size: int) -> Any:
                 raise PthError(f"{source}: storage '{key}' is declared twice with different types or sizes")
             return storages[key]
 
-        data = memoryview(zf.read(pkl[0]))
+        data = memoryview(read_member(fh, infos[pkl[0]], source, file_size))
         obj, end = _unpickle(data, 0, source, "data.pkl", load_storage)
         return _resolve(obj, source, _budget(stored[0]), {})
 
@@ -406,7 +573,7 @@ def _load_legacy(path: Path, source: str) -> Any:
         raise PthError(f"{source}: not a PyTorch file (neither zip format nor the legacy magic number)")
     protocol, pos = _unpickle(data, pos, source, "protocol")
     if protocol != LEGACY_PROTOCOL:
-        raise PthError(f"{source}: unsupported legacy protocol version {protocol!r:.40}")
+        raise PthError(f"{source}: unsupported legacy protocol version {brief(protocol)}")
     sys_info, pos = _unpickle(data, pos, source, "sys_info")
     if not isinstance(sys_info, dict) or not sys_info.get("little_endian", True):
         raise PthError(f"{source}: big-endian or malformed sys_info; only little-endian data is supported")
@@ -415,7 +582,6 @@ def _load_legacy(path: Path, source: str) -> Any:
     def load_storage(pid: Any) -> Any:
         _check_pid(pid, source, (6,))
         _, stype, root_key, _location, numel, view = pid
-        root_key = str(root_key)
         if root_key not in storages:
             storages[root_key] = _Storage(root_key, stype, numel)
         root = storages[root_key]
@@ -423,7 +589,7 @@ def _load_legacy(path: Path, source: str) -> Any:
             raise PthError(f"{source}: storage '{root_key}' is declared with two types")
         if view is not None:
             if not isinstance(view, tuple) or len(view) != 3 or type(view[1]) is not int or view[1] < 0:
-                raise PthError(f"{source}: malformed storage view {view!r:.80}")
+                raise PthError(f"{source}: malformed storage view {brief(view)}")
             return (root, view[1])
         return root
 
@@ -433,9 +599,8 @@ def _load_legacy(path: Path, source: str) -> Any:
         raise PthError(f"{source}: legacy storage key list is malformed")
     stored = 0
     for key in keys:
-        key = str(key)
-        if key not in storages:
-            raise PthError(f"{source}: legacy data for unknown storage '{key:.40}'")
+        if not isinstance(key, str) or key not in storages:
+            raise PthError(f"{source}: legacy data for unknown storage {brief(key)}")
         st = storages[key]
         if st.data is not None:
             raise PthError(f"{source}: legacy data for storage '{key}' appears twice")
@@ -501,9 +666,9 @@ def extract_state_dict(obj: Any, source: str = "<pth>") -> Dict[str, np.ndarray]
     out: Dict[str, np.ndarray] = collections.OrderedDict()
     for key, value in obj.items():
         if not isinstance(key, str):
-            raise PthError(f"{source}: state dict key {key!r} is not a string")
+            raise PthError(f"{source}: state dict key {brief(key)} is not a string")
         if not isinstance(value, np.ndarray):
-            raise PthError(f"{source}: state dict entry '{key}' is a {type(value).__name__}, not a tensor")
+            raise PthError(f"{source}: state dict entry {brief(key, 120)} is a {type(value).__name__}, not a tensor")
         name = key[len("module."):] if key.startswith("module.") else key
         out[name] = value
     return out
