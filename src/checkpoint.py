@@ -7,6 +7,7 @@ resume (:func:`open_resume` then :func:`load_train_state`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -40,6 +41,10 @@ CKPT_RE = re.compile(r"^epoch_(\d+)\.ckpt$")  # the epoch checkpoints that rotat
 
 class CheckpointError(PSPNetError, RuntimeError):
     """A checkpoint that does not match the network, or cannot be read."""
+
+
+class NonFiniteWeights(CheckpointError):
+    """A checkpoint whose weights hold NaN or infinite values."""
 
 
 def read_checkpoint(path: str | os.PathLike, names: Sequence[str] = ()) -> Dict[str, np.ndarray]:
@@ -89,12 +94,24 @@ def _format_problems(source: str, missing: List[str], unexpected: List[str], mis
     return "\n".join(lines)
 
 
+def non_finite_names(params: Mapping[str, np.ndarray]) -> List[str]:
+    """Names of the floating-point arrays in ``params`` that hold NaN or infinite values."""
+    return [n for n, v in params.items()
+            if np.asarray(v).dtype.kind == "f" and not np.isfinite(np.asarray(v)).all()]
+
+
+def _short(items: List[str], n: int = 10) -> str:
+    return ", ".join(items[:n]) + (f" ... ({len(items) - n} more)" if len(items) > n else "")
+
+
 def load_params_strict(net: nn.Cell, params: Mapping[str, np.ndarray], source: str = "<memory>",
-                       allow_missing: Sequence[str] = (), allow_unexpected: Sequence[str] = ()) -> List[str]:
+                       allow_missing: Sequence[str] = (), allow_unexpected: Sequence[str] = (),
+                       allow_non_finite: bool = False) -> List[str]:
     """Load ``params`` into ``net``; every network parameter must be present with its exact shape.
 
     Raises :class:`CheckpointError` listing every missing, unexpected and
-    mis-shaped name.  Returns the names that were loaded.  Names skipped by an
+    mis-shaped name, and every parameter holding NaN/inf (unless
+    ``allow_non_finite``).  Returns the names that were loaded.  Names skipped by an
     allowance are logged, never dropped silently.
     """
     net_params = {p.name: p for p in net.get_parameters()}
@@ -110,6 +127,13 @@ def load_params_strict(net: nn.Cell, params: Mapping[str, np.ndarray], source: s
     if skipped_missing:
         logger.warning("%s: %d network parameters keep their initial values (allowed): %s", source,
                        len(skipped_missing), ", ".join(skipped_missing[:10]) + (" ..." if len(skipped_missing) > 10 else ""))
+    bad = non_finite_names({n: params[n] for n in net_params if n in params})
+    if bad and not allow_non_finite:
+        raise NonFiniteWeights(f"{source}: {len(bad)} parameters hold NaN or infinite values: {_short(bad)}; a network "
+                              f"with them predicts nonsense. Set model.allow_non_finite true to load it anyway")
+    if bad:
+        logger.warning("%s: loading %d parameters with NaN or infinite values (allowed): %s", source, len(bad),
+                       _short(bad))
     loaded = []
     for name, p in net_params.items():
         if name in params:
@@ -120,7 +144,7 @@ def load_params_strict(net: nn.Cell, params: Mapping[str, np.ndarray], source: s
 
 
 def load_checkpoint_strict(net: nn.Cell, path: str | os.PathLike, allow_missing: Sequence[str] = (),
-                           allow_unexpected: Sequence[str] = ()) -> List[str]:
+                           allow_unexpected: Sequence[str] = (), allow_non_finite: bool = False) -> List[str]:
     """Read ``path`` and load it strictly into ``net`` (see :func:`load_params_strict`).
 
     Training-state entries stored beside the weights (optimizer moments,
@@ -129,7 +153,7 @@ def load_checkpoint_strict(net: nn.Cell, path: str | os.PathLike, allow_missing:
     """
     params = read_checkpoint(path)
     weights = {n: v for n, v in params.items() if not is_training_state(n)}
-    return load_params_strict(net, weights, str(path), allow_missing, allow_unexpected)
+    return load_params_strict(net, weights, str(path), allow_missing, allow_unexpected, allow_non_finite)
 
 
 def is_training_state(name: str) -> bool:
@@ -149,7 +173,9 @@ def save_checkpoint_atomic(entries: List[Dict], path: str | os.PathLike) -> Path
     os.close(fd)
     try:
         ms.save_checkpoint(entries, tmp)
+        digest = file_sha256(tmp)
         os.replace(tmp, path)
+        _write_text_atomic(checksum_path(path), f"{digest}  {path.name}\n")
     except (OSError, RuntimeError) as exc:
         need = sum(int(getattr(e["data"], "nbytes", 0)) for e in entries)
         raise CheckpointError(
@@ -163,13 +189,55 @@ def save_checkpoint_atomic(entries: List[Dict], path: str | os.PathLike) -> Path
     return path
 
 
+CHECKSUM_SUFFIX = ".sha256"
+
+
+def checksum_path(path: str | os.PathLike) -> Path:
+    """Where the SHA-256 of checkpoint ``path`` is kept: ``<name>.sha256`` beside it."""
+    return Path(str(path) + CHECKSUM_SUFFIX)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 4 MiB pieces."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(4 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def verify_checksum(path: str | os.PathLike) -> Optional[bool]:
+    """True/False: ``path`` matches / does not match the checksum saved beside it; None: there is none.
+
+    This, not an exception from the reader, decides whether a checkpoint is
+    damaged: a reader can fail for other reasons (an interrupt, memory).
+    """
+    sidecar = checksum_path(path)
+    if not sidecar.is_file():
+        return None
+    text = sidecar.read_text(encoding="utf-8", errors="replace")[:200].split()
+    return bool(text) and text[0] == file_sha256(path)
+
+
 def remove_partial_checkpoints(folder: str | os.PathLike) -> List[Path]:
     """Delete temporary files that an interrupted :func:`save_checkpoint_atomic` left in ``folder``."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     removed = [p for p in folder.iterdir() if p.is_file() and ".ckpt." in p.name
-               and (p.name.endswith(TMP_SUFFIX) or p.name.endswith(".tmp.tmp"))]
+               and (p.name.endswith(TMP_SUFFIX) or p.name.endswith(".tmp.tmp")
+                    or (CHECKSUM_SUFFIX + "." in p.name and p.name.endswith(".tmp")))]
     for p in removed:
         p.unlink()
         logger.warning("removed a partial checkpoint file left by an interrupted save: %s", p)
@@ -228,6 +296,24 @@ def save_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.O
     return save_checkpoint_atomic(entries, path)
 
 
+def _counter(params: Mapping[str, np.ndarray], name: str, path: str | os.PathLike) -> int:
+    """A loop counter of a training checkpoint: one finite, whole, non-negative number, else CheckpointError."""
+    value = np.asarray(params[name]).reshape(-1)
+    number = float(value[0]) if value.size == 1 else math.nan
+    if not math.isfinite(number) or number < 0 or number != int(number) or number > 2**53:
+        raise CheckpointError(f"{path}: its {name} is {value.tolist()[:4]}, not a count of 0 or more; the file is "
+                              f"not a checkpoint this program wrote")
+    return int(number)
+
+
+def resume_position(params: Optional[Mapping[str, np.ndarray]], path: Optional[Path]) -> Tuple[int, int]:
+    """(epoch, step) that a training checkpoint's counters give, checked; (0, -1) when there is nothing to
+    resume (no checkpoint, or one without counters, which :func:`load_train_state` then refuses)."""
+    if params is None or "epoch_num" not in params or "step_num" not in params:
+        return 0, -1
+    return _counter(params, "epoch_num", path), _counter(params, "step_num", path)
+
+
 def load_train_state(params: Mapping[str, np.ndarray], path: str | os.PathLike, net: nn.Cell,
                      optimizer: nn.Optimizer, rank: int = 0) -> TrainState:
     """Restore weights (strict), optimizer state (strict) and the loop counters from the training checkpoint
@@ -251,7 +337,11 @@ def load_train_state(params: Mapping[str, np.ndarray], path: str | os.PathLike, 
             raise CheckpointError(f"{path}: optimizer entry {name} has shape {opt_saved[name].shape}, "
                                   f"expected {p.shape}")
         p.set_data(ms.Tensor(opt_saved[name], p.dtype))
-    state = TrainState(int(params["epoch_num"][0]), int(params["step_num"][0]), float(params["best_miou"][0]))
+    state = TrainState(_counter(params, "epoch_num", path), _counter(params, "step_num", path),
+                       float(params["best_miou"][0]))
+    if not math.isfinite(state.best_miou):
+        raise CheckpointError(f"{path}: its best_miou is {state.best_miou}; the file is not a checkpoint this "
+                              f"program wrote")
     bests = np.asarray(params.get(LOCAL_BEST_NAME, np.zeros(0)), np.float64).reshape(-1)
     if rank < bests.size:  # each device gets back its own best (older checkpoints have none)
         state.local_best, state.device_bests = float(bests[rank]), bests.tolist()
@@ -308,18 +398,22 @@ def open_resume(resume: Optional[str], ckpt_dir: str | os.PathLike
         path = Path(resume)
         if not path.is_file():
             raise CheckpointError(f"--resume {resume}: file not found")
+        if verify_checksum(path) is False:
+            raise CheckpointError(f"--resume {resume}: the file does not match its checksum "
+                                  f"({checksum_path(path).name}): it is damaged or was cut short while saving")
         return path, read_checkpoint(path)
     found = epoch_checkpoints(ckpt_dir)
     if not found:
         logger.info("--resume auto: no epoch checkpoint in %s; starting a fresh run", ckpt_dir)
         return None, None
     for _, path in reversed(found):
-        try:
-            return path, read_checkpoint(path)
-        except CheckpointError as exc:
-            logger.warning("--resume auto: skipping unreadable checkpoint (falling back to the one before): %s", exc)
-    raise CheckpointError(f"--resume auto: none of the {len(found)} epoch checkpoints in {ckpt_dir} can be read; "
-                          f"remove them to start fresh, or pass --resume PATH")
+        if verify_checksum(path) is False:
+            logger.warning("--resume auto: %s does not match its checksum (damaged, or a save cut short); falling "
+                           "back to the one before", path)
+            continue
+        return path, read_checkpoint(path)  # a file that fails to read now is reported, not guessed corrupt
+    raise CheckpointError(f"--resume auto: none of the {len(found)} epoch checkpoints in {ckpt_dir} matches its "
+                          f"checksum; remove them to start fresh, or pass --resume PATH")
 
 
 def rotate_checkpoints(ckpt_dir: str | os.PathLike, keep_last: int) -> None:
@@ -327,3 +421,4 @@ def rotate_checkpoints(ckpt_dir: str | os.PathLike, keep_last: int) -> None:
     found = epoch_checkpoints(ckpt_dir)
     for _, path in found[:-keep_last] if keep_last > 0 else []:
         path.unlink()
+        checksum_path(path).unlink(missing_ok=True)

@@ -171,6 +171,8 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
                    help="expected ResNet depth (checked against the file; detected when omitted)")
     p.add_argument("--allow-mismatch", action="store_true",
                    help="drop unknown keys and shape mismatches (listed) instead of refusing")
+    p.add_argument("--allow-non-finite", action="store_true",
+                   help="convert tensors holding NaN/inf (listed) instead of refusing the file")
 
 
 def _convert(a: argparse.Namespace) -> None:
@@ -178,7 +180,7 @@ def _convert(a: argparse.Namespace) -> None:
     from src.device import setup_device
 
     setup_device("CPU", "PYNATIVE")
-    report = convert_file(a.src, a.dst, a.kind, a.layers, a.allow_mismatch)
+    report = convert_file(a.src, a.dst, a.kind, a.layers, a.allow_mismatch, a.allow_non_finite)
     print(report.summary())
     print(f"wrote {a.dst}")
 

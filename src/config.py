@@ -161,6 +161,7 @@ class ModelConfig:
     dropout: float = 0.1
     zero_init_residual: bool = False  # from scratch: each bottleneck's last BN scale starts at 0
     pretrained: str = ""
+    allow_non_finite: bool = False  # load weights holding NaN/inf (refused by default: they predict nonsense)
     width_divisor: int = 1  # test-only: divide every channel count (1 = the paper's network; tests use 16 with layers 14)
     graph_form: str = "auto"  # fixed: built for the train crop (AI Core ops only); dynamic: any size; auto: fixed on Ascend
 

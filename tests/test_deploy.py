@@ -1,4 +1,5 @@
 """Eval backends, export, the 310 file flow and predict, end to end on a small synthetic set."""
+import dataclasses
 import json
 from pathlib import Path
 
@@ -372,8 +373,12 @@ def test_export_verification_fails_on_non_finite_weights(trained, tmp_path):
             arr[0, 0] = np.nan
             e["data"] = ms.Tensor(arr)
     ms.save_checkpoint(entries, str(tmp_path / "nan.ckpt"))
-    with pytest.raises(ExportError, match="non-finite outputs"):
+    with pytest.raises(CheckpointError, match="nan.ckpt: 1 parameters hold NaN or infinite values: cls.4.weight"):
         export_model(cfg.model, cfg.data.classes, str(tmp_path / "nan.ckpt"), "MINDIR", 1, 33, 33,
+                     str(tmp_path / "m"), mean=cfg.data.mean, std=cfg.data.std)
+    allowed = dataclasses.replace(cfg.model, allow_non_finite=True)  # loaded on request: verification still fails
+    with pytest.raises(ExportError, match="non-finite outputs"):
+        export_model(allowed, cfg.data.classes, str(tmp_path / "nan.ckpt"), "MINDIR", 1, 33, 33,
                      str(tmp_path / "m"), mean=cfg.data.mean, std=cfg.data.std)
     assert not (tmp_path / "m.mindir").exists() and not (tmp_path / "m.mindir.json").exists()
 

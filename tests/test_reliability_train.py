@@ -59,15 +59,18 @@ def test_resume_bookkeeping(shapes, tmp_path, caplog):
     assert allowed.state.epoch == 1
     del allowed
 
-    # A corrupt newest checkpoint falls back to the one before, with a warning.
+    # A newest checkpoint that does not match its checksum (a save cut short) falls back to the one before,
+    # with a warning.  The checksum decides, not the reader's exception.
     ckpts = run / "checkpoints"
     good = ckpts / "epoch_0001.ckpt"
     (ckpts / "epoch_0002.ckpt").write_bytes(good.read_bytes()[:4000])
+    digest = (ckpts / "epoch_0001.ckpt.sha256").read_text().split()[0]
+    (ckpts / "epoch_0002.ckpt.sha256").write_text(f"{digest}  epoch_0002.ckpt\n")
     with caplog.at_level("WARNING"):
         resumed = Trainer(tiny_config(shapes, run, train={"epochs": 3}), resume="auto")
     assert resumed.state.epoch == 1 and resumed.state.step == 2
     assert resumed.state.local_best == 0.375  # the per-device best survives a resume
-    assert any("epoch_0002.ckpt" in r.message and "skipping" in r.message for r in caplog.records)
+    assert any("epoch_0002.ckpt" in r.message and "does not match its checksum" in r.message for r in caplog.records)
     (ckpts / "epoch_0002.ckpt").unlink()
     resumed.run()
     steps = [r["step"] for r in map(json.loads, log.read_text().splitlines()) if r["kind"] == "step"]

@@ -670,5 +670,9 @@ def extract_state_dict(obj: Any, source: str = "<pth>") -> Dict[str, np.ndarray]
         if not isinstance(value, np.ndarray):
             raise PthError(f"{source}: state dict entry {brief(key, 120)} is a {type(value).__name__}, not a tensor")
         name = key[len("module."):] if key.startswith("module.") else key
+        if name in out or (name != key and name in obj):
+            raise PthError(f"{source}: keys {brief(key, 120)} and {brief(name, 120)} both name the parameter "
+                           f"{brief(name, 120)} once the DataParallel prefix 'module.' is removed; which one is meant "
+                           f"is not known, so neither is used")
         out[name] = value
     return out

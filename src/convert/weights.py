@@ -171,18 +171,25 @@ def network_shapes(layers: int, deep_stem: bool, classes: int, backbone_only: bo
 
 
 def convert_file(src: str, dst: str, kind: str = "auto", layers: Optional[int] = None,
-                 allow_mismatch: bool = False) -> ConversionReport:
+                 allow_mismatch: bool = False, allow_non_finite: bool = False) -> ConversionReport:
     """Convert the PyTorch file ``src`` into the MindSpore checkpoint ``dst``; return the report.
 
     The result is checked name by name and shape by shape against the
     MindSpore network it is meant for before anything is written.
     """
-    from src.checkpoint import arrays_to_entries, save_checkpoint_atomic
+    from src.checkpoint import arrays_to_entries, non_finite_names, save_checkpoint_atomic
     from src.convert.pth import extract_state_dict, load_pth
     from src.paths import ensure_output_file
 
     ensure_output_file(dst, "--dst")
     sd = extract_state_dict(load_pth(src), src)
+    bad = non_finite_names(sd)
+    if bad and not allow_non_finite:
+        raise ConversionError(f"{src}: {len(bad)} tensors hold NaN or infinite values: {_short(bad, 10)}; nothing was "
+                              f"written. Pass --allow-non-finite to convert them anyway")
+    if bad:
+        logger.warning("%s: converting %d tensors with NaN or infinite values (allowed): %s", src, len(bad),
+                       _short(bad, 10))
     params, report = convert_state_dict(sd, kind, layers)
     expected = network_shapes(report.layers, report.deep_stem, report.classes or 21,
                               backbone_only=report.kind != "semseg_pspnet")

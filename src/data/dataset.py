@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
@@ -86,50 +88,100 @@ def read_list(list_file: str | os.PathLike, data_root: str | os.PathLike, requir
 
 
 MAX_PIXELS = 1 << 26  # 64 Mpixel (8192 x 8192): larger headers are refused before decoding
+MAX_IMAGE_BYTES = 256 << 20  # a file larger than this is refused before it is read
+# The formats the loaders accept; anything else (PIL may not identify it, OpenCV might still decode it
+# without any size check) is refused.
+IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF", "PPM")
 
 
-def _check_header_size(path: str, prefix: str, kind: str) -> None:
-    """Refuse an image whose header declares more than MAX_PIXELS pixels, before it is decoded."""
+def header_size(path: str, prefix: str = "", kind: str = "image") -> Tuple[int, int]:
+    """(width, height) from the file's header, without decoding it; refuses more than MAX_PIXELS pixels.
+
+    Only :data:`IMAGE_FORMATS` are identified; any other file is refused here,
+    so no decoder ever sees an image whose size was not checked first.
+    """
     try:
-        with Image.open(path) as im:
+        with Image.open(path, formats=IMAGE_FORMATS) as im:
             w, h = im.size
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return  # unreadable headers are reported by the decoder with its own message
-    if w * h > MAX_PIXELS:
-        raise DataError(f"{prefix}{kind} {path} declares {w}x{h} pixels, more than the {MAX_PIXELS} allowed")
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{prefix}{kind} {path} declares too many pixels ({exc}); at most {MAX_PIXELS} are "
+                        f"allowed") from None
+    except (OSError, ValueError, SyntaxError, struct.error):  # PIL's header parsers raise these
+        raise DataError(f"{prefix}cannot read {kind} {path} (corrupt or not an image in one of "
+                        f"{', '.join(IMAGE_FORMATS)})") from None
+    if w < 1 or h < 1 or w * h > MAX_PIXELS:
+        raise DataError(f"{prefix}{kind} {path} declares {w}x{h} pixels; at most {MAX_PIXELS} are allowed")
+    return w, h
 
 
 def jpeg_is_complete(data: bytes | np.ndarray) -> bool:
-    """True unless ``data`` is a JPEG without its end-of-image marker (a truncated file).
+    """True unless ``data`` is a JPEG whose image data has no end-of-image marker (a truncated file).
 
     A decoder fills the missing part of a truncated JPEG with gray and only
-    warns, so the marker is checked here.  Padding after it is tolerated.
+    warns, so the marker is looked for: the header segments are walked by
+    their lengths (an EXIF thumbnail has its own marker), then the marker must
+    follow the first scan.  Anything after it (padding, the video of a
+    phone's "motion photo") is allowed.
     """
-    head = bytes(data[:2])
-    if head != b"\xff\xd8":
+    data = bytes(data)
+    if data[:2] != b"\xff\xd8":
         return True
-    return b"\xff\xd9" in bytes(data[-1024:]).rstrip(b"\x00\r\n\t ")[-1024:]
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return False
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xDA:  # start of scan: entropy-coded data follows, where 0xFF is always escaped
+            return data.find(b"\xff\xd9", pos + 2) != -1
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    return False
+
+
+def _check_file(path: str, prefix: str, kind: str) -> None:
+    """Refuse special files (a FIFO would block the reader forever) and files over MAX_IMAGE_BYTES."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise DataError(f"{prefix}cannot read {kind} {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"{prefix}{kind} {path} is not a regular file")
+    if st.st_size > MAX_IMAGE_BYTES:
+        raise DataError(f"{prefix}{kind} {path} is {st.st_size} bytes; at most {MAX_IMAGE_BYTES} are allowed")
+
+
+def _read_bytes(path: str, prefix: str, kind: str) -> np.ndarray:
+    """The file's bytes, after :func:`_check_file`."""
+    _check_file(path, prefix, kind)
+    try:
+        return np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise DataError(f"{prefix}cannot read {kind} {path}: {exc.strerror or exc}") from None
 
 
 def read_image(path: str, where: str = "") -> np.ndarray:
     """Read an image as (H, W, 3) float32 RGB; grayscale and RGBA inputs become RGB.
 
-    Empty files, truncated JPEGs, undecodable data and headers declaring more
-    than :data:`MAX_PIXELS` pixels raise :class:`DataError` naming the file.
+    Special files, empty files, truncated JPEGs, undecodable data, formats
+    outside :data:`IMAGE_FORMATS` and headers declaring more than
+    :data:`MAX_PIXELS` pixels raise :class:`DataError` naming the file; the
+    size is checked from the header before anything is decoded.
     """
     prefix = f"{where + ': ' if where else ''}"
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise DataError(f"{prefix}cannot read image {path}: {exc.strerror or exc}") from None
+    data = _read_bytes(path, prefix, "image")
     if data.size == 0:
         raise DataError(f"{prefix}image {path} is an empty file")
     if not jpeg_is_complete(data):
         raise DataError(f"{prefix}image {path} is a truncated JPEG (no end-of-image marker)")
-    _check_header_size(path, prefix, "image")
+    w, h = header_size(path, prefix, "image")
     img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:
         raise DataError(f"{prefix}cannot read image {path} (corrupt or not an image)")
+    if sorted(img.shape[:2]) != sorted((h, w)):  # (OpenCV applies the EXIF orientation)
+        raise DataError(f"{prefix}image {path} decodes to {img.shape[1]}x{img.shape[0]} but its header says "
+                        f"{w}x{h}")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB).astype(np.float32)
 
 
@@ -141,7 +193,8 @@ def read_label(path: str, spec: DatasetSpec, where: str = "") -> np.ndarray:
     The dataset's label map (ADE20K shift, Cityscapes trainIds...) is applied.
     """
     prefix = f"{where + ': ' if where else ''}"
-    _check_header_size(path, prefix, "label")
+    _check_file(path, prefix, "label")
+    header_size(path, prefix, "label")
     try:
         with Image.open(path) as im:
             im.load()

@@ -18,6 +18,11 @@ from src.data.labels import IGNORE
 def rand_scale(image, label, rng, scale_min: float, scale_max: float):
     """Scale both by one factor drawn from [scale_min, scale_max]: image bilinear, label nearest."""
     s = rng.uniform(scale_min, scale_max)
+    h, w = label.shape[:2]
+    if round(h * s) < 1 or round(w * s) < 1:  # a thin strip: keep one pixel (OpenCV refuses an empty size)
+        size = (max(1, round(w * s)), max(1, round(h * s)))
+        return (cv2.resize(image, size, interpolation=cv2.INTER_LINEAR),
+                cv2.resize(label, size, interpolation=cv2.INTER_NEAREST))
     image = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_LINEAR)
     label = cv2.resize(label, None, fx=s, fy=s, interpolation=cv2.INTER_NEAREST)
     return image, label

@@ -71,7 +71,8 @@ def export_model(model_cfg: ModelConfig, classes: int, ckpt: str, file_format: s
     # dynamic ops, and on Ascend they are AICPU kernels that MindSpore Lite's converter does not list.
     # The checkpoint is read once: the fixed-size network takes the reference network's weights.
     net = build_pspnet(model_cfg, classes, for_training=False, static_hw=(height, width))
-    load_params_strict(net, {p.name: p.asnumpy() for p in reference.get_parameters()}, ckpt)
+    load_params_strict(net, {p.name: p.asnumpy() for p in reference.get_parameters()}, ckpt,
+                       allow_non_finite=model_cfg.allow_non_finite)
     net.set_train(False)
     head = OutputHead(net, output)
     head.set_train(False)

@@ -51,10 +51,12 @@ def window_starts(size: int, crop: int, stride: int) -> List[int]:
 
 
 def scaled_size(h: int, w: int, long_size: int) -> Tuple[int, int]:
-    """(new_h, new_w) with the long side = ``long_size`` and the aspect ratio kept (semseg rounding)."""
+    """(new_h, new_w) with the long side = ``long_size`` and the aspect ratio kept (semseg rounding).
+
+    The short side is at least 1 pixel (a 1x20000 strip would otherwise scale to 0)."""
     if h > w:
-        return long_size, int(round(long_size / float(h) * w))
-    return int(round(long_size / float(w) * h)), long_size
+        return long_size, max(1, int(round(long_size / float(h) * w)))
+    return max(1, int(round(long_size / float(w) * h))), long_size
 
 
 def softmax(logits: np.ndarray, axis: int = 1) -> np.ndarray:

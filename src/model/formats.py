@@ -18,7 +18,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from src.config import ModelConfig
-from src.checkpoint import CheckpointError, load_checkpoint_strict
+from src.checkpoint import CheckpointError, NonFiniteWeights, load_checkpoint_strict
 from src.errors import PSPNetError
 from src.evaluation.protocol import Predict
 
@@ -72,7 +72,9 @@ def load_eval_network(model_cfg: ModelConfig, classes: int, ckpt: str, static_hw
 
     net = build_pspnet(model_cfg, classes, for_training=False, static_hw=static_hw)
     try:
-        load_checkpoint_strict(net, ckpt, allow_unexpected=("aux.",))
+        load_checkpoint_strict(net, ckpt, allow_unexpected=("aux.",), allow_non_finite=model_cfg.allow_non_finite)
+    except NonFiniteWeights:
+        raise
     except CheckpointError as exc:
         raise CheckpointError(f"{exc}\n(the config describes PSPNet-{model_cfg.layers} with {classes} classes, "
                               f"bins {list(model_cfg.bins)}, use_ppm {model_cfg.use_ppm}; is this checkpoint for "
@@ -198,16 +200,35 @@ def backend_from_extension(model_path: str | os.PathLike) -> str:
     return BACKEND_OF_EXTENSION[suffix]
 
 
+def checked_outputs(predict: Predict, classes: int, source: str) -> Predict:
+    """``predict`` whose every output must be float logits (N, classes, H, W) for an (N, 3, H, W) input.
+
+    A model of another class count or output size would otherwise be broadcast
+    into the sliding windows and give a wrong mIoU without a word.
+    """
+    def run(batch: np.ndarray) -> np.ndarray:
+        out = np.asarray(predict(batch))
+        want = (batch.shape[0], classes) + tuple(batch.shape[2:])
+        if out.shape != want or out.dtype.kind != "f":
+            raise BackendError(f"{source} returned {out.dtype} {tuple(out.shape)} for input {tuple(batch.shape)}; "
+                               f"expected float logits {want} ({classes} classes at the input's size)")
+        return out
+
+    return run
+
+
 def make_predict(backend: str, model_path: str, model_cfg: Optional[ModelConfig], classes: int, batch: int,
                  crop: Tuple[int, int], lite_target: str = "cpu", device_id: int = 0) -> Predict:
     """``ms`` (checkpoint; needs ``model_cfg``), ``mindir``, ``onnx`` or ``lite`` (MINDIR in MindSpore Lite on
-    ``lite_target``) -> predict function."""
+    ``lite_target``) -> predict function, its outputs checked by :func:`checked_outputs`."""
     if backend == "ms":
-        return ms_predict(load_eval_network(model_cfg, classes, model_path))
-    if backend == "mindir":
-        return mindir_predict(model_path, batch, crop, classes)
-    if backend == "onnx":
-        return onnx_predict(model_path, batch, crop, classes)
-    if backend == "lite":
-        return lite_predict(model_path, batch, crop, classes, lite_target, device_id)
-    raise BackendError(f"unknown backend '{backend}'; choose ms, mindir or onnx")
+        predict = ms_predict(load_eval_network(model_cfg, classes, model_path))
+    elif backend == "mindir":
+        predict = mindir_predict(model_path, batch, crop, classes)
+    elif backend == "onnx":
+        predict = onnx_predict(model_path, batch, crop, classes)
+    elif backend == "lite":
+        predict = lite_predict(model_path, batch, crop, classes, lite_target, device_id)
+    else:
+        raise BackendError(f"unknown backend '{backend}'; choose ms, mindir or onnx")
+    return checked_outputs(predict, classes, model_path)

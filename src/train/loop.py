@@ -16,7 +16,7 @@ import mindspore as ms
 from mindspore import nn
 
 from src.checkpoint import (SCHEDULE_PREFIX, TrainState, epoch_checkpoints, load_checkpoint_strict, load_train_state,
-                            open_resume, read_best_miou, remove_partial_checkpoints, rotate_checkpoints,
+                            open_resume, read_best_miou, resume_position, remove_partial_checkpoints, rotate_checkpoints,
                             save_best_checkpoint, save_train_checkpoint, schedule_changes, schedule_of)
 from src.config import Config, ConfigError, TrainConfig, save_config
 from src.data.dataset import DataError, read_list
@@ -45,8 +45,7 @@ class TrainingError(PSPNetError, RuntimeError):
     """Training cannot go on (non-finite loss, unusable resume checkpoint...)."""
 
 
-def check_same_resume(resume_params: Optional[Mapping[str, np.ndarray]], resume_path: Optional[Path], rank: int,
-                      group_size: int) -> None:
+def check_same_resume(step: int, resume_path: Optional[Path], rank: int, group_size: int) -> None:
     """Every rank must continue from the same point (or all start fresh); else one clear error on every rank.
 
     Only rank 0 writes checkpoints, so on nodes whose ``train.save_dir`` is
@@ -56,7 +55,6 @@ def check_same_resume(resume_params: Optional[Mapping[str, np.ndarray]], resume_
     """
     if group_size <= 1:
         return
-    step = int(resume_params["step_num"][0]) if resume_params and "step_num" in resume_params else -1
     mine = np.zeros(group_size, np.int64)
     mine[rank] = step + 1  # non-negative for the exact integer all-reduce
     seen = allreduce_sum(mine, group_size) - 1
@@ -186,13 +184,14 @@ class Trainer:
             net = apply_amp(net, t.amp_level)
         loss_scale = _loss_scale(t, device_target)
         resume_path, resume_params = open_resume(resume, self.ckpt_dir)
-        check_same_resume(resume_params, resume_path, rank, group_size)
+        start_epoch, start_step = resume_position(resume_params, resume_path)
+        check_same_resume(start_step, resume_path, rank, group_size)
         if cfg.model.pretrained and resume_path is None:
-            load_checkpoint_strict(net, cfg.model.pretrained, allow_missing=("ppm.", "cls.", "aux."))
+            load_checkpoint_strict(net, cfg.model.pretrained, allow_missing=("ppm.", "cls.", "aux."),
+                                   allow_non_finite=cfg.model.allow_non_finite)
 
         # The sampler must know the epoch to resume at before the pipeline is built (the pipeline keeps
         # its own copy of it), so the counters are read first and the weights once everything exists.
-        start_epoch = int(resume_params["epoch_num"][0]) if resume_params and "epoch_num" in resume_params else 0
         bad_log = self.save_dir / f"bad_samples_rank{rank}.tsv"
         if resume_path is None and bad_log.exists():
             bad_log.unlink()  # a fresh run counts its own skipped samples

@@ -1,0 +1,165 @@
+"""Weights and models that would give silent wrong results: NaN weights, colliding names, lying counters,
+damaged checkpoints, models of another class count or output size.  Each is one clear error (or an
+explicit, logged allowance), and nothing is overwritten."""
+import collections
+
+import mindspore as ms
+import numpy as np
+import pytest
+from mindspore import nn
+
+from pth_writer import write_pth
+from src import checkpoint as ckpt_module
+from src.checkpoint import (CheckpointError, arrays_to_entries, checksum_path, load_params_strict, open_resume,
+                            resume_position, rotate_checkpoints, save_checkpoint_atomic)
+from src.convert.pth import PthError, extract_state_dict
+from src.convert.weights import ConversionError, convert_file
+from src.evaluation.protocol import Protocol, segment
+from src.model.formats import BackendError, checked_outputs, make_predict
+
+
+class Tiny(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1, has_bias=True)
+
+
+def test_nan_weights_are_refused_at_load_unless_allowed(caplog):
+    net = Tiny()
+    before = net.conv.weight.asnumpy().copy()
+    params = {p.name: p.asnumpy() for p in net.get_parameters()}
+    params["conv.weight"] = params["conv.weight"].copy()
+    params["conv.weight"][0, 0, 0, 0] = np.nan
+    params["conv.bias"] = np.full(4, np.inf, np.float32)
+    with pytest.raises(CheckpointError) as info:
+        load_params_strict(net, params, "w.ckpt")
+    assert "w.ckpt" in str(info.value) and "conv.weight" in str(info.value) and "conv.bias" in str(info.value)
+    np.testing.assert_array_equal(net.conv.weight.asnumpy(), before)
+    load_params_strict(net, params, "w.ckpt", allow_non_finite=True)
+    assert np.isnan(net.conv.weight.asnumpy()[0, 0, 0, 0])
+    assert "NaN or infinite" in caplog.text
+
+
+def test_nan_weights_are_refused_at_conversion_unless_allowed(tmp_path, reference_keys):
+    from test_convert import random_state_dict
+
+    sd = random_state_dict(reference_keys["semseg_resnet50_v2_imagenet"])
+    sd["layer1.0.conv1.weight"][0, 0] = np.nan
+    sd["layer2.0.bn1.running_var"][:] = np.inf
+    src = tmp_path / "nan.pth"
+    write_pth(sd, str(src))
+    dst = tmp_path / "out.ckpt"
+    with pytest.raises(ConversionError) as info:
+        convert_file(str(src), str(dst))
+    message = str(info.value)
+    assert "nan.pth" in message and "layer1.0.conv1.weight" in message and "layer2.0.bn1.running_var" in message
+    assert not dst.exists()
+    convert_file(str(src), str(dst), allow_non_finite=True)
+    assert dst.exists()
+
+
+def test_dataparallel_prefix_that_collides_is_refused():
+    a, b = np.zeros(2, np.float32), np.ones(2, np.float32)
+    for order in (["w", "module.w"], ["module.w", "w"]):
+        sd = collections.OrderedDict((k, a if k == "w" else b) for k in order)
+        with pytest.raises(PthError, match="'module.w' and 'w' both name|'w' and 'w' both name"):
+            extract_state_dict(sd, "two.pth")
+    assert list(extract_state_dict({"module.w": a, "module.v": b}, "ok.pth")) == ["w", "v"]
+
+
+def _train_ckpt(path, epoch, step):
+    entries = {"w": np.ones(3, np.float32), "epoch_num": np.array([epoch], np.float32),
+               "step_num": np.array([step], np.float32), "best_miou": np.array([0.5], np.float32),
+               "global_step": np.array([1], np.int32)}
+    return save_checkpoint_atomic(arrays_to_entries(entries), path)
+
+
+@pytest.mark.parametrize("epoch,step", [(-3, 5), (np.nan, 5), (2, np.inf), (1.5, 4)])
+def test_loop_counters_that_are_not_counts_are_refused(tmp_path, epoch, step):
+    path = _train_ckpt(tmp_path / "epoch_0002.ckpt", epoch, step)
+    found, params = open_resume("auto", tmp_path)
+    with pytest.raises(CheckpointError, match="epoch_0002.ckpt: its (epoch|step)_num is"):
+        resume_position(params, found)
+
+
+def test_checksum_decides_corruption_and_an_interrupted_read_changes_nothing(tmp_path, monkeypatch, caplog):
+    old = _train_ckpt(tmp_path / "epoch_0001.ckpt", 1, 10)
+    new = _train_ckpt(tmp_path / "epoch_0002.ckpt", 2, 20)
+    assert checksum_path(new).is_file()
+    path, params = open_resume("auto", tmp_path)
+    assert path == new and resume_position(params, path) == (2, 20)
+
+    # MindSpore turns Ctrl-C inside its reader into a ValueError: that is not corruption, the run stops.
+    def interrupted(*args, **kwargs):
+        raise ValueError("For 'load_checkpoint', KeyboardInterrupt")
+
+    monkeypatch.setattr(ckpt_module.ms, "load_checkpoint", interrupted)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(CheckpointError, match="epoch_0002.ckpt"):
+        open_resume("auto", tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    monkeypatch.undo()
+
+    # A file that does not match its checksum is damaged: auto falls back, an explicit path is refused.
+    data = new.read_bytes()
+    new.write_bytes(data[:-10] + bytes(10))
+    path, params = open_resume("auto", tmp_path)
+    assert path == old and "does not match its checksum" in caplog.text
+    with pytest.raises(CheckpointError, match="does not match its checksum"):
+        open_resume(str(new), tmp_path)
+
+    # Without a checksum (a file from elsewhere) it is read as it is.
+    checksum_path(new).unlink()
+    new.write_bytes(data)
+    assert open_resume("auto", tmp_path)[0] == new
+    rotate_checkpoints(tmp_path, keep_last=1)
+    assert not old.exists() and not checksum_path(old).exists()
+
+
+def test_interrupt_while_hashing_propagates(tmp_path, monkeypatch):
+    _train_ckpt(tmp_path / "epoch_0001.ckpt", 1, 10)
+
+    def ctrl_c(path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt_module, "file_sha256", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        open_resume("auto", tmp_path)
+
+
+def _protocol(classes):
+    return Protocol(classes=classes, crop_h=9, crop_w=9, base_size=12, scales=(1.0,), flip=False,
+                    stride_rate=2 / 3, batch_size=2, mean=(0.0,) * 3, std=(1.0,) * 3)
+
+
+def test_model_outputs_of_another_size_or_class_count_are_refused_before_merging():
+    image = np.zeros((10, 12, 3), np.float32)
+    halves = checked_outputs(lambda b: np.zeros((b.shape[0], 3, b.shape[2] // 2, b.shape[3] // 2), np.float32),
+                             3, "half.onnx")
+    with pytest.raises(BackendError, match=r"half.onnx returned float32 \(2, 3, 4, 4\) .* expected float logits "
+                                           r"\(2, 3, 9, 9\)"):
+        segment(image, halves, _protocol(3))
+    fewer = checked_outputs(lambda b: np.zeros((b.shape[0], 2) + b.shape[2:], np.float32), 3, "two.onnx")
+    with pytest.raises(BackendError, match="two.onnx returned"):
+        segment(image, fewer, _protocol(3))
+    ints = checked_outputs(lambda b: np.zeros((b.shape[0], 3) + b.shape[2:], np.int64), 3, "int.onnx")
+    with pytest.raises(BackendError, match="int64"):
+        segment(image, ints, _protocol(3))
+
+
+def test_onnx_model_with_a_wrong_output_is_one_backend_error(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [3, 3, 1, 1], np.ones(9, np.float32).tolist())
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]),
+             helper.make_node("AveragePool", ["c"], ["y"], kernel_shape=[2, 2], strides=[2, 2])]
+    graph = helper.make_graph(nodes, "halves", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 9, 9])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "halves.onnx"
+    onnx.save(model, str(path))
+    predict = make_predict("onnx", str(path), None, 3, 2, (9, 9))
+    with pytest.raises(BackendError, match=r"halves.onnx returned float32 \(2, 3, 4, 4\)"):
+        segment(np.zeros((10, 12, 3), np.float32), predict, _protocol(3))
