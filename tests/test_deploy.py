@@ -403,3 +403,42 @@ def test_predict_skips_special_files_and_keeps_every_output_apart(trained, tmp_p
     written = predict_images(paths, predict, protocol, tmp_path / "out", voc_palette())
     assert [p.name for p in written] == ["a_jpg.png", "a_png.png"] and all(p.is_file() for p in written)
     assert output_names([Path("x/a.jpg"), Path("y/a.jpg"), Path("b.png")]) == ["a_jpg_1", "a_jpg_2", "b"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (every write fails with ENOSPC)")
+def test_full_disk_while_eval_writes_pictures_and_results(trained, tmp_path, caplog):
+    from src.data.dataset import read_list
+    from src.paths import OutputPathError
+
+    cfg, ckpt, _ = trained
+    out = tmp_path / "res"
+    (out / "gray").mkdir(parents=True)
+    first = Path(read_list(Path(cfg.data.data_root) / cfg.data.val_list, cfg.data.data_root)[0].image).stem
+    (out / "gray" / f"{first}.png").symlink_to("/dev/full")  # the kernel answers ENOSPC to every write
+    (out / "results.json").symlink_to("/dev/full")
+    caplog.set_level("INFO")
+    with pytest.raises(OutputPathError) as info:
+        run_eval(cfg, str(ckpt), overwrite=True, results_dir=str(out))
+    message = str(info.value)
+    assert "results.json" in message and "No space left on device" in message and "scores are complete" in message
+    assert "\n" not in message
+    assert f"cannot write the pictures of {first}" in caplog.text and "the evaluation goes on" in caplog.text
+    assert any("mIoU/mAcc/allAcc" in r.message for r in caplog.records)  # the scores were logged before
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (every write fails with ENOSPC)")
+def test_full_disk_while_predict_writes_masks(trained, tmp_path):
+    from src.paths import OutputPathError
+
+    cfg, ckpt, tmp = trained
+    images = sorted((tmp / "data" / "JPEGImages").glob("*.jpg"))[:2]
+    out = tmp_path / "pred"
+    (out / "color").mkdir(parents=True)
+    (out / "color" / f"{images[1].stem}.png").symlink_to("/dev/full")
+    protocol = protocol_from_config(cfg.data, cfg.eval)
+    from src.model.formats import make_predict
+    predict = make_predict("ms", str(ckpt), cfg.model, cfg.data.classes, protocol.batch_size, (33, 33))
+    with pytest.raises(OutputPathError, match=r"No space left on device.*the masks of the 1 images before it are "
+                                              r"complete"):
+        predict_images(images, predict, protocol, out, voc_palette())
+    assert (out / "color" / f"{images[0].stem}.png").stat().st_size > 0

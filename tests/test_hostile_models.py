@@ -3,7 +3,6 @@ damaged checkpoints, models of another class count or output size.  Each is one 
 explicit, logged allowance), and nothing is overwritten."""
 import collections
 
-import mindspore as ms
 import numpy as np
 import pytest
 from mindspore import nn
@@ -76,7 +75,7 @@ def _train_ckpt(path, epoch, step):
 
 @pytest.mark.parametrize("epoch,step", [(-3, 5), (np.nan, 5), (2, np.inf), (1.5, 4)])
 def test_loop_counters_that_are_not_counts_are_refused(tmp_path, epoch, step):
-    path = _train_ckpt(tmp_path / "epoch_0002.ckpt", epoch, step)
+    _train_ckpt(tmp_path / "epoch_0002.ckpt", epoch, step)
     found, params = open_resume("auto", tmp_path)
     with pytest.raises(CheckpointError, match="epoch_0002.ckpt: its (epoch|step)_num is"):
         resume_position(params, found)

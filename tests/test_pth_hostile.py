@@ -235,7 +235,6 @@ def test_member_shorter_than_declared_or_with_a_bad_crc_is_refused(tmp_path):
             zf.writestr(name, data)
     _lie_about_size(path, storage, 16)
     _refused(path, "holds 12 bytes, not the 16 it declares")
-    raw = bytearray(path.read_bytes())
     write_pth({"w": np.ones(4, np.float32)}, str(path))
     raw = bytearray(path.read_bytes())
     at = raw.find(np.ones(4, np.float32).tobytes())

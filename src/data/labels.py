@@ -180,4 +180,7 @@ def write_palette_png(label: np.ndarray, path: str | os.PathLike, palette: np.nd
 
     im = Image.fromarray(label.astype(np.uint8), mode="P")
     im.putpalette(palette.reshape(-1).tolist())
-    im.save(path)
+    try:
+        im.save(path)
+    except OSError as exc:  # a failed write() carries no file name
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None

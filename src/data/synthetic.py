@@ -31,6 +31,7 @@ import numpy as np
 
 from src.data.dataset import DataError
 from src.data.labels import IGNORE, voc_palette, write_palette_png
+from src.paths import write_image
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ def generate(out: str | Path, task: str = "shapes", num: int = 100, size: int = 
     for i in range(num):
         image, label = make(np.random.default_rng([seed, i]), h, w)
         name = f"{task}_{i:05d}"
-        cv2.imwrite(str(out / "JPEGImages" / f"{name}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+        write_image(out / "JPEGImages" / f"{name}.jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                     [cv2.IMWRITE_JPEG_QUALITY, 95])
         write_palette_png(label, out / "SegmentationClassAug" / f"{name}.png", palette)
         lines.append(f"JPEGImages/{name}.jpg SegmentationClassAug/{name}.png")

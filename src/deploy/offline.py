@@ -23,13 +23,13 @@ import numpy as np
 
 from src.data.dataset import DataError, Sample, load_sample, read_image, read_list
 from src.data.labels import DatasetSpec
-from src.evaluation.evaluate import Progress, report, save_prediction, write_json
+from src.evaluation.evaluate import Progress, report, save_or_stop, write_json
 from src.evaluation.metrics import ConfusionMatrix, scores_from_matrix
 from src.evaluation.protocol import (Predict, Protocol, WindowPlan, combine_scales, full_batch, merge_windows,
                                       plan_windows, scaled_images)
 from src.evaluation.report import Gallery, write_report
 from src.model.formats import backend_from_extension, make_predict
-from src.paths import free_bytes
+from src.paths import free_bytes, output_writes
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ def postprocess(work_dir: str, spec: DatasetSpec, ignore_label: int = 255,
             if gallery is not None:
                 gallery.add(entry["name"], image, label, pred)
         if results_dir:
-            save_prediction(pred, image, entry["name"], Path(results_dir), spec.palette)
+            results_dir = save_or_stop(pred, image, entry["name"], Path(results_dir), spec.palette, i - 1)
         if progress:
             progress.update(i)
     return cm.matrix
@@ -236,10 +236,11 @@ def _score_and_report(matrix: np.ndarray, spec: DatasetSpec, gallery: Gallery, w
     scores = scores_from_matrix(matrix)
     for line in report(scores, spec.class_names, OFFLINE_TAG):
         logger.info(line)
-    out = write_json(work / "results.json", scores, spec.class_names,
-                     {"tag": OFFLINE_TAG, "confusion_matrix": matrix.tolist(), **extra})
-    report_path = write_report(report_dir, scores, spec.class_names, matrix, OFFLINE_TAG, spec.palette, gallery,
-                               [f"Offline (310) flow {how}."])
+    with output_writes(report_dir, "the scores are complete in the lines above; only the result files are missing"):
+        out = write_json(work / "results.json", scores, spec.class_names,
+                         {"tag": OFFLINE_TAG, "confusion_matrix": matrix.tolist(), **extra})
+        report_path = write_report(report_dir, scores, spec.class_names, matrix, OFFLINE_TAG, spec.palette, gallery,
+                                   [f"Offline (310) flow {how}."])
     logger.info("results in %s; report in %s", out, report_path)
     return scores
 

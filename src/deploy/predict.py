@@ -9,6 +9,7 @@ import numpy as np
 
 from src.data.dataset import DataError, read_image
 from src.evaluation.evaluate import Progress, save_prediction
+from src.paths import output_writes
 from src.evaluation.protocol import Predict, Protocol, segment
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ def predict_images(paths: Sequence[Path], predict: Predict, protocol: Protocol, 
     for i, (path, name) in enumerate(zip(paths, names), start=1):
         image = read_image(str(path), str(path))
         pred = segment(image, predict, protocol)
-        save_prediction(pred, image, name, out_dir, palette)
+        with output_writes(out_dir, f"the masks of the {i - 1} images before it are complete in {out_dir}"):
+            save_prediction(pred, image, name, out_dir, palette)
         written.append(out_dir / "color" / f"{name}.png")
         progress.update(i)
     return written

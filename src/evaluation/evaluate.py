@@ -21,7 +21,7 @@ from src.evaluation.metrics import ConfusionMatrix, Scores, format_table, scores
 from src.evaluation.protocol import Predict, Protocol, protocol_from_config, segment
 from src.evaluation.report import Gallery, write_report
 from src.model.formats import make_predict, read_sidecar
-from src.paths import ensure_output_dir
+from src.paths import ensure_output_dir, naming, output_writes, write_image
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +60,10 @@ def save_prediction(pred: np.ndarray, image_rgb: np.ndarray, name: str, out_dir:
     """Write ``gray/`` (index PNG), ``color/`` (palette PNG) and ``overlay/`` (JPEG) for one image."""
     for sub in ("gray", "color", "overlay"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out_dir / "gray" / f"{name}.png"), pred)
+    write_image(out_dir / "gray" / f"{name}.png", pred)
     write_palette_png(pred, out_dir / "color" / f"{name}.png", palette)
     blend = overlay(image_rgb, colorize(pred, palette))
-    cv2.imwrite(str(out_dir / "overlay" / f"{name}.jpg"), cv2.cvtColor(blend, cv2.COLOR_RGB2BGR))
+    write_image(out_dir / "overlay" / f"{name}.jpg", cv2.cvtColor(blend, cv2.COLOR_RGB2BGR))
 
 
 class Progress:
@@ -101,9 +101,23 @@ def evaluate_samples(samples: Sequence[Sample], spec: DatasetSpec, predict: Pred
         if gallery is not None:
             gallery.add(Path(sample.image).stem, image, label, pred)
         if results_dir is not None:
-            save_prediction(pred, image, Path(sample.image).stem, results_dir, spec.palette)
+            results_dir = save_or_stop(pred, image, Path(sample.image).stem, results_dir, spec.palette, i - 1)
         progress.update(i)
     return cm.matrix
+
+
+def save_or_stop(pred: np.ndarray, image: np.ndarray, name: str, results_dir: Path, palette: np.ndarray,
+                 saved: int) -> Optional[Path]:
+    """Save one image's pictures and return ``results_dir``; on a write error (a full disk) say so once and
+    return None, so no more pictures are tried: the scores do not depend on them and the evaluation goes on."""
+    try:
+        save_prediction(pred, image, name, results_dir, palette)
+        return results_dir
+    except OSError as exc:
+        logger.warning("cannot write the pictures of %s: %s (%s); no more pictures are written, those of the %d "
+                       "images before it are kept in %s, and the evaluation goes on", name, exc.strerror or exc,
+                       exc.filename or results_dir, saved, results_dir)
+        return None
 
 
 def report(scores: Scores, class_names: Sequence[str], tag: str) -> List[str]:
@@ -118,7 +132,8 @@ def report(scores: Scores, class_names: Sequence[str], tag: str) -> List[str]:
 def write_json(path: Path, scores: Scores, class_names: Sequence[str], extra: Dict) -> Path:
     """``results.json``: the scores by name plus ``extra`` (model, tag, confusion matrix, config...)."""
     data = {**scores.as_dict(class_names), **extra}
-    path.write_text(json.dumps(data, indent=1))
+    with naming(path):
+        path.write_text(json.dumps(data, indent=1))
     return path
 
 
@@ -172,11 +187,13 @@ def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool 
     result = {"model": model_path, "backend": backend, "images": len(samples), "tag": tag,
               "confusion_matrix": matrix.tolist(), "config": config_to_dict(cfg)}
     if rank == 0:
-        write_json(out_dir / "results.json", scores, spec.class_names, result)
         part = f" (best/worst images from rank 0's {len(mine)} of {len(samples)})" if group_size > 1 else ""
         header = [f"Model `{model_path}` ({backend} backend), {len(samples)} images of `{cfg.data.val_list}`, "
                   f"scales {list(protocol.scales)}, flip {protocol.flip}{part}."]
-        write_report(out_dir, scores, spec.class_names, matrix, tag, spec.palette, gallery, header)
+        with output_writes(out_dir, "the scores are complete in the lines above (and in eval.log if it could be "
+                                    "written); only the files of the results folder are missing"):
+            write_json(out_dir / "results.json", scores, spec.class_names, result)
+            write_report(out_dir, scores, spec.class_names, matrix, tag, spec.palette, gallery, header)
         logger.info("results in %s (report.md: table, per-class IoU, confusion heatmap, best/worst images)", out_dir)
     result.update(scores.as_dict(spec.class_names))
     result["results_dir"] = str(out_dir)

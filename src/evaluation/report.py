@@ -20,6 +20,7 @@ import numpy as np
 
 from src.data.labels import colorize
 from src.evaluation.metrics import Scores
+from src.paths import naming
 from src.plotting import label_axes, new_figure
 
 THUMB_SIDE = 192  # longest side of the pictures kept for the best/worst grid
@@ -110,7 +111,8 @@ def plot_per_class(scores: Scores, class_names: Sequence[str], path: Path) -> Di
     ax.axvline(scores.miou, color="tab:red", linestyle="--", label=f"mIoU {scores.miou:.4f}")
     ax.set_xlim(0, 1)
     label_axes(ax, "IoU (0-1)", "", "per-class IoU (gray: class absent from the ground truth)", "x", "lower right")
-    fig.savefig(path)
+    with naming(path):
+        fig.savefig(path)
     return {"labels": [t.get_text() for t in ax.get_yticklabels()], "values": values.tolist(),
             "xlabel": ax.get_xlabel()}
 
@@ -136,7 +138,8 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: Path) -
                     ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize="xx-small",
                             color="white" if norm[i, j] < 0.6 else "black")
     fig.colorbar(im, ax=ax, label="fraction of the row's pixels")
-    fig.savefig(path)
+    with naming(path):
+        fig.savefig(path)
     return norm
 
 
@@ -157,7 +160,8 @@ def plot_best_worst(gallery: Gallery, palette: np.ndarray, path: Path) -> List[s
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"{title}\n{what}" if what == "image" else what, fontsize="small")
-    fig.savefig(path)
+    with naming(path):
+        fig.savefig(path)
     return titles
 
 
@@ -188,5 +192,6 @@ def write_report(out_dir: str | Path, scores: Scores, class_names: Sequence[str]
         if titles:
             lines += [f"- {t}" for t in titles] + ["", "![worst and best](best_worst.png)"]
     path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with naming(path):
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
