@@ -22,8 +22,9 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn
 
-from src.errors import PSPNetError
+from src.errors import PSPNetError, TrainingError
 from src.config import TrainConfig
+from src.distributed import allreduce_sum
 from src.paths import ensure_output_file, free_bytes
 
 logger = logging.getLogger(__name__)
@@ -422,3 +423,103 @@ def rotate_checkpoints(ckpt_dir: str | os.PathLike, keep_last: int) -> None:
     for _, path in found[:-keep_last] if keep_last > 0 else []:
         path.unlink()
         checksum_path(path).unlink(missing_ok=True)
+
+
+# The policy of one run's checkpoint folder: which file to resume from, where every rank continues, when to
+# save, what to keep.  The training loop asks; only this module knows entry names and file names.
+
+@dataclass
+class ResumePoint:
+    """What ``--resume`` found: the file and its entries (None for a fresh start), and the epoch it continues at."""
+
+    path: Optional[Path] = None
+    params: Optional[Dict[str, np.ndarray]] = None
+    epoch: int = 0
+    step: int = -1
+
+
+def check_same_resume(step: int, resume_path: Optional[Path], rank: int, group_size: int) -> None:
+    """Every rank must continue from the same point (or all start fresh); else one clear error on every rank.
+
+    Only rank 0 writes checkpoints, so on nodes whose ``train.save_dir`` is
+    not shared the other ranks find none and would train from step 0 while
+    rank 0 continues.  Each rank contributes the step it would resume at
+    (-1 for a fresh start); the vectors are summed over the group.
+    """
+    if group_size <= 1:
+        return
+    mine = np.zeros(group_size, np.int64)
+    mine[rank] = step + 1  # non-negative for the exact integer all-reduce
+    seen = allreduce_sum(mine, group_size) - 1
+    if len(set(seen.tolist())) > 1:
+        what = ", ".join(f"rank {r}: {'fresh start' if s < 0 else f'step {s}'}" for r, s in enumerate(seen.tolist()))
+        raise TrainingError(f"ranks disagree on where to resume ({what}; this rank read {resume_path or 'nothing'}). "
+                            f"Only rank 0 writes checkpoints: put train.save_dir on a file system every node "
+                            f"shares, or copy rank 0's checkpoint to the same path on every node")
+
+
+def check_schedule(params: Mapping[str, np.ndarray], path: Path, current: Mapping[str, float], allow: bool) -> None:
+    """Refuse to resume under another schedule (the poly lr would not continue) unless ``allow``."""
+    saved = {n[len(SCHEDULE_PREFIX):]: float(np.asarray(v).reshape(-1)[0]) for n, v in params.items()
+             if n.startswith(SCHEDULE_PREFIX)}
+    changes = schedule_changes(saved, current)
+    if changes and not allow:
+        raise TrainingError(f"refusing to resume {path} with a different schedule ({'; '.join(changes)}): the "
+                            f"poly lr would not continue as it started. Restore those values, or pass "
+                            f"--allow-schedule-change to resume anyway")
+    if changes:
+        logger.warning("resuming with a changed schedule (allowed): %s", "; ".join(changes))
+
+
+class RunCheckpoints:
+    """The ``checkpoints/`` folder of one run: resume, save per epoch, keep the newest, best.ckpt."""
+
+    def __init__(self, ckpt_dir: str | os.PathLike, train_cfg: TrainConfig, is_main: bool) -> None:
+        self.dir, self.cfg, self.is_main = Path(ckpt_dir), train_cfg, is_main
+
+    def open(self, resume: Optional[str], rank: int, group_size: int) -> ResumePoint:
+        """Read the checkpoint ``resume`` names (once) and check every rank continues at the same step."""
+        path, params = open_resume(resume, self.dir)
+        epoch, step = resume_position(params, path)
+        check_same_resume(step, path, rank, group_size)
+        return ResumePoint(path, params, epoch, step)
+
+    def restore(self, point: ResumePoint, net: nn.Cell, optimizer: nn.Optimizer, rank: int,
+                schedule: Mapping[str, float], allow_schedule_change: bool) -> TrainState:
+        """The run's state after loading ``point`` into ``net`` and ``optimizer`` (a fresh state without one).
+
+        The best mIoU is the larger of the checkpoint's and ``best.json``'s:
+        an epoch checkpoint is written before that epoch's evaluation.
+        """
+        if point.path is None:
+            return TrainState()
+        state = load_train_state(point.params, point.path, net, optimizer, rank)
+        check_schedule(point.params, point.path, schedule, allow_schedule_change)
+        point.params = None  # the weights are in the network now; free the host copy
+        saved_best = read_best_miou(self.dir)
+        if saved_best is not None:
+            state.best_miou = max(state.best_miou, saved_best)
+        logger.info("resumed from %s: epoch %d, step %d, best mIoU %.4f", point.path, state.epoch, state.step,
+                    state.best_miou)
+        return state
+
+    def save_epoch(self, net: nn.Cell, optimizer: nn.Optimizer, state: TrainState, schedule: Mapping[str, float],
+                   total_steps: int) -> Optional[Path]:
+        """``epoch_NNNN.ckpt`` when due (main rank; every ``save_every`` epochs and at the end), then rotation."""
+        t = self.cfg
+        due = state.epoch % t.save_every == 0 or state.epoch == t.epochs or state.step >= total_steps
+        if not self.is_main or not due:
+            return None
+        path = save_train_checkpoint(self.dir / f"epoch_{state.epoch:04d}.ckpt", net, optimizer, state, schedule)
+        rotate_checkpoints(self.dir, t.keep_last)
+        logger.info("saved %s", path)
+        return path
+
+    def save_best(self, net: nn.Cell, optimizer: nn.Optimizer, state: TrainState) -> Optional[Path]:
+        """``best.ckpt`` (main rank)."""
+        return save_best_checkpoint(self.dir, net, optimizer, state) if self.is_main else None
+
+    def last_good(self) -> str:
+        """The newest epoch checkpoint, for messages ("none" before the first)."""
+        found = epoch_checkpoints(self.dir)
+        return str(found[-1][1]) if found else "none"

@@ -88,6 +88,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     _device_args(p)
     p.add_argument("--resume", default=None, help="checkpoint to resume from, 'auto' for the newest in save_dir, "
                    "or 'none' (default) to start fresh")
+    p.add_argument("--stop-after-epoch", type=int, default=None, metavar="E",
+                   help="stop after epoch E without changing the schedule (a time-limited job); --resume auto "
+                        "continues the run")
     p.add_argument("--allow-schedule-change", action="store_true",
                    help="resume even if batch size, epochs, lr, crop or device count differ from the checkpoint's run")
 
@@ -102,7 +105,7 @@ def _train(a: argparse.Namespace) -> None:
     rank, size = _ranks(always=cfg.train.distributed)
     with hold_run_lock(cfg.train.save_dir, enabled=rank == 0):  # one run per save_dir (rank 0 holds it for all)
         logger.info("log file: %s", add_log_file(os.path.join(cfg.train.save_dir, "train.log"), rank))
-        summary = run_training(cfg, target, rank, size, a.resume, allow_schedule_change=a.allow_schedule_change)
+        summary = run_training(cfg, target, rank, size, a.resume, a.stop_after_epoch, a.allow_schedule_change)
     logger.info("done: %s", summary)
 
 
@@ -280,7 +283,7 @@ def _infer_args(p: argparse.ArgumentParser) -> None:
 def _infer(a: argparse.Namespace) -> None:
     from src.deploy.offline import run_inputs, runner_predict
     from src.device import setup_device
-    from src.model.formats import backend_from_extension
+    from src.model.backends import backend_from_extension
 
     backend = a.backend or backend_from_extension(a.model)
     if backend == "mindir":
@@ -334,7 +337,7 @@ def _flow310(a: argparse.Namespace) -> None:
     from src.deploy.offline import app_runner, python_runner, run_flow
     from src.evaluation.evaluate import batch_from_model
     from src.evaluation.protocol import protocol_from_config
-    from src.model.formats import backend_from_extension, make_predict, read_sidecar, sidecar_path
+    from src.model.backends import backend_from_extension, make_predict, read_sidecar, sidecar_path
 
     cfg = _load(a, ["eval.batch_size", str(a.batch_size)] if a.batch_size is not None else [])
     if not os.path.isfile(a.model):
@@ -374,7 +377,7 @@ def _predict(a: argparse.Namespace) -> None:
     from src.data.labels import spec_of
     from src.deploy.predict import collect_images, predict_images
     from src.evaluation.protocol import protocol_from_config
-    from src.model.formats import backend_from_extension, make_predict
+    from src.model.backends import backend_from_extension, make_predict
 
     cfg = _load(a)
     backend = a.backend or backend_from_extension(a.model)

@@ -273,7 +273,7 @@ _RANGES: Dict[str, Tuple[float, float]] = {
     "train.epochs": (1, 100_000), "train.max_steps": (0, 10**9), "train.batch_size": (1, 4096),
     "train.crop_h": (1, 8192), "train.crop_w": (1, 8192), "train.scale_min": (1e-3, 16), "train.scale_max": (1e-3, 16),
     "train.rotate_min": (-180, 180), "train.rotate_max": (-180, 180), "train.rotate_prob": (0, 1),
-    "train.blur_prob": (0, 1), "train.flip_prob": (0, 1), "train.base_lr": (1e-12, 10), "train.power": (0, 10),
+    "train.blur_prob": (0, 1), "train.flip_prob": (0, 1), "train.base_lr": (1e-12, 1e20), "train.power": (0, 10),
     "train.warmup_steps": (0, 10**9), "train.momentum": (0, 0.999999), "train.weight_decay": (0, 1),
     "train.head_lr_mult": (0, 1000), "train.aux_weight": (0, 100), "train.seed": (0, 2**32 - 1),
     "train.save_every": (1, 100_000), "train.keep_last": (0, 100_000), "train.log_every": (1, 10**9),

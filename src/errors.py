@@ -11,4 +11,8 @@ class PSPNetError(Exception):
     """A problem with the user's input, files or environment, explained in one message."""
 
 
+class TrainingError(PSPNetError, RuntimeError):
+    """Training cannot go on (non-finite loss, unusable resume checkpoint, ranks that disagree...)."""
+
+
 EXIT_USER_ERROR = 2

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.model.formats import BackendError, lite_predict
+from src.model.backends import BackendError, lite_predict
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ from src.checkpoint import (CheckpointError, arrays_to_entries, checksum_path, l
 from src.convert.pth import PthError, extract_state_dict
 from src.convert.weights import ConversionError, convert_file
 from src.evaluation.protocol import Protocol, segment
-from src.model.formats import BackendError, checked_outputs, make_predict
+from src.model.backends import BackendError, checked_outputs, make_predict
 
 
 class Tiny(nn.Cell):

@@ -69,7 +69,7 @@ class _Recorder(nn.Cell):
 
 def test_fast_eval_pads_the_last_batch_to_one_shape(tmp_path):
     from helpers import make_shapes, tiny_config
-    from src.train.loop import evaluate_net
+    from src.evaluation.evaluate import evaluate_network as evaluate_net
 
     root = make_shapes(tmp_path / "d", num=10, size=48, seed=1)
     cfg = tiny_config(root, tmp_path / "run", eval_={"batch_size": 4})

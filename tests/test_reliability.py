@@ -24,7 +24,7 @@ from src.data.prepare import check_list
 from src.errors import PSPNetError
 from src.evaluation.evaluate import prepare_results_dir
 from src.paths import OutputPathError, ensure_output_dir
-from src.train.loop import Trainer, pipeline_error
+from src.train.loop import Trainer
 from src.train.records import MetricsLog
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,16 +106,24 @@ def test_list_paths_with_spaces_separated_by_a_tab(tmp_path):
     assert sample.image.endswith("My Images/a b.jpg") and sample.label.endswith("shapes_00000.png")
 
 
-def test_pipeline_error_extracts_the_one_line():
-    wrapped = RuntimeError("Exception thrown from user defined Python function in dataset.\n"
-                           "------\nTraceback (most recent call last):\n  File ...\n"
-                           "src.data.dataset.DataError: train.txt:4: cannot read image x.jpg (corrupt)\n\n"
-                           "------ C++ Call Stack: ------\n...")
-    err = pipeline_error(wrapped, "train.txt")
+def test_pipeline_error_is_read_from_the_sources_record_not_from_mindspores_text(shapes, tmp_path):
+    from src.data.pipeline import pipeline_error
+
+    spec = dataset_spec("synthetic", 6)
+    samples = read_list(shapes / "train.txt", shapes)
+    broken = tmp_path / "x.jpg"
+    broken.write_text("not an image")
+    samples[0] = dataset_module.Sample(str(broken), samples[0].label, "train.txt", 4)
+    source = SegDataset(samples, spec, 6, error_log=str(tmp_path / "data_error.txt"))
+    with pytest.raises(DataError):
+        source[0]
+    wrapped = RuntimeError("Exception thrown from user defined Python function in dataset. (any wording)")
+    err = pipeline_error(wrapped, source, "train.txt")
     assert isinstance(err, DataError)
-    assert str(err) == "train.txt:4: cannot read image x.jpg (corrupt) (while reading train.txt)"
+    assert str(err) == f"train.txt:4: cannot read image {broken} (corrupt or not an image in one of JPEG, PNG, BMP, " \
+                       f"TIFF, WEBP, GIF, PPM) (while reading train.txt)"
     other = RuntimeError("something else")
-    assert pipeline_error(other, "train.txt") is other
+    assert pipeline_error(other, source, "train.txt") is other  # the record is used once
 
 
 # --- config ----------------------------------------------------------------------------------------------
@@ -220,7 +228,7 @@ def test_full_disk_while_saving_keeps_previous_checkpoint(tmp_path, monkeypatch)
     message = str(info.value)
     assert "No space left" in message and "needs about 1.0 MiB" in message and str(path) in message
     assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_0001.ckpt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_0001.ckpt", "epoch_0001.ckpt.sha256"]
     assert remove_partial_checkpoints(tmp_path) == []
 
 
@@ -252,7 +260,7 @@ def test_every_project_error_shares_one_base():
     from src.convert.pth import PthError
     from src.convert.weights import ConversionError
     from src.device import DeviceError
-    from src.model.formats import BackendError
+    from src.model.backends import BackendError
     from src.evaluation.evaluate import ResultsExistError
     from src.deploy.export import ExportError
     from src.train.loop import TrainingError
@@ -335,7 +343,7 @@ def test_curves_plot_shows_every_series_with_labels(tmp_path):
 @pytest.mark.parametrize("payload", [b"\x00\xffnot json", b"[1, 2]", b'{"input_shape": "x"}',
                                      b'{"input_shape": [1, 3, 33, -5]}', b'{"input_shape": [1, 3, 33, 33], "classes": "6"}'])
 def test_hostile_export_sidecar_is_one_backend_error(tmp_path, payload):
-    from src.model.formats import BackendError, onnx_predict, read_sidecar
+    from src.model.backends import BackendError, onnx_predict, read_sidecar
 
     model = tmp_path / "m.onnx"
     model.write_bytes(b"")

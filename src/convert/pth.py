@@ -595,6 +595,16 @@ def _load_legacy(path: Path, source: str) -> Any:
 
     obj, pos = _unpickle(data, pos, source, "state", load_storage)
     keys, pos = _unpickle(data, pos, source, "storage key list")
+    stored = _read_legacy_storages(data, pos, keys, storages, source)
+    return _resolve(obj, source, _budget(stored), {})
+
+
+def _read_legacy_storages(data: memoryview, pos: int, keys: Any, storages: Dict[str, _Storage], source: str) -> int:
+    """Attach the raw data that follows a legacy file's pickles to its storages; returns the bytes read.
+
+    Each storage's data is its element count (8 bytes) then the elements; the
+    count must match the state's declaration and the bytes left in the file.
+    """
     if not isinstance(keys, list):
         raise PthError(f"{source}: legacy storage key list is malformed")
     stored = 0
@@ -618,7 +628,7 @@ def _load_legacy(path: Path, source: str) -> Any:
         st.data = np.frombuffer(data, dtype=st.stype.dtype, count=numel, offset=pos)
         pos += nbytes
         stored += nbytes
-    return _resolve(obj, source, _budget(stored), {})
+    return stored
 
 
 def load_pth(path: str | os.PathLike) -> Any:

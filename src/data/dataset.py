@@ -258,7 +258,7 @@ class SegDataset:
 
     def __init__(self, samples: List[Sample], spec: DatasetSpec, classes: int,
                  transform: Optional[Callable] = None, seed: int = 0, on_bad_sample: str = "error",
-                 bad_log: Optional[str] = None) -> None:
+                 bad_log: Optional[str] = None, error_log: Optional[str] = None) -> None:
         if on_bad_sample not in ("error", "skip"):
             raise ValueError(f"on_bad_sample must be 'error' or 'skip', got {on_bad_sample!r}")
         self.samples = samples
@@ -269,6 +269,7 @@ class SegDataset:
         self.on_bad_sample = on_bad_sample
         self.bad_seen: set = set()
         self.bad_log = bad_log
+        self.error_log = error_log
 
     @property
     def bad_count(self) -> int:
@@ -281,6 +282,24 @@ class SegDataset:
     def __len__(self) -> int:
         return len(self.samples)
 
+    def _record_error(self, exc: DataError) -> None:
+        """Write the error where the process that iterates the pipeline can read it (see :meth:`recorded_error`):
+        MindSpore re-raises it there as a RuntimeError of its own, possibly from a worker process."""
+        if self.error_log:
+            try:
+                with open(self.error_log, "w", encoding="utf-8") as f:
+                    f.write(" ".join(str(exc).split()) + "\n")
+            except OSError as log_exc:
+                logger.warning("cannot record the data error in %s: %s", self.error_log, log_exc)
+
+    def recorded_error(self) -> Optional[str]:
+        """The message of the last sample that failed in ``error`` mode (in any worker), or None."""
+        if not self.error_log or not os.path.isfile(self.error_log):
+            return None
+        with open(self.error_log, encoding="utf-8") as f:
+            text = f.read(4096).strip()
+        return text or None
+
     def _load(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
         n = len(self.samples)
         for step in range(n):
@@ -292,6 +311,7 @@ class SegDataset:
                 return image, label
             except DataError as exc:
                 if self.on_bad_sample == "error":
+                    self._record_error(exc)
                     raise
                 if i not in self.bad_seen:
                     self.bad_seen.add(i)

@@ -73,12 +73,27 @@ class EpochTagged:
         return self.source[code]
 
 
-def make_dataset(data_cfg: DataConfig, list_name: str, transform, seed: int, bad_log: Optional[str] = None) -> SegDataset:
+def make_dataset(data_cfg: DataConfig, list_name: str, transform, seed: int, bad_log: Optional[str] = None,
+                 error_log: Optional[str] = None) -> SegDataset:
     """A :class:`SegDataset` for ``data_cfg.train_list`` or ``val_list`` (relative to ``data_root``)."""
     spec = spec_of(data_cfg)
     list_path = list_name if os.path.isabs(list_name) else os.path.join(data_cfg.data_root, list_name)
     samples = read_list(list_path, data_cfg.data_root)
-    return SegDataset(samples, spec, data_cfg.classes, transform, seed, data_cfg.on_bad_sample, bad_log)
+    return SegDataset(samples, spec, data_cfg.classes, transform, seed, data_cfg.on_bad_sample, bad_log, error_log)
+
+
+def pipeline_error(exc: BaseException, source: SegDataset, list_file: str) -> BaseException:
+    """The :class:`DataError` of the sample that broke a MindSpore pipeline, or ``exc`` itself if none did.
+
+    MindSpore re-raises a sample's exception as a RuntimeError with its own
+    text; the sample's error is read from what ``source`` recorded, not from
+    that text.  The record is then cleared.
+    """
+    message = source.recorded_error()
+    if message is None:
+        return exc
+    os.remove(source.error_log)
+    return DataError(f"{message} (while reading {list_file})")
 
 
 def generator_dataset(source, codes: List[int], batch_size: int, workers: int, drop_remainder: bool):
@@ -91,7 +106,8 @@ def generator_dataset(source, codes: List[int], batch_size: int, workers: int, d
 
 
 def build_train_pipeline(data_cfg: DataConfig, train_cfg: TrainConfig, rank: int = 0, group_size: int = 1, start_epoch: int = 0,
-                         end_epoch: Optional[int] = None, bad_log: Optional[str] = None):
+                         end_epoch: Optional[int] = None, bad_log: Optional[str] = None,
+                         error_log: Optional[str] = None):
     """Training batches for this rank for epochs ``start_epoch .. end_epoch - 1`` in one pass.
 
     Per-device batch = global batch / devices; each epoch is cut to whole
@@ -103,7 +119,7 @@ def build_train_pipeline(data_cfg: DataConfig, train_cfg: TrainConfig, rank: int
         raise ConfigError(f"train.batch_size {train_cfg.batch_size} is not divisible by {group_size} devices")
     per_device = train_cfg.batch_size // group_size
     source = make_dataset(data_cfg, data_cfg.train_list, train_transform_from_config(data_cfg, train_cfg),
-                          train_cfg.seed, bad_log)
+                          train_cfg.seed, bad_log, error_log)
     sampler = EpochShardSampler(len(source), group_size, rank, shuffle=True, seed=train_cfg.seed)
     if len(sampler) < per_device:
         raise DataError(f"{data_cfg.train_list}: {len(sampler)} samples per device is fewer than one batch of "
@@ -114,9 +130,10 @@ def build_train_pipeline(data_cfg: DataConfig, train_cfg: TrainConfig, rank: int
     return generator_dataset(tagged, codes, per_device, data_cfg.workers, drop_remainder=True), source, sampler
 
 
-def build_val_pipeline(data_cfg: DataConfig, crop_h: int, crop_w: int, batch_size: int, rank: int = 0, group_size: int = 1):
+def build_val_pipeline(data_cfg: DataConfig, crop_h: int, crop_w: int, batch_size: int, rank: int = 0, group_size: int = 1,
+                       error_log: Optional[str] = None):
     """Center-cropped validation batches (the fast eval mode), sharded without shuffling."""
     transform = CenterCropTransform(crop_h, crop_w, tuple(data_cfg.mean), tuple(data_cfg.std), data_cfg.ignore_label)
-    source = make_dataset(data_cfg, data_cfg.val_list, transform, 0)
+    source = make_dataset(data_cfg, data_cfg.val_list, transform, 0, error_log=error_log)
     indices = list(shard(range(len(source)), rank, group_size))
     return generator_dataset(source, indices, batch_size, data_cfg.workers, drop_remainder=False), source, indices

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Dict
+from typing import Dict, Tuple
 
 import numpy as np
 import mindspore as ms
@@ -12,7 +12,7 @@ from mindspore import nn, ops
 from src.config import ModelConfig
 from src.checkpoint import load_params_strict
 from src.errors import PSPNetError
-from src.model.formats import load_eval_network, write_sidecar
+from src.model.backends import load_eval_network, write_sidecar
 from src.model.pspnet import build_pspnet
 from src.paths import ensure_output_file
 
@@ -47,13 +47,33 @@ class OutputHead(nn.Cell):
 def export_model(model_cfg: ModelConfig, classes: int, ckpt: str, file_format: str, batch_size: int, height: int, width: int,
                  file_name: str, device_target: str = "CPU", output: str = "logits", verify: bool = True,
                  mean=None, std=None) -> Dict:
-    """Export and (by default) verify; returns a dict with the file, shapes and max differences.
+    """Export and (by default) verify, then write the sidecar; returns a dict with the file, shapes and max
+    differences.
 
     MINDIR is reloaded with ``ms.load`` + ``nn.GraphCell`` and compared with
     the network.  ONNX is built from the fixed-size form of the network
     (constant pooling/resize matrices), checked with ``onnx.checker`` and run
     in ONNX Runtime.  AIR needs the Ascend backend.
     """
+    fmt, base, path = _target(file_format, device_target, batch_size, height, width, file_name)
+    reference = load_eval_network(model_cfg, classes, ckpt)
+    head = _fixed_size_head(reference, model_cfg, classes, ckpt, (height, width), output)
+    shape = (batch_size, 3, height, width)
+    logger.info("exporting %s for input %s, output %s", fmt, shape, output)
+    ms.export(head, ms.Tensor(np.zeros(shape, np.float32)), file_name=base, file_format=fmt)
+    if not os.path.isfile(path):
+        raise ExportError(f"MindSpore reported no error but {path} was not written")
+    result: Dict = {"file": path, "format": fmt, "input_shape": list(shape), "output": output, "classes": classes,
+                    "layers": model_cfg.layers, "mean": list(mean) if mean else None, "std": list(std) if std else None}
+    if verify and fmt != "AIR":
+        result.update(_verify(reference, path, fmt, shape, output, ckpt))
+    write_sidecar(path, result)
+    return result
+
+
+def _target(file_format: str, device_target: str, batch_size: int, height: int, width: int,
+            file_name: str) -> Tuple[str, str, str]:
+    """(format, base name for ms.export, the file it writes), every argument checked before any work."""
     fmt = file_format.upper()
     if fmt not in EXTENSIONS:
         raise ExportError(f"unknown --file_format {file_format}; choose MINDIR, AIR or ONNX")
@@ -65,41 +85,44 @@ def export_model(model_cfg: ModelConfig, classes: int, ckpt: str, file_format: s
     base = file_name[: -len(EXTENSIONS[fmt])] if file_name.endswith(EXTENSIONS[fmt]) else file_name
     path = base + EXTENSIONS[fmt]
     ensure_output_file(path, "--file_name")
-    reference = load_eval_network(model_cfg, classes, ckpt)
-    # Every format gets the fixed-size form: constant matrices instead of AdaptiveAvgPool2D and bilinear
-    # resize, explicit padding + valid max pooling instead of MaxPool3DWithArgmax. ONNX cannot express the
-    # dynamic ops, and on Ascend they are AICPU kernels that MindSpore Lite's converter does not list.
-    # The checkpoint is read once: the fixed-size network takes the reference network's weights.
-    net = build_pspnet(model_cfg, classes, for_training=False, static_hw=(height, width))
+    return fmt, base, path
+
+
+def _fixed_size_head(reference, model_cfg: ModelConfig, classes: int, ckpt: str, hw: Tuple[int, int],
+                     output: str) -> "OutputHead":
+    """The fixed-size form of the network with the reference network's weights, behind the output head.
+
+    Every format gets this form: constant matrices instead of AdaptiveAvgPool2D
+    and bilinear resize, explicit padding + valid max pooling instead of
+    MaxPool3DWithArgmax.  ONNX cannot express the dynamic ops, and on Ascend
+    they are AI CPU kernels that MindSpore Lite's converter does not list.  The
+    checkpoint is read once: the weights come from ``reference``.
+    """
+    net = build_pspnet(model_cfg, classes, for_training=False, static_hw=hw)
     load_params_strict(net, {p.name: p.asnumpy() for p in reference.get_parameters()}, ckpt,
                        allow_non_finite=model_cfg.allow_non_finite)
     net.set_train(False)
     head = OutputHead(net, output)
     head.set_train(False)
-    shape = (batch_size, 3, height, width)
-    dummy = ms.Tensor(np.zeros(shape, np.float32))
-    logger.info("exporting %s for input %s, output %s", fmt, shape, output)
-    ms.export(head, dummy, file_name=base, file_format=fmt)
-    if not os.path.isfile(path):
-        raise ExportError(f"MindSpore reported no error but {path} was not written")
-    result: Dict = {"file": path, "format": fmt, "input_shape": list(shape), "output": output, "classes": classes,
-                    "layers": model_cfg.layers, "mean": list(mean) if mean else None, "std": list(std) if std else None}
-    if verify and fmt != "AIR":
-        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-        ref_head = OutputHead(reference, output)
-        ref_head.set_train(False)
-        want = ref_head(ms.Tensor(x)).asnumpy()
-        got = _run_exported(path, fmt, x)
-        if not (np.isfinite(want).all() and np.isfinite(got).all()):
-            which = "network" if not np.isfinite(want).all() else "exported model"
-            os.remove(path)  # written by this call a moment ago; a model that outputs NaN must not be deployed
-            raise ExportError(f"verification of {path} failed: the {which} gives non-finite outputs (NaN/inf) on a "
-                              f"normal input; are the weights in {ckpt} finite? The exported file was removed")
-        result.update(_compare(want, got, output))
-        logger.info("verified %s: max |diff| %.3g, argmax agreement %.6f", path, result["max_abs_diff"],
-                    result["argmax_agreement"])
-    write_sidecar(path, result)
-    return result
+    return head
+
+
+def _verify(reference, path: str, fmt: str, shape: Tuple[int, ...], output: str, ckpt: str) -> Dict:
+    """Run the exported file and the network on one random input; a non-finite output removes the file."""
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    ref_head = OutputHead(reference, output)
+    ref_head.set_train(False)
+    want = ref_head(ms.Tensor(x)).asnumpy()
+    got = _run_exported(path, fmt, x)
+    if not (np.isfinite(want).all() and np.isfinite(got).all()):
+        which = "network" if not np.isfinite(want).all() else "exported model"
+        os.remove(path)  # written by this call a moment ago; a model that outputs NaN must not be deployed
+        raise ExportError(f"verification of {path} failed: the {which} gives non-finite outputs (NaN/inf) on a "
+                          f"normal input; are the weights in {ckpt} finite? The exported file was removed")
+    diffs = _compare(want, got, output)
+    logger.info("verified %s: max |diff| %.3g, argmax agreement %.6f", path, diffs["max_abs_diff"],
+                diffs["argmax_agreement"])
+    return diffs
 
 
 def count_primitives(stream: bytes) -> Dict[str, int]:

@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -18,9 +18,10 @@ from src.data.labels import DatasetSpec, colorize, spec_of, write_palette_png
 from src.distributed import allreduce_sum, shard
 from src.errors import PSPNetError
 from src.evaluation.metrics import ConfusionMatrix, Scores, format_table, scores_from_matrix
-from src.evaluation.protocol import Predict, Protocol, protocol_from_config, segment
+from src.data.pipeline import build_val_pipeline, pipeline_error
+from src.evaluation.protocol import Predict, Protocol, protocol_from_config, run_batches, segment
 from src.evaluation.report import Gallery, write_report
-from src.model.formats import make_predict, read_sidecar
+from src.model.backends import make_predict, ms_predict, read_sidecar
 from src.paths import ensure_output_dir, naming, output_writes, write_image
 
 logger = logging.getLogger(__name__)
@@ -156,6 +157,43 @@ def batch_from_model(protocol: Protocol, backend: str, model_path: str) -> Proto
     return protocol
 
 
+def val_shard(cfg: Config, rank: int = 0, group_size: int = 1) -> Tuple[List[Sample], List[Sample]]:
+    """Every sample of ``data.val_list`` and this rank's share of them (every ``group_size``-th)."""
+    samples = read_list(os.path.join(cfg.data.data_root, cfg.data.val_list), cfg.data.data_root)
+    return samples, shard(samples, rank, group_size)
+
+
+def evaluate_network(net, cfg: Config, mode: str, rank: int = 0, group_size: int = 1,
+                     error_log: Optional[str] = None) -> Tuple[np.ndarray, int]:
+    """This rank's (confusion matrix, image count) on its shard of the val list, for evaluation during training:
+    ``fast`` = center crops of the train crop's size through the pipeline, ``full`` = the eval.py protocol."""
+    net.set_train(False)
+    try:
+        if mode == "fast":
+            return _evaluate_crops(net, cfg, rank, group_size, error_log)
+        _, samples = val_shard(cfg, rank, group_size)
+        matrix = evaluate_samples(samples, spec_of(cfg.data), ms_predict(net), protocol_from_config(cfg.data, cfg.eval),
+                                  cfg.data.ignore_label)
+        return matrix, len(samples)
+    finally:
+        net.set_train(True)
+
+
+def _evaluate_crops(net, cfg: Config, rank: int, group_size: int, error_log: Optional[str]) -> Tuple[np.ndarray, int]:
+    ds, source, _ = build_val_pipeline(cfg.data, cfg.train.crop_h, cfg.train.crop_w, cfg.eval.batch_size, rank,
+                                       group_size, error_log)
+    cm = ConfusionMatrix(cfg.data.classes, cfg.data.ignore_label)
+    predict, count = ms_predict(net), 0
+    try:
+        for image, label in ds.create_tuple_iterator(num_epochs=1, output_numpy=True):
+            # The last batch is zero-padded to the full size, so only one graph is compiled.
+            cm.update(run_batches(predict, image, cfg.eval.batch_size).argmax(axis=1), label)
+            count += len(label)
+    except RuntimeError as exc:
+        raise pipeline_error(exc, source, cfg.data.val_list) from None
+    return cm.matrix, count
+
+
 def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool = False,
              results_dir: Optional[str] = None, rank: int = 0, group_size: int = 1) -> Dict:
     """Evaluate ``model_path`` on ``data.val_list`` by the config's protocol; returns the results dict.
@@ -165,7 +203,7 @@ def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool 
     ``results.json`` (and pictures with ``eval.save_images``).
     """
     spec = spec_of(cfg.data)
-    samples = read_list(os.path.join(cfg.data.data_root, cfg.data.val_list), cfg.data.data_root)
+    samples, mine = val_shard(cfg, rank, group_size)
     out_dir = results_dir_of(cfg, backend, results_dir)
     if rank == 0:
         prepare_results_dir(out_dir, overwrite)
@@ -173,7 +211,6 @@ def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool 
     protocol = batch_from_model(protocol, backend, model_path)
     predict = make_predict(backend, model_path, cfg.model, cfg.data.classes, protocol.batch_size,
                            (protocol.crop_h, protocol.crop_w))
-    mine = shard(samples, rank, group_size)
     logger.info("evaluating %d images (%s) with %s backend, scales %s, flip %s", len(mine), cfg.data.val_list,
                 backend, list(protocol.scales), protocol.flip)
     gallery = Gallery(cfg.data.classes, cfg.data.ignore_label) if rank == 0 else None

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from src.config import DataConfig, EvalConfig
 from src.data.transforms import normalize, pad_with_mean
+from src.model.types import Predict
 
-Predict = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)

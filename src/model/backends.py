@@ -20,7 +20,7 @@ import numpy as np
 from src.config import ModelConfig
 from src.checkpoint import CheckpointError, NonFiniteWeights, load_checkpoint_strict
 from src.errors import PSPNetError
-from src.evaluation.protocol import Predict
+from src.model.types import Predict
 
 logger = logging.getLogger(__name__)
 

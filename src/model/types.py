@@ -1,0 +1,8 @@
+"""Types shared by the model backends and the evaluation protocol (kept here so evaluation imports model,
+never the reverse)."""
+from typing import Callable
+
+import numpy as np
+
+# A model as the protocol sees it: (N, 3, H, W) float32 normalized images -> (N, C, H, W) logits.
+Predict = Callable[[np.ndarray], np.ndarray]

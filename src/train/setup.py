@@ -1,0 +1,94 @@
+"""The builders a training run is made of, each one job: the network, the step plan, sinking."""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import mindspore as ms
+from mindspore import nn
+
+from src.config import Config, ConfigError, TrainConfig
+from src.model.pspnet import build_pspnet, training_input_hw
+from src.model.resnet import batch_norm
+from src.train.step import apply_amp, make_loss_scale
+
+logger = logging.getLogger(__name__)
+
+
+def norm_factory(device_target: str, group_size: int, sync_bn: bool):
+    """BatchNorm, or SyncBatchNorm across the devices where MindSpore has it (Ascend)."""
+    if not sync_bn or group_size <= 1:
+        return batch_norm
+    if device_target != "Ascend":
+        logger.warning("train.sync_bn needs Ascend; on %s each device normalizes with its own batch statistics",
+                       device_target)
+        return batch_norm
+    return lambda c: nn.SyncBatchNorm(c, eps=1e-5, momentum=0.9)
+
+
+def check_eval_fits(cfg: Config, static_hw: Optional[Tuple[int, int]]) -> None:
+    """A fixed-size network evaluates only inputs of its size: the full protocol's windows must be the crop."""
+    t, e = cfg.train, cfg.eval
+    if static_hw and t.eval_interval and t.eval_mode == "full" and (e.test_h, e.test_w) != static_hw:
+        raise ConfigError(f"model.graph_form {cfg.model.graph_form} builds the network for {static_hw[0]}x"
+                          f"{static_hw[1]} inputs, but train.eval_mode full runs {e.test_h}x{e.test_w} windows: set "
+                          f"eval.test_h/test_w to the crop, use train.eval_mode fast, or model.graph_form dynamic")
+
+
+def loss_scale_for(train_cfg: TrainConfig, device_target: str):
+    """The loss-scale cell of the config; mixed precision and scaling are refused on CPU."""
+    if device_target == "CPU" and (train_cfg.amp_level != "O0" or train_cfg.loss_scale != "none"):
+        raise ConfigError(f"train.amp_level {train_cfg.amp_level} / train.loss_scale {train_cfg.loss_scale}: "
+                          f"mixed precision and loss scaling are not used on CPU (fp16 is slower there); set O0/none")
+    return make_loss_scale(train_cfg.loss_scale, train_cfg.loss_scale_value)
+
+
+def build_network(cfg: Config, device_target: str, group_size: int) -> nn.Cell:
+    """The training network (seeded, so every rank and every run starts from the same weights), in the form the
+    target needs (fixed-size on Ascend by default) and with the config's AMP level off CPU."""
+    t = cfg.train
+    static_hw = training_input_hw(cfg.model.graph_form, device_target, (t.crop_h, t.crop_w))
+    check_eval_fits(cfg, static_hw)
+    ms.set_seed(t.seed)
+    net = build_pspnet(cfg.model, cfg.data.classes, for_training=True,
+                       norm=norm_factory(device_target, group_size, t.sync_bn), static_hw=static_hw)
+    if static_hw:
+        logger.info("model.graph_form %s: network built for %dx%d inputs (constant-matrix pooling and resizes)",
+                    cfg.model.graph_form, *static_hw)
+    return apply_amp(net, t.amp_level) if device_target != "CPU" else net
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """How many steps an epoch has and the whole schedule runs (``train.max_steps`` may cut it)."""
+
+    steps_per_epoch: int
+    total_steps: int
+
+    @classmethod
+    def of(cls, train_cfg: TrainConfig, samples_per_rank: int, group_size: int) -> "StepPlan":
+        per_epoch = samples_per_rank // (train_cfg.batch_size // group_size)
+        total = train_cfg.epochs * per_epoch
+        return cls(per_epoch, min(total, train_cfg.max_steps) if train_cfg.max_steps else total)
+
+
+def sink_steps(requested: int, device_target: str, steps_per_epoch: int, total_steps: int) -> int:
+    """Steps per device call in data-sink mode (0: off, one step per call from the host).
+
+    Sinking needs Ascend (or GPU); a chunk never crosses an epoch end or the
+    last step, so the count used is the largest divisor of both that is at
+    most ``requested``.
+    """
+    if requested <= 0:
+        return 0
+    if device_target not in ("Ascend", "GPU"):
+        raise ConfigError(f"train.sink_size {requested}: data sinking runs on Ascend (or GPU) only, not on "
+                          f"{device_target}; set train.sink_size 0")
+    common = math.gcd(steps_per_epoch, total_steps)
+    used = max(d for d in range(1, min(requested, common) + 1) if common % d == 0)
+    if used != requested:
+        logger.warning("train.sink_size %d -> %d so that no sink crosses an epoch end (%d steps/epoch, %d in all)",
+                       requested, used, steps_per_epoch, total_steps)
+    return used
