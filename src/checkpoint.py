@@ -323,8 +323,7 @@ def load_train_state(params: Mapping[str, np.ndarray], path: str | os.PathLike, 
         if key not in params:
             raise CheckpointError(f"{path} has no '{key}': it is a weights-only checkpoint and cannot resume a run "
                                   f"(use it as model.pretrained, or eval it)")
-    weights = {n: v for n, v in params.items() if n not in LOOP_STATE_NAMES and not n.startswith(OPTIMIZER_STATE_PREFIXES)
-               and not n.startswith(SCHEDULE_PREFIX) and n != LOCAL_BEST_NAME}
+    weights = {n: v for n, v in params.items() if not is_training_state(n)}
     load_params_strict(net, weights, str(path))
     opt = optimizer_state(optimizer)
     opt_saved = {n: v for n, v in params.items() if n.startswith(OPTIMIZER_STATE_PREFIXES)}

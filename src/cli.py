@@ -14,6 +14,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from src.errors import EXIT_USER_ERROR, PSPNetError
@@ -231,24 +232,8 @@ def _prepare(a: argparse.Namespace) -> int:
     elif a.cmd in ("ade20k", "cityscapes", "camvid"):
         print(getattr(prepare, f"prepare_{a.cmd}")(a.root))
     else:
-        if a.config:
-            from src.config import load_config
-
-            d = load_config(a.config).data
-            lists = {"train": [d.train_list], "val": [d.val_list], "both": [d.train_list, d.val_list]}[a.which]
-            jobs = [(os.path.join(d.data_root, lst), d.data_root, d.dataset, d.classes, d.class_names)
-                    for lst in lists]
-        elif a.list and a.root:
-            jobs = [(a.list, a.root, a.dataset, a.classes, ())]
-        else:
-            from src.data.dataset import DataError
-
-            raise DataError("prepare check needs --config, or --list and --root")
-        clean = True
-        for job in jobs:
-            report = prepare.check_list(*job)
-            print("\n".join(prepare.check_lines(report, job[0])))
-            clean &= not report["problems"]
+        lines, clean = prepare.check_command(a.config, a.which, a.list, a.root, a.dataset, a.classes)
+        print("\n".join(lines))
         return 0 if clean else 1
     return 0
 
@@ -422,8 +407,7 @@ def _op_inventory(a: argparse.Namespace) -> None:
     table = "\n".join(report(graphs, allowlist))
     print(table)
     if a.out:
-        with open(a.out, "w", encoding="utf-8") as f:
-            f.write(table + "\n")
+        Path(a.out).write_text(table + "\n", encoding="utf-8")
     check_graphs(graphs, allowlist, allowlist_path)
     check_aicore(graphs, wheel_registrations(), load_aicpu_accepted(allowlist_path))
     logger.info("all %d primitives are on the allowlist", len(set().union(*[set(g) for g in graphs.values()])))
@@ -446,7 +430,7 @@ def _context_demo(a: argparse.Namespace) -> None:
     cfg = load_config(a.config)  # --opts are applied per run, on top of each variant's own settings
     _device(cfg)
     run_context_demo(cfg, a.out, a.num, a.size, a.seed, a.opts, task=a.task, train_seeds=a.train_seeds)
-    print(open(os.path.join(a.out, "results.md")).read())
+    print(Path(a.out, "results.md").read_text(encoding="utf-8"))
     print(f"pictures: {os.path.join(a.out, 'predictions.png')} {os.path.join(a.out, 'comparison.png')}")
 
 

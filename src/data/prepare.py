@@ -14,7 +14,7 @@ import collections
 import logging
 import os
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -200,6 +200,29 @@ def check_lines(report: Dict[str, object], list_file: str, show: int = 20) -> Li
         if len(items) > show:
             lines.append(f"    ... and {len(items) - show} more")
     return lines
+
+
+def check_command(config: Optional[str], which: str, list_file: Optional[str], root: Optional[str], dataset: str,
+                  classes: Optional[int]) -> Tuple[List[str], bool]:
+    """``prepare check``: the report lines for the config's lists (``which``: train, val, both) or for one
+    ``list_file`` under ``root``; and whether every list is clean."""
+    if config:
+        from src.config import load_config
+
+        d = load_config(config).data
+        lists = {"train": [d.train_list], "val": [d.val_list], "both": [d.train_list, d.val_list]}[which]
+        jobs = [(os.path.join(d.data_root, lst), d.data_root, d.dataset, d.classes, d.class_names) for lst in lists]
+    elif list_file and root:
+        jobs = [(list_file, root, dataset, classes, ())]
+    else:
+        raise DataError("prepare check needs --config, or --list and --root")
+    lines: List[str] = []
+    clean = True
+    for job in jobs:
+        report = check_list(*job)
+        lines += check_lines(report, job[0])
+        clean &= not report["problems"]
+    return lines, clean
 
 
 if __name__ == "__main__":  # python -m src.data.prepare: the documented alias of python -m src prepare

@@ -1,0 +1,244 @@
+"""Where the training memory goes: MindSpore vs PyTorch, measured side by side in one run.
+
+Every figure is one process's peak RSS above its state after building the network (so interpreter and
+library overheads cancel), and its seconds per step after one warm-up step.  Processes run one at a time,
+the frameworks interleaved (MindSpore, PyTorch, MindSpore, ...), both with 2 threads.
+
+1. PSPNet-50 training step (batch B, crop C, with aux): MindSpore GRAPH as the project trains it, with
+   recompute of layer3/layer4, in PYNATIVE mode; PyTorch (benchmarks/torch_peer.py's network).
+2. The minimal reproduction: a chain of 20 3x3 convolutions (256 channels, 64x64, batch 2), one SGD step,
+   in MindSpore GRAPH and PYNATIVE and in PyTorch, reported in units of one activation's size per conv.
+
+Usage (from the repository folder):
+  python -m benchmarks.memory_probe [--crops 233 353] [--batches 1 2] [--torch-python .venv-torch/bin/python]
+Writes benchmarks/memory.md and benchmarks/memory.json.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+THREADS = 2
+
+
+def _rss_gb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
+
+
+def _peak_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def _two_steps(step) -> float:
+    step()
+    t0 = time.perf_counter()
+    step()
+    return time.perf_counter() - t0
+
+
+def ms_pspnet(crop: int, batch: int, variant: str) -> dict:
+    """One PSPNet-50 training step in MindSpore: ``graph`` (as trained), ``recompute`` or ``pynative``."""
+    import numpy as np
+    import mindspore as ms
+    from src.device import setup_device
+    from src.model.pspnet import PSPNet
+    from src.train.lr import build_optimizer
+    from src.train.step import NetWithLoss, TrainStep
+
+    setup_device("CPU", "PYNATIVE" if variant == "pynative" else "GRAPH")
+    net = PSPNet(classes=21, layers=50)
+    if variant == "recompute":
+        for stage in (net.layer3, net.layer4):
+            for block in stage:
+                block.recompute()
+    step = TrainStep(NetWithLoss(net), build_optimizer(net, 0.01, 1000))
+    step.set_train(True)
+    rng = np.random.default_rng(0)
+    x = ms.Tensor(rng.standard_normal((batch, 3, crop, crop)).astype(np.float32))
+    y = ms.Tensor(rng.integers(0, 21, (batch, crop, crop)).astype(np.int32))
+    base = _rss_gb()
+    s = _two_steps(lambda: step(x, y)[0].asnumpy())
+    return {"s": round(s, 2), "step_gb": round(_peak_gb() - base, 2), "peak_gb": round(_peak_gb(), 2)}
+
+
+def torch_pspnet(crop: int, batch: int) -> dict:
+    import torch
+    from benchmarks.torch_peer import build_pspnet50
+
+    torch.manual_seed(0)
+    torch.set_num_threads(THREADS)
+    net = build_pspnet50(aux=True).train()
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    xb, yb = torch.randn(batch, 3, crop, crop), torch.randint(0, 21, (batch, crop, crop))
+    ce = torch.nn.CrossEntropyLoss(ignore_index=255)
+
+    def step():
+        opt.zero_grad()
+        main, aux = net(xb)
+        (ce(main, yb) + 0.4 * ce(aux, yb)).backward()
+        opt.step()
+
+    base = _rss_gb()
+    s = _two_steps(step)
+    return {"s": round(s, 2), "step_gb": round(_peak_gb() - base, 2), "peak_gb": round(_peak_gb(), 2),
+            "threads": torch.get_num_threads()}
+
+
+CHAIN = (20, 256, 64)  # convolutions, channels, height = width; batch 2
+
+
+def ms_chain(mode: str) -> dict:
+    import numpy as np
+    import mindspore as ms
+    from mindspore import nn
+    from src.device import setup_device
+
+    setup_device("CPU", mode)
+    n, c, hw = CHAIN
+    net = nn.SequentialCell([nn.Conv2d(c, c, 3, pad_mode="pad", padding=1, has_bias=False) for _ in range(n)])
+
+    class Mean(nn.Cell):
+        def __init__(self, body):
+            super().__init__()
+            self.body = body
+
+        def construct(self, x):
+            return self.body(x).mean()
+
+    step = nn.TrainOneStepCell(Mean(net), nn.SGD(net.trainable_params(), 0.01, momentum=0.9))
+    step.set_train(True)
+    x = ms.Tensor(np.random.default_rng(0).standard_normal((2, c, hw, hw)).astype(np.float32))
+    base = _rss_gb()
+    _two_steps(lambda: step(x).asnumpy())
+    return _per_conv(_peak_gb() - base)
+
+
+def torch_chain() -> dict:
+    import torch
+
+    torch.set_num_threads(THREADS)
+    n, c, hw = CHAIN
+    net = torch.nn.Sequential(*[torch.nn.Conv2d(c, c, 3, padding=1, bias=False) for _ in range(n)])
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(2, c, hw, hw)
+
+    def step():
+        opt.zero_grad()
+        net(x).mean().backward()
+        opt.step()
+
+    base = _rss_gb()
+    _two_steps(step)
+    return _per_conv(_peak_gb() - base)
+
+
+def _per_conv(step_gb: float) -> dict:
+    n, c, hw = CHAIN
+    activation_gb = 2 * c * hw * hw * 4 / 2 ** 30
+    return {"step_gb": round(step_gb, 3), "activations_per_conv": round(step_gb / n / activation_gb, 1)}
+
+
+CHILDREN = {"ms_pspnet": ms_pspnet, "torch_pspnet": torch_pspnet, "ms_chain": ms_chain, "torch_chain": torch_chain}
+
+
+def _child(python: str, name: str, *args) -> dict:
+    env = dict(os.environ, GLOG_v="3")
+    out = subprocess.run([python, "-m", "benchmarks.memory_probe", "--child", name, *map(str, args)], cwd=ROOT,
+                         capture_output=True, text=True, env=env)
+    if out.returncode:
+        return {"error": out.stderr.strip().splitlines()[-1][:200] if out.stderr.strip() else f"exit {out.returncode}"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cpu_info() -> dict:
+    model, flags = "?", set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name") and model == "?":
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    return {"model": model, "cores": os.cpu_count(),
+            "flags": sorted(flags & {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile"})}
+
+
+def run(crops, batches, torch_python: str) -> dict:
+    have_torch = bool(torch_python) and os.path.exists(torch_python)
+    r = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_info(), "threads": THREADS, "pspnet": [], "chain": {}}
+    for crop in crops:
+        for batch in batches:
+            row = {"crop": crop, "batch": batch}
+            for variant in ("graph", "recompute", "pynative"):
+                print(f"MindSpore {variant} crop {crop} batch {batch} ...", flush=True)
+                row[variant] = _child(sys.executable, "ms_pspnet", crop, batch, variant)
+                if variant == "graph" and have_torch:  # interleaved: the PyTorch step right after the first
+                    print(f"PyTorch crop {crop} batch {batch} ...", flush=True)
+                    row["torch"] = _child(torch_python, "torch_pspnet", crop, batch)
+            r["pspnet"].append(row)
+    print("minimal reproduction ...", flush=True)
+    r["chain"]["graph"] = _child(sys.executable, "ms_chain", "GRAPH")
+    if have_torch:
+        r["chain"]["torch"] = _child(torch_python, "torch_chain")
+    r["chain"]["pynative"] = _child(sys.executable, "ms_chain", "PYNATIVE")
+    return r
+
+
+def _cell(d: dict, key: str) -> str:
+    return d.get("error", "-") if key not in d else str(d[key])
+
+
+def markdown(r: dict) -> str:
+    cpu = r["cpu"]
+    lines = [f"# Training memory: MindSpore vs PyTorch ({r['date']})", "",
+             f"CPU: {cpu['model']}, {cpu['cores']} cores, flags {' '.join(cpu['flags'])}; {r['threads']} threads in "
+             f"both frameworks; one process at a time, interleaved. `step GB` = peak RSS during two training steps "
+             f"above the state after building the network; `peak GB` = the whole process.", "",
+             "## PSPNet-50 training step (with aux)", "",
+             "| crop | batch | MindSpore GRAPH s / step GB / peak GB | + recompute layer3-4 | PYNATIVE | PyTorch | "
+             "step GB MindSpore / PyTorch |", "|---|---|---|---|---|---|---|"]
+    for row in r["pspnet"]:
+        cells = []
+        for key in ("graph", "recompute", "pynative", "torch"):
+            d = row.get(key, {})
+            cells.append("-" if not d else d["error"] if "error" in d else f"{d['s']} s / {d['step_gb']} / {d['peak_gb']}")
+        g, t = row.get("graph", {}), row.get("torch", {})
+        ratio = f"{g['step_gb'] / t['step_gb']:.2f}" if "step_gb" in g and t.get("step_gb") else "-"
+        lines.append(f"| {row['crop']} | {row['batch']} | " + " | ".join(cells) + f" | {ratio} |")
+    n, c, hw = CHAIN
+    ch = r["chain"]
+    lines += ["", f"## Minimal reproduction: {n} convolutions 3x3, {c} channels, {hw}x{hw}, batch 2, one SGD step", "",
+              "| | step GB | in activations per convolution |", "|---|---|---|"]
+    for key, label in (("graph", "MindSpore GRAPH"), ("pynative", "MindSpore PYNATIVE"), ("torch", "PyTorch")):
+        d = ch.get(key, {})
+        lines.append(f"| {label} | {_cell(d, 'step_gb')} | {_cell(d, 'activations_per_conv')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--crops", type=int, nargs="+", default=[233, 353])
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--torch-python", default=os.path.join(ROOT, ".venv-torch", "bin", "python"))
+    p.add_argument("--out", default=os.path.join(ROOT, "benchmarks"))
+    p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.child:
+        name, *args = a.child
+        print(json.dumps(CHILDREN[name](*[int(v) if v.isdigit() else v for v in args])))
+        return
+    r = run(a.crops, a.batches, a.torch_python)
+    with open(os.path.join(a.out, "memory.json"), "w") as f:
+        json.dump(r, f, indent=1)
+    text = markdown(r)
+    with open(os.path.join(a.out, "memory.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
