@@ -167,25 +167,33 @@ def cpu_info() -> dict:
             "flags": sorted(flags & {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile"})}
 
 
-def run(crops, batches, torch_python: str) -> dict:
+def run(crops, batches, torch_python: str, variants=("graph", "recompute", "pynative"), chain: bool = True) -> dict:
     have_torch = bool(torch_python) and os.path.exists(torch_python)
     r = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_info(), "threads": THREADS, "pspnet": [], "chain": {}}
     for crop in crops:
         for batch in batches:
             row = {"crop": crop, "batch": batch}
-            for variant in ("graph", "recompute", "pynative"):
+            for variant in variants:
                 print(f"MindSpore {variant} crop {crop} batch {batch} ...", flush=True)
                 row[variant] = _child(sys.executable, "ms_pspnet", crop, batch, variant)
                 if variant == "graph" and have_torch:  # interleaved: the PyTorch step right after the first
                     print(f"PyTorch crop {crop} batch {batch} ...", flush=True)
                     row["torch"] = _child(torch_python, "torch_pspnet", crop, batch)
             r["pspnet"].append(row)
+    if not chain:
+        return r
     print("minimal reproduction ...", flush=True)
     r["chain"]["graph"] = _child(sys.executable, "ms_chain", "GRAPH")
     if have_torch:
         r["chain"]["torch"] = _child(torch_python, "torch_chain")
     r["chain"]["pynative"] = _child(sys.executable, "ms_chain", "PYNATIVE")
     return r
+
+
+def _error(text: str) -> str:
+    if "Expected more than 1 value per channel" in text:  # PyTorch's BatchNorm on the PPM's 1x1 bin
+        return "refused: BatchNorm of the 1x1 pyramid bin sees one value per channel"
+    return "failed: " + text[:80]
 
 
 def _cell(d: dict, key: str) -> str:
@@ -205,7 +213,8 @@ def markdown(r: dict) -> str:
         cells = []
         for key in ("graph", "recompute", "pynative", "torch"):
             d = row.get(key, {})
-            cells.append("-" if not d else d["error"] if "error" in d else f"{d['s']} s / {d['step_gb']} / {d['peak_gb']}")
+            cells.append("-" if not d else _error(d["error"]) if "error" in d
+                         else f"{d['s']} s / {d['step_gb']} / {d['peak_gb']}")
         g, t = row.get("graph", {}), row.get("torch", {})
         ratio = f"{g['step_gb'] / t['step_gb']:.2f}" if "step_gb" in g and t.get("step_gb") else "-"
         lines.append(f"| {row['crop']} | {row['batch']} | " + " | ".join(cells) + f" | {ratio} |")
@@ -224,6 +233,10 @@ def main() -> None:
     p.add_argument("--crops", type=int, nargs="+", default=[233, 353])
     p.add_argument("--batches", type=int, nargs="+", default=[1, 2])
     p.add_argument("--torch-python", default=os.path.join(ROOT, ".venv-torch", "bin", "python"))
+    p.add_argument("--variants", nargs="+", default=["graph", "recompute", "pynative"],
+                   choices=["graph", "recompute", "pynative"], help="MindSpore forms to measure (graph first)")
+    p.add_argument("--append", action="store_true",
+                   help="add these rows to the existing memory.json (no minimal reproduction) and rewrite the report")
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks"))
     p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -231,7 +244,13 @@ def main() -> None:
         name, *args = a.child
         print(json.dumps(CHILDREN[name](*[int(v) if v.isdigit() else v for v in args])))
         return
-    r = run(a.crops, a.batches, a.torch_python)
+    r = run(a.crops, a.batches, a.torch_python, a.variants, chain=not a.append)
+    if a.append:
+        with open(os.path.join(a.out, "memory.json")) as f:
+            old = json.load(f)
+        old["pspnet"] += r["pspnet"]
+        old.setdefault("appended", []).append(r["date"])
+        r = old
     with open(os.path.join(a.out, "memory.json"), "w") as f:
         json.dump(r, f, indent=1)
     text = markdown(r)

@@ -253,7 +253,7 @@ def peak_lines(r: dict) -> list:
     lines += ["", f"Practical peak: {best} GFLOP/s ({best_lib}, best size). Theoretical float32 peak from the CPU: "
               f"{th['cores']} cores x {th['ghz']} GHz x 16 lanes (AVX-512) x 2 (FMA) x {th['fma_units_assumed']} FMA "
               f"units = {th.get('avx512_gflops')} GFLOP/s; with AVX2 (8 lanes; MindSpore's oneDNN is held to AVX2 on "
-              f"CPU, see DESIGN) {th.get('avx2_gflops')} GFLOP/s. Two FMA units per core is an assumption (server "
+              f"CPU, see the README's set-up notes) {th.get('avx2_gflops')} GFLOP/s. Two FMA units per core is an assumption (server "
               f"Xeons); the clock is the nominal one /proc/cpuinfo reports.", "",
               f"PSPNet-50 forward at {inf['size']}x{inf['size']} ({flop / 1e9:.1f} GFLOP):", "",
               "| | time | GFLOP/s | of the practical peak | of the theoretical AVX-512 / AVX2 peak |",

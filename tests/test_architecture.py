@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Lowest first.  A package may import its own modules and anything in a lower layer, nothing else.
 LAYERS = [
     ["src.errors"],
-    ["src.config", "src.paths", "src.logging_setup", "src.device", "src.distributed", "src.launch", "src.plotting"],
+    ["src.config", "src.paths", "src.logging_setup", "src.device", "src.distributed", "src.launch", "src.plotting",
+     "src.progress"],
     ["src.checkpoint", "src.runlock"],
     ["src.data"],
     ["src.model"],

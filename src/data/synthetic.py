@@ -201,7 +201,7 @@ def generate(out: str | Path, task: str = "shapes", num: int = 100, size: int = 
     return info
 
 
-if __name__ == "__main__":  # python -m src.data.synthetic (DESIGN.md): an alias of python -m src synthetic
+if __name__ == "__main__":  # python -m src.data.synthetic (the documented command): an alias of python -m src synthetic
     import sys
 
     from src.cli import main

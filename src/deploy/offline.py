@@ -23,7 +23,8 @@ import numpy as np
 
 from src.data.dataset import DataError, Sample, load_sample, read_image, read_list
 from src.data.labels import DatasetSpec
-from src.evaluation.evaluate import Progress, report, save_or_stop, write_json
+from src.evaluation.evaluate import result_lines, save_or_stop, write_json
+from src.progress import Progress
 from src.evaluation.metrics import ConfusionMatrix, scores_from_matrix
 from src.evaluation.protocol import (Predict, Protocol, WindowPlan, combine_scales, full_batch, merge_windows,
                                       plan_windows, scaled_images)
@@ -234,7 +235,7 @@ def _score_and_report(matrix: np.ndarray, spec: DatasetSpec, gallery: Gallery, w
                       how: str, extra: Dict):
     """Scores of ``matrix``, logged and written as ``work/results.json`` and ``report_dir/report.md``."""
     scores = scores_from_matrix(matrix)
-    for line in report(scores, spec.class_names, OFFLINE_TAG):
+    for line in result_lines(scores, spec.class_names, OFFLINE_TAG):
         logger.info(line)
     with output_writes(report_dir, "the scores are complete in the lines above; only the result files are missing"):
         out = write_json(work / "results.json", scores, spec.class_names,

@@ -8,7 +8,8 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from src.data.dataset import DataError, read_image
-from src.evaluation.evaluate import Progress, save_prediction
+from src.evaluation.evaluate import save_prediction
+from src.progress import Progress
 from src.paths import output_writes
 from src.evaluation.protocol import Predict, Protocol, segment
 

@@ -5,7 +5,6 @@ import dataclasses
 import json
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -23,6 +22,7 @@ from src.evaluation.protocol import Predict, Protocol, protocol_from_config, run
 from src.evaluation.report import Gallery, write_report
 from src.model.backends import make_predict, ms_predict, read_sidecar
 from src.paths import ensure_output_dir, naming, output_writes, write_image
+from src.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -67,25 +67,6 @@ def save_prediction(pred: np.ndarray, image_rgb: np.ndarray, name: str, out_dir:
     write_image(out_dir / "overlay" / f"{name}.jpg", cv2.cvtColor(blend, cv2.COLOR_RGB2BGR))
 
 
-class Progress:
-    """Log lines with a bar, rate and ETA, about every 5% (and at the end)."""
-
-    def __init__(self, total: int, what: str = "images") -> None:
-        self.total, self.what = total, what
-        self.start = time.perf_counter()
-        self.every = max(1, total // 20)
-
-    def update(self, done: int) -> None:
-        if done % self.every and done != self.total:
-            return
-        elapsed = time.perf_counter() - self.start
-        rate = elapsed / max(done, 1)
-        bar = "#" * int(20 * done / self.total)
-        eta = time.strftime("%H:%M:%S", time.gmtime(rate * (self.total - done)))
-        logger.info("[%-20s] %d/%d %s, %.2f s/%s, ETA %s", bar, done, self.total, self.what, rate,
-                    self.what.rstrip("s"), eta)
-
-
 def evaluate_samples(samples: Sequence[Sample], spec: DatasetSpec, predict: Predict, protocol: Protocol,
                      ignore_label: int = 255, results_dir: Optional[Path] = None,
                      gallery: Optional[Gallery] = None) -> np.ndarray:
@@ -121,7 +102,7 @@ def save_or_stop(pred: np.ndarray, image: np.ndarray, name: str, results_dir: Pa
         return None
 
 
-def report(scores: Scores, class_names: Sequence[str], tag: str) -> List[str]:
+def result_lines(scores: Scores, class_names: Sequence[str], tag: str) -> List[str]:
     """The lines printed at the end: per-class table, then the summary line users grep for."""
     lines = format_table(scores, class_names)
     lines.append(f"mIoU over the {int(scores.present.sum())} classes present in the ground truth: "
@@ -219,7 +200,7 @@ def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool 
     matrix = allreduce_sum(matrix, group_size)
     scores = scores_from_matrix(matrix)
     tag = DATASETS[cfg.data.dataset] + ("-ss" if len(protocol.scales) == 1 else "-ms")
-    for line in report(scores, spec.class_names, tag):
+    for line in result_lines(scores, spec.class_names, tag):
         logger.info(line)
     result = {"model": model_path, "backend": backend, "images": len(samples), "tag": tag,
               "confusion_matrix": matrix.tolist(), "config": config_to_dict(cfg)}

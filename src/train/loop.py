@@ -94,6 +94,10 @@ class Trainer:
             self.cfg.data, self.cfg.train, self.rank, self.group_size, start_epoch=point.epoch, bad_log=str(bad_log),
             error_log=self.error_log)
         self.start_epoch = point.epoch
+        if self.cfg.train.batch_size // self.group_size == 1:
+            logger.warning("one image per device: the BatchNorm after the pyramid's 1x1 bin sees one value per "
+                           "channel, so that branch outputs its bias only (PyTorch refuses this batch); use 2 or more "
+                           "images per device")
         plan = StepPlan.of(self.cfg.train, len(self.sampler), self.group_size)
         self.steps_per_epoch, self.total_steps = plan.steps_per_epoch, plan.total_steps
 

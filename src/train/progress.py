@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, Sequence, Tuple
 
+from src.progress import eta_text
+
 
 @dataclass
 class StepLosses:
@@ -92,5 +94,4 @@ class Clock:
     def eta(self, step: int, now: Optional[float] = None) -> str:
         """``HH:MM:SS`` left until step ``planned`` at this run's average speed."""
         now = time.perf_counter() if now is None else now
-        done = max(step - self.start_step, 1)
-        return time.strftime("%H:%M:%S", time.gmtime((now - self.start) / done * max(self.planned - step, 0)))
+        return eta_text(now - self.start, step - self.start_step, self.planned - step)
