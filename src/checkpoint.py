@@ -166,7 +166,8 @@ def save_checkpoint_atomic(entries: List[Dict], path: str | os.PathLike) -> Path
     """Save ``[{'name', 'data'}]`` to ``path`` via a temporary file and a rename.
 
     A crash while saving leaves either the old file or the new one, never a
-    partial checkpoint under ``path``.
+    partial checkpoint under ``path``.  The file's SHA-256 is then written to
+    ``<name>.sha256`` (:func:`verify_checksum` reads it at resume).
     """
     path = Path(path)
     ensure_output_file(path, "checkpoint")
@@ -175,8 +176,8 @@ def save_checkpoint_atomic(entries: List[Dict], path: str | os.PathLike) -> Path
     try:
         ms.save_checkpoint(entries, tmp)
         digest = file_sha256(tmp)
+        checksum_path(path).unlink(missing_ok=True)  # a stale checksum would call the new file damaged
         os.replace(tmp, path)
-        _write_text_atomic(checksum_path(path), f"{digest}  {path.name}\n")
     except (OSError, RuntimeError) as exc:
         need = sum(int(getattr(e["data"], "nbytes", 0)) for e in entries)
         raise CheckpointError(
@@ -187,6 +188,11 @@ def save_checkpoint_atomic(entries: List[Dict], path: str | os.PathLike) -> Path
         for partial in (tmp, os.path.splitext(tmp)[0] + ".tmp"):  # ours, and MindSpore's own temporary file
             if os.path.exists(partial):
                 os.remove(partial)
+    try:
+        _write_text_atomic(checksum_path(path), f"{digest}  {path.name}\n")
+    except OSError as exc:  # the checkpoint itself is complete and in place
+        logger.warning("%s is saved, but its checksum file could not be written (%s); it will be read without "
+                       "verification", path, exc.strerror or exc)
     return path
 
 
