@@ -16,7 +16,6 @@ Writes benchmarks/memory.md and benchmarks/memory.json.
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -31,7 +30,9 @@ def _rss_gb() -> float:
 
 
 def _peak_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+    """This process image's peak RSS (VmHWM; ru_maxrss would include the parent's size at fork)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 2 ** 20
 
 
 def _two_steps(step) -> float:

@@ -18,7 +18,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _peak_gb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 2)
+    """This process image's peak RSS (VmHWM; ru_maxrss would include the parent's size at fork)."""
+    with open("/proc/self/status") as f:
+        return round(next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024 ** 2, 2)
 
 
 def _median_s(fn, repeats: int, calls: int = 1) -> float:

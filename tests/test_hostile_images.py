@@ -44,7 +44,7 @@ def _bomb_png(path, side=20000):
 def _in_child(call, path):
     """Run ``call`` (read_image / read_label) on ``path`` in a new process; (error text, peak RSS in MB)."""
     code = f"""
-import json, resource, sys
+import json, sys
 from src.data.dataset import DataError, read_image, read_label
 from src.data.labels import dataset_spec
 error = ""
@@ -52,7 +52,9 @@ try:
     {call}({str(path)!r}{", dataset_spec('synthetic', 6)" if call == "read_label" else ""})
 except DataError as exc:
     error = str(exc)
-print(json.dumps({{"error": error, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+# VmHWM: this process image's own peak (ru_maxrss would include the parent's size at fork)
+peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({{"error": error, "peak_mb": peak_kb / 1024}}))
 """
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
