@@ -34,3 +34,19 @@ def test_theoretical_peak_from_this_cpu():
     assert th["cores"] >= 1
     if th["ghz"] and th["avx2"]:
         assert th["avx2_gflops"] == round(th["cores"] * th["ghz"] * 8 * 2 * 2, 1)
+
+
+def test_memory_report_gives_the_ratio_and_names_a_refusal():
+    from benchmarks.memory_probe import markdown
+
+    refused = "ValueError: Expected more than 1 value per channel when training, got input size [1, 512, 1, 1]"
+    r = {"date": "2026-01-01", "threads": 2, "cpu": {"model": "X", "cores": 2, "flags": ["avx2"]},
+         "pspnet": [{"crop": 97, "batch": 2, "graph": {"s": 1.0, "step_gb": 3.0, "peak_gb": 4.0},
+                     "torch": {"s": 1.0, "step_gb": 1.5, "peak_gb": 2.0}},
+                    {"crop": 97, "batch": 1, "graph": {"s": 0.5, "step_gb": 2.0, "peak_gb": 3.0},
+                     "torch": {"error": refused}}],
+         "chain": {"graph": {"step_gb": 1.0, "activations_per_conv": 15.8}, "torch": {"error": "boom"}}}
+    text = markdown(r)
+    assert "| 97 | 2 | 1.0 s / 3.0 / 4.0 | - | - | 1.0 s / 1.5 / 2.0 | 2.00 |" in text
+    assert "refused: BatchNorm of the 1x1 pyramid bin" in text and "| 97 | 1 |" in text
+    assert "| MindSpore GRAPH | 1.0 | 15.8 |" in text and "| PyTorch | boom | boom |" in text
