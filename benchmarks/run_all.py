@@ -275,7 +275,9 @@ def peak_lines(r: dict) -> list:
         t97 = next((t for t in r["train"] if t["crop"] == tp["train_crop"]), None)
         lines += ["", f"MindSpore / PyTorch time, same run: inference {inf['ms_graph_s'] / tp['inference_s']:.2f}x"
                   + (f", training step (batch 2, crop {t97['crop']}) {t97['s_per_step'] / tp['train_s_per_step']:.2f}x "
-                     f"({t97['s_per_step']} vs {tp['train_s_per_step']} s)" if t97 else "") + "."]
+                     f"({t97['s_per_step']} vs {tp['train_s_per_step']} s)" if t97 else "") + "."
+                  + f" PyTorch ran with {tp.get('threads', '?')} threads (set to the core count); MindSpore with "
+                  f"its CPU default."]
     else:
         lines += ["", "No PyTorch peer in this run (make .venv-torch with torch, or pass --torch-python)."]
     return lines + [""]

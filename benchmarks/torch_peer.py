@@ -5,6 +5,7 @@ Run by ``python -m benchmarks.run_all`` with an interpreter that has torch (``--
 Usage (from the repository folder): PYTHON_WITH_TORCH -m benchmarks.torch_peer SIZE REPEATS TRAIN_CROP SWEEP_SIZES...
 """
 import json
+import os
 import sys
 
 from benchmarks.run_all import _median_s as _median_time  # stdlib-only module: no MindSpore needed
@@ -64,6 +65,7 @@ def main(size: int, repeats: int, train_crop: int, sweep: list) -> dict:
     import torch
 
     torch.manual_seed(0)
+    torch.set_num_threads(os.cpu_count() or 1)  # as MindSpore's CPU kernels: one thread per core (printed)
     out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "gemm_gflops": {}}
     for n in sweep:
         a = torch.randn(n, n)
