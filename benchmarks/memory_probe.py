@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from benchmarks.run_all import peak_rss_gb  # stdlib-only module: safe in the PyTorch interpreter too
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 THREADS = 2
 
@@ -27,12 +29,6 @@ THREADS = 2
 def _rss_gb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
-
-
-def _peak_gb() -> float:
-    """This process image's peak RSS (VmHWM; ru_maxrss would include the parent's size at fork)."""
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 2 ** 20
 
 
 def _two_steps(step) -> float:
@@ -64,7 +60,7 @@ def ms_pspnet(crop: int, batch: int, variant: str) -> dict:
     y = ms.Tensor(rng.integers(0, 21, (batch, crop, crop)).astype(np.int32))
     base = _rss_gb()
     s = _two_steps(lambda: step(x, y)[0].asnumpy())
-    return {"s": round(s, 2), "step_gb": round(_peak_gb() - base, 2), "peak_gb": round(_peak_gb(), 2)}
+    return {"s": round(s, 2), "step_gb": round(peak_rss_gb() - base, 2), "peak_gb": round(peak_rss_gb(), 2)}
 
 
 def torch_pspnet(crop: int, batch: int) -> dict:
@@ -86,7 +82,7 @@ def torch_pspnet(crop: int, batch: int) -> dict:
 
     base = _rss_gb()
     s = _two_steps(step)
-    return {"s": round(s, 2), "step_gb": round(_peak_gb() - base, 2), "peak_gb": round(_peak_gb(), 2),
+    return {"s": round(s, 2), "step_gb": round(peak_rss_gb() - base, 2), "peak_gb": round(peak_rss_gb(), 2),
             "threads": torch.get_num_threads()}
 
 
@@ -116,7 +112,7 @@ def ms_chain(mode: str) -> dict:
     x = ms.Tensor(np.random.default_rng(0).standard_normal((2, c, hw, hw)).astype(np.float32))
     base = _rss_gb()
     _two_steps(lambda: step(x).asnumpy())
-    return _per_conv(_peak_gb() - base)
+    return _per_conv(peak_rss_gb() - base)
 
 
 def torch_chain() -> dict:
@@ -135,7 +131,7 @@ def torch_chain() -> dict:
 
     base = _rss_gb()
     _two_steps(step)
-    return _per_conv(_peak_gb() - base)
+    return _per_conv(peak_rss_gb() - base)
 
 
 def _per_conv(step_gb: float) -> dict:

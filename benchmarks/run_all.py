@@ -16,10 +16,14 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _peak_gb() -> float:
-    """This process image's peak RSS (VmHWM; ru_maxrss would include the parent's size at fork)."""
+def peak_rss_gb() -> float:
+    """This process image's peak RSS in GB (VmHWM; ru_maxrss would include the parent's size at fork)."""
     with open("/proc/self/status") as f:
-        return round(next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024 ** 2, 2)
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024 ** 2
+
+
+def _peak_gb() -> float:
+    return round(peak_rss_gb(), 2)
 
 
 def _median_s(fn, repeats: int, calls: int = 1) -> float:

@@ -59,8 +59,6 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-_StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_yaml_map)
-
 
 def _expanded_size(obj: Any, cap: int) -> int:
     """How many values ``obj`` holds with every shared (aliased) part counted each time; stops past ``cap``."""

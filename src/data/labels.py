@@ -8,6 +8,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from src.config import DATASETS, ConfigError, DataConfig
+from src.paths import naming
 
 IGNORE = 255
 
@@ -180,7 +181,5 @@ def write_palette_png(label: np.ndarray, path: str | os.PathLike, palette: np.nd
 
     im = Image.fromarray(label.astype(np.uint8), mode="P")
     im.putpalette(palette.reshape(-1).tolist())
-    try:
+    with naming(path):  # a failed write() carries no file name
         im.save(path)
-    except OSError as exc:  # a failed write() carries no file name
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None

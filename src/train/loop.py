@@ -46,8 +46,7 @@ class Trainer:
         t = cfg.train
         self.cfg, self.rank, self.group_size, self.is_main = cfg, rank, group_size, rank == 0
         self.save_dir = Path(t.save_dir)
-        self.ckpt_dir = self.save_dir / "checkpoints"
-        self.ckpts = RunCheckpoints(self.ckpt_dir, t, self.is_main)
+        self.ckpts = RunCheckpoints(self.save_dir / "checkpoints", t, self.is_main)
         self._check_outputs()
         self.net = build_network(cfg, device_target, group_size)
         loss_scale = loss_scale_for(t, device_target)
@@ -74,8 +73,8 @@ class Trainer:
         """Everything that can be checked before the first step: the output folder and the val list."""
         cfg = self.cfg
         if self.is_main:
-            ensure_output_dir(self.ckpt_dir, "train.save_dir")
-            remove_partial_checkpoints(self.ckpt_dir)
+            ensure_output_dir(self.ckpts.dir, "train.save_dir")
+            remove_partial_checkpoints(self.ckpts.dir)
         else:
             ensure_output_dir(self.save_dir, "train.save_dir")
         if cfg.train.eval_interval:
