@@ -117,7 +117,7 @@ def test_no_ai_cpu_only_primitive_in_the_graphs(graphs, registrations):
     assert "Dropout2D" not in graphs["train"] and "Dropout" in graphs["train"]
     assert "BiasAdd" not in graphs["train"] and "BiasAddGrad" not in graphs["train"]
     assert set(aicpu_only(graphs["train"], registrations)) <= set(accepted)
-    with pytest.raises(OpInventoryError, match=r"train graph: Gather, Reshape, Slice, Squeeze"):
+    with pytest.raises(OpInventoryError, match=r"train graph: Gather, Reshape, Squeeze;"):
         check_aicore(graphs, registrations, {})
 
 
