@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks.run_all import peak_rss_gb  # stdlib-only module: safe in the PyTorch interpreter too
+from benchmarks.run_all import cpu_info, peak_rss_gb  # stdlib-only module: safe in the PyTorch interpreter too
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 THREADS = 2
@@ -191,18 +191,6 @@ def _child(python: str, name: str, *args) -> dict:
     if out.returncode:
         return {"error": out.stderr.strip().splitlines()[-1][:200] if out.stderr.strip() else f"exit {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def cpu_info() -> dict:
-    model, flags = "?", set()
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name") and model == "?":
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-    return {"model": model, "cores": os.cpu_count(),
-            "flags": sorted(flags & {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile"})}
 
 
 def run(crops, batches, torch_python: str, variants=("graph", "recompute", "pynative"), chain: bool = True) -> dict:

@@ -22,6 +22,19 @@ def peak_rss_gb() -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024 ** 2
 
 
+def cpu_info() -> dict:
+    """The CPU model, core count and the vector flags that decide which kernels the libraries pick."""
+    model, flags = "?", set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name") and model == "?":
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    return {"model": model, "cores": os.cpu_count(),
+            "flags": sorted(flags & {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile"})}
+
+
 def _peak_gb() -> float:
     return round(peak_rss_gb(), 2)
 
@@ -83,15 +96,30 @@ def theoretical_peak() -> dict:
     return out
 
 
-def torch_peer(torch_python: str, size: int, repeats: int, crop: int) -> dict:
-    """The PyTorch PSPNet-50 and GEMM sweep (benchmarks/torch_peer.py) with another interpreter, or {} without one."""
+def torch_peer(torch_python: str, part: str, *args: int) -> dict:
+    """One part of benchmarks/torch_peer.py (gemm, inference, train) with another interpreter, or {} without one."""
     if not torch_python or not os.path.exists(torch_python):
         return {}
-    out = subprocess.run([torch_python, "-m", "benchmarks.torch_peer", str(size), str(repeats), str(crop),
-                          *map(str, SWEEP)], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run([torch_python, "-m", "benchmarks.torch_peer", part, *map(str, args)], capture_output=True,
+                         text=True, cwd=ROOT)
     if out.returncode:
-        raise RuntimeError(f"torch peer failed:\n{out.stderr[-3000:]}")
+        raise RuntimeError(f"torch peer ({part}) failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _ms_threads() -> int:
+    import mindspore as ms
+
+    return int(ms.get_context("runtime_num_threads"))
+
+
+def _ort_session(path: str, threads: int, level: str):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, "ORT_ENABLE_" + level)
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
 
 def bench_inference(size: int, repeats: int) -> dict:
@@ -108,6 +136,7 @@ def bench_inference(size: int, repeats: int) -> dict:
     net = PSPNet(classes=21, layers=50, use_aux=False)
     net.set_train(False)
     out = {"size": size, "ms_graph_s": _timed(lambda: net(ms.Tensor(x)).asnumpy(), repeats)}
+    out["ms_graph_peak_rss_gb"] = _peak_gb()  # before the export and the other runtimes
     with tempfile.TemporaryDirectory() as d:
         ms.export(net, ms.Tensor(x), file_name=os.path.join(d, "m"), file_format="MINDIR")
         cell = nn.GraphCell(ms.load(os.path.join(d, "m.mindir")))
@@ -117,9 +146,14 @@ def bench_inference(size: int, repeats: int) -> dict:
             b.set_data(a.data.copy())
         fixed.set_train(False)
         ms.export(fixed, ms.Tensor(x), file_name=os.path.join(d, "m"), file_format="ONNX")
-        sess = ort.InferenceSession(os.path.join(d, "m.onnx"), providers=["CPUExecutionProvider"])
-        name = sess.get_inputs()[0].name
-        out["onnxruntime_s"] = _timed(lambda: sess.run(None, {name: x}), repeats)
+        cores = os.cpu_count() or 1
+        for key, threads, level in (("onnxruntime_s", cores, "ALL"), ("onnxruntime_1thread_s", 1, "ALL"),
+                                    ("onnxruntime_basic_s", cores, "BASIC")):
+            sess = _ort_session(os.path.join(d, "m.onnx"), threads, level)
+            name = sess.get_inputs()[0].name
+            out[key] = _timed(lambda: sess.run(None, {name: x}), repeats)
+        out["ort_threads"], out["onnxruntime"] = cores, ort.__version__
+    out["ms_threads"] = _ms_threads()
     macs = 161.6e9 * (size / 473) ** 2
     out["gflops_ms_graph"] = round(2 * macs / out["ms_graph_s"] / 1e9, 1)
     out["peak_rss_gb"] = _peak_gb()
@@ -143,7 +177,7 @@ def bench_train(crop: int, steps: int) -> dict:
     x = ms.Tensor(rng.standard_normal((2, 3, crop, crop)).astype(np.float32))
     y = ms.Tensor(rng.integers(0, 21, (2, crop, crop)).astype(np.int32))
     s = _timed(lambda: step(x, y)[0].asnumpy(), steps)
-    return {"crop": crop, "batch": 2, "s_per_step": s, "peak_rss_gb": _peak_gb()}
+    return {"crop": crop, "batch": 2, "s_per_step": s, "peak_rss_gb": _peak_gb(), "ms_threads": _ms_threads()}
 
 
 def bench_step_loop(crop: int, steps: int) -> dict:
@@ -229,6 +263,39 @@ def bench_data() -> dict:
     return {f"workers_{r['workers']}_images_per_s": r["images_per_s"] for r in rows}
 
 
+def _mean(rounds: list) -> dict:
+    """The rounds' mean of every timing (keys ending in _s), the largest peak, the rest from the first round."""
+    out = dict(rounds[0])
+    for key, value in rounds[0].items():
+        if isinstance(value, (int, float)) and (key.endswith("_s") or key.endswith("_per_step")):
+            out[key] = round(sum(r[key] for r in rounds) / len(rounds), 3)
+        elif "peak_rss" in key:
+            out[key] = max(r[key] for r in rounds)
+    return dict(out, rounds=rounds)
+
+
+def side_by_side(torch_python: str, size: int, repeats: int, crops: list, rounds: int) -> dict:
+    """MindSpore and PyTorch in alternating processes (A B A B ...): inference, then a training step per crop.
+
+    Each process times its work after a warm-up (median of ``repeats``) and reports its own peak RSS; the
+    report gives each round's ratio and the mean.  Without a PyTorch interpreter only MindSpore runs.
+    """
+    ms_inf, t_inf, ms_train, t_train = [], [], {c: [] for c in crops}, {c: [] for c in crops}
+    for i in range(rounds):
+        print(f"round {i + 1}/{rounds}: inference ...", flush=True)
+        ms_inf.append(_child("inference", [size, repeats]))
+        t_inf.append(torch_peer(torch_python, "inference", size, repeats))
+        for crop in crops:
+            print(f"round {i + 1}/{rounds}: training step, crop {crop} ...", flush=True)
+            ms_train[crop].append(_child("train", [crop, repeats]))
+            t_train[crop].append(torch_peer(torch_python, "train", crop, repeats))
+    out = {"rounds": rounds, "inference": _mean(ms_inf), "train": [_mean(ms_train[c]) for c in crops], "torch": {}}
+    if t_inf[0]:
+        out["torch"] = {"torch": t_inf[0]["torch"], "threads": t_inf[0]["threads"], "inference": _mean(t_inf),
+                        "train": [_mean(t_train[c]) for c in crops]}
+    return out
+
+
 CHILDREN = {"gemm": bench_gemm_sweep, "inference": bench_inference, "train": bench_train,
             "eval_image": bench_eval_image, "step_loop": bench_step_loop}
 
@@ -257,7 +324,7 @@ def peak_lines(r: dict) -> list:
     flop = 2 * 161.6e9 * (inf["size"] / 473) ** 2
     lines += ["", f"Practical peak: {best} GFLOP/s ({best_lib}, best size). Theoretical float32 peak from the CPU: "
               f"{th['cores']} cores x {th['ghz']} GHz x 16 lanes (AVX-512) x 2 (FMA) x {th['fma_units_assumed']} FMA "
-              f"units = {th.get('avx512_gflops')} GFLOP/s; with AVX2 (8 lanes; MindSpore's oneDNN is held to AVX2 on "
+              f"units = {th.get('avx512_gflops') or '- (this CPU has no AVX-512)'} GFLOP/s; with AVX2 (8 lanes; MindSpore's oneDNN is held to AVX2 on "
               f"CPU, see the README's set-up notes) {th.get('avx2_gflops')} GFLOP/s. Two FMA units per core is an assumption (server "
               f"Xeons); the clock is the nominal one /proc/cpuinfo reports.", "",
               f"PSPNet-50 forward at {inf['size']}x{inf['size']} ({flop / 1e9:.1f} GFLOP):", "",
@@ -265,36 +332,74 @@ def peak_lines(r: dict) -> list:
               "|---|---|---|---|---|"]
     rows = [("MindSpore GRAPH", inf["ms_graph_s"]), ("ONNX Runtime (our export)", inf["onnxruntime_s"])]
     if tp:
-        rows.append((f"PyTorch {tp['torch']} (same network, benchmarks/torch_peer.py)", tp["inference_s"]))
+        rows.append((f"PyTorch {tp['torch']} (same network, benchmarks/torch_peer.py)", tp["inference"]["inference_s"]))
     for name, s in rows:
         gf = flop / s / 1e9
-        lines.append(f"| {name} | {s} s | {gf:.1f} | {100 * gf / best:.0f}% | {100 * gf / th['avx512_gflops']:.0f}% / "
-                     f"{100 * gf / th['avx2_gflops']:.0f}% |")
+        share = " / ".join(f"{100 * gf / th[k]:.0f}%" if th.get(k) else "-" for k in ("avx512_gflops", "avx2_gflops"))
+        lines.append(f"| {name} | {s} s | {gf:.1f} | {100 * gf / best:.0f}% | {share} |")
     fastest = max(flop / s / 1e9 for _, s in rows)
-    if fastest > min(best, th["avx2_gflops"]):
+    if fastest > min(best, th.get("avx2_gflops") or best):
         lines += ["", "A rate above a peak is possible: GFLOP/s here counts a direct convolution's multiply-adds, "
                   "so a library that convolves with fewer (Winograd / FFT-style kernels) or a core clocked above "
                   "the nominal GHz (turbo; a VM reports the nominal one) beats the GEMM and nominal-clock figures."]
-    if tp:
-        t97 = next((t for t in r["train"] if t["crop"] == tp["train_crop"]), None)
-        lines += ["", f"MindSpore / PyTorch time, same run: inference {inf['ms_graph_s'] / tp['inference_s']:.2f}x"
-                  + (f", training step (batch 2, crop {t97['crop']}) {t97['s_per_step'] / tp['train_s_per_step']:.2f}x "
-                     f"({t97['s_per_step']} vs {tp['train_s_per_step']} s)" if t97 else "") + "."
-                  + f" PyTorch ran with {tp.get('threads', '?')} threads (set to the core count); MindSpore with "
-                  f"its CPU default."]
-    else:
+    if not tp:
         lines += ["", "No PyTorch peer in this run (make .venv-torch with torch, or pass --torch-python)."]
     return lines + [""]
 
 
+def side_by_side_lines(r: dict) -> list:
+    """MindSpore / PyTorch per round and their mean, with each framework's thread count and peak RSS."""
+    tp, inf = r.get("torch"), r["inference"]
+    if not tp:
+        return []
+    ratio = lambda a, b, key_a, key_b: [x[key_a] / y[key_b] for x, y in zip(a["rounds"], b["rounds"])]  # noqa: E731
+    rows = [(f"inference 1x3x{inf['size']}x{inf['size']}", inf["ms_graph_s"], tp["inference"]["inference_s"],
+             ratio(inf, tp["inference"], "ms_graph_s", "inference_s"), inf["ms_graph_peak_rss_gb"],
+             tp["inference"]["peak_rss_gb"])]
+    for ms_t, t_t in zip(r["train"], tp["train"]):
+        rows.append((f"training step, batch 2, crop {ms_t['crop']}, with aux", ms_t["s_per_step"], t_t["s_per_step"],
+                     ratio(ms_t, t_t, "s_per_step", "s_per_step"), ms_t["peak_rss_gb"], t_t["peak_rss_gb"]))
+    lines = [f"## MindSpore vs PyTorch, same run ({r['rounds']} rounds, processes alternating)", "",
+             f"Threads: MindSpore {inf.get('ms_threads', '?')} (runtime_num_threads), PyTorch {tp['threads']} "
+             f"(torch.set_num_threads, set to the core count). Times are the mean over rounds of each process's "
+             f"median after a warm-up; peak RSS is the largest of the rounds (the inference process is measured "
+             f"before it exports).", "",
+             "| work | MindSpore GRAPH | PyTorch " + tp["torch"] + " | MindSpore / PyTorch (each round) | "
+             "peak RSS MindSpore / PyTorch |", "|---|---|---|---|---|"]
+    for name, a, b, each, pa, pb in rows:
+        lines.append(f"| {name} | {a} s | {b} s | {a / b:.2f}x ({', '.join(f'{v:.2f}' for v in each)}) | "
+                     f"{pa} / {pb} GB |")
+    return lines + [""]
+
+
+def onnx_lines(r: dict) -> list:
+    """ONNX Runtime's CPU provider on the exported network, under the settings that change its speed."""
+    inf, tp = r["inference"], r.get("torch")
+    if "onnxruntime_1thread_s" not in inf:
+        return []
+    torch_s = tp["inference"]["inference_s"] if tp else None
+    lines = [f"## ONNX Runtime {inf.get('onnxruntime', '')} on the exported network (fixed-size form)", "",
+             "| session options | s | / MindSpore GRAPH | / PyTorch |", "|---|---|---|---|"]
+    for key, label in (("onnxruntime_s", f"intra_op_num_threads={inf['ort_threads']}, ORT_ENABLE_ALL (the project's)"),
+                       ("onnxruntime_1thread_s", "intra_op_num_threads=1, ORT_ENABLE_ALL"),
+                       ("onnxruntime_basic_s", f"intra_op_num_threads={inf['ort_threads']}, ORT_ENABLE_BASIC")):
+        vs_torch = f"{inf[key] / torch_s:.2f}x" if torch_s else "-"
+        lines.append(f"| {label} | {inf[key]} | {inf[key] / inf['ms_graph_s']:.2f}x | {vs_torch} |")
+    return lines + [""]
+
+
 def write_markdown(r: dict, path: str) -> None:
-    inf = r["inference"]
+    inf, cpu = r["inference"], r.get("cpu", {})
+    cpu_line = (f"CPU: {cpu['model']}, {cpu['cores']} cores, vector flags {' '.join(cpu['flags']) or 'none listed'}. "
+                if cpu else "")
     lines = [f"# Benchmarks ({r['machine']})", "",
-             f"Measured {r['date']} with MindSpore {r['mindspore']}, one measurement at a time, "
-             f"median of repeats after a warm-up. PSPNet50, 21 classes, random weights.", "",
+             f"Measured {r['date']} with MindSpore {r['mindspore']}, one process at a time, "
+             f"median of repeats after a warm-up. PSPNet50, 21 classes, random weights. {cpu_line}", "",
+             *side_by_side_lines(r),
              f"## Inference, 1x3x{inf['size']}x{inf['size']}", "",
              "| MindSpore GRAPH (Cell) | MINDIR (ms.load + GraphCell) | ONNX Runtime | peak RSS |", "|---|---|---|---|",
              f"| {inf['ms_graph_s']} s | {inf['mindir_s']} s | {inf['onnxruntime_s']} s | {inf['peak_rss_gb']} GB |", "",
+             *onnx_lines(r),
              *peak_lines(r),
              "## Training step (batch 2, with aux, GRAPH)", "", "| crop | s/step | peak RSS |", "|---|---|---|"]
     lines += [f"| {t['crop']} | {t['s_per_step']} | {t['peak_rss_gb']} GB |" for t in r["train"]]
@@ -339,19 +444,16 @@ def main() -> None:
     import mindspore
 
     q = a.quick
-    r = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+    r = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "cpu": cpu_info(),
          "date": time.strftime("%Y-%m-%d"), "mindspore": mindspore.__version__}
     r["theory"] = theoretical_peak()
     print("running gemm sweep ...", flush=True)
-    r["gemm"] = _child("gemm", [1] + ([256, 1024] if q else list(SWEEP)))
-    print("running inference ...", flush=True)
-    r["inference"] = _child("inference", [97 if q else 473, 1 if q else 3])
-    r["train"] = []
-    for crop in ([97] if q else [97, 473]):
-        print(f"running train crop {crop} ...", flush=True)
-        r["train"].append(_child("train", [crop, 1 if q else 3]))
-    print("running the PyTorch peer ...", flush=True)
-    r["torch"] = torch_peer(a.torch_python, 97 if q else 473, 1 if q else 3, 97)
+    sweep = [256, 1024] if q else list(SWEEP)
+    r["gemm"] = _child("gemm", [1] + sweep)
+    r.update(side_by_side(a.torch_python, 97 if q else 473, 1 if q else 3, [97] if q else [97, 473],
+                          1 if q else 2))
+    if r["torch"]:
+        r["torch"].update(torch_peer(a.torch_python, "gemm", 1, *sweep))
     print("running step_loop ...", flush=True)
     r["step_loop"] = _child("step_loop", [65 if q else 97, 4 if q else 20])
     print("running eval_image ...", flush=True)

@@ -2,13 +2,16 @@
 
 Run by ``python -m benchmarks.run_all`` with an interpreter that has torch (``--torch-python``, default
 ``.venv-torch/bin/python`` when it exists); torch is never a dependency of the project.  Prints one JSON line.
-Usage (from the repository folder): PYTHON_WITH_TORCH -m benchmarks.torch_peer SIZE REPEATS TRAIN_CROP SWEEP_SIZES...
+One part per process, so that each process's peak memory is its own:
+  PYTHON_WITH_TORCH -m benchmarks.torch_peer gemm REPEATS SIZES...
+  PYTHON_WITH_TORCH -m benchmarks.torch_peer inference SIZE REPEATS
+  PYTHON_WITH_TORCH -m benchmarks.torch_peer train CROP STEPS
 """
 import json
 import os
 import sys
 
-from benchmarks.run_all import _median_s as _median_time  # stdlib-only module: no MindSpore needed
+from benchmarks.run_all import _median_s as _median_time, peak_rss_gb  # stdlib-only module: no MindSpore needed
 
 
 def build_pspnet50(classes: int = 21, aux: bool = True):
@@ -61,25 +64,43 @@ def build_pspnet50(classes: int = 21, aux: bool = True):
     return PSPNet()
 
 
-def main(size: int, repeats: int, train_crop: int, sweep: list) -> dict:
+def _setup():
     import torch
 
     torch.manual_seed(0)
     torch.set_num_threads(os.cpu_count() or 1)  # as MindSpore's CPU kernels: one thread per core (printed)
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "gemm_gflops": {}}
+    return torch, {"torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def gemm(repeats: int, *sweep: int) -> dict:
+    """float32 torch.mm GFLOP/s per square size (several calls per timing for small sizes, as run_all's sweep)."""
+    torch, out = _setup()
+    out["gemm_gflops"] = {}
     for n in sweep:
         a = torch.randn(n, n)
-        calls = max(1, 2 ** 28 // n ** 3)  # as benchmarks/run_all.py: several calls per timing for small sizes
+        calls = max(1, 2 ** 28 // n ** 3)
         out["gemm_gflops"][str(n)] = round(2 * n ** 3 / _median_time(lambda: torch.mm(a, a), max(repeats, 3), calls)
                                            / 1e9, 1)
+    return out
+
+
+def inference(size: int, repeats: int) -> dict:
+    """Median seconds of the eval network's forward on 1x3xSIZExSIZE, and this process's peak RSS."""
+    torch, out = _setup()
     net = build_pspnet50(aux=False).eval()
     x = torch.randn(1, 3, size, size)
     with torch.no_grad():
         out["inference_s"] = round(_median_time(lambda: net(x), repeats), 3)
+    return dict(out, size=size, peak_rss_gb=round(peak_rss_gb(), 2))
+
+
+def train(crop: int, steps: int) -> dict:
+    """Median seconds of one SGD step (batch 2, with aux, ignore label 255) at CROP, and the peak RSS."""
+    torch, out = _setup()
     net = build_pspnet50(aux=True).train()
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    xb = torch.randn(2, 3, train_crop, train_crop)
-    yb = torch.randint(0, 21, (2, train_crop, train_crop))
+    xb = torch.randn(2, 3, crop, crop)
+    yb = torch.randint(0, 21, (2, crop, crop))
     ce = torch.nn.CrossEntropyLoss(ignore_index=255)
 
     def step():
@@ -89,11 +110,12 @@ def main(size: int, repeats: int, train_crop: int, sweep: list) -> dict:
         loss.backward()
         opt.step()
 
-    out["train_crop"] = train_crop
-    out["train_s_per_step"] = round(_median_time(step, repeats), 3)
-    return out
+    out["s_per_step"] = round(_median_time(step, steps), 3)
+    return dict(out, crop=crop, batch=2, peak_rss_gb=round(peak_rss_gb(), 2))
 
+
+PARTS = {"gemm": gemm, "inference": inference, "train": train}
 
 if __name__ == "__main__":
-    size, repeats, crop, *sweep = map(int, sys.argv[1:])
-    print(json.dumps(main(size, repeats, crop, sweep)))
+    part, *args = sys.argv[1:]
+    print(json.dumps(PARTS[part](*map(int, args))))

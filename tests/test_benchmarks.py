@@ -1,16 +1,22 @@
 """The benchmark report's arithmetic: the practical peak is the best GEMM of any library, every network figure
 is a ratio to it and to the theoretical peak, and the PyTorch peer is optional."""
-from benchmarks.run_all import peak_lines, theoretical_peak
+from benchmarks.run_all import onnx_lines, peak_lines, side_by_side_lines, theoretical_peak
 
 
 def _results(with_torch: bool) -> dict:
     r = {"gemm": {"numpy": {"512": 100.0, "2048": 150.0}, "mindspore": {"512": 80.0, "2048": 120.0}},
          "theory": {"cores": 2, "ghz": 2.5, "fma_units_assumed": 2, "avx512_gflops": 320.0, "avx2_gflops": 160.0},
-         "inference": {"size": 473, "ms_graph_s": 3.232, "onnxruntime_s": 1.616},
-         "train": [{"crop": 97, "s_per_step": 1.0}]}
+         "inference": {"size": 473, "ms_graph_s": 3.232, "onnxruntime_s": 1.616, "onnxruntime_1thread_s": 3.232,
+                       "onnxruntime_basic_s": 1.616, "ort_threads": 2, "ms_threads": 2, "ms_graph_peak_rss_gb": 2.0,
+                       "rounds": [{"ms_graph_s": 3.0}, {"ms_graph_s": 3.464}]},
+         "train": [{"crop": 97, "s_per_step": 1.0, "peak_rss_gb": 3.0,
+                    "rounds": [{"s_per_step": 1.0}, {"s_per_step": 1.0}]}], "rounds": 2}
     if with_torch:
-        r["torch"] = {"torch": "9.9", "gemm_gflops": {"512": 200.0, "2048": 190.0}, "inference_s": 1.616,
-                      "train_crop": 97, "train_s_per_step": 0.5}
+        r["torch"] = {"torch": "9.9", "threads": 2, "gemm_gflops": {"512": 200.0, "2048": 190.0},
+                      "inference": {"inference_s": 1.616, "peak_rss_gb": 1.0,
+                                    "rounds": [{"inference_s": 1.5}, {"inference_s": 1.732}]},
+                      "train": [{"crop": 97, "s_per_step": 0.5, "peak_rss_gb": 1.5,
+                                 "rounds": [{"s_per_step": 0.4}, {"s_per_step": 0.6}]}]}
     return r
 
 
@@ -19,7 +25,13 @@ def test_peak_is_the_best_gemm_and_ratios_follow():
     assert "Practical peak: 200.0 GFLOP/s (torch.mm (9.9)" in text
     # 323.2 GFLOP in 3.232 s = 100 GFLOP/s: 50% of 200, 31% / 62% of 320 / 160
     assert "| MindSpore GRAPH | 3.232 s | 100.0 | 50% | 31% / 62% |" in text
-    assert "inference 2.00x, training step (batch 2, crop 97) 2.00x" in text
+
+    pair = "\n".join(side_by_side_lines(_results(with_torch=True)))
+    assert "| inference 1x3x473x473 | 3.232 s | 1.616 s | 2.00x (2.00, 2.00) | 2.0 / 1.0 GB |" in pair
+    assert "| training step, batch 2, crop 97, with aux | 1.0 s | 0.5 s | 2.00x (2.50, 1.67) | 3.0 / 1.5 GB |" in pair
+    assert "Threads: MindSpore 2 (runtime_num_threads), PyTorch 2" in pair
+    ort = "\n".join(onnx_lines(_results(with_torch=True)))
+    assert "| intra_op_num_threads=1, ORT_ENABLE_ALL | 3.232 | 1.00x | 2.00x |" in ort
     assert "| 2048 | 150.0 | 120.0 | 190.0 |" in text
 
 
@@ -27,6 +39,8 @@ def test_report_without_the_torch_peer():
     text = "\n".join(peak_lines(_results(with_torch=False)))
     assert "Practical peak: 150.0 GFLOP/s (numpy (BLAS)" in text
     assert "PyTorch" not in text.split("No PyTorch peer")[0] and "No PyTorch peer in this run" in text
+    assert side_by_side_lines(_results(with_torch=False)) == []
+    assert "| - |" in "\n".join(onnx_lines(_results(with_torch=False)))  # no PyTorch column figure
 
 
 def test_theoretical_peak_from_this_cpu():
