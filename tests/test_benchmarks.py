@@ -69,3 +69,26 @@ def test_memory_report_gives_the_ratio_and_names_a_refusal():
     assert "| MindSpore GRAPH, 3x3, SGD step | 1.0 | 15.8 |" in text and "| PyTorch, 3x3, SGD step | boom | boom |" in text
     assert "14.4 activations more than a 1x1 one" in text and "3.2 times its im2col matrix" in text
     assert "| 97 | 2 | 0.5 | 1.50 | 3.0 |" in text and "| 97 | 1 | 0.5 |" not in text  # no PyTorch figure at batch 1
+
+
+def test_conv_report_reads_onednn_names_and_weights_each_shape_by_its_count():
+    from benchmarks.conv_probe import VERBOSE, markdown
+
+    ms_line = ("onednn_verbose,v1,primitive,exec,cpu,convolution,x64:gemm:jit,forward_training,src:f32::blocked:abcd::f0 "
+               "wei:f32::blocked:abcd::f0 bia:undef::undef::: dst:f32::blocked:abcd::f0,,alg:convolution_direct,"
+               "mb1_ic256oc256_ih60oh60kh3sh1dh1ph2_iw60ow60kw3sw1dw1pw2,39.313")
+    torch_line = ("onednn_verbose,v1,primitive,exec,cpu,convolution,jit:avx2,forward_training,src:f32:a:blocked:aBcd8b::f0 "
+                  "wei:f32:a:blocked:ABcd8b8a::f0 bia:undef::undef::: dst:f32:a:blocked:aBcd8b::f0,attr-scratchpad:user,"
+                  "alg:convolution_direct,mb1_ic4096oc512_ih60oh60kh3sh1dh0ph1_iw60ow60kw3sw1dw0pw1,1093.84")
+    assert VERBOSE.match(ms_line).groups() == ("x64:gemm:jit", "256", "256", "60", "3", "1", "1")
+    assert VERBOSE.match(torch_line).groups() == ("jit:avx2", "4096", "512", "60", "3", "1", "0")
+    assert VERBOSE.match("onednn_verbose,v1,primitive,exec,cpu,reorder,jit:blk,undef,src:f32,,1x256x60x60,2.05") is None
+    row = {"in": 256, "out": 256, "kernel": 3, "stride": 1, "dilation": 2, "hw": "60x60", "count": 6,
+           "ms_s": 0.075, "ms_impl": "x64:gemm:jit", "torch_s": 0.025, "torch_impl": "jit:avx2"}
+    r = {"date": "2026-01-01", "cpu": {"model": "X", "cores": 2, "flags": ["avx2"]}, "size": 473, "ms_threads": 2,
+         "torch_threads": 2, "rows": [row, dict(row, kernel=1, dilation=1, count=2, ms_s=0.01, torch_s=0.01)]}
+    text = markdown(r)
+    assert "| 256 -> 256, 3/1/2, 60x60 | 6 | 0.075 (x64:gemm:jit) | 0.025 (jit:avx2) | 3.00 | 0.300 |" in text
+    assert "MindSpore 0.470 s, PyTorch 0.170 s (2.76x)." in text  # 6 x 0.075 + 2 x 0.01 vs 6 x 0.025 + 2 x 0.01
+    r["rows"] = [dict(row, torch_s=None, torch_impl=None)]
+    assert "| 6 | 0.075 (x64:gemm:jit) | - | - | - |" in markdown(r) and "PyTorch" not in markdown(r).split("\n")[-2]
