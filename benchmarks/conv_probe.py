@@ -115,8 +115,8 @@ def run(size: int, repeats: int, torch_python: str) -> dict:
     for i, (cin, cout, k, s, d, h, w, n) in enumerate(found):
         key = f"{cin},{cout},{h},{k},{s},{d}"
         rows.append({"in": cin, "out": cout, "kernel": k, "stride": s, "dilation": d, "hw": f"{h}x{w}", "count": n,
-                     "ms_s": ms_r["s"][i], "ms_impl": ms_impl.get(key, "?"),
-                     "torch_s": t_r["s"][i] if t_r else None, "torch_impl": t_impl.get(key, "?") if t_r else None})
+                     "ms_s": ms_r["s"][i], "ms_impl": ms_impl.get(key, "not oneDNN"),
+                     "torch_s": t_r["s"][i] if t_r else None, "torch_impl": t_impl.get(key, "not oneDNN") if t_r else None})
     return {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_info(), "size": size, "ms_threads": ms_r["threads"],
             "torch_threads": t_r.get("threads"), "torch": t_r.get("torch"), "rows": rows}
 
