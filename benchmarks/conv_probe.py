@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks.run_all import _median_s, cpu_info  # stdlib-only module: safe in the PyTorch interpreter too
+from benchmarks.run_all import _median_s, child_main, cpu_info, save_report  # stdlib-only module: safe in the PyTorch interpreter too
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # oneDNN's verbose line for a convolution run: implementation, then the problem, e.g. mb1_ic256oc256_ih60oh60kh3...
@@ -155,16 +155,10 @@ def main() -> None:
     p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
-        name, *args = a.child
-        print(json.dumps(CHILDREN[name](*[int(v) if v.isdigit() else v for v in args])))
+        child_main(CHILDREN, a.child)
         return
     r = run(a.size, a.repeats, a.torch_python)
-    with open(os.path.join(a.out, "conv.json"), "w") as f:
-        json.dump(r, f, indent=1)
-    text = markdown(r)
-    with open(os.path.join(a.out, "conv.md"), "w") as f:
-        f.write(text)
-    print(text)
+    save_report(a.out, "conv", r, markdown(r))
 
 
 if __name__ == "__main__":

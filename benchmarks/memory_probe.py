@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks.run_all import cpu_info, peak_rss_gb  # stdlib-only module: safe in the PyTorch interpreter too
+from benchmarks.run_all import child_main, cpu_info, peak_rss_gb, save_report  # stdlib-only module: safe in the PyTorch interpreter too
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 THREADS = 2
@@ -312,8 +312,7 @@ def main() -> None:
     p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
-        name, *args = a.child
-        print(json.dumps(CHILDREN[name](*[int(v) if v.isdigit() else v for v in args])))
+        child_main(CHILDREN, a.child)
         return
     if a.explain:
         with open(os.path.join(a.out, "memory.json")) as f:
@@ -330,12 +329,7 @@ def main() -> None:
         old["pspnet"] = [row for row in old["pspnet"] if (row["crop"], row["batch"]) not in new] + r["pspnet"]
         old.setdefault("appended", []).append(r["date"])
         r = old
-    with open(os.path.join(a.out, "memory.json"), "w") as f:
-        json.dump(r, f, indent=1)
-    text = markdown(r)
-    with open(os.path.join(a.out, "memory.md"), "w") as f:
-        f.write(text)
-    print(text)
+    save_report(a.out, "memory", r, markdown(r))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,21 @@ def cpu_info() -> dict:
             "flags": sorted(flags & {"avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile"})}
 
 
+def child_main(children: dict, argv: list) -> None:
+    """Run one named measurement in this process and print its result as one JSON line (digits become ints)."""
+    name, *args = argv
+    print(json.dumps(children[name](*[int(v) if v.isdigit() else v for v in args])))
+
+
+def save_report(out: str, stem: str, r: dict, text: str) -> None:
+    """Write ``<stem>.json`` (the figures) and ``<stem>.md`` (the report) into ``out``; print the report."""
+    with open(os.path.join(out, stem + ".json"), "w") as f:
+        json.dump(r, f, indent=1)
+    with open(os.path.join(out, stem + ".md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
 def _peak_gb() -> float:
     return round(peak_rss_gb(), 2)
 
@@ -434,8 +449,7 @@ def main() -> None:
                    help="an interpreter with torch for the side-by-side PyTorch figures (skipped if absent)")
     a = p.parse_args()
     if a.child:
-        name, *args = a.child
-        print(json.dumps(CHILDREN[name](*map(int, args))))
+        child_main(CHILDREN, a.child)
         return
     if a.render:
         r = json.load(open(os.path.join(a.out, "results.json")))
