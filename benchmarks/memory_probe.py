@@ -246,7 +246,7 @@ def markdown(r: dict) -> str:
              "## PSPNet-50 training step (with aux)", "",
              "| crop | batch | MindSpore GRAPH s / step GB / peak GB | + recompute layer3-4 | PYNATIVE | PyTorch | "
              "step GB MindSpore / PyTorch |", "|---|---|---|---|---|---|---|"]
-    for row in r["pspnet"]:
+    for row in sorted(r["pspnet"], key=lambda row: (row["crop"], row["batch"])):
         cells = []
         for key in ("graph", "recompute", "pynative", "torch"):
             d = row.get(key, {})
@@ -287,7 +287,7 @@ def im2col_lines(r: dict) -> list:
              f"ONEDNN_VERBOSE=1 shows it); PyTorch reorders to blocked layouts and gets `jit:avx2` (no im2col).", "",
              "| crop | batch | im2col, one image, all convs > 1x1 (GB) | MindSpore - PyTorch step GB | "
              "excess / im2col |", "|---|---|---|---|---|"]
-    for row in r["pspnet"]:
+    for row in sorted(r["pspnet"], key=lambda row: (row["crop"], row["batch"])):
         g, t, size = row.get("graph", {}), row.get("torch", {}), sizes.get(str(row["crop"]), {}).get("gb")
         if "step_gb" in g and "step_gb" in t and size:
             excess = g["step_gb"] - t["step_gb"]
