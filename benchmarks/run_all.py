@@ -1,8 +1,11 @@
 """All benchmarks in one run; writes benchmarks/results.md and benchmarks/results.json.
 
-Each measurement runs in its own process (clean peak-memory figures), one at a time.
-Usage (from the repository folder): python -m benchmarks.run_all [--quick] [--out benchmarks]
-  --quick: small sizes and single repeats (a smoke run, not for reporting)
+Each measurement runs in its own process (clean peak-memory figures), one at a time.  With PyTorch at hand
+(``.venv-torch``, or --torch-python), inference and the training steps alternate between the frameworks
+(MindSpore, PyTorch, MindSpore, PyTorch: --rounds 2), each with one thread per core, and the report gives
+every round's ratio, each framework's thread count and peak RSS, and the CPU model and vector flags.
+Usage (from the repository folder): python -m benchmarks.run_all [--quick] [--rounds 2] [--out benchmarks]
+  --quick: small sizes, single repeats, one round (a smoke run, not for reporting)
 """
 import argparse
 import json
@@ -442,6 +445,7 @@ def write_markdown(r: dict, path: str) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--rounds", type=int, default=2, help="alternating MindSpore / PyTorch rounds (full run)")
     p.add_argument("--out", default=os.path.join(ROOT, "benchmarks"))
     p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     p.add_argument("--render", action="store_true", help="rewrite results.md from results.json")
@@ -465,7 +469,7 @@ def main() -> None:
     sweep = [256, 1024] if q else list(SWEEP)
     r["gemm"] = _child("gemm", [1] + sweep)
     r.update(side_by_side(a.torch_python, 97 if q else 473, 1 if q else 3, [97] if q else [97, 473],
-                          1 if q else 2))
+                          1 if q else max(1, a.rounds)))
     if r["torch"]:
         r["torch"].update(torch_peer(a.torch_python, "gemm", 1, *sweep))
     print("running step_loop ...", flush=True)
