@@ -198,6 +198,7 @@ class TrainConfig:
     distributed: bool = False
     sync_bn: bool = True
     amp_level: str = "O0"
+    lean_backward: str = "auto"  # input gradients of 3x3 convs as forward convs (src/model/lean.py); auto: on CPU
     loss_scale: str = "none"
     loss_scale_value: float = 1024.0
 
@@ -257,6 +258,7 @@ _CHOICES: Dict[str, Tuple[Any, ...]] = {
     "device.target": ("auto", "Ascend", "GPU", "CPU"),
     "device.mode": ("GRAPH", "PYNATIVE"),
     "train.amp_level": ("O0", "O1", "O2"),
+    "train.lean_backward": ("auto", "on", "off"),
     "train.loss_scale": ("none", "fixed", "dynamic"),
     "train.eval_mode": ("fast", "full"),
 }

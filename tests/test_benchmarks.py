@@ -56,6 +56,7 @@ def test_memory_report_gives_the_ratio_and_names_a_refusal():
     refused = "ValueError: Expected more than 1 value per channel when training, got input size [1, 512, 1, 1]"
     r = {"date": "2026-01-01", "threads": 2, "cpu": {"model": "X", "cores": 2, "flags": ["avx2"]},
          "pspnet": [{"crop": 97, "batch": 2, "graph": {"s": 1.0, "step_gb": 3.0, "peak_gb": 4.0},
+                     "lean": {"s": 1.2, "step_gb": 1.8, "peak_gb": 2.8},
                      "torch": {"s": 1.0, "step_gb": 1.5, "peak_gb": 2.0}},
                     {"crop": 97, "batch": 1, "graph": {"s": 0.5, "step_gb": 2.0, "peak_gb": 3.0},
                      "torch": {"error": refused}}],
@@ -64,7 +65,7 @@ def test_memory_report_gives_the_ratio_and_names_a_refusal():
     r["chain"]["graph_1x1"] = {"step_gb": 0.1, "activations_per_conv": 1.4}
     r["im2col"] = {"97": {"crop": 97, "gb": 0.5}}
     text = markdown(r)
-    assert "| 97 | 2 | 1.0 s / 3.0 / 4.0 | - | - | 1.0 s / 1.5 / 2.0 | 2.00 |" in text
+    assert "| 97 | 2 | 1.0 s / 3.0 / 4.0 | 1.2 s / 1.8 / 2.8 | - | - | 1.0 s / 1.5 / 2.0 | 2.00, 1.20 |" in text
     assert "refused: BatchNorm of the 1x1 pyramid bin" in text and "| 97 | 1 |" in text
     assert "| MindSpore GRAPH, 3x3, SGD step | 1.0 | 15.8 |" in text and "| PyTorch, 3x3, SGD step | boom | boom |" in text
     assert "14.4 activations more than a 1x1 one" in text and "3.2 times its im2col matrix" in text

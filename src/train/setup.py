@@ -10,6 +10,7 @@ import mindspore as ms
 from mindspore import nn
 
 from src.config import Config, ConfigError, TrainConfig
+from src.model.lean import lean_backward
 from src.model.pspnet import build_pspnet, training_input_hw
 from src.model.resnet import batch_norm
 from src.train.step import apply_amp, make_loss_scale
@@ -47,7 +48,8 @@ def loss_scale_for(train_cfg: TrainConfig, device_target: str):
 
 def build_network(cfg: Config, device_target: str, group_size: int) -> nn.Cell:
     """The training network (seeded, so every rank and every run starts from the same weights), in the form the
-    target needs (fixed-size on Ascend by default) and with the config's AMP level off CPU."""
+    target needs (fixed-size on Ascend by default), with the lean convolution backward on CPU (train.lean_backward)
+    and the config's AMP level off CPU."""
     t = cfg.train
     static_hw = training_input_hw(cfg.model.graph_form, device_target, (t.crop_h, t.crop_w))
     check_eval_fits(cfg, static_hw)
@@ -57,6 +59,9 @@ def build_network(cfg: Config, device_target: str, group_size: int) -> nn.Cell:
     if static_hw:
         logger.info("model.graph_form %s: network built for %dx%d inputs (constant-matrix pooling and resizes)",
                     cfg.model.graph_form, *static_hw)
+    if t.lean_backward == "on" or (t.lean_backward == "auto" and device_target == "CPU"):
+        logger.info("train.lean_backward %s: %d convolutions compute their input gradient as a forward "
+                    "convolution (less memory on MindSpore's CPU kernels)", t.lean_backward, lean_backward(net))
     return apply_amp(net, t.amp_level) if device_target != "CPU" else net
 
 
