@@ -14,7 +14,7 @@ the frameworks interleaved (MindSpore, PyTorch, MindSpore, ...), both with 2 thr
 
 Usage (from the repository folder):
   python -m benchmarks.memory_probe [--crops 233 353] [--batches 1 2] [--torch-python .venv-torch/bin/python]
-  python -m benchmarks.memory_probe --append --crops 473 --batches 2 4 --variants graph   (replace/add rows)
+  python -m benchmarks.memory_probe --append --crops 473 --batches 2 4 --variants graph   (replace/add those figures)
   python -m benchmarks.memory_probe --explain   (2. and 3. only, for the crops already measured)
 Writes benchmarks/memory.md and benchmarks/memory.json.
 """
@@ -309,8 +309,8 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=["graph", "recompute", "pynative"],
                    choices=["graph", "lean", "recompute", "pynative"], help="MindSpore forms to measure (graph first)")
     p.add_argument("--append", action="store_true",
-                   help="add these rows to the existing memory.json, replacing rows of the same crop and batch (no minimal "
-                        "reproduction), and rewrite the report")
+                   help="add these measurements to the existing memory.json (a form measured again replaces its old figure; "
+                        "the row's other forms stay; no minimal reproduction), and rewrite the report")
     p.add_argument("--explain", action="store_true",
                    help="run only the minimal reproduction and the im2col sizes (for the crops already in memory.json) "
                         "and rewrite the report")
@@ -331,8 +331,10 @@ def main() -> None:
     if a.append:
         with open(os.path.join(a.out, "memory.json")) as f:
             old = json.load(f)
-        new = {(row["crop"], row["batch"]) for row in r["pspnet"]}
-        old["pspnet"] = [row for row in old["pspnet"] if (row["crop"], row["batch"]) not in new] + r["pspnet"]
+        rows = {(row["crop"], row["batch"]): row for row in old["pspnet"]}
+        for row in r["pspnet"]:  # the measured forms replace theirs; the row's other forms stay
+            rows.setdefault((row["crop"], row["batch"]), {}).update(row)
+        old["pspnet"] = list(rows.values())
         old.setdefault("appended", []).append(r["date"])
         r = old
     save_report(a.out, "memory", r, markdown(r))

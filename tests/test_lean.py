@@ -37,12 +37,13 @@ def graph_mode():
     ms.set_context(mode=ms.PYNATIVE_MODE)
 
 
-@pytest.mark.parametrize("dilation", [1, 2, 4])
-def test_lean_convolution_has_the_same_output_and_gradients(graph_mode, dilation):
-    x = ms.Tensor(np.random.default_rng(dilation).standard_normal((2, 6, 17, 13)).astype(np.float32))
-    plain, lean = conv(6, 5, 3, dilation=dilation), conv(6, 5, 3, dilation=dilation)
+@pytest.mark.parametrize("cin,cout,dilation,parts", [(6, 5, 1, 1), (6, 5, 2, 1), (6, 5, 4, 1), (12, 3, 1, 4)])
+def test_lean_convolution_has_the_same_output_and_gradients(graph_mode, cin, cout, dilation, parts):
+    """(12, 3): a narrowing convolution, whose input gradient is computed in 4 square slices."""
+    x = ms.Tensor(np.random.default_rng(dilation).standard_normal((2, cin, 17, 13)).astype(np.float32))
+    plain, lean = conv(cin, cout, 3, dilation=dilation), conv(cin, cout, 3, dilation=dilation)
     lean.weight.set_data(plain.weight.data.copy())
-    assert lean_backward(lean) == 1 and isinstance(lean.conv2d, LeanConv2D)
+    assert lean_backward(lean) == 1 and isinstance(lean.conv2d, LeanConv2D) and lean.conv2d.parts == parts
     assert [n for n, _ in lean.parameters_and_names()] == [n for n, _ in plain.parameters_and_names()] == ["weight"]
     np.testing.assert_array_equal(lean(x).asnumpy(), plain(x).asnumpy())
     (dx_p, (dw_p,)), (dx_l, (dw_l,)) = (
