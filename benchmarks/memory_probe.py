@@ -98,8 +98,9 @@ def torch_pspnet(crop: int, batch: int) -> dict:
 CHAIN = (20, 256, 64)  # convolutions, channels, height = width; batch 2
 
 
-def ms_chain(mode: str, kernel: int = 3, train: int = 1) -> dict:
-    """The chain in MindSpore: one SGD step (``train``) or one forward, ``kernel`` x ``kernel`` convolutions."""
+def ms_chain(mode: str, kernel: int = 3, train: int = 1, lean: int = 0) -> dict:
+    """The chain in MindSpore: one SGD step (``train``) or one forward, ``kernel`` x ``kernel`` convolutions,
+    with the lean input gradient (``lean``, src/model/lean.py) or MindSpore's own."""
     import numpy as np
     import mindspore as ms
     from mindspore import nn
@@ -109,6 +110,10 @@ def ms_chain(mode: str, kernel: int = 3, train: int = 1) -> dict:
     n, c, hw = CHAIN
     net = nn.SequentialCell([nn.Conv2d(c, c, kernel, pad_mode="pad" if kernel > 1 else "valid", padding=kernel // 2,
                                        has_bias=False) for _ in range(n)])
+    if lean:
+        from src.model.lean import lean_backward
+
+        lean_backward(net)
 
     class Mean(nn.Cell):
         def __init__(self, body):
@@ -216,7 +221,7 @@ def run(crops, batches, torch_python: str, variants=("graph", "recompute", "pyna
 
 
 CHAIN_VARIANTS = (("graph", ("GRAPH", 3, 1)), ("graph_1x1", ("GRAPH", 1, 1)), ("graph_forward", ("GRAPH", 3, 0)),
-                  ("pynative", ("PYNATIVE", 3, 1)))
+                  ("graph_lean", ("GRAPH", 3, 1, 1)), ("pynative", ("PYNATIVE", 3, 1)))
 
 
 def explain(crops, torch_python: str) -> dict:
@@ -271,6 +276,7 @@ def chain_lines(r: dict) -> list:
              "| | step GB | in activations per convolution |", "|---|---|---|"]
     for key, label in (("graph", "MindSpore GRAPH, 3x3, SGD step"), ("graph_1x1", "MindSpore GRAPH, 1x1, SGD step"),
                        ("graph_forward", "MindSpore GRAPH, 3x3, forward only"),
+                       ("graph_lean", "MindSpore GRAPH, 3x3, SGD step, lean input gradient"),
                        ("pynative", "MindSpore PYNATIVE, 3x3, SGD step"), ("torch", "PyTorch, 3x3, SGD step")):
         if key in ch:
             lines.append(f"| {label} | {_cell(ch[key], 'step_gb')} | {_cell(ch[key], 'activations_per_conv')} |")
@@ -290,7 +296,10 @@ def im2col_lines(r: dict) -> list:
              f"(C_in x 9 x H x W floats); a forward alone holds none of it. MindSpore's CPU convolution kernels "
              f"create oneDNN primitives on plain NCHW layouts, for which oneDNN picks its GEMM implementation "
              f"(`x64:gemm:jit`, with im2col, in the forward, backward-data and backward-weights passes: "
-             f"ONEDNN_VERBOSE=1 shows it); PyTorch reorders to blocked layouts and gets `jit:avx2` (no im2col).", "",
+             f"ONEDNN_VERBOSE=1 shows it); PyTorch reorders to blocked layouts and gets `jit:avx2` (no im2col)."
+             + (f" With the input gradient computed as a forward convolution (train.lean_backward) the 3x3 chain "
+                f"holds {ch['graph_lean']['activations_per_conv']} activations per convolution."
+                if "activations_per_conv" in ch.get("graph_lean", {}) else ""), "",
              "| crop | batch | im2col, one image, all convs > 1x1 (GB) | MindSpore - PyTorch step GB | "
              "excess / im2col |", "|---|---|---|---|---|"]
     for row in sorted(r["pspnet"], key=lambda row: (row["crop"], row["batch"])):

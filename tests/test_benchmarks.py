@@ -63,12 +63,15 @@ def test_memory_report_gives_the_ratio_and_names_a_refusal():
          "chain": {"graph": {"step_gb": 1.0, "activations_per_conv": 15.8}, "torch": {"error": "boom"}}}
     assert "im2col" not in markdown(r)  # no sizes, no 1x1 chain: no explanation table
     r["chain"]["graph_1x1"] = {"step_gb": 0.1, "activations_per_conv": 1.4}
+    r["chain"]["graph_lean"] = {"step_gb": 0.5, "activations_per_conv": 7.0}
     r["im2col"] = {"97": {"crop": 97, "gb": 0.5}}
     text = markdown(r)
     assert "| 97 | 2 | 1.0 s / 3.0 / 4.0 | 1.2 s / 1.8 / 2.8 | - | - | 1.0 s / 1.5 / 2.0 | 2.00, 1.20 |" in text
     assert "refused: BatchNorm of the 1x1 pyramid bin" in text and "| 97 | 1 |" in text
     assert "| MindSpore GRAPH, 3x3, SGD step | 1.0 | 15.8 |" in text and "| PyTorch, 3x3, SGD step | boom | boom |" in text
     assert "14.4 activations more than a 1x1 one" in text and "3.2 times its im2col matrix" in text
+    assert "| MindSpore GRAPH, 3x3, SGD step, lean input gradient | 0.5 | 7.0 |" in text
+    assert "(train.lean_backward) the 3x3 chain holds 7.0 activations per convolution" in text
     assert "| 97 | 2 | 0.5 | 1.50 | 3.0 |" in text and "| 97 | 1 | 0.5 |" not in text  # no PyTorch figure at batch 1
 
 
