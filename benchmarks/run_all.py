@@ -188,7 +188,7 @@ def bench_train(crop: int, steps: int) -> dict:
     from src.train.step import NetWithLoss, TrainStep
 
     setup_device("CPU", "GRAPH")
-    net = PSPNet(classes=21, layers=50)
+    net = PSPNet(classes=21, layers=50)  # MindSpore's own backward: the lean one is memory_probe's "lean"
     step = TrainStep(NetWithLoss(net), build_optimizer(net, 0.01, 1000))
     step.set_train(True)
     rng = np.random.default_rng(0)
@@ -381,7 +381,8 @@ def side_by_side_lines(r: dict) -> list:
              f"Threads: MindSpore {inf.get('ms_threads', '?')} (runtime_num_threads), PyTorch {tp['threads']} "
              f"(torch.set_num_threads, set to the core count). Times are the mean over rounds of each process's "
              f"median after a warm-up; peak RSS is the largest of the rounds (the inference process is measured "
-             f"before it exports).", "",
+             f"before it exports). MindSpore's training steps use its own convolution backward; the lean one "
+             f"(train.lean_backward, the project's CPU default) is in benchmarks/memory.md.", "",
              "| work | MindSpore GRAPH | PyTorch " + tp["torch"] + " | MindSpore / PyTorch (each round) | "
              "peak RSS MindSpore / PyTorch |", "|---|---|---|---|---|"]
     for name, a, b, each, pa, pb in rows:
@@ -419,7 +420,10 @@ def write_markdown(r: dict, path: str) -> None:
              f"| {inf['ms_graph_s']} s | {inf['mindir_s']} s | {inf['onnxruntime_s']} s | {inf['peak_rss_gb']} GB |", "",
              *onnx_lines(r),
              *peak_lines(r),
-             "## Training step (batch 2, with aux, GRAPH)", "", "| crop | s/step | peak RSS |", "|---|---|---|"]
+             "## Training step (batch 2, with aux, GRAPH)", "",
+             "MindSpore's own convolution backward (train.lean_backward off); the project's CPU default, the lean "
+             "backward, is measured by `python -m benchmarks.memory_probe` (benchmarks/memory.md).", "",
+             "| crop | s/step | peak RSS |", "|---|---|---|"]
     lines += [f"| {t['crop']} | {t['s_per_step']} | {t['peak_rss_gb']} GB |" for t in r["train"]]
     if "step_loop" in r:
         s = r["step_loop"]
