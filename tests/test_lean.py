@@ -30,15 +30,16 @@ class _TotalLoss(nn.Cell):
         return self.with_loss(x, y)[0]
 
 
-@pytest.fixture
-def graph_mode():
-    ms.set_context(mode=ms.GRAPH_MODE)
+@pytest.fixture(params=["GRAPH", "PYNATIVE"])
+def mode(request):
+    """Both execution modes a training run can use (device.mode)."""
+    ms.set_context(mode=ms.GRAPH_MODE if request.param == "GRAPH" else ms.PYNATIVE_MODE)
     yield
     ms.set_context(mode=ms.PYNATIVE_MODE)
 
 
 @pytest.mark.parametrize("cin,cout,dilation,parts", [(6, 5, 1, 1), (6, 5, 2, 1), (6, 5, 4, 1), (12, 3, 1, 4)])
-def test_lean_convolution_has_the_same_output_and_gradients(graph_mode, cin, cout, dilation, parts):
+def test_lean_convolution_has_the_same_output_and_gradients(mode, cin, cout, dilation, parts):
     """(12, 3): a narrowing convolution, whose input gradient is computed in 4 square slices."""
     x = ms.Tensor(np.random.default_rng(dilation).standard_normal((2, cin, 17, 13)).astype(np.float32))
     plain, lean = conv(cin, cout, 3, dilation=dilation), conv(cin, cout, 3, dilation=dilation)
@@ -62,7 +63,7 @@ def test_only_stride_1_ungrouped_same_size_convolutions_are_converted():
     assert not eligible(nn.Conv2d(4, 4, 3, pad_mode="pad", padding=(1, 1, 0, 0)))
 
 
-def test_pspnet_with_lean_backward_trains_the_same_function(graph_mode):
+def test_pspnet_with_lean_backward_trains_the_same_function(mode):
     from src.model.pspnet import PSPNet
     from src.train.step import NetWithLoss
 
