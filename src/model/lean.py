@@ -53,7 +53,7 @@ class LeanConv2D(nn.Cell):
 
     def bprop(self, x, w, out, dout):
         cout, cin, k, _ = self.weight_shape
-        flipped = ops.matmul(w.reshape(cout * cin, k * k), self.reverse_taps).reshape(cout, cin, k, k)
+        flipped = ops.matmul(w.reshape(cout * cin, k * k), self.reverse_taps.astype(w.dtype)).reshape(cout, cin, k, k)
         w_t = flipped.transpose(1, 0, 2, 3)
         if self.parts == 1:
             dx = self.input_grad(dout, w_t)

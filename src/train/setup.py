@@ -60,8 +60,9 @@ def build_network(cfg: Config, device_target: str, group_size: int) -> nn.Cell:
         logger.info("model.graph_form %s: network built for %dx%d inputs (constant-matrix pooling and resizes)",
                     cfg.model.graph_form, *static_hw)
     if t.lean_backward == "on" or (t.lean_backward == "auto" and device_target == "CPU"):
+        count = lean_backward(net)
         logger.info("train.lean_backward %s: %d convolutions compute their input gradient as a forward "
-                    "convolution (less memory on MindSpore's CPU kernels)", t.lean_backward, lean_backward(net))
+                    "convolution (less memory on MindSpore's CPU kernels)", t.lean_backward, count)
     return apply_amp(net, t.amp_level) if device_target != "CPU" else net
 
 
