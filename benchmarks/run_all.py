@@ -178,8 +178,9 @@ def bench_inference(size: int, repeats: int) -> dict:
     return out
 
 
-def bench_train(crop: int, steps: int) -> dict:
-    """PSPNet50 training step (batch 2, with aux, TrainOneStep-style cell, GRAPH) on random data."""
+def bench_train(crop: int, steps: int, lean: int = 1) -> dict:
+    """PSPNet50 training step (batch 2, with aux, TrainOneStep-style cell, GRAPH) on random data, with the lean
+    convolution backward the project trains with on CPU (``lean``) or MindSpore's own."""
     import numpy as np
     import mindspore as ms
     from src.device import setup_device
@@ -188,14 +189,19 @@ def bench_train(crop: int, steps: int) -> dict:
     from src.train.step import NetWithLoss, TrainStep
 
     setup_device("CPU", "GRAPH")
-    net = PSPNet(classes=21, layers=50)  # MindSpore's own backward: the lean one is memory_probe's "lean"
+    net = PSPNet(classes=21, layers=50)
+    if lean:
+        from src.model.lean import lean_backward
+
+        lean_backward(net)
     step = TrainStep(NetWithLoss(net), build_optimizer(net, 0.01, 1000))
     step.set_train(True)
     rng = np.random.default_rng(0)
     x = ms.Tensor(rng.standard_normal((2, 3, crop, crop)).astype(np.float32))
     y = ms.Tensor(rng.integers(0, 21, (2, crop, crop)).astype(np.int32))
     s = _timed(lambda: step(x, y)[0].asnumpy(), steps)
-    return {"crop": crop, "batch": 2, "s_per_step": s, "peak_rss_gb": _peak_gb(), "ms_threads": _ms_threads()}
+    return {"crop": crop, "batch": 2, "s_per_step": s, "peak_rss_gb": _peak_gb(), "ms_threads": _ms_threads(),
+            "lean_backward": bool(lean)}
 
 
 def bench_step_loop(crop: int, steps: int) -> dict:
@@ -305,7 +311,7 @@ def side_by_side(torch_python: str, size: int, repeats: int, crops: list, rounds
         t_inf.append(torch_peer(torch_python, "inference", size, repeats))
         for crop in crops:
             print(f"round {i + 1}/{rounds}: training step, crop {crop} ...", flush=True)
-            ms_train[crop].append(_child("train", [crop, repeats]))
+            ms_train[crop].append(_child("train", [crop, repeats, 1]))
             t_train[crop].append(torch_peer(torch_python, "train", crop, repeats))
     out = {"rounds": rounds, "inference": _mean(ms_inf), "train": [_mean(ms_train[c]) for c in crops], "torch": {}}
     if t_inf[0]:
@@ -365,6 +371,14 @@ def peak_lines(r: dict) -> list:
     return lines + [""]
 
 
+def _backward_note(r: dict) -> str:
+    if r["train"] and r["train"][0].get("lean_backward"):
+        return ("MindSpore's training steps use the lean convolution backward (train.lean_backward, the project's "
+                "CPU default); benchmarks/memory.md compares it with MindSpore's own.")
+    return ("MindSpore's training steps use its own convolution backward (train.lean_backward off); the lean one, "
+            "the project's CPU default, is in benchmarks/memory.md.")
+
+
 def side_by_side_lines(r: dict) -> list:
     """MindSpore / PyTorch per round and their mean, with each framework's thread count and peak RSS."""
     tp, inf = r.get("torch"), r["inference"]
@@ -381,8 +395,7 @@ def side_by_side_lines(r: dict) -> list:
              f"Threads: MindSpore {inf.get('ms_threads', '?')} (runtime_num_threads), PyTorch {tp['threads']} "
              f"(torch.set_num_threads, set to the core count). Times are the mean over rounds of each process's "
              f"median after a warm-up; peak RSS is the largest of the rounds (the inference process is measured "
-             f"before it exports). MindSpore's training steps use its own convolution backward; the lean one "
-             f"(train.lean_backward, the project's CPU default) is in benchmarks/memory.md.", "",
+             f"before it exports). {_backward_note(r)}", "",
              "| work | MindSpore GRAPH | PyTorch " + tp["torch"] + " | MindSpore / PyTorch (each round) | "
              "peak RSS MindSpore / PyTorch |", "|---|---|---|---|---|"]
     for name, a, b, each, pa, pb in rows:
@@ -421,8 +434,7 @@ def write_markdown(r: dict, path: str) -> None:
              *onnx_lines(r),
              *peak_lines(r),
              "## Training step (batch 2, with aux, GRAPH)", "",
-             "MindSpore's own convolution backward (train.lean_backward off); the project's CPU default, the lean "
-             "backward, is measured by `python -m benchmarks.memory_probe` (benchmarks/memory.md).", "",
+             _backward_note(r), "",
              "| crop | s/step | peak RSS |", "|---|---|---|"]
     lines += [f"| {t['crop']} | {t['s_per_step']} | {t['peak_rss_gb']} GB |" for t in r["train"]]
     if "step_loop" in r:

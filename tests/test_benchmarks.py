@@ -30,6 +30,10 @@ def test_peak_is_the_best_gemm_and_ratios_follow():
     assert "| inference 1x3x473x473 | 3.232 s | 1.616 s | 2.00x (2.00, 2.00) | 2.0 / 1.0 GB |" in pair
     assert "| training step, batch 2, crop 97, with aux | 1.0 s | 0.5 s | 2.00x (2.50, 1.67) | 3.0 / 1.5 GB |" in pair
     assert "Threads: MindSpore 2 (runtime_num_threads), PyTorch 2" in pair
+    assert "use its own convolution backward" in pair  # a run without the lean_backward record
+    r = _results(with_torch=True)
+    r["train"][0]["lean_backward"] = True
+    assert "use the lean convolution backward" in "\n".join(side_by_side_lines(r))
     ort = "\n".join(onnx_lines(_results(with_torch=True)))
     assert "| intra_op_num_threads=1, ORT_ENABLE_ALL | 3.232 | 1.00x | 2.00x |" in ort
     assert "| 2048 | 150.0 | 120.0 | 190.0 |" in text
