@@ -13,20 +13,20 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 
-from benchmarks.run_all import _median_s, child_main, cpu_info, save_report  # stdlib-only module: safe in the PyTorch interpreter too
+# run_all is stdlib-only at import: safe in the PyTorch interpreter too
+from benchmarks.run_all import _median_s, child_main, cpu_info, probe_arguments, run_child, save_report
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # oneDNN's verbose line for a convolution run: implementation, then the problem, e.g. mb1_ic256oc256_ih60oh60kh3...
 VERBOSE = re.compile(r"^onednn_verbose,(?:v1,)?primitive,exec,cpu,convolution,([^,]+),forward\w*,.*?,"
                      r"mb\d+_ic(\d+)oc(\d+)_ih(\d+)oh\d+kh(\d+)sh(\d+)dh(\d+)")
 
 
-def shapes(size: int) -> list:
-    """Distinct convolutions of the eval network at size x size: in, out, kernel, stride, dilation, input H/W, count."""
+def conv_calls(size: int, training: bool = False) -> list:
+    """Every convolution call of PSPNet-50 on one size x size image (with the aux head when ``training``):
+    in/out channels, kernel, stride, dilation, input and output H/W, read with forward hooks."""
     import numpy as np
     import mindspore as ms
     from mindspore import nn
@@ -34,19 +34,28 @@ def shapes(size: int) -> list:
     from src.model.pspnet import PSPNet
 
     setup_device("CPU", "PYNATIVE")
-    net = PSPNet(classes=21, layers=50, use_aux=False)
-    net.set_train(False)
-    seen = {}
+    net = PSPNet(classes=21, layers=50, use_aux=training)
+    net.set_train(training)
+    calls = []
 
     def hook(cell, inputs, output):
-        key = (cell.in_channels, cell.out_channels, cell.kernel_size[0], cell.stride[0], cell.dilation[0],
-               inputs[0].shape[2], inputs[0].shape[3])
-        seen[key] = seen.get(key, 0) + 1
+        calls.append({"in": cell.in_channels, "out": cell.out_channels, "kernel": cell.kernel_size[0],
+                      "stride": cell.stride[0], "dilation": cell.dilation[0], "in_hw": tuple(inputs[0].shape[2:]),
+                      "out_hw": tuple(output.shape[2:])})
 
     for _, cell in net.cells_and_names():
         if isinstance(cell, nn.Conv2d):
             cell.register_forward_hook(hook)
     net(ms.Tensor(np.zeros((1, 3, size, size), np.float32)))
+    return calls
+
+
+def shapes(size: int) -> list:
+    """Distinct convolutions of the eval network at size x size: in, out, kernel, stride, dilation, input H/W, count."""
+    seen = {}
+    for c in conv_calls(size):
+        key = (c["in"], c["out"], c["kernel"], c["stride"], c["dilation"], *c["in_hw"])
+        seen[key] = seen.get(key, 0) + 1
     return [list(k) + [n] for k, n in seen.items()]
 
 
@@ -87,9 +96,7 @@ CHILDREN = {"shapes": shapes, "ms": ms_times, "torch": torch_times}
 
 def _child(python: str, name: str, *args) -> tuple:
     """A child's JSON result and the oneDNN implementation it used per (in, out, H, kernel, stride, dilation)."""
-    env = dict(os.environ, GLOG_v="3", ONEDNN_VERBOSE="1")
-    out = subprocess.run([python, "-m", "benchmarks.conv_probe", "--child", name, *map(str, args)], cwd=ROOT,
-                         capture_output=True, text=True, env=env)
+    out = run_child(python, "benchmarks.conv_probe", name, args, env=dict(os.environ, GLOG_v="3", ONEDNN_VERBOSE="1"))
     if out.returncode:
         raise RuntimeError(f"{name} failed:\n{out.stderr[-2000:]}")
     impl = {}
@@ -150,9 +157,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=473)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--torch-python", default=os.path.join(ROOT, ".venv-torch", "bin", "python"))
-    p.add_argument("--out", default=os.path.join(ROOT, "benchmarks"))
-    p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    probe_arguments(p)
     a = p.parse_args()
     if a.child:
         child_main(CHILDREN, a.child)

@@ -21,13 +21,12 @@ Writes benchmarks/memory.md and benchmarks/memory.json.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
-from benchmarks.run_all import child_main, cpu_info, peak_rss_gb, save_report  # stdlib-only module: safe in the PyTorch interpreter too
+from benchmarks.conv_probe import conv_calls  # MindSpore imported inside: safe in the PyTorch interpreter too
+from benchmarks.run_all import child_main, cpu_info, peak_rss_gb, probe_arguments, run_child, save_report
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 THREADS = 2
 
 
@@ -141,27 +140,9 @@ def im2col_gb(crop: int) -> dict:
     plain NCHW layouts) unfolds its input into a (C_in * kh * kw) x (H_out * W_out) matrix in a scratchpad that
     each primitive owns; this sums ``C_in * kh * kw * H_out * W_out * 4`` bytes over the network's convolutions.
     """
-    import numpy as np
-    import mindspore as ms
-    from mindspore import nn
-    from src.device import setup_device
-    from src.model.pspnet import PSPNet
-
-    setup_device("CPU", "PYNATIVE")
-    net = PSPNet(classes=21, layers=50)
-    total = []
-
-    def hook(cell, inputs, output):
-        kh, kw = cell.kernel_size
-        if kh * kw > 1:
-            total.append(cell.in_channels * kh * kw * output.shape[2] * output.shape[3] * 4)
-
-    for cell in net.cells_and_names():
-        if isinstance(cell[1], nn.Conv2d):
-            cell[1].register_forward_hook(hook)
-    net.set_train(True)
-    net(ms.Tensor(np.zeros((1, 3, crop, crop), np.float32)))
-    return {"crop": crop, "gb": round(sum(total) / 2 ** 30, 3), "convolutions": len(total)}
+    calls = [c for c in conv_calls(crop, training=True) if c["kernel"] > 1]
+    total = sum(c["in"] * c["kernel"] ** 2 * c["out_hw"][0] * c["out_hw"][1] * 4 for c in calls)
+    return {"crop": crop, "gb": round(total / 2 ** 30, 3), "convolutions": len(calls)}
 
 
 def torch_chain() -> dict:
@@ -194,9 +175,7 @@ CHILDREN = {"ms_pspnet": ms_pspnet, "torch_pspnet": torch_pspnet, "ms_chain": ms
 
 
 def _child(python: str, name: str, *args) -> dict:
-    env = dict(os.environ, GLOG_v="3")
-    out = subprocess.run([python, "-m", "benchmarks.memory_probe", "--child", name, *map(str, args)], cwd=ROOT,
-                         capture_output=True, text=True, env=env)
+    out = run_child(python, "benchmarks.memory_probe", name, args, env=dict(os.environ, GLOG_v="3"))
     if out.returncode:
         return {"error": out.stderr.strip().splitlines()[-1][:200] if out.stderr.strip() else f"exit {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -314,7 +293,6 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--crops", type=int, nargs="+", default=[233, 353])
     p.add_argument("--batches", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--torch-python", default=os.path.join(ROOT, ".venv-torch", "bin", "python"))
     p.add_argument("--variants", nargs="+", default=["graph", "recompute", "pynative"],
                    choices=["graph", "lean", "recompute", "pynative"], help="MindSpore forms to measure (graph first)")
     p.add_argument("--append", action="store_true",
@@ -323,8 +301,7 @@ def main() -> None:
     p.add_argument("--explain", action="store_true",
                    help="run only the minimal reproduction and the im2col sizes (for the crops already in memory.json) "
                         "and rewrite the report")
-    p.add_argument("--out", default=os.path.join(ROOT, "benchmarks"))
-    p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    probe_arguments(p)
     a = p.parse_args()
     if a.child:
         child_main(CHILDREN, a.child)

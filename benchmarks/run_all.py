@@ -44,6 +44,20 @@ def child_main(children: dict, argv: list) -> None:
     print(json.dumps(children[name](*[int(v) if v.isdigit() else v for v in args])))
 
 
+def run_child(python: str, module: str, name: str, args, env: dict = None) -> subprocess.CompletedProcess:
+    """``python -m <module> --child <name> <args>`` from the repository folder, output captured."""
+    return subprocess.run([python, "-m", module, "--child", name, *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env=env)
+
+
+def probe_arguments(p: argparse.ArgumentParser) -> None:
+    """The options every benchmark script shares: the PyTorch interpreter, the report folder, the child call."""
+    p.add_argument("--torch-python", default=os.path.join(ROOT, ".venv-torch", "bin", "python"),
+                   help="an interpreter with torch for the side-by-side PyTorch figures (skipped if absent)")
+    p.add_argument("--out", default=os.path.join(ROOT, "benchmarks"))
+    p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+
+
 def save_report(out: str, stem: str, r: dict, text: str) -> None:
     """Write ``<stem>.json`` (the figures) and ``<stem>.md`` (the report) into ``out``; print the report."""
     with open(os.path.join(out, stem + ".json"), "w") as f:
@@ -325,8 +339,7 @@ CHILDREN = {"gemm": bench_gemm_sweep, "inference": bench_inference, "train": ben
 
 
 def _child(name: str, args: list) -> dict:
-    out = subprocess.run([sys.executable, "-m", "benchmarks.run_all", "--child", name, *map(str, args)], capture_output=True,
-                         text=True, cwd=ROOT)
+    out = run_child(sys.executable, "benchmarks.run_all", name, args)
     if out.returncode:
         raise RuntimeError(f"{name} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -462,11 +475,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--rounds", type=int, default=2, help="alternating MindSpore / PyTorch rounds (full run)")
-    p.add_argument("--out", default=os.path.join(ROOT, "benchmarks"))
-    p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    probe_arguments(p)
     p.add_argument("--render", action="store_true", help="rewrite results.md from results.json")
-    p.add_argument("--torch-python", default=os.path.join(ROOT, ".venv-torch", "bin", "python"),
-                   help="an interpreter with torch for the side-by-side PyTorch figures (skipped if absent)")
     a = p.parse_args()
     if a.child:
         child_main(CHILDREN, a.child)
