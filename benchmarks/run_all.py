@@ -186,8 +186,6 @@ def bench_inference(size: int, repeats: int) -> dict:
             out[key] = _timed(lambda: sess.run(None, {name: x}), repeats)
         out["ort_threads"], out["onnxruntime"] = cores, ort.__version__
     out["ms_threads"] = _ms_threads()
-    macs = 161.6e9 * (size / 473) ** 2
-    out["gflops_ms_graph"] = round(2 * macs / out["ms_graph_s"] / 1e9, 1)
     out["peak_rss_gb"] = _peak_gb()
     return out
 
