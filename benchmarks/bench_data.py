@@ -3,10 +3,11 @@
 Usage (from the repository folder): python -m benchmarks.bench_data [--num 64] [--size 500] [--crop 473] [--batch 2] [--json out.json]
 """
 import argparse
-import json
 import os
 import tempfile
 import time
+
+from src.outputs import write_json
 
 
 
@@ -45,8 +46,7 @@ def main() -> None:
     for r in rows:
         print(f"  workers={r['workers']}: {r['images_per_s']:.1f} images/s ({r['images']} images in {r['seconds']} s)")
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(rows, f, indent=1)
+        write_json(a.json, rows)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import sys
 import tempfile
 import time
 
+from src.outputs import export_files, write_json, write_text
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -60,10 +62,8 @@ def probe_arguments(p: argparse.ArgumentParser) -> None:
 
 def save_report(out: str, stem: str, r: dict, text: str) -> None:
     """Write ``<stem>.json`` (the figures) and ``<stem>.md`` (the report) into ``out``; print the report."""
-    with open(os.path.join(out, stem + ".json"), "w") as f:
-        json.dump(r, f, indent=1)
-    with open(os.path.join(out, stem + ".md"), "w") as f:
-        f.write(text)
+    write_json(os.path.join(out, stem + ".json"), r)
+    write_text(os.path.join(out, stem + ".md"), text)
     print(text)
 
 
@@ -170,14 +170,16 @@ def bench_inference(size: int, repeats: int) -> dict:
     out = {"size": size, "ms_graph_s": _timed(lambda: net(ms.Tensor(x)).asnumpy(), repeats)}
     out["ms_graph_peak_rss_gb"] = _peak_gb()  # before the export and the other runtimes
     with tempfile.TemporaryDirectory() as d:
-        ms.export(net, ms.Tensor(x), file_name=os.path.join(d, "m"), file_format="MINDIR")
+        export_files(lambda base: ms.export(net, ms.Tensor(x), file_name=base, file_format="MINDIR"),
+                     os.path.join(d, "m.mindir"))
         cell = nn.GraphCell(ms.load(os.path.join(d, "m.mindir")))
         out["mindir_s"] = _timed(lambda: cell(ms.Tensor(x)).asnumpy(), repeats)
         fixed = PSPNet(classes=21, layers=50, use_aux=False, static_hw=(size, size))
         for a, b in zip(net.get_parameters(), fixed.get_parameters()):
             b.set_data(a.data.copy())
         fixed.set_train(False)
-        ms.export(fixed, ms.Tensor(x), file_name=os.path.join(d, "m"), file_format="ONNX")
+        export_files(lambda base: ms.export(fixed, ms.Tensor(x), file_name=base, file_format="ONNX"),
+                     os.path.join(d, "m.onnx"))
         cores = os.cpu_count() or 1
         for key, threads, level in (("onnxruntime_s", cores, "ALL"), ("onnxruntime_1thread_s", 1, "ALL"),
                                     ("onnxruntime_basic_s", cores, "BASIC")):
@@ -465,8 +467,7 @@ def write_markdown(r: dict, path: str) -> None:
               "## Training data pipeline (synthetic 500x375 JPEG -> crop 473, full augmentation)", "",
               "| 1 worker | 2 workers |", "|---|---|",
               f"| {r['data']['workers_1_images_per_s']} images/s | {r['data']['workers_2_images_per_s']} images/s |", ""]
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
+    write_text(path, "\n".join(lines))
 
 
 def main() -> None:
@@ -503,8 +504,7 @@ def main() -> None:
     print("running data pipeline ...", flush=True)
     r["data"] = bench_data()
     os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, "results.json"), "w") as f:
-        json.dump(r, f, indent=1)
+    write_json(os.path.join(a.out, "results.json"), r)
     write_markdown(r, os.path.join(a.out, "results.md"))
     print(open(os.path.join(a.out, "results.md")).read())
 

@@ -7,13 +7,11 @@ resume (:func:`open_resume` then :func:`load_train_state`).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -25,7 +23,8 @@ from mindspore import nn
 from src.errors import PSPNetError, TrainingError
 from src.config import TrainConfig
 from src.distributed import allreduce_sum
-from src.paths import ensure_output_file, free_bytes
+from src.outputs import (OutputFolder, OutputPathError, ensure_output_file, file_sha256, free_bytes, is_partial_name,
+                         remove_temporary, save_checkpoint_file, write_text)
 
 logger = logging.getLogger(__name__)
 
@@ -162,38 +161,44 @@ def is_training_state(name: str) -> bool:
     return name.startswith(TRAINING_STATE_PREFIXES)
 
 
-def save_checkpoint_atomic(entries: List[Dict], path: str | os.PathLike) -> Path:
-    """Save ``[{'name', 'data'}]`` to ``path`` via a temporary file and a rename.
+def save_checkpoint_atomic(entries: List[Dict], path: str | os.PathLike, folder: Optional[OutputFolder] = None) -> Path:
+    """Save ``[{'name', 'data'}]`` to ``path`` via a temporary file and a rename (the output owner's).
 
     A crash while saving leaves either the old file or the new one, never a
     partial checkpoint under ``path``.  The file's SHA-256 is then written to
-    ``<name>.sha256`` (:func:`verify_checksum` reads it at resume).
+    ``<name>.sha256`` (:func:`verify_checksum` reads it at resume).  With
+    ``folder``, ``path`` is a name inside that output folder and both files
+    are recorded as its outputs.
     """
-    path = Path(path)
-    ensure_output_file(path, "checkpoint")
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=TMP_SUFFIX, dir=str(path.parent))
-    os.close(fd)
+    full = folder.path(str(path)) if folder is not None else Path(path)
+    if folder is None:
+        ensure_output_file(full, "checkpoint")
+    else:
+        folder.claim(str(path))
+        folder.claim(str(path) + CHECKSUM_SUFFIX, check_only=True)
     try:
-        ms.save_checkpoint(entries, tmp)
-        digest = file_sha256(tmp)
-        checksum_path(path).unlink(missing_ok=True)  # a stale checksum would call the new file damaged
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as exc:
+        if folder is not None:
+            folder.put_checkpoint(str(path), entries)
+            digest = folder.entries[str(path)]["sha256"]
+        else:
+            digest = save_checkpoint_file(entries, full)
+    except OSError as exc:
         need = sum(int(getattr(e["data"], "nbytes", 0)) for e in entries)
+        reason = str(exc).split(": nothing was replaced")[0] if isinstance(exc, OutputPathError) else exc
         raise CheckpointError(
-            f"cannot save checkpoint {path}: {exc}; it needs about {need / 2**20:.1f} MiB and "
-            f"{free_bytes(path.parent) / 2**20:.1f} MiB are free there. Nothing was replaced: an earlier file "
+            f"cannot save checkpoint {full}: {reason}; it needs about {need / 2**20:.1f} MiB and "
+            f"{free_bytes(full.parent) / 2**20:.1f} MiB are free there. Nothing was replaced: an earlier file "
             f"of that name is intact") from None
-    finally:
-        for partial in (tmp, os.path.splitext(tmp)[0] + ".tmp"):  # ours, and MindSpore's own temporary file
-            if os.path.exists(partial):
-                os.remove(partial)
     try:
-        _write_text_atomic(checksum_path(path), f"{digest}  {path.name}\n")
+        text = f"{digest}  {full.name}\n"
+        if folder is not None:
+            folder.put_text(str(path) + CHECKSUM_SUFFIX, text)
+        else:
+            write_text(checksum_path(full), text)
     except OSError as exc:  # the checkpoint itself is complete and in place
         logger.warning("%s is saved, but its checksum file could not be written (%s); it will be read without "
-                       "verification", path, exc.strerror or exc)
-    return path
+                       "verification", full, exc.strerror or exc)
+    return full
 
 
 CHECKSUM_SUFFIX = ".sha256"
@@ -202,26 +207,6 @@ CHECKSUM_SUFFIX = ".sha256"
 def checksum_path(path: str | os.PathLike) -> Path:
     """Where the SHA-256 of checkpoint ``path`` is kept: ``<name>.sha256`` beside it."""
     return Path(str(path) + CHECKSUM_SUFFIX)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, read in 4 MiB pieces."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(4 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def verify_checksum(path: str | os.PathLike) -> Optional[bool]:
@@ -237,18 +222,14 @@ def verify_checksum(path: str | os.PathLike) -> Optional[bool]:
     return bool(text) and text[0] == file_sha256(path)
 
 
+def _partial_checkpoint_name(name: str) -> bool:
+    return is_partial_name(name) or (".ckpt." in name and (name.endswith(TMP_SUFFIX) or name.endswith(".tmp.tmp")
+                                     or (CHECKSUM_SUFFIX + "." in name and name.endswith(".tmp"))))
+
+
 def remove_partial_checkpoints(folder: str | os.PathLike) -> List[Path]:
     """Delete temporary files that an interrupted :func:`save_checkpoint_atomic` left in ``folder``."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    removed = [p for p in folder.iterdir() if p.is_file() and ".ckpt." in p.name
-               and (p.name.endswith(TMP_SUFFIX) or p.name.endswith(".tmp.tmp")
-                    or (CHECKSUM_SUFFIX + "." in p.name and p.name.endswith(".tmp")))]
-    for p in removed:
-        p.unlink()
-        logger.warning("removed a partial checkpoint file left by an interrupted save: %s", p)
-    return removed
+    return remove_temporary(folder, _partial_checkpoint_name)
 
 
 def arrays_to_entries(params: Mapping[str, np.ndarray]) -> List[Dict]:
@@ -289,7 +270,7 @@ def schedule_changes(saved: Mapping[str, float], current: Mapping[str, float]) -
 
 
 def save_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer, state: TrainState,
-                          schedule: Optional[Mapping[str, float]] = None) -> Path:
+                          schedule: Optional[Mapping[str, float]] = None, folder: Optional[OutputFolder] = None) -> Path:
     """Weights + optimizer state + epoch/step/best mIoU (+ the schedule it ran under), written atomically."""
     entries = [{"name": p.name, "data": p.data} for p in net.get_parameters()]
     entries += [{"name": SCHEDULE_PREFIX + k, "data": ms.Tensor(np.array([v], np.float64))}
@@ -300,7 +281,7 @@ def save_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.O
                 {"name": "best_miou", "data": ms.Tensor(np.array([state.best_miou], np.float32))},
                 {"name": LOCAL_BEST_NAME,
                  "data": ms.Tensor(np.array(state.device_bests or [state.local_best], np.float32))}]
-    return save_checkpoint_atomic(entries, path)
+    return save_checkpoint_atomic(entries, path, folder)
 
 
 def _counter(params: Mapping[str, np.ndarray], name: str, path: str | os.PathLike) -> int:
@@ -357,12 +338,12 @@ def load_train_state(params: Mapping[str, np.ndarray], path: str | os.PathLike, 
 BEST_INFO = "best.json"  # best.ckpt's mIoU, so resuming need not read a second ~590 MB file
 
 
-def save_best_checkpoint(ckpt_dir: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer,
+def save_best_checkpoint(folder: OutputFolder, sub: str, net: nn.Cell, optimizer: nn.Optimizer,
                          state: TrainState) -> Path:
-    """``best.ckpt`` and, beside it, its mIoU in ``best.json``."""
-    path = save_train_checkpoint(Path(ckpt_dir) / "best.ckpt", net, optimizer, state)
-    (Path(ckpt_dir) / BEST_INFO).write_text(json.dumps({"best_miou": state.best_miou, "epoch": state.epoch,
-                                                         "step": state.step}))
+    """``<sub>/best.ckpt`` in the run's output folder and, beside it, its mIoU in ``best.json``."""
+    path = save_train_checkpoint(f"{sub}/best.ckpt", net, optimizer, state, folder=folder)
+    folder.put_json(f"{sub}/{BEST_INFO}", {"best_miou": state.best_miou, "epoch": state.epoch, "step": state.step},
+                      indent=None)
     return path
 
 
@@ -422,12 +403,12 @@ def open_resume(resume: Optional[str], ckpt_dir: str | os.PathLike
                           f"checksum; remove them to start fresh, or pass --resume PATH")
 
 
-def rotate_checkpoints(ckpt_dir: str | os.PathLike, keep_last: int) -> None:
-    """Delete all but the newest ``keep_last`` epoch checkpoints (0 keeps every one)."""
-    found = epoch_checkpoints(ckpt_dir)
+def rotate_checkpoints(folder: OutputFolder, sub: str, keep_last: int) -> None:
+    """Delete all but the newest ``keep_last`` epoch checkpoints this run's folder owns (0 keeps every one)."""
+    found = [(e, p) for e, p in epoch_checkpoints(folder.path(sub)) if folder.unchanged(f"{sub}/{p.name}")]
     for _, path in found[:-keep_last] if keep_last > 0 else []:
-        path.unlink()
-        checksum_path(path).unlink(missing_ok=True)
+        folder.remove(f"{sub}/{path.name}")
+        folder.remove(f"{sub}/{path.name}{CHECKSUM_SUFFIX}")
 
 
 # The policy of one run's checkpoint folder: which file to resume from, where every rank continues, when to
@@ -479,8 +460,12 @@ def check_schedule(params: Mapping[str, np.ndarray], path: Path, current: Mappin
 class RunCheckpoints:
     """The ``checkpoints/`` folder of one run: resume, save per epoch, keep the newest, best.ckpt."""
 
-    def __init__(self, ckpt_dir: str | os.PathLike, train_cfg: TrainConfig, is_main: bool) -> None:
-        self.dir, self.cfg, self.is_main = Path(ckpt_dir), train_cfg, is_main
+    SUB = "checkpoints"
+
+    def __init__(self, save_dir: str | os.PathLike, train_cfg: TrainConfig, folder: Optional[OutputFolder]) -> None:
+        """``folder``: the run's output folder (rank 0 writes); None on the other ranks, which only read."""
+        self.dir, self.cfg, self.folder = Path(save_dir) / self.SUB, train_cfg, folder
+        self.is_main = folder is not None
 
     def open(self, resume: Optional[str], rank: int, group_size: int) -> ResumePoint:
         """Read the checkpoint ``resume`` names (once) and check every rank continues at the same step."""
@@ -515,14 +500,20 @@ class RunCheckpoints:
         due = state.epoch % t.save_every == 0 or state.epoch == t.epochs or state.step >= total_steps
         if not self.is_main or not due:
             return None
-        path = save_train_checkpoint(self.dir / f"epoch_{state.epoch:04d}.ckpt", net, optimizer, state, schedule)
-        rotate_checkpoints(self.dir, t.keep_last)
+        path = save_train_checkpoint(f"{self.SUB}/epoch_{state.epoch:04d}.ckpt", net, optimizer, state, schedule,
+                                     self.folder)
+        rotate_checkpoints(self.folder, self.SUB, t.keep_last)
         logger.info("saved %s", path)
         return path
 
     def save_best(self, net: nn.Cell, optimizer: nn.Optimizer, state: TrainState) -> Optional[Path]:
         """``best.ckpt`` (main rank)."""
-        return save_best_checkpoint(self.dir, net, optimizer, state) if self.is_main else None
+        return save_best_checkpoint(self.folder, self.SUB, net, optimizer, state) if self.is_main else None
+
+    def last_saved(self) -> Optional[Path]:
+        """The newest epoch checkpoint, or None."""
+        found = epoch_checkpoints(self.dir)
+        return found[-1][1] if found else None
 
     def last_good(self) -> str:
         """The newest epoch checkpoint, for messages ("none" before the first)."""

@@ -10,6 +10,7 @@ one ``error: ...`` line naming the file or key at fault.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -94,20 +95,44 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                         "continues the run")
     p.add_argument("--allow-schedule-change", action="store_true",
                    help="resume even if batch size, epochs, lr, crop or device count differ from the checkpoint's run")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start fresh in a train.save_dir that holds another run: that run's files (only those) are "
+                        "replaced")
 
 
 def _train(a: argparse.Namespace) -> None:
-    from src.logging_setup import add_log_file
-    from src.runlock import hold_run_lock
     from src.train.loop import run_training
 
     cfg = _load(a)
     target = _device(cfg, seed=cfg.train.seed)
     rank, size = _ranks(always=cfg.train.distributed)
-    with hold_run_lock(cfg.train.save_dir, enabled=rank == 0):  # one run per save_dir (rank 0 holds it for all)
-        logger.info("log file: %s", add_log_file(os.path.join(cfg.train.save_dir, "train.log"), rank))
-        summary = run_training(cfg, target, rank, size, a.resume, a.stop_after_epoch, a.allow_schedule_change)
+    with _command_folder(cfg.train.save_dir, "train.save_dir", "train", a.overwrite, rank, "train.log") as folder:
+        summary = run_training(cfg, target, rank, size, a.resume, a.stop_after_epoch, a.allow_schedule_change,
+                               a.overwrite, folder)
     logger.info("done: %s", summary)
+
+
+@contextlib.contextmanager
+def _command_folder(path, what: str, command: str, overwrite: bool, rank: int = 0, log: Optional[str] = None,
+                    opener: Optional[Callable] = None):
+    """Rank 0's output folder, locked for the whole command (None on other ranks), with the command's log
+    file in it: ``<log>`` for rank 0, ``<stem>.rank<N>`` beside it for the others."""
+    from src.logging_setup import add_log_stream, log_file_name
+    from src.outputs import OutputFolder, open_append
+
+    folder = None
+    if rank == 0:
+        folder = opener(path, overwrite) if opener else \
+            OutputFolder(path, what, command, overwrite).__enter__()
+    try:
+        if log:
+            stream = folder.open_log(log) if folder is not None else open_append(Path(path) / log_file_name(log, rank))
+            add_log_stream(stream, rank)
+            logger.info("log file: %s", stream.name)
+        yield folder
+    finally:
+        if folder is not None:
+            folder.close()
 
 
 MULTI_SCALES = "[0.5, 0.75, 1.0, 1.25, 1.5, 1.75]"  # semseg's multi-scale test
@@ -122,21 +147,19 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--multi-scale", action="store_true", help=f"use scales {MULTI_SCALES} (semseg's multi-scale test)")
     p.add_argument("--results-dir", default=None, help="where results.json and pictures go "
                    "(default eval.save_dir, else <train.save_dir>/eval_<backend>)")
-    p.add_argument("--overwrite", action="store_true", help="allow writing into an existing results folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier evaluation's files in the results folder (a user's files there stay)")
 
 
 def _eval(a: argparse.Namespace) -> None:
-    from src.evaluation.evaluate import EVAL_LOG, prepare_results_dir, results_dir_of, run_eval
-    from src.logging_setup import add_log_file
+    from src.evaluation.evaluate import EVAL_LOG, open_results_dir, results_dir_of, run_eval
 
     cfg = _load(a, ["eval.scales", MULTI_SCALES] if a.multi_scale else [])
     _device(cfg)
     rank, size = _ranks()
     out_dir = results_dir_of(cfg, a.backend, a.results_dir)
-    if rank == 0:
-        prepare_results_dir(out_dir, a.overwrite)  # refused before the log file makes the folder non-empty
-    logger.info("log file: %s", add_log_file(out_dir / EVAL_LOG, rank))
-    run_eval(cfg, a.ckpt, a.backend, a.overwrite, a.results_dir, rank, size)
+    with _command_folder(out_dir, "results folder", "eval", a.overwrite, rank, EVAL_LOG, open_results_dir) as folder:
+        run_eval(cfg, a.ckpt, a.backend, a.overwrite, a.results_dir, rank, size, folder)
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
@@ -150,6 +173,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--file_name", default=None, help="output path without or with extension (default pspnet<layers>)")
     p.add_argument("--output", default="logits", choices=["logits", "softmax", "argmax"])
     p.add_argument("--no-verify", action="store_true", help="skip the reload/ONNX Runtime comparison")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export of that name (and its sidecar)")
 
 
 def _export(a: argparse.Namespace) -> None:
@@ -161,7 +185,7 @@ def _export(a: argparse.Namespace) -> None:
     width = cfg.eval.test_w if a.width is None else a.width
     result = export_model(cfg.model, cfg.data.classes, a.ckpt, a.file_format, a.batch_size, height, width,
                           a.file_name or f"pspnet{cfg.model.layers}", target, a.output, not a.no_verify,
-                          cfg.data.mean, cfg.data.std)
+                          cfg.data.mean, cfg.data.std, a.overwrite)
     print(json.dumps(result, indent=1))
 
 
@@ -177,6 +201,7 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
                    help="drop unknown keys and shape mismatches (listed) instead of refusing")
     p.add_argument("--allow-non-finite", action="store_true",
                    help="convert tensors holding NaN/inf (listed) instead of refusing the file")
+    p.add_argument("--overwrite", action="store_true", help="replace a checkpoint an earlier conversion wrote at --dst")
 
 
 def _convert(a: argparse.Namespace) -> None:
@@ -184,7 +209,7 @@ def _convert(a: argparse.Namespace) -> None:
     from src.device import setup_device
 
     setup_device("CPU", "PYNATIVE")
-    report = convert_file(a.src, a.dst, a.kind, a.layers, a.allow_mismatch, a.allow_non_finite)
+    report = convert_file(a.src, a.dst, a.kind, a.layers, a.allow_mismatch, a.allow_non_finite, a.overwrite)
     print(report.summary())
     print(f"wrote {a.dst}")
 
@@ -198,12 +223,14 @@ def _synthetic_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=128, help="image width; height is 3/4 of it (3/8 for context_far)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--overwrite", action="store_true", help="write over a data set an earlier run wrote in OUT")
 
 
 def _synthetic(a: argparse.Namespace) -> None:
     from src.data.synthetic import generate
 
-    print(json.dumps(generate(a.out, a.task, a.num, a.size, a.seed, a.val_fraction)))
+    with _command_folder(a.out, "--out", "synthetic", a.overwrite) as folder:
+        print(json.dumps(generate(folder, a.task, a.num, a.size, a.seed, a.val_fraction)))
 
 
 def _prepare_args(p: argparse.ArgumentParser) -> None:
@@ -212,6 +239,7 @@ def _prepare_args(p: argparse.ArgumentParser) -> None:
     v.add_argument("--voc-root", required=True)
     v.add_argument("--sbd-root", required=True, help="SBD 'dataset' folder with cls/, train.txt, val.txt")
     v.add_argument("--out", default=None, help="data root to write (default: the VOC root)")
+    v.add_argument("--overwrite", action="store_true", help="write the lists again over an earlier prepare's")
     for name in ("ade20k", "cityscapes", "camvid"):
         sp = sub.add_parser(name, help=f"write the {name} list files")
         sp.add_argument("--root", required=True)
@@ -228,7 +256,7 @@ def _prepare(a: argparse.Namespace) -> int:
     from src.data import prepare
 
     if a.cmd == "voc":
-        print(prepare.prepare_voc_aug(a.voc_root, a.sbd_root, a.out))
+        print(prepare.prepare_voc_aug(a.voc_root, a.sbd_root, a.out, a.overwrite))
     elif a.cmd in ("ade20k", "cityscapes", "camvid"):
         print(getattr(prepare, f"prepare_{a.cmd}")(a.root))
     else:
@@ -253,7 +281,9 @@ def _preprocess(a: argparse.Namespace) -> None:
 
     cfg = _load(a, ["eval.batch_size", str(a.batch_size)] if a.batch_size is not None else [])
     lst = a.list or os.path.join(cfg.data.data_root, cfg.data.val_list)
-    preprocess(lst, cfg.data.data_root, a.out, protocol_from_config(cfg.data, cfg.eval))
+    with _command_folder(a.out, "work folder (--out)", "preprocess", True) as folder:
+        folder.remove_owned(["input/", "output/"])  # an earlier preprocess's windows (its own files only)
+        preprocess(lst, cfg.data.data_root, folder, protocol_from_config(cfg.data, cfg.eval))
 
 
 def _infer_args(p: argparse.ArgumentParser) -> None:
@@ -273,7 +303,9 @@ def _infer(a: argparse.Namespace) -> None:
     backend = a.backend or backend_from_extension(a.model)
     if backend == "mindir":
         setup_device("CPU", "GRAPH")
-    n = run_inputs(a.work, runner_predict(a.work, a.model, backend, a.lite_target, a.device_id))
+    predict = runner_predict(a.work, a.model, backend, a.lite_target, a.device_id)
+    with _command_folder(a.work, "work folder (--work)", "infer", True) as folder:
+        n = run_inputs(folder, predict)
     logger.info("wrote %d output files to %s", n, os.path.join(a.work, "output"))
 
 
@@ -287,20 +319,22 @@ def _postprocess_args(p: argparse.ArgumentParser) -> None:
 def _postprocess(a: argparse.Namespace) -> None:
     from src.data.labels import spec_of
     from src.deploy.offline import postprocess_and_report
-    from src.paths import ensure_output_dir
+    from src.outputs import OutputFolder
 
     cfg = _load(a)
-    if a.report_dir:
-        ensure_output_dir(a.report_dir, "--report-dir")
-    postprocess_and_report(a.work, spec_of(cfg.data), cfg.data.ignore_label, a.results_dir, a.report_dir)
+    with _command_folder(a.work, "work folder (--work)", "postprocess", True) as work:
+        report = work
+        if a.report_dir and os.path.abspath(a.report_dir) != os.path.abspath(a.work):
+            report = OutputFolder(a.report_dir, "--report-dir", "postprocess", True, lock=False).__enter__()
+        postprocess_and_report(work, spec_of(cfg.data), cfg.data.ignore_label, a.results_dir, report)
 
 
 def _flow310_args(p: argparse.ArgumentParser) -> None:
     _config_args(p)
     p.add_argument("--model", required=True, help="the MINDIR (exported with export.py; its batch is read from its "
                    "sidecar <model>.json)")
-    p.add_argument("--work", required=True, help="work folder: new, empty, or a previous flow's (only the flow's own "
-                   "files there are replaced)")
+    p.add_argument("--work", required=True, help="work folder: new, or a previous flow's (only files the flow "
+                   "wrote there are replaced; its results only with --overwrite)")
     p.add_argument("--runner", default="app", choices=["app", "python"],
                    help="app: the 310 C++ app (--app); python: the Python runner (ONNX Runtime / MINDIR / Lite)")
     p.add_argument("--app", default="inference/ascend310/build/pspnet_310", help="the built 310 app")
@@ -312,6 +346,8 @@ def _flow310_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list", default=None, help="list file (default: data.val_list under data.data_root)")
     p.add_argument("--max-disk-gb", type=float, default=4.0, help="peak size of the work folder (default 4)")
     p.add_argument("--save-images", action="store_true", help="write gray/color/overlay masks to WORK/results")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier flow's results in WORK (its own "
+                   "files only)")
     p.add_argument("--batch_size", type=int, default=None,
                    help="the model's batch when it has no export sidecar <model>.json (default: from the sidecar)")
 
@@ -345,7 +381,7 @@ def _flow310(a: argparse.Namespace) -> None:
     lst = a.list or os.path.join(cfg.data.data_root, cfg.data.val_list)
     samples = read_list(lst, cfg.data.data_root)
     run_flow(samples, a.work, protocol, runner, spec_of(cfg.data), cfg.data.ignore_label, a.max_disk_gb,
-             a.save_images)
+             a.save_images, a.overwrite)
 
 
 def _predict_args(p: argparse.ArgumentParser) -> None:
@@ -354,11 +390,10 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default=None, choices=["ms", "mindir", "onnx"], help="default: from the extension")
     p.add_argument("--input", nargs="+", required=True, help="image files and/or folders")
     p.add_argument("--out", required=True, help="writes OUT/gray, OUT/color, OUT/overlay")
+    p.add_argument("--overwrite", action="store_true", help="replace masks an earlier predict wrote in OUT")
 
 
 def _predict(a: argparse.Namespace) -> None:
-    from pathlib import Path
-
     from src.data.labels import spec_of
     from src.deploy.predict import collect_images, predict_images
     from src.evaluation.protocol import protocol_from_config
@@ -371,7 +406,9 @@ def _predict(a: argparse.Namespace) -> None:
     protocol = protocol_from_config(cfg.data, cfg.eval)
     predict = make_predict(backend, a.model, cfg.model, cfg.data.classes, protocol.batch_size,
                            (protocol.crop_h, protocol.crop_w))
-    written = predict_images(collect_images(a.input), predict, protocol, Path(a.out), spec_of(cfg.data).palette)
+    images = collect_images(a.input)
+    with _command_folder(a.out, "--out", "predict", a.overwrite) as folder:
+        written = predict_images(images, predict, protocol, folder, spec_of(cfg.data).palette)
     logger.info("wrote %d masks to %s (gray/, color/, overlay/)", len(written), a.out)
 
 
@@ -387,7 +424,7 @@ def _op_inventory_args(p: argparse.ArgumentParser) -> None:
 
 def _op_inventory(a: argparse.Namespace) -> None:
     from src.device import setup_device
-    from src.paths import ensure_output_file
+    from src.outputs import ensure_output_file, write_text
     from src.tools.op_inventory import (ALLOWLIST, ascend_graphs, check_aicore, check_graphs, load_aicpu_accepted,
                                         load_allowlist, report, wheel_registrations)
 
@@ -407,7 +444,7 @@ def _op_inventory(a: argparse.Namespace) -> None:
     table = "\n".join(report(graphs, allowlist))
     print(table)
     if a.out:
-        Path(a.out).write_text(table + "\n", encoding="utf-8")
+        write_text(a.out, table + "\n")
     check_graphs(graphs, allowlist, allowlist_path)
     check_aicore(graphs, wheel_registrations(), load_aicpu_accepted(allowlist_path))
     logger.info("all %d primitives are on the allowlist", len(set().union(*[set(g) for g in graphs.values()])))

@@ -504,10 +504,6 @@ def config_to_dict(cfg: Config) -> Dict[str, Dict[str, Any]]:
     return {s: dataclasses.asdict(getattr(cfg, s)) for s in SECTIONS}
 
 
-def save_config(cfg: Config, path: str | Path) -> Path:
-    """Write the resolved config as YAML (it loads back to an equal Config)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = f"# resolved from {cfg.source}\n" + yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
-    path.write_text(text, encoding="utf-8")
-    return path
+def config_yaml(cfg: Config) -> str:
+    """The resolved config as YAML text (it loads back to an equal Config)."""
+    return f"# resolved from {cfg.source}\n" + yaml.safe_dump(config_to_dict(cfg), sort_keys=False)

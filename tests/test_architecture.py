@@ -10,9 +10,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # Lowest first.  A package may import its own modules and anything in a lower layer, nothing else.
 LAYERS = [
     ["src.errors"],
-    ["src.config", "src.paths", "src.logging_setup", "src.device", "src.distributed", "src.launch", "src.plotting",
+    ["src.config", "src.outputs", "src.logging_setup", "src.device", "src.distributed", "src.launch", "src.plotting",
      "src.progress"],
-    ["src.checkpoint", "src.runlock"],
+    ["src.checkpoint"],
     ["src.data"],
     ["src.model"],
     ["src.convert", "src.evaluation"],
@@ -110,3 +110,71 @@ def test_architecture_doc_shows_these_layers_and_every_module():
     files = {str(p.relative_to(ROOT)) for p in _modules().values()}
     unnamed = sorted(f for f in files if not f.endswith("__init__.py") and Path(f).name not in text)
     assert not unnamed, f"modules docs/ARCHITECTURE.md does not mention: {unnamed}"
+
+
+# --- one owner of every file the program writes (src/outputs.py) -------------------------------------------------
+
+OWNER = ROOT / "src" / "outputs.py"
+WRITE_ATTRS = {"write_text", "write_bytes", "tofile", "savefig", "save_checkpoint", "imwrite", "save", "unlink",
+               "rename", "rmdir", "symlink_to", "hardlink_to", "touch", "FileHandler"}
+SHUTIL_ATTRS = {"copyfile", "copy", "copy2", "copytree", "move", "rmtree"}
+OS_ATTRS = {"remove", "unlink", "rename", "replace", "rmdir", "removedirs", "symlink", "link", "open", "fdopen",
+            "truncate"}
+RUNS_EXPORTER = {"export_files", "put_export"}  # the owner runs an exporter (a lambda) in its private folder
+
+
+def _python_files():
+    for folder in ("src", "scripts", "inference", "benchmarks", "convert"):
+        yield from (ROOT / folder).rglob("*.py")
+    yield from ROOT.glob("*.py")
+
+
+def _writes_around_owner(tree: ast.AST):
+    """(line, what) for each call that writes, renames or removes a file without the owner."""
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) in RUNS_EXPORTER:
+            skip.update(id(n) for arg in node.args if isinstance(arg, ast.Lambda) for n in ast.walk(arg))
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or id(node) in skip:
+            continue
+        func = node.func
+        if isinstance(func, ast.Name) and func.id == "open":
+            mode = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "mode"), None)
+            if isinstance(mode, ast.Constant) and isinstance(mode.value, str) and set(mode.value) & set("wax+"):
+                yield node.lineno, f"open(..., {mode.value!r})"
+        elif isinstance(func, ast.Attribute):
+            owner = func.value.id if isinstance(func.value, ast.Name) else None
+            if owner == "os" and func.attr in OS_ATTRS:
+                yield node.lineno, f"os.{func.attr}"
+            elif owner == "shutil" and func.attr in SHUTIL_ATTRS:
+                yield node.lineno, f"shutil.{func.attr}"
+            elif owner == "json" and func.attr == "dump":
+                yield node.lineno, "json.dump"
+            elif owner in ("ms", "mindspore") and func.attr == "export":
+                yield node.lineno, "ms.export"
+            elif func.attr in WRITE_ATTRS and not (owner == "logging" and func.attr != "FileHandler"):
+                yield node.lineno, f".{func.attr}(...)"
+
+
+def test_nothing_writes_files_around_the_owner():
+    """Every write, rename and removal of a file goes through src/outputs.py (atomic, no symlinks, manifest)."""
+    found = []
+    for path in _python_files():
+        if path == OWNER:
+            continue
+        for line, what in _writes_around_owner(ast.parse(path.read_text(encoding="utf-8"))):
+            found.append(f"{path.relative_to(ROOT)}:{line}: {what}")
+    assert not found, "writes around src/outputs.py:\n" + "\n".join(found)
+
+
+def test_the_owner_check_catches_each_kind_of_write():
+    """The check itself: each way of writing is found, and the owner's own exporter lambda is not."""
+    code = ("open(p, 'w'); open(p, mode='ab'); np.save(p, x); Path(p).write_text('x'); os.remove(p); os.replace(a, b);"
+            "shutil.rmtree(d); json.dump(r, f); ms.export(n, x, file_name=b); fig.savefig(p); cv2.imwrite(p, x);"
+            "logging.FileHandler(p); p.unlink(); export_files(lambda base: ms.export(n, x, file_name=base), p);"
+            "open(p); open(p, 'rb'); logging.getLogger(); s.replace('a', 'b')")
+    found = [what for _, what in _writes_around_owner(ast.parse(code))]
+    assert found == ["open(..., 'w')", "open(..., 'ab')", ".save(...)", ".write_text(...)", "os.remove", "os.replace",
+                     "shutil.rmtree", "json.dump", "ms.export", ".savefig(...)", ".imwrite(...)", ".FileHandler(...)",
+                     ".unlink(...)"]

@@ -408,7 +408,7 @@ def test_predict_skips_special_files_and_keeps_every_output_apart(trained, tmp_p
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (every write fails with ENOSPC)")
 def test_full_disk_while_eval_writes_pictures_and_results(trained, tmp_path, caplog):
     from src.data.dataset import read_list
-    from src.paths import OutputPathError
+    from src.outputs import OutputPathError
 
     cfg, ckpt, _ = trained
     out = tmp_path / "res"
@@ -428,7 +428,7 @@ def test_full_disk_while_eval_writes_pictures_and_results(trained, tmp_path, cap
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (every write fails with ENOSPC)")
 def test_full_disk_while_predict_writes_masks(trained, tmp_path):
-    from src.paths import OutputPathError
+    from src.outputs import OutputPathError
 
     cfg, ckpt, tmp = trained
     images = sorted((tmp / "data" / "JPEGImages").glob("*.jpg"))[:2]

@@ -23,7 +23,7 @@ from src.data.labels import dataset_spec
 from src.data.prepare import check_list
 from src.errors import PSPNetError
 from src.evaluation.evaluate import prepare_results_dir
-from src.paths import OutputPathError, ensure_output_dir
+from src.outputs import OutputPathError, ensure_output_dir
 from src.train.loop import Trainer
 from src.train.records import MetricsLog
 

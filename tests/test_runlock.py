@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from src.runlock import LOCK_NAME, RunLockedError, acquire, hold_run_lock, release
+from src.outputs import LOCK_NAME, RunLockedError, acquire, hold_run_lock, release
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ def test_a_lock_from_another_host_or_unreadable_is_refused(tmp_path):
 
 
 def test_the_lock_of_a_killed_run_is_taken_over(tmp_path, caplog):
-    code = ("import sys, time; from src.runlock import acquire; acquire(sys.argv[1]); print('locked', flush=True); "
+    code = ("import sys, time; from src.outputs import acquire; acquire(sys.argv[1]); print('locked', flush=True); "
             "time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "run")], cwd=str(ROOT), stdout=subprocess.PIPE,
                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -56,7 +56,7 @@ def test_the_lock_of_a_killed_run_is_taken_over(tmp_path, caplog):
         acquire(tmp_path / "run")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    with caplog.at_level(logging.WARNING, logger="src.runlock"):
+    with caplog.at_level(logging.WARNING, logger="src.outputs"):
         path = acquire(tmp_path / "run")
     assert "stale lock" in caplog.text and json.loads(path.read_text())["pid"] == os.getpid()
     release(path)

@@ -15,6 +15,7 @@ ImageNet classifier ``fc.*`` are skipped and reported.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Tuple
@@ -171,17 +172,29 @@ def network_shapes(layers: int, deep_stem: bool, classes: int, backbone_only: bo
 
 
 def convert_file(src: str, dst: str, kind: str = "auto", layers: Optional[int] = None,
-                 allow_mismatch: bool = False, allow_non_finite: bool = False) -> ConversionReport:
+                 allow_mismatch: bool = False, allow_non_finite: bool = False,
+                 overwrite: bool = False) -> ConversionReport:
     """Convert the PyTorch file ``src`` into the MindSpore checkpoint ``dst``; return the report.
 
     The result is checked name by name and shape by shape against the
     MindSpore network it is meant for before anything is written.
     """
-    from src.checkpoint import arrays_to_entries, non_finite_names, save_checkpoint_atomic
-    from src.convert.pth import extract_state_dict, load_pth
-    from src.paths import ensure_output_file
+    from src.outputs import OutputFolder, ensure_output_file
 
     ensure_output_file(dst, "--dst")
+    name = os.path.basename(dst)
+    with OutputFolder(os.path.dirname(dst) or ".", "--dst folder", "convert", overwrite) as folder:
+        folder.refuse_earlier([name], "pass --overwrite to replace it, or choose another --dst")
+        folder.refuse_foreign([name, name + ".sha256"])
+        return _convert_into(src, name, folder, kind, layers, allow_mismatch, allow_non_finite)
+
+
+def _convert_into(src: str, name: str, folder, kind: str, layers: Optional[int], allow_mismatch: bool,
+                  allow_non_finite: bool) -> ConversionReport:
+    """The conversion, written as ``name`` in the locked output folder."""
+    from src.checkpoint import arrays_to_entries, non_finite_names, save_checkpoint_atomic
+    from src.convert.pth import extract_state_dict, load_pth
+
     sd = extract_state_dict(load_pth(src), src)
     bad = non_finite_names(sd)
     if bad and not allow_non_finite:
@@ -198,6 +211,6 @@ def convert_file(src: str, dst: str, kind: str = "auto", layers: Optional[int] =
     params = check_against(params, report, expected, allow_mismatch)
     if report.kind == "semseg_pspnet" and report.missing and not allow_mismatch:
         raise ConversionError(f"{src}: a full PSPNet checkpoint lacks network parameters:\n" + report.summary())
-    save_checkpoint_atomic(arrays_to_entries(params), dst)
+    dst = save_checkpoint_atomic(arrays_to_entries(params), name, folder)
     logger.info("%s -> %s\n%s", src, dst, report.summary())
     return report

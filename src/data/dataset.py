@@ -15,6 +15,7 @@ from PIL import Image
 
 from src.data.labels import IGNORE, DatasetSpec
 from src.errors import PSPNetError
+from src.outputs import append_line, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -287,8 +288,7 @@ class SegDataset:
         MindSpore re-raises it there as a RuntimeError of its own, possibly from a worker process."""
         if self.error_log:
             try:
-                with open(self.error_log, "w", encoding="utf-8") as f:
-                    f.write(" ".join(str(exc).split()) + "\n")
+                write_text(self.error_log, " ".join(str(exc).split()) + "\n")
             except OSError as log_exc:
                 logger.warning("cannot record the data error in %s: %s", self.error_log, log_exc)
 
@@ -317,8 +317,7 @@ class SegDataset:
                     self.bad_seen.add(i)
                     if self.bad_log:  # one short append per sample: safe from several processes
                         try:
-                            with open(self.bad_log, "a", encoding="utf-8") as f:
-                                f.write(f"{i}\t{' '.join(str(exc).split())}\n")
+                            append_line(self.bad_log, f"{i}\t{' '.join(str(exc).split())}")
                         except OSError as log_exc:
                             logger.warning("cannot record the skipped sample in %s: %s", self.bad_log, log_exc)
                     logger.warning("skipping bad sample (%d so far in this process): %s", len(self.bad_seen), exc)

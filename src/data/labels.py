@@ -8,7 +8,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from src.config import DATASETS, ConfigError, DataConfig
-from src.paths import naming
+from src.outputs import palette_png, write_bytes
 
 IGNORE = 255
 
@@ -176,10 +176,5 @@ def colorize(label: np.ndarray, palette: np.ndarray) -> np.ndarray:
 
 
 def write_palette_png(label: np.ndarray, path: str | os.PathLike, palette: np.ndarray) -> None:
-    """Save class indices as a palette PNG (VOC style: the pixel values are the indices)."""
-    from PIL import Image
-
-    im = Image.fromarray(label.astype(np.uint8), mode="P")
-    im.putpalette(palette.reshape(-1).tolist())
-    with naming(path):  # a failed write() carries no file name
-        im.save(path)
+    """Save class indices as a palette PNG (VOC style: the pixel values are the indices), atomically."""
+    write_bytes(path, palette_png(label, palette))

@@ -21,6 +21,7 @@ from PIL import Image
 
 from src.data.dataset import DataError, read_image, read_label
 from src.data.labels import IGNORE, dataset_spec
+from src.outputs import OutputFolder, as_folder, index_png
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def _read_ids(path: Path) -> List[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-def sbd_mat_to_png(mat_path: Path, png_path: Path) -> None:
+def sbd_mat_to_png(mat_path: Path, folder: OutputFolder, name: str) -> None:
     """One SBD ``cls/*.mat`` (GTcls.Segmentation) -> single-channel index PNG."""
     from scipy.io import loadmat
 
@@ -41,10 +42,11 @@ def sbd_mat_to_png(mat_path: Path, png_path: Path) -> None:
         seg = loadmat(str(mat_path))["GTcls"]["Segmentation"][0][0]
     except (KeyError, IndexError, ValueError, OSError) as exc:
         raise DataError(f"cannot read SBD segmentation from {mat_path}: {exc}") from exc
-    Image.fromarray(np.asarray(seg, dtype=np.uint8), mode="L").save(png_path)
+    folder.put_bytes(name, index_png(np.asarray(seg, dtype=np.uint8)))
 
 
-def prepare_voc_aug(voc_root: str, sbd_root: str, out_root: Optional[str] = None) -> Dict[str, int]:
+def prepare_voc_aug(voc_root: str, sbd_root: str, out_root: Optional[str] = None,
+                    overwrite: bool = False) -> Dict[str, int]:
     """Build ``SegmentationClassAug`` and the lists ``train_aug.txt`` / ``val.txt`` under ``out_root``.
 
     train_aug = VOC train + SBD train + SBD val, minus every VOC val image
@@ -60,28 +62,28 @@ def prepare_voc_aug(voc_root: str, sbd_root: str, out_root: Optional[str] = None
     sbd_train, sbd_val = _read_ids(sbd / "train.txt"), _read_ids(sbd / "val.txt")
     val_set = set(voc_val)
     train_aug = sorted((set(voc_train) | set(sbd_train) | set(sbd_val)) - val_set)
-    label_dir = out / "SegmentationClassAug"
-    label_dir.mkdir(parents=True, exist_ok=True)
-    if out != voc and not (out / "JPEGImages").exists():
-        os.symlink((voc / "JPEGImages").resolve(), out / "JPEGImages")
-    voc_labels = voc / "SegmentationClass"
-    for i, name in enumerate(sorted(set(train_aug) | val_set)):
-        dst = label_dir / f"{name}.png"
-        if dst.exists():
-            continue
-        voc_png = voc_labels / f"{name}.png"
-        if voc_png.is_file():
-            with Image.open(voc_png) as im:
-                Image.fromarray(np.array(im).astype(np.uint8), mode="L").save(dst)
-        else:
-            mat = sbd / "cls" / f"{name}.mat"
-            if not mat.is_file():
-                raise DataError(f"no label for '{name}': neither {voc_png} nor {mat} exists")
-            sbd_mat_to_png(mat, dst)
-        if i % 1000 == 0:
-            logger.info("labels: %d done", i)
-    (out / "train_aug.txt").write_text("\n".join(VOC_LINE.format(n) for n in train_aug) + "\n")
-    (out / "val.txt").write_text("\n".join(VOC_LINE.format(n) for n in voc_val) + "\n")
+    with OutputFolder(out, "--out", "prepare", overwrite) as folder:
+        folder.refuse_earlier(["train_aug.txt", "val.txt"], "pass --overwrite to write the lists again")
+        if out != voc and not (out / "JPEGImages").exists():
+            folder.link("JPEGImages", (voc / "JPEGImages").resolve())
+        voc_labels = voc / "SegmentationClass"
+        for i, name in enumerate(sorted(set(train_aug) | val_set)):
+            dst = f"SegmentationClassAug/{name}.png"
+            if folder.unchanged(dst):
+                continue  # written by an earlier, interrupted prepare: the same bytes
+            voc_png = voc_labels / f"{name}.png"
+            if voc_png.is_file():
+                with Image.open(voc_png) as im:
+                    folder.put_bytes(dst, index_png(np.array(im).astype(np.uint8)))
+            else:
+                mat = sbd / "cls" / f"{name}.mat"
+                if not mat.is_file():
+                    raise DataError(f"no label for '{name}': neither {voc_png} nor {mat} exists")
+                sbd_mat_to_png(mat, folder, dst)
+            if i % 1000 == 0:
+                logger.info("labels: %d done", i)
+        folder.put_text("train_aug.txt", "\n".join(VOC_LINE.format(n) for n in train_aug) + "\n")
+        folder.put_text("val.txt", "\n".join(VOC_LINE.format(n) for n in voc_val) + "\n")
     counts = {"train_aug": len(train_aug), "val": len(voc_val)}
     if counts != {"train_aug": 10582, "val": 1449}:
         logger.warning("counts %s differ from the standard VOC2012AUG (10582 / 1449)", counts)
@@ -101,7 +103,7 @@ def _pairs(images: Iterable[Path], to_label, root: Path) -> List[str]:
 def _write_list(path: Path, lines: Sequence[str]) -> int:
     if not lines:
         raise DataError(f"no samples found for {path}")
-    path.write_text("\n".join(lines) + "\n")
+    as_folder(path.parent, "data root", "prepare").put_text(path.name, "\n".join(lines) + "\n")
     return len(lines)
 
 

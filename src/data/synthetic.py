@@ -21,7 +21,6 @@ Usage:
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -30,8 +29,8 @@ import cv2
 import numpy as np
 
 from src.data.dataset import DataError
-from src.data.labels import IGNORE, voc_palette, write_palette_png
-from src.paths import write_image
+from src.data.labels import IGNORE, voc_palette
+from src.outputs import OutputFolder, as_folder
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +163,10 @@ def make_context_far_sample(rng: np.random.Generator, h: int, w: int) -> Tuple[n
 MAKERS = {"shapes": make_shapes_sample, "context": make_context_sample, "context_far": make_context_far_sample}
 
 
-def generate(out: str | Path, task: str = "shapes", num: int = 100, size: int = 128, seed: int = 0,
+DATA_FILES = ("train.txt", "val.txt", "info.json", "JPEGImages/", "SegmentationClassAug/")
+
+
+def generate(out: "str | Path | OutputFolder", task: str = "shapes", num: int = 100, size: int = 128, seed: int = 0,
              val_fraction: float = 0.2) -> Dict[str, object]:
     """Write the data set under ``out``; returns its info (also saved as ``info.json``).
 
@@ -177,9 +179,8 @@ def generate(out: str | Path, task: str = "shapes", num: int = 100, size: int = 
         raise DataError("num must be >= 2 (at least one train and one val sample)")
     if size < 32:
         raise DataError("size must be >= 32")
-    out = Path(out)
-    (out / "JPEGImages").mkdir(parents=True, exist_ok=True)
-    (out / "SegmentationClassAug").mkdir(parents=True, exist_ok=True)
+    folder = as_folder(out, "--out", "synthetic")
+    folder.refuse_earlier(DATA_FILES, "pass --overwrite to write it again, or choose another --out")
     h, w = int(size * ASPECT[task]), size
     make = MAKERS[task]
     palette = voc_palette()
@@ -188,15 +189,16 @@ def generate(out: str | Path, task: str = "shapes", num: int = 100, size: int = 
     for i in range(num):
         image, label = make(np.random.default_rng([seed, i]), h, w)
         name = f"{task}_{i:05d}"
-        write_image(out / "JPEGImages" / f"{name}.jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, 95])
-        write_palette_png(label, out / "SegmentationClassAug" / f"{name}.png", palette)
+        folder.put_image(f"JPEGImages/{name}.jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, 95])
+        folder.put_palette_png(f"SegmentationClassAug/{name}.png", label, palette)
         lines.append(f"JPEGImages/{name}.jpg SegmentationClassAug/{name}.png")
-    (out / "train.txt").write_text("\n".join(lines[: num - n_val]) + "\n")
-    (out / "val.txt").write_text("\n".join(lines[num - n_val:]) + "\n")
+    folder.put_text("train.txt", "\n".join(lines[: num - n_val]) + "\n")
+    folder.put_text("val.txt", "\n".join(lines[num - n_val:]) + "\n")
     info = {"task": task, "classes": len(TASKS[task]), "class_names": TASKS[task], "num": num,
             "train": num - n_val, "val": n_val, "height": h, "width": w, "seed": seed}
-    (out / "info.json").write_text(json.dumps(info, indent=1))
+    folder.put_json("info.json", info)
+    out = folder.root
     logger.info("wrote %d %s samples (%d train, %d val) of %dx%d to %s", num, task, num - n_val, n_val, w, h, out)
     return info
 

@@ -14,7 +14,7 @@ from src.checkpoint import load_params_strict
 from src.errors import PSPNetError
 from src.model.backends import load_eval_network, write_sidecar
 from src.model.pspnet import build_pspnet
-from src.paths import ensure_output_file
+from src.outputs import OutputFolder, ensure_output_file
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class OutputHead(nn.Cell):
 
 def export_model(model_cfg: ModelConfig, classes: int, ckpt: str, file_format: str, batch_size: int, height: int, width: int,
                  file_name: str, device_target: str = "CPU", output: str = "logits", verify: bool = True,
-                 mean=None, std=None) -> Dict:
+                 mean=None, std=None, overwrite: bool = False) -> Dict:
     """Export and (by default) verify, then write the sidecar; returns a dict with the file, shapes and max
     differences.
 
@@ -55,25 +55,33 @@ def export_model(model_cfg: ModelConfig, classes: int, ckpt: str, file_format: s
     (constant pooling/resize matrices), checked with ``onnx.checker`` and run
     in ONNX Runtime.  AIR needs the Ascend backend.
     """
-    fmt, base, path = _target(file_format, device_target, batch_size, height, width, file_name)
-    reference = load_eval_network(model_cfg, classes, ckpt)
-    head = _fixed_size_head(reference, model_cfg, classes, ckpt, (height, width), output)
-    shape = (batch_size, 3, height, width)
-    logger.info("exporting %s for input %s, output %s", fmt, shape, output)
-    ms.export(head, ms.Tensor(np.zeros(shape, np.float32)), file_name=base, file_format=fmt)
-    if not os.path.isfile(path):
-        raise ExportError(f"MindSpore reported no error but {path} was not written")
-    result: Dict = {"file": path, "format": fmt, "input_shape": list(shape), "output": output, "classes": classes,
-                    "layers": model_cfg.layers, "mean": list(mean) if mean else None, "std": list(std) if std else None}
-    if verify and fmt != "AIR":
-        result.update(_verify(reference, path, fmt, shape, output, ckpt))
-    write_sidecar(path, result)
+    fmt, path = _target(file_format, device_target, batch_size, height, width, file_name)
+    name = os.path.basename(path)
+    with OutputFolder(os.path.dirname(path) or ".", "--file_name folder", "export", overwrite) as folder:
+        folder.refuse_earlier([name, name + ".json"], "pass --overwrite to replace that export, or choose another "
+                              "--file_name")
+        folder.refuse_foreign([name, name + ".json"])
+        reference = load_eval_network(model_cfg, classes, ckpt)
+        head = _fixed_size_head(reference, model_cfg, classes, ckpt, (height, width), output)
+        shape = (batch_size, 3, height, width)
+        logger.info("exporting %s for input %s, output %s", fmt, shape, output)
+        result: Dict = {"file": path, "format": fmt, "input_shape": list(shape), "output": output, "classes": classes,
+                        "layers": model_cfg.layers, "mean": list(mean) if mean else None,
+                        "std": list(std) if std else None}
+
+        def check(made: str) -> None:  # in the private folder, before anything is placed
+            if verify and fmt != "AIR":
+                result.update(_verify(reference, made, fmt, shape, output, ckpt))
+
+        folder.put_export(name, lambda base: ms.export(head, ms.Tensor(np.zeros(shape, np.float32)), file_name=base,
+                                                   file_format=fmt), check)
+        write_sidecar(path, result, folder)
     return result
 
 
 def _target(file_format: str, device_target: str, batch_size: int, height: int, width: int,
-            file_name: str) -> Tuple[str, str, str]:
-    """(format, base name for ms.export, the file it writes), every argument checked before any work."""
+            file_name: str) -> Tuple[str, str]:
+    """(format, the file to write), every argument checked before any work."""
     fmt = file_format.upper()
     if fmt not in EXTENSIONS:
         raise ExportError(f"unknown --file_format {file_format}; choose MINDIR, AIR or ONNX")
@@ -85,7 +93,7 @@ def _target(file_format: str, device_target: str, batch_size: int, height: int, 
     base = file_name[: -len(EXTENSIONS[fmt])] if file_name.endswith(EXTENSIONS[fmt]) else file_name
     path = base + EXTENSIONS[fmt]
     ensure_output_file(path, "--file_name")
-    return fmt, base, path
+    return fmt, path
 
 
 def _fixed_size_head(reference, model_cfg: ModelConfig, classes: int, ckpt: str, hw: Tuple[int, int],
@@ -116,9 +124,8 @@ def _verify(reference, path: str, fmt: str, shape: Tuple[int, ...], output: str,
     got = _run_exported(path, fmt, x)
     if not (np.isfinite(want).all() and np.isfinite(got).all()):
         which = "network" if not np.isfinite(want).all() else "exported model"
-        os.remove(path)  # written by this call a moment ago; a model that outputs NaN must not be deployed
-        raise ExportError(f"verification of {path} failed: the {which} gives non-finite outputs (NaN/inf) on a "
-                          f"normal input; are the weights in {ckpt} finite? The exported file was removed")
+        raise ExportError(f"verification failed: the {which} gives non-finite outputs (NaN/inf) on a normal input; "
+                          f"are the weights in {ckpt} finite? Nothing was written")
     diffs = _compare(want, got, output)
     logger.info("verified %s: max |diff| %.3g, argmax agreement %.6f", path, diffs["max_abs_diff"],
                 diffs["argmax_agreement"])

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -30,7 +29,7 @@ from src.evaluation.protocol import (Predict, Protocol, WindowPlan, combine_scal
                                       plan_windows, scaled_images)
 from src.evaluation.report import Gallery, write_report
 from src.model.backends import backend_from_extension, make_predict
-from src.paths import free_bytes, output_writes
+from src.outputs import OutputFolder, as_folder, free_bytes, output_writes
 
 logger = logging.getLogger(__name__)
 
@@ -43,16 +42,16 @@ def output_name(input_name: str) -> str:
     return input_name[:-4] + "_0.bin"
 
 
-def preprocess(list_file: str, data_root: str, out_dir: str, protocol: Protocol, require_labels: bool = True) -> Dict:
+def preprocess(list_file: str, data_root: str, out_dir: "str | OutputFolder", protocol: Protocol,
+               require_labels: bool = True) -> Dict:
     """Write window batches and ``meta.json`` for every image in ``list_file``; returns the meta dict."""
     return preprocess_samples(read_list(list_file, data_root, require_labels=require_labels), out_dir, protocol)
 
 
-def preprocess_samples(samples: Sequence[Sample], out_dir: str | Path, protocol: Protocol,
+def preprocess_samples(samples: Sequence[Sample], out_dir: "str | Path | OutputFolder", protocol: Protocol,
                        show_progress: bool = True) -> Dict:
     """Write window batches and ``meta.json`` for ``samples``; returns the meta dict."""
-    out = Path(out_dir)
-    (out / "input").mkdir(parents=True, exist_ok=True)
+    folder = as_folder(out_dir, "work folder", "preprocess")
     b = protocol.batch_size
     meta: Dict = {"protocol": asdict(protocol), "input_shape": [b, 3, protocol.crop_h, protocol.crop_w],
                   "images": []}
@@ -67,15 +66,15 @@ def preprocess_samples(samples: Sequence[Sample], out_dir: str | Path, protocol:
             for k, start in enumerate(range(0, len(inputs), b)):
                 chunk = full_batch(inputs[start:start + b], b)
                 name = f"{idx:05d}_s{si}_{k:03d}.bin"
-                chunk.astype(np.float32).tofile(out / "input" / name)
+                folder.put_array(f"input/{name}", chunk.astype(np.float32))
                 files.append(name)
             entry["scales"].append({"plan": asdict(plan), "files": files})
         meta["images"].append(entry)
         if progress:
             progress.update(idx + 1)
-    (out / META).write_text(json.dumps(meta))
+    folder.put_json(META, meta, indent=None)
     logger.debug("wrote %d input files for %d images to %s", sum(len(s["files"]) for e in meta["images"]
-                                                                for s in e["scales"]), len(samples), out / "input")
+                                                                for s in e["scales"]), len(samples), folder.root / "input")
     return meta
 
 
@@ -148,12 +147,12 @@ def runner_predict(work_dir: str, model_path: str, backend: Optional[str] = None
     return make_predict(backend, model_path, None, classes, b, (h, w), lite_target, device_id)
 
 
-def run_inputs(work_dir: str, predict: Predict, show_progress: bool = True) -> int:
+def run_inputs(work_dir: "str | OutputFolder", predict: Predict, show_progress: bool = True) -> int:
     """The Python runner: every ``input/*.bin`` -> ``output/*_0.bin`` logits; returns the file count."""
-    work = Path(work_dir)
+    folder = as_folder(work_dir, "work folder", "infer")
+    work = folder.root
     meta = read_meta(work)
     shape = tuple(meta["input_shape"])
-    (work / "output").mkdir(exist_ok=True)
     names = [f for e in meta["images"] for s in e["scales"] for f in s["files"]]
     progress = Progress(len(names), "files") if show_progress else None
     for i, name in enumerate(names, start=1):
@@ -164,7 +163,7 @@ def run_inputs(work_dir: str, predict: Predict, show_progress: bool = True) -> i
         if x.size != int(np.prod(shape)):
             raise DataError(f"{work / 'input' / name}: {x.size} floats, expected {shape}")
         y = np.asarray(predict(x.reshape(shape)), dtype=np.float32)
-        y.tofile(work / "output" / output_name(name))
+        folder.put_array(f"output/{output_name(name)}", y)
         if progress:
             progress.update(i)
     return len(names)
@@ -180,8 +179,8 @@ def _read_output(path: Path, batch: int, classes: int, crop_h: int, crop_w: int)
     return y.reshape(batch, classes, crop_h, crop_w)
 
 
-def postprocess(work_dir: str, spec: DatasetSpec, ignore_label: int = 255,
-                results_dir: Optional[str] = None, gallery: Optional[Gallery] = None,
+def postprocess(work_dir: "str | Path | OutputFolder", spec: DatasetSpec, ignore_label: int = 255,
+                results_dir: "Optional[str | OutputFolder]" = None, gallery: Optional[Gallery] = None,
                 matrix: Optional[ConfusionMatrix] = None, show_progress: bool = True) -> np.ndarray:
     """Merge the runner's outputs into class maps, score them; returns the confusion matrix.
 
@@ -189,8 +188,9 @@ def postprocess(work_dir: str, spec: DatasetSpec, ignore_label: int = 255,
     ``gallery`` collects per-image IoU and best/worst thumbnails for the report;
     ``matrix`` (of earlier chunks) is added to rather than started afresh.
     """
-    work = Path(work_dir)
+    work = Path(getattr(work_dir, "root", work_dir))
     meta = read_meta(work)
+    pictures = as_folder(results_dir, "--results-dir", "postprocess") if results_dir else None
     p = _from_meta(Protocol, {k: tuple(v) if isinstance(v, list) else v for k, v in meta["protocol"].items()},
                    work / META, "the protocol")
     cm = matrix if matrix is not None else ConfusionMatrix(p.classes, ignore_label)
@@ -205,40 +205,43 @@ def postprocess(work_dir: str, spec: DatasetSpec, ignore_label: int = 255,
                                                   p.crop_h, p.crop_w) for f in s["files"]])[:plan.num_inputs]
             per_scale.append(merge_windows(logits, plan, p))
         pred = combine_scales(per_scale, entry["h"], entry["w"]).argmax(axis=2).astype(np.uint8)
-        image = read_image(entry["image"]) if (results_dir or (gallery is not None and entry["label"])) else None
+        image = read_image(entry["image"]) if (pictures or (gallery is not None and entry["label"])) else None
         if entry["label"]:
             _, label = load_sample(Sample(entry["image"], entry["label"], "meta.json", i), spec, p.classes)
             cm.update(pred, label)
             if gallery is not None:
                 gallery.add(entry["name"], image, label, pred)
-        if results_dir:
-            results_dir = save_or_stop(pred, image, entry["name"], Path(results_dir), spec.palette, i - 1)
+        if pictures:
+            pictures = save_or_stop(pred, image, entry["name"], pictures, spec.palette, i - 1)
         if progress:
             progress.update(i)
     return cm.matrix
 
 
-def postprocess_and_report(work_dir: str, spec: DatasetSpec, ignore_label: int = 255,
-                           results_dir: Optional[str] = None, report_dir: Optional[str] = None) -> Dict:
+def postprocess_and_report(work_dir: "str | OutputFolder", spec: DatasetSpec, ignore_label: int = 255,
+                           results_dir: "Optional[str | OutputFolder]" = None,
+                           report_dir: "Optional[str | OutputFolder]" = None) -> Dict:
     """:func:`postprocess`, then the same ``results.json`` and ``report.md`` eval.py writes; returns the scores.
 
     ``results.json`` goes into the work folder, the report into ``report_dir`` (default: the work folder).
     """
+    work = as_folder(work_dir, "work folder", "postprocess")
     gallery = Gallery(spec.classes, ignore_label)
-    matrix = postprocess(work_dir, spec, ignore_label, results_dir, gallery)
-    scores = _score_and_report(matrix, spec, gallery, Path(work_dir), Path(report_dir or work_dir),
-                               f"over the work folder `{work_dir}`", {})
+    matrix = postprocess(work, spec, ignore_label, results_dir, gallery)
+    report = as_folder(report_dir, "--report-dir", "postprocess") if report_dir else work
+    scores = _score_and_report(matrix, spec, gallery, work, report, f"over the work folder `{work.root}`", {})
     return scores.as_dict(spec.class_names)
 
 
-def _score_and_report(matrix: np.ndarray, spec: DatasetSpec, gallery: Gallery, work: Path, report_dir: Path,
-                      how: str, extra: Dict):
+def _score_and_report(matrix: np.ndarray, spec: DatasetSpec, gallery: Gallery, work: OutputFolder,
+                      report_dir: OutputFolder, how: str, extra: Dict):
     """Scores of ``matrix``, logged and written as ``work/results.json`` and ``report_dir/report.md``."""
     scores = scores_from_matrix(matrix)
     for line in result_lines(scores, spec.class_names, OFFLINE_TAG):
         logger.info(line)
-    with output_writes(report_dir, "the scores are complete in the lines above; only the result files are missing"):
-        out = write_json(work / "results.json", scores, spec.class_names,
+    with output_writes(report_dir.root, "the scores are complete in the lines above; only the result files are "
+                                        "missing"):
+        out = write_json(work, scores, spec.class_names,
                          {"tag": OFFLINE_TAG, "confusion_matrix": matrix.tolist(), **extra})
         report_path = write_report(report_dir, scores, spec.class_names, matrix, OFFLINE_TAG, spec.palette, gallery,
                                    [f"Offline (310) flow {how}."])
@@ -248,43 +251,31 @@ def _score_and_report(matrix: np.ndarray, spec: DatasetSpec, gallery: Gallery, w
 
 # --- the whole flow in chunks: bounded disk, a work folder it may clear ---------------------------------------------
 
-FLOW_MARK = ".pspnet_310_work"  # written into a work folder the flow created or adopted (empty)
-FLOW_ENTRIES = ("input", "output", META, "results.json", "report.md", "per_class_iou.png", "confusion.png",
-                "best_worst.png", "results")  # everything the flow writes there
+FLOW_RESULTS = ("results.json", "report.md", "per_class_iou.png", "confusion.png", "best_worst.png", "results/")
+FLOW_ENTRIES = ("input/", "output/", META) + FLOW_RESULTS  # everything the flow writes in its work folder
 DEFAULT_MAX_DISK_GB = 4.0
 
 
 class WorkDirError(DataError):
-    """The work folder is not one the flow may use (not empty and not a previous flow's)."""
+    """The work folder is not one the flow may use."""
 
 
-def prepare_work_dir(work_dir: str | Path) -> Path:
-    """A work folder the flow may write: new, empty, or a previous flow's (its marker and meta.json).
-
-    Of a previous flow's folder only what the flow writes (:data:`FLOW_ENTRIES`)
-    is removed; anything else found there is left and named.  Any other
-    non-empty folder is refused: nothing in it is touched.
-    """
-    work = Path(work_dir)
+def prepare_work_dir(work_dir: "str | Path | OutputFolder", overwrite: bool = False) -> OutputFolder:
+    """The work folder, locked when the caller did not open it: new, or one where only files an earlier flow
+    wrote (its manifest) are replaced - its results only with ``overwrite``. A user's files stay."""
+    work = Path(work_dir.root if isinstance(work_dir, OutputFolder) else work_dir)
     if work.exists() and not work.is_dir():
         raise WorkDirError(f"work folder {work} is a file")
-    if work.is_dir() and any(work.iterdir()):
-        if not (work / FLOW_MARK).is_file():
-            raise WorkDirError(f"work folder {work} is not empty and is not a work folder of this flow (no "
-                               f"{FLOW_MARK}); choose a new or empty folder - nothing in it was changed")
-        for name in FLOW_ENTRIES:
-            target = work / name
-            if target.is_symlink() or target.is_file():
-                target.unlink()
-            elif target.is_dir():
-                shutil.rmtree(target)
-        others = sorted(p.name for p in work.iterdir() if p.name != FLOW_MARK)
-        if others:
-            logger.warning("work folder %s: left %d entries the flow did not write: %s", work, len(others),
-                           ", ".join(others[:10]))
-    work.mkdir(parents=True, exist_ok=True)
-    (work / FLOW_MARK).write_text("written by the PSPNet 310 flow: only the flow's own files here are replaced\n")
-    return work
+    folder = work_dir if isinstance(work_dir, OutputFolder) else \
+        OutputFolder(work, "work folder (--work)", "flow310", overwrite).__enter__()
+    folder.refuse_earlier(FLOW_RESULTS, "pass --overwrite to replace them, or choose another --work")
+    folder.refuse_foreign([n for n in FLOW_ENTRIES if not n.endswith("/")])
+    folder.remove_owned(FLOW_ENTRIES)
+    others = sorted(p.name for p in work.iterdir() if not p.name.startswith(".pspnet") and p.name != ".run.lock")
+    if others:
+        logger.warning("work folder %s: left %d entries the flow did not write: %s", work, len(others),
+                       ", ".join(others[:10]))
+    return folder
 
 
 def max_inputs_per_image(protocol: Protocol) -> int:
@@ -334,19 +325,20 @@ def plan_disk(images: int, protocol: Protocol, max_disk_gb: float = DEFAULT_MAX_
     return DiskPlan(images, max(1, int(max_disk_gb * 1e9 // per_image)), per_image)
 
 
-def clear_chunk(work: Path) -> None:
-    """Delete one chunk's input and output files (the flow's own)."""
-    for sub in ("input", "output"):
-        if (work / sub).is_dir():
-            shutil.rmtree(work / sub)
+def clear_chunk(folder: OutputFolder) -> None:
+    """Delete one chunk's input and output files (the flow's own; a user's file there stays)."""
+    folder.remove_owned(["input/", "output/"])
 
 
 def app_runner(app: str, model_path: str, device_id: int = 0, device: str = "ascend",
-               precision: str = "float32") -> Callable[[Path], None]:
-    """Run the 310 C++ app on a work folder's ``input/`` (one process per chunk); a failure is one DataError."""
-    def run(work: Path) -> None:
+               precision: str = "float32") -> Callable[[OutputFolder], None]:
+    """Run the 310 C++ app on a work folder's ``input/`` (one process per chunk); a failure is one DataError.
+    The app writes each output to a temporary name and renames it; the flow records the outputs as its own."""
+    def run(folder: OutputFolder) -> None:
+        work = folder.root
         cmd = [app, f"--mindir_path={model_path}", f"--input_dir={work / 'input'}", f"--output_dir={work / 'output'}",
                f"--device_id={device_id}", f"--device={device}", f"--precision={precision}"]
+        (work / "output").mkdir(exist_ok=True)
         proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
         if proc.returncode != 0:
             tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])[:600]
@@ -355,21 +347,26 @@ def app_runner(app: str, model_path: str, device_id: int = 0, device: str = "asc
     return run
 
 
-def python_runner(predict: Predict) -> Callable[[Path], None]:
+def python_runner(predict: Predict) -> Callable[[OutputFolder], None]:
     """The Python runner (:func:`run_inputs`) on a work folder, for ONNX Runtime / MINDIR / Lite."""
-    return lambda work: run_inputs(str(work), predict, show_progress=False)
+    return lambda folder: run_inputs(folder, predict, show_progress=False)
+
+
+def _chunk_outputs(meta: Dict) -> List[str]:
+    return [f"output/{output_name(f)}" for e in meta["images"] for sc in e["scales"] for f in sc["files"]]
 
 
 def run_flow(samples: Sequence[Sample], work_dir: str | Path, protocol: Protocol, runner: Callable[[Path], None],
              spec: DatasetSpec, ignore_label: int = 255, max_disk_gb: float = DEFAULT_MAX_DISK_GB,
-             save_images: bool = False) -> Dict:
+             save_images: bool = False, overwrite: bool = False) -> Dict:
     """The 310 flow over ``samples`` in chunks: preprocess -> runner -> merge -> delete, then results and report.
 
     The work folder must be new, empty or a previous flow's
     (:func:`prepare_work_dir`); its peak size is bounded by ``max_disk_gb``
     (printed up front, and checked against the free space).
     """
-    work = prepare_work_dir(work_dir)
+    folder = prepare_work_dir(work_dir, overwrite)
+    work = folder.root
     plan = plan_disk(len(samples), protocol, max_disk_gb)
     logger.info("310 flow: %s", plan.describe())
     free = free_bytes(work)
@@ -382,15 +379,20 @@ def run_flow(samples: Sequence[Sample], work_dir: str | Path, protocol: Protocol
     done = 0
     for start in range(0, len(samples), plan.chunk_images):
         chunk = samples[start:start + plan.chunk_images]
-        clear_chunk(work)
-        preprocess_samples(chunk, work, protocol, show_progress=False)
-        runner(work)
-        postprocess(str(work), spec, ignore_label, str(work / "results") if save_images else None, gallery, cm,
+        clear_chunk(folder)
+        meta = preprocess_samples(chunk, folder, protocol, show_progress=False)
+        outputs = _chunk_outputs(meta)
+        folder.refuse_foreign(outputs)  # the app would write over a user's file of such a name
+        runner(folder)
+        for name in outputs:
+            if name not in folder.written and folder.path(name).is_file():
+                folder.adopt(name)  # written by the app this flow ran
+        postprocess(folder, spec, ignore_label, folder.sub("results") if save_images else None, gallery, cm,
                     show_progress=False)
-        clear_chunk(work)
+        clear_chunk(folder)
         done += len(chunk)
         progress.update(done)
-    scores = _score_and_report(cm.matrix, spec, gallery, work, work, f"in chunks: {plan.describe()}",
+    scores = _score_and_report(cm.matrix, spec, gallery, folder, folder, f"in chunks: {plan.describe()}",
                                {"disk": plan.describe()})
     return {**scores.as_dict(spec.class_names), "confusion_matrix": cm.matrix.tolist(), "chunks": plan.chunks,
             "peak_bytes": plan.peak_bytes}

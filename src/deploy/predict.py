@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import List, Sequence
 
 import numpy as np
 
 from src.data.dataset import DataError, read_image
-from src.evaluation.evaluate import save_prediction
+from src.evaluation.evaluate import output_names, save_prediction
 from src.progress import Progress
-from src.paths import output_writes
+from src.outputs import OutputFolder, as_folder, output_writes
 from src.evaluation.protocol import Predict, Protocol, segment
 
 logger = logging.getLogger(__name__)
@@ -42,30 +42,24 @@ def collect_images(inputs: Sequence[str]) -> List[Path]:
     return found
 
 
-def predict_images(paths: Sequence[Path], predict: Predict, protocol: Protocol, out_dir: Path,
+PICTURE_FOLDERS = ("gray/", "color/", "overlay/")
+
+
+def predict_images(paths: Sequence[Path], predict: Predict, protocol: Protocol, out: "Path | OutputFolder",
                    palette: np.ndarray) -> List[Path]:
-    """Segment each image file (any size) and write gray/color/overlay pictures; returns the color masks."""
+    """Segment each image file (any size) and write gray/color/overlay pictures; returns the color masks.
+
+    Masks an earlier predict wrote in ``out`` are refused unless the folder was opened with ``overwrite``."""
+    folder = as_folder(out, "--out", "predict")
+    folder.refuse_earlier(PICTURE_FOLDERS, "pass --overwrite to replace them, or choose another --out")
     written = []
     names = output_names(paths)
     progress = Progress(len(paths))
     for i, (path, name) in enumerate(zip(paths, names), start=1):
         image = read_image(str(path), str(path))
         pred = segment(image, predict, protocol)
-        with output_writes(out_dir, f"the masks of the {i - 1} images before it are complete in {out_dir}"):
-            save_prediction(pred, image, name, out_dir, palette)
-        written.append(out_dir / "color" / f"{name}.png")
+        with output_writes(folder.root, f"the masks of the {i - 1} images before it are complete in {folder.root}"):
+            save_prediction(pred, image, name, folder, palette)
+        written.append(folder.root / "color" / f"{name}.png")
         progress.update(i)
     return written
-
-
-def output_names(paths: Sequence[Path]) -> List[str]:
-    """One distinct output name per input: the stem, or ``stem_ext`` where stems collide (``a.jpg``/``a.png``),
-    with a counter for anything still equal (the same name in two folders)."""
-    stems = [p.stem for p in paths]
-    names = [f"{p.stem}_{p.suffix.lstrip('.').lower()}" if stems.count(p.stem) > 1 else p.stem for p in paths]
-    seen: Dict[str, int] = {}
-    out = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 and names.count(name) == 1 else f"{name}_{seen[name]}")
-    return out

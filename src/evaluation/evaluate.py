@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from pathlib import Path
@@ -13,22 +12,17 @@ import numpy as np
 
 from src.config import DATASETS, Config, config_to_dict
 from src.data.dataset import DataError, Sample, load_sample, read_list
-from src.data.labels import DatasetSpec, colorize, spec_of, write_palette_png
+from src.data.labels import DatasetSpec, colorize, spec_of
 from src.distributed import allreduce_sum, shard
-from src.errors import PSPNetError
 from src.evaluation.metrics import ConfusionMatrix, Scores, format_table, scores_from_matrix
 from src.data.pipeline import build_val_pipeline, pipeline_error
 from src.evaluation.protocol import Predict, Protocol, protocol_from_config, run_batches, segment
 from src.evaluation.report import Gallery, write_report
 from src.model.backends import make_predict, ms_predict, read_sidecar
-from src.paths import ensure_output_dir, naming, output_writes, write_image
+from src.outputs import OutputExistsError, OutputFolder, as_folder, output_writes
 from src.progress import Progress
 
 logger = logging.getLogger(__name__)
-
-
-class ResultsExistError(PSPNetError, FileExistsError):
-    """The results folder exists and ``overwrite`` was not given."""
 
 
 EVAL_LOG = "eval.log"  # the command's own log file, written into the results folder before the results
@@ -39,13 +33,23 @@ def results_dir_of(cfg: Config, backend: str, results_dir: Optional[str] = None)
     return Path(results_dir or cfg.eval.save_dir or os.path.join(cfg.train.save_dir, f"eval_{backend}"))
 
 
-def prepare_results_dir(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Create the results folder; an existing one holding more than eval's log is refused unless ``overwrite``."""
-    path = Path(path)
-    if path.is_dir() and any(p.name != EVAL_LOG for p in path.iterdir()) and not overwrite:
-        raise ResultsExistError(f"results folder {path} exists and is not empty; pass --overwrite to replace "
-                                f"its files or choose another eval.save_dir")
-    return ensure_output_dir(path, "results folder (--results-dir / eval.save_dir)")
+RESULT_FILES = ("results.json", "report.md", "per_class_iou.png", "confusion.png", "best_worst.png", "gray/",
+                "color/", "overlay/")  # what an evaluation writes in its results folder
+
+
+def open_results_dir(path: str | os.PathLike, overwrite: bool, lock: bool = True) -> OutputFolder:
+    """The results folder, locked for this evaluation; an earlier evaluation's results there are refused
+    unless ``overwrite`` (then only the files eval wrote are replaced; a user's files stay)."""
+    folder = OutputFolder(path, "results folder (--results-dir / eval.save_dir)", "eval", overwrite, lock).__enter__()
+    try:
+        folder.refuse_earlier(RESULT_FILES, "pass --overwrite to replace eval's files there, or choose another "
+                              "--results-dir / eval.save_dir")
+        folder.refuse_foreign([n for n in RESULT_FILES if not n.endswith("/")] + [EVAL_LOG])
+        folder.remove_owned(RESULT_FILES)
+    except BaseException:
+        folder.close()
+        raise
+    return folder
 
 
 def overlay(image_rgb: np.ndarray, color: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -57,48 +61,69 @@ def overlay(image_rgb: np.ndarray, color: np.ndarray, alpha: float = 0.5) -> np.
     return blend
 
 
-def save_prediction(pred: np.ndarray, image_rgb: np.ndarray, name: str, out_dir: Path, palette: np.ndarray) -> None:
+def save_prediction(pred: np.ndarray, image_rgb: np.ndarray, name: str, out: "Path | OutputFolder",
+                    palette: np.ndarray) -> None:
     """Write ``gray/`` (index PNG), ``color/`` (palette PNG) and ``overlay/`` (JPEG) for one image."""
-    for sub in ("gray", "color", "overlay"):
-        (out_dir / sub).mkdir(parents=True, exist_ok=True)
-    write_image(out_dir / "gray" / f"{name}.png", pred)
-    write_palette_png(pred, out_dir / "color" / f"{name}.png", palette)
+    folder = as_folder(out, "pictures folder", "eval")
+    folder.put_image(f"gray/{name}.png", pred)
+    folder.put_palette_png(f"color/{name}.png", pred, palette)
     blend = overlay(image_rgb, colorize(pred, palette))
-    write_image(out_dir / "overlay" / f"{name}.jpg", cv2.cvtColor(blend, cv2.COLOR_RGB2BGR))
+    folder.put_image(f"overlay/{name}.jpg", cv2.cvtColor(blend, cv2.COLOR_RGB2BGR))
+
+
+def output_names(paths: Sequence[str | os.PathLike]) -> List[str]:
+    """One distinct picture name per input: the stem, or ``stem_ext`` where stems collide (``a.jpg``/``a.png``),
+    with a counter for anything still equal (the same name in two folders)."""
+    paths = [Path(p) for p in paths]
+    stems = [p.stem for p in paths]
+    names = [f"{p.stem}_{p.suffix.lstrip('.').lower()}" if stems.count(p.stem) > 1 else p.stem for p in paths]
+    seen: Dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 and names.count(name) == 1 else f"{name}_{seen[name]}")
+    return out
 
 
 def evaluate_samples(samples: Sequence[Sample], spec: DatasetSpec, predict: Predict, protocol: Protocol,
-                     ignore_label: int = 255, results_dir: Optional[Path] = None,
+                     ignore_label: int = 255, results_dir: "Optional[Path | OutputFolder]" = None,
                      gallery: Optional[Gallery] = None) -> np.ndarray:
-    """Confusion matrix over ``samples``; with ``results_dir`` also the gray/color/overlay pictures,
-    with ``gallery`` each image's IoU (and thumbnails of the best and worst) for the report."""
+    """Confusion matrix over ``samples``; with ``results_dir`` also the gray/color/overlay pictures (one
+    distinct name per image), with ``gallery`` each image's IoU (and thumbnails of the best and worst)."""
     cm = ConfusionMatrix(protocol.classes, ignore_label)
     progress = Progress(len(samples))
-    for i, sample in enumerate(samples, start=1):
+    names = output_names([s.image for s in samples])
+    folder = as_folder(results_dir, "results folder", "eval") if results_dir is not None else None
+    for i, (sample, name) in enumerate(zip(samples, names), start=1):
         image, label = load_sample(sample, spec, protocol.classes)
         if label is None:
             raise DataError(f"{sample.where}: evaluation needs a label column")
         pred = segment(image, predict, protocol)
         cm.update(pred, label)
         if gallery is not None:
-            gallery.add(Path(sample.image).stem, image, label, pred)
-        if results_dir is not None:
-            results_dir = save_or_stop(pred, image, Path(sample.image).stem, results_dir, spec.palette, i - 1)
+            gallery.add(name, image, label, pred)
+        if folder is not None:
+            folder = save_or_stop(pred, image, name, folder, spec.palette, i - 1)
         progress.update(i)
     return cm.matrix
 
 
-def save_or_stop(pred: np.ndarray, image: np.ndarray, name: str, results_dir: Path, palette: np.ndarray,
-                 saved: int) -> Optional[Path]:
-    """Save one image's pictures and return ``results_dir``; on a write error (a full disk) say so once and
-    return None, so no more pictures are tried: the scores do not depend on them and the evaluation goes on."""
+def save_or_stop(pred: np.ndarray, image: np.ndarray, name: str, folder: OutputFolder, palette: np.ndarray,
+                 saved: int) -> Optional[OutputFolder]:
+    """Save one image's pictures and return ``folder``; on a write error (a full disk) say so once and
+    return None, so no more pictures are tried: the scores do not depend on them and the evaluation goes on.
+    A user's file in the way, or a symbolic link, stops the command instead (nothing of theirs is replaced)."""
     try:
-        save_prediction(pred, image, name, results_dir, palette)
-        return results_dir
+        save_prediction(pred, image, name, folder, palette)
+        return folder
+    except OutputExistsError:
+        raise
     except OSError as exc:
-        logger.warning("cannot write the pictures of %s: %s (%s); no more pictures are written, those of the %d "
-                       "images before it are kept in %s, and the evaluation goes on", name, exc.strerror or exc,
-                       exc.filename or results_dir, saved, results_dir)
+        if os.path.islink(getattr(exc, "filename", "") or "") or "symbolic link" in str(exc):
+            raise
+        logger.warning("cannot write the pictures of %s: %s; no more pictures are written, those of the %d "
+                       "images before it are kept in %s, and the evaluation goes on", name,
+                       getattr(exc, "strerror", None) or exc, saved, folder.root)
         return None
 
 
@@ -111,12 +136,13 @@ def result_lines(scores: Scores, class_names: Sequence[str], tag: str) -> List[s
     return lines
 
 
-def write_json(path: Path, scores: Scores, class_names: Sequence[str], extra: Dict) -> Path:
+def write_json(out: "Path | OutputFolder", scores: Scores, class_names: Sequence[str], extra: Dict,
+               name: str = "results.json") -> Path:
     """``results.json``: the scores by name plus ``extra`` (model, tag, confusion matrix, config...)."""
     data = {**scores.as_dict(class_names), **extra}
-    with naming(path):
-        path.write_text(json.dumps(data, indent=1))
-    return path
+    if isinstance(out, (str, os.PathLike)) and Path(out).suffix == ".json":  # a file path
+        out, name = Path(out).parent, Path(out).name
+    return as_folder(out, "results folder", "eval").put_json(name, data)
 
 
 def batch_from_model(protocol: Protocol, backend: str, model_path: str) -> Protocol:
@@ -176,7 +202,8 @@ def _evaluate_crops(net, cfg: Config, rank: int, group_size: int, error_log: Opt
 
 
 def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool = False,
-             results_dir: Optional[str] = None, rank: int = 0, group_size: int = 1) -> Dict:
+             results_dir: Optional[str] = None, rank: int = 0, group_size: int = 1,
+             outputs: Optional[OutputFolder] = None) -> Dict:
     """Evaluate ``model_path`` on ``data.val_list`` by the config's protocol; returns the results dict.
 
     Each rank takes every ``group_size``-th image; confusion matrices are
@@ -186,8 +213,8 @@ def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool 
     spec = spec_of(cfg.data)
     samples, mine = val_shard(cfg, rank, group_size)
     out_dir = results_dir_of(cfg, backend, results_dir)
-    if rank == 0:
-        prepare_results_dir(out_dir, overwrite)
+    if rank == 0 and not isinstance(outputs, OutputFolder):
+        outputs = open_results_dir(out_dir, overwrite, lock=False)
     protocol = protocol_from_config(cfg.data, cfg.eval)
     protocol = batch_from_model(protocol, backend, model_path)
     predict = make_predict(backend, model_path, cfg.model, cfg.data.classes, protocol.batch_size,
@@ -196,7 +223,7 @@ def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool 
                 backend, list(protocol.scales), protocol.flip)
     gallery = Gallery(cfg.data.classes, cfg.data.ignore_label) if rank == 0 else None
     matrix = evaluate_samples(mine, spec, predict, protocol, cfg.data.ignore_label,
-                              out_dir if (cfg.eval.save_images and rank == 0) else None, gallery)
+                              outputs if (cfg.eval.save_images and rank == 0) else None, gallery)
     matrix = allreduce_sum(matrix, group_size)
     scores = scores_from_matrix(matrix)
     tag = DATASETS[cfg.data.dataset] + ("-ss" if len(protocol.scales) == 1 else "-ms")
@@ -210,8 +237,8 @@ def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool 
                   f"scales {list(protocol.scales)}, flip {protocol.flip}{part}."]
         with output_writes(out_dir, "the scores are complete in the lines above (and in eval.log if it could be "
                                     "written); only the files of the results folder are missing"):
-            write_json(out_dir / "results.json", scores, spec.class_names, result)
-            write_report(out_dir, scores, spec.class_names, matrix, tag, spec.palette, gallery, header)
+            write_json(outputs, scores, spec.class_names, result)
+            write_report(outputs, scores, spec.class_names, matrix, tag, spec.palette, gallery, header)
         logger.info("results in %s (report.md: table, per-class IoU, confusion heatmap, best/worst images)", out_dir)
     result.update(scores.as_dict(spec.class_names))
     result["results_dir"] = str(out_dir)

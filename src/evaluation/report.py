@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -20,7 +21,7 @@ import numpy as np
 
 from src.data.labels import colorize
 from src.evaluation.metrics import Scores
-from src.paths import naming
+from src.outputs import OutputFolder, as_folder, write_figure
 from src.plotting import label_axes, new_figure
 
 THUMB_SIDE = 192  # longest side of the pictures kept for the best/worst grid
@@ -98,7 +99,16 @@ def _colorize(label: np.ndarray, palette: np.ndarray, ignore_label: Optional[int
     return out
 
 
-def plot_per_class(scores: Scores, class_names: Sequence[str], path: Path) -> Dict:
+def _save(fig, path: Path, folder: Optional[OutputFolder]) -> None:
+    """Write a figure through the output folder (or atomically to a plain path)."""
+    if folder is not None:
+        folder.put_figure(os.path.relpath(path, folder.root), fig)
+    else:
+        write_figure(path, fig)
+
+
+def plot_per_class(scores: Scores, class_names: Sequence[str], path: Path,
+                   folder: Optional[OutputFolder] = None) -> Dict:
     """Horizontal bar chart of per-class IoU with the mIoU line; returns the bars' labels and values."""
     fig = new_figure(8, max(3.0, 0.28 * len(class_names) + 1.2))
     ax = fig.subplots()
@@ -111,13 +121,13 @@ def plot_per_class(scores: Scores, class_names: Sequence[str], path: Path) -> Di
     ax.axvline(scores.miou, color="tab:red", linestyle="--", label=f"mIoU {scores.miou:.4f}")
     ax.set_xlim(0, 1)
     label_axes(ax, "IoU (0-1)", "", "per-class IoU (gray: class absent from the ground truth)", "x", "lower right")
-    with naming(path):
-        fig.savefig(path)
+    _save(fig, path, folder)
     return {"labels": [t.get_text() for t in ax.get_yticklabels()], "values": values.tolist(),
             "xlabel": ax.get_xlabel()}
 
 
-def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: Path) -> np.ndarray:
+def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: Path,
+                   folder: Optional[OutputFolder] = None) -> np.ndarray:
     """Heatmap of the row-normalized confusion matrix (rows: ground truth); returns the plotted matrix."""
     norm = normalized_rows(matrix)
     n = len(class_names)
@@ -138,12 +148,12 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], path: Path) -
                     ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize="xx-small",
                             color="white" if norm[i, j] < 0.6 else "black")
     fig.colorbar(im, ax=ax, label="fraction of the row's pixels")
-    with naming(path):
-        fig.savefig(path)
+    _save(fig, path, folder)
     return norm
 
 
-def plot_best_worst(gallery: Gallery, palette: np.ndarray, path: Path) -> List[str]:
+def plot_best_worst(gallery: Gallery, palette: np.ndarray, path: Path,
+                    folder: Optional[OutputFolder] = None) -> List[str]:
     """Rows of image / ground truth / prediction, worst first then best; returns the row titles."""
     rows = [("worst", r) for r in gallery.worst()] + [("best", r) for r in gallery.best()]
     if not rows:
@@ -160,18 +170,18 @@ def plot_best_worst(gallery: Gallery, palette: np.ndarray, path: Path) -> List[s
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(f"{title}\n{what}" if what == "image" else what, fontsize="small")
-    with naming(path):
-        fig.savefig(path)
+    _save(fig, path, folder)
     return titles
 
 
-def write_report(out_dir: str | Path, scores: Scores, class_names: Sequence[str], matrix: np.ndarray, tag: str,
-                 palette: np.ndarray, gallery: Optional[Gallery] = None, header: Sequence[str] = ()) -> Path:
-    """Write ``report.md`` and its pictures in ``out_dir``; returns the report's path."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    plot_per_class(scores, class_names, out / "per_class_iou.png")
-    plot_confusion(matrix, class_names, out / "confusion.png")
+def write_report(out_dir: "str | Path | OutputFolder", scores: Scores, class_names: Sequence[str],
+                 matrix: np.ndarray, tag: str, palette: np.ndarray, gallery: Optional[Gallery] = None,
+                 header: Sequence[str] = ()) -> Path:
+    """Write ``report.md`` and its pictures in ``out_dir`` (an output folder or its path); returns the report's path."""
+    folder = as_folder(out_dir, "report folder", "report")
+    out = folder.root
+    plot_per_class(scores, class_names, out / "per_class_iou.png", folder)
+    plot_confusion(matrix, class_names, out / "confusion.png", folder)
     lines = [f"# Evaluation report: {tag}", "", *header, "",
              f"**{tag}:mIoU/mAcc/allAcc {scores.miou:.4f}/{scores.macc:.4f}/{scores.allacc:.4f}**", "",
              f"mIoU over the {int(scores.present.sum())} classes present in the ground truth: "
@@ -183,7 +193,7 @@ def write_report(out_dir: str | Path, scores: Scores, class_names: Sequence[str]
               "## Confusion matrix", "", "Rows are ground-truth classes, each normalized to 1: the diagonal is the "
               "class accuracy, a bright cell off it is a confusion.", "", "![confusion](confusion.png)"]
     if gallery is not None and gallery.scores:
-        titles = plot_best_worst(gallery, palette, out / "best_worst.png")
+        titles = plot_best_worst(gallery, palette, out / "best_worst.png", folder)
         ious = np.array([s for _, s in gallery.scores if not np.isnan(s)])
         lines += ["", "## Worst and best images", "",
                   f"Per-image IoU (mean over the classes in the image's ground truth or prediction) over "
@@ -191,7 +201,4 @@ def write_report(out_dir: str | Path, scores: Scores, class_names: Sequence[str]
                   f"max {ious.max():.4f}." if ious.size else "No image had a scorable pixel.", ""]
         if titles:
             lines += [f"- {t}" for t in titles] + ["", "![worst and best](best_worst.png)"]
-    path = out / "report.md"
-    with naming(path):
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return folder.put_text("report.md", "\n".join(lines) + "\n")

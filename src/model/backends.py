@@ -20,6 +20,7 @@ import numpy as np
 from src.config import ModelConfig
 from src.checkpoint import CheckpointError, NonFiniteWeights, load_checkpoint_strict
 from src.errors import PSPNetError
+from src.outputs import OutputFolder, write_json
 from src.model.types import Predict
 
 logger = logging.getLogger(__name__)
@@ -60,9 +61,12 @@ def _is_shape(value) -> bool:
     return isinstance(value, list) and len(value) == 4 and all(_is_count(v) for v in value)
 
 
-def write_sidecar(model_path: str | os.PathLike, meta: Dict) -> Path:
+def write_sidecar(model_path: str | os.PathLike, meta: Dict, folder: Optional[OutputFolder] = None) -> Path:
+    """``<model>.json`` beside the exported model (through its output folder when given)."""
     path = sidecar_path(model_path)
-    path.write_text(json.dumps(meta, indent=1))
+    if folder is not None:
+        return folder.put_json(os.path.relpath(path, folder.root), meta)
+    write_json(path, meta)
     return path
 
 

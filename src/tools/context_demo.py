@@ -8,7 +8,6 @@ a picture of predictions side by side.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -22,6 +21,7 @@ from src.data.synthetic import generate
 from src.evaluation.evaluate import run_eval
 from src.plotting import label_axes, new_figure
 from src.train.loop import Trainer
+from src.outputs import write_figure, write_json, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +70,8 @@ def run_context_demo(cfg: Config, out_dir: str, num: int = 120, size: int = 128,
             runs.append(row)
     results = {"task": task, "seeds": list(train_seeds), "runs": runs, "mean": mean_per_variant(runs),
                "ambiguous_gain": ambiguous_gain(runs)}
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-    (out / "results.md").write_text(markdown_table(results))
+    write_json(out / "results.json", results)
+    write_text(out / "results.md", markdown_table(results))
     picture(out, data_root, examples, train_seeds[0])
     comparison_plot(results["mean"], out / "comparison.png")
     return results
@@ -205,7 +205,7 @@ def picture(out: Path, data_root: Path, examples: int, train_seed: int = 0) -> O
             ax.set_title(f"{title} ({name})" if title == "image" else title, fontsize="small")
     fig.suptitle("boat (on water) vs car (on road): predictions of both variants")
     path = out / "predictions.png"
-    fig.savefig(path)
+    write_figure(path, fig)
     return path
 
 
@@ -233,5 +233,5 @@ def comparison_plot(results: Dict[str, Dict], path: Path) -> Dict[str, list]:
     ax.set_xticks(x, labels=[title for _, title in metrics])
     ax.set_ylim(0, 1)
     label_axes(ax, "", "IoU / fraction of the class's pixels (0-1)", comparison_title(results), "y", "upper right")
-    fig.savefig(path)
+    write_figure(path, fig)
     return bars

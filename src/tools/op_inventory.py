@@ -35,6 +35,7 @@ import yaml
 
 from src.config import ModelConfig
 from src.errors import PSPNetError
+from src.outputs import export_files
 
 ALLOWLIST = Path(__file__).with_name("ascend_op_allowlist.yaml")
 DOCS_URL = "https://www.mindspore.cn/docs/en/master/api_python/{section}/{api}.html"
@@ -81,9 +82,9 @@ def graph_primitives(cell, inputs: Tuple, path: str | os.PathLike) -> Dict[str, 
 
     from src.deploy.export import mindir_primitives
 
-    stem = str(path)[:-len(".mindir")] if str(path).endswith(".mindir") else str(path)
-    ms.export(cell, *inputs, file_name=stem, file_format="MINDIR")
-    return mindir_primitives(stem + ".mindir")
+    target = str(path) if str(path).endswith(".mindir") else str(path) + ".mindir"
+    export_files(lambda base: ms.export(cell, *inputs, file_name=base, file_format="MINDIR"), target)
+    return mindir_primitives(target)
 
 
 def compiled_primitives(cell, inputs: Tuple) -> Dict[str, int]:

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from src.errors import PSPNetError
+from src.outputs import npy_bytes, write_bytes, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def dump_logits(config: str, run_dir: str, target: str, out: str, overrides: Seq
     setup_device(target, "GRAPH")
     net = load_eval_network(cfg.model, cfg.data.classes, str(found[-1][1]))
     logits = ms_predict(net)(fixed_input((cfg.train.crop_h, cfg.train.crop_w)))
-    np.save(out, logits)
+    write_bytes(out, npy_bytes(logits))
     return logits
 
 
@@ -101,7 +102,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (OSError, PSPNetError) as exc:
         logger.error("error: %s", exc)
         return 2
-    Path(a.out).write_text(json.dumps(result, indent=1))
+    write_json(a.out, result)
     print(json.dumps(result, indent=1))
     return 0 if result["agree"] else 1
 

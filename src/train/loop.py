@@ -14,15 +14,16 @@ from typing import Dict, Optional
 import numpy as np
 import mindspore as ms
 
-from src.checkpoint import ResumePoint, RunCheckpoints, load_checkpoint_strict, remove_partial_checkpoints, schedule_of
-from src.config import Config, save_config
+from src.checkpoint import (ResumePoint, RunCheckpoints, epoch_checkpoints, load_checkpoint_strict,
+                            remove_partial_checkpoints, schedule_of)
+from src.config import Config, config_yaml
 from src.data.dataset import read_list
 from src.data.pipeline import build_train_pipeline, pipeline_error
 from src.distributed import allreduce_sum
 from src.errors import PSPNetError, TrainingError
 from src.evaluation.evaluate import evaluate_network
 from src.evaluation.metrics import scores_from_matrix
-from src.paths import ensure_output_dir
+from src.outputs import OutputExistsError, OutputFolder, ensure_output_dir, write_text
 from src.train.lr import build_optimizer, current_lrs, lr_tables, lrs_at
 from src.train.progress import Clock, LossWindow, first_non_finite
 from src.train.records import MetricsLog, plot_curves
@@ -33,6 +34,9 @@ __all__ = ["Trainer", "TrainingError", "run_training", "sink_steps"]
 
 logger = logging.getLogger(__name__)
 
+CONFIG_NAME, METRICS_NAME, CURVES_NAME = "config.yaml", "metrics.jsonl", "curves.png"
+RUN_FILES = (CONFIG_NAME, METRICS_NAME, CURVES_NAME, "train.log")  # a user's file of these names is never replaced
+
 
 class Trainer:
     """Everything one training run needs, built from the config; ``run()`` trains.
@@ -42,15 +46,21 @@ class Trainer:
     """
 
     def __init__(self, cfg: Config, device_target: str = "CPU", rank: int = 0, group_size: int = 1,
-                 resume: Optional[str] = None, allow_schedule_change: bool = False) -> None:
+                 resume: Optional[str] = None, allow_schedule_change: bool = False, overwrite: bool = False,
+                 outputs: Optional[OutputFolder] = None) -> None:
+        """Build the run. ``outputs``: rank 0's output folder, already locked by the caller (opened here
+        without a lock when not given); ``overwrite`` lets a fresh run replace an earlier run's files."""
         t = cfg.train
         self.cfg, self.rank, self.group_size, self.is_main = cfg, rank, group_size, rank == 0
         self.save_dir = Path(t.save_dir)
-        self.ckpts = RunCheckpoints(self.save_dir / "checkpoints", t, self.is_main)
-        self._check_outputs()
+        self.outputs = outputs
+        if self.is_main and outputs is None:
+            self.outputs = OutputFolder(self.save_dir, "train.save_dir", "train", overwrite, lock=False).__enter__()
+        self.ckpts = RunCheckpoints(self.save_dir, t, self.outputs if self.is_main else None)
+        point = self.ckpts.open(resume, rank, group_size)
+        self._check_outputs(point, overwrite)
         self.net = build_network(cfg, device_target, group_size)
         loss_scale = loss_scale_for(t, device_target)
-        point = self.ckpts.open(resume, rank, group_size)
         if cfg.model.pretrained and point.path is None:
             load_checkpoint_strict(self.net, cfg.model.pretrained, allow_missing=("ppm.", "cls.", "aux."),
                                    allow_non_finite=cfg.model.allow_non_finite)
@@ -61,34 +71,81 @@ class Trainer:
         self.sink_size, self._sink = sink_steps(t.sink_size, device_target, self.steps_per_epoch, self.total_steps), None
         self.schedule = schedule_of(t, group_size, self.total_steps)
         self.state = self.ckpts.restore(point, self.net, self.optimizer, rank, self.schedule, allow_schedule_change)
+        self.resumed = point.path is not None
         if self.records and point.path is not None and self.records.truncate_after(self.state.step):
             logger.info("metrics.jsonl: dropped the records after step %d (from the interrupted run)", self.state.step)
         self.step_cell = TrainStep(NetWithLoss(self.net, cfg.data.ignore_label, t.aux_weight), self.optimizer,
                                    group_size, loss_scale)
         self.step_cell.set_train(True)
         if self.is_main:  # only once the run could start, so a failed start keeps the previous run's file
-            save_config(cfg, self.save_dir / "config.yaml")
+            self._write_config()
 
-    def _check_outputs(self) -> None:
-        """Everything that can be checked before the first step: the output folder and the val list."""
+    def _write_config(self) -> None:
+        """The resolved config as ``config.yaml``, unless that file is the user's own ``--config``."""
+        target = self.save_dir / CONFIG_NAME
+        if self.cfg.source and os.path.isfile(self.cfg.source) and target.exists() and \
+                os.path.samefile(self.cfg.source, target):
+            logger.info("%s is the config this run was started with: left as it is (the resolved values are in "
+                        "train.log)", target)
+            return
+        self.outputs.put_text(CONFIG_NAME, config_yaml(self.cfg))
+
+    def _check_outputs(self, point: ResumePoint, overwrite: bool) -> None:
+        """Everything that can be checked before the first step: the output folder, an earlier run, the val list."""
         cfg = self.cfg
         if self.is_main:
             ensure_output_dir(self.ckpts.dir, "train.save_dir")
             remove_partial_checkpoints(self.ckpts.dir)
+            if point.path is None:
+                self._fresh_start(overwrite)
+            self.outputs.refuse_foreign([n for n in RUN_FILES if not self._is_user_config(n)])
         else:
             ensure_output_dir(self.save_dir, "train.save_dir")
         if cfg.train.eval_interval:
             read_list(os.path.join(cfg.data.data_root, cfg.data.val_list), cfg.data.data_root)
-        self.records = MetricsLog(self.save_dir / "metrics.jsonl") if self.is_main else None
+        self.records = MetricsLog(self.save_dir / METRICS_NAME, self.outputs) if self.is_main else None
         self.error_log = str(self.save_dir / f"data_error_rank{self.rank}.txt")
-        if os.path.exists(self.error_log):
-            os.remove(self.error_log)  # this run's own record of a sample that stopped it
+        if self.is_main:
+            self.outputs.put_text(os.path.basename(self.error_log), "", kind="log")  # this run's record of a sample that stops it
+        else:
+            write_text(self.error_log, "")
+
+    def _is_user_config(self, name: str) -> bool:
+        target = self.save_dir / name
+        return name == CONFIG_NAME and bool(self.cfg.source) and os.path.isfile(self.cfg.source) and \
+            target.exists() and os.path.samefile(self.cfg.source, target)
+
+    def _fresh_start(self, overwrite: bool) -> None:
+        """A fresh run in a folder holding another run: refused, unless ``overwrite`` (then that run's files go)."""
+        out = self.outputs
+        foreign = [f"{RunCheckpoints.SUB}/{p.name}" for _, p in epoch_checkpoints(self.ckpts.dir)
+                   if not out.unchanged(f"{RunCheckpoints.SUB}/{p.name}")]
+        if (self.ckpts.dir / "best.ckpt").exists() and not out.unchanged(f"{RunCheckpoints.SUB}/best.ckpt"):
+            foreign.append(f"{RunCheckpoints.SUB}/best.ckpt")
+        if foreign:
+            raise OutputExistsError(f"train.save_dir {self.save_dir} holds checkpoints this program did not record "
+                                    f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); continue that run "
+                                    f"with --resume auto, or move them away / choose another train.save_dir to start "
+                                    f"fresh")
+        earlier = [RunCheckpoints.SUB + "/", METRICS_NAME, CURVES_NAME, "bad_samples_rank"]
+        out.refuse_earlier([RunCheckpoints.SUB + "/", METRICS_NAME], "a fresh run would replace it: continue it with "
+                           "--resume auto, replace that run's files with --overwrite, or choose another "
+                           "train.save_dir")
+        removed = out.remove_owned([n for n in out.owned() if any(n.startswith(e) for e in earlier)])
+        if removed:
+            logger.warning("--overwrite: removed %d files of the earlier run in %s (%s)", len(removed), self.save_dir,
+                           ", ".join(removed[:5]) + (" ..." if len(removed) > 5 else ""))
 
     def _build_data(self, point: ResumePoint) -> None:
         """The training pipeline from the resume epoch on, and the step plan it gives."""
         bad_log = self.save_dir / f"bad_samples_rank{self.rank}.tsv"
-        if point.path is None and bad_log.exists():
-            bad_log.unlink()  # a fresh run counts its own skipped samples
+        if self.is_main:
+            if point.path is None or not bad_log.exists():
+                self.outputs.put_text(bad_log.name, "", kind="log")  # a fresh run counts its own skipped samples
+            else:
+                self.outputs.claim_log(bad_log.name)
+        elif point.path is None:
+            write_text(bad_log, "")
         self.train_ds, self.source, self.sampler = build_train_pipeline(
             self.cfg.data, self.cfg.train, self.rank, self.group_size, start_epoch=point.epoch, bad_log=str(bad_log),
             error_log=self.error_log)
@@ -126,13 +183,13 @@ class Trainer:
     def _check_and_log(self, window: LossWindow, epoch: int, done: int, clock: Clock) -> None:
         """Fetch the window's losses (one device wait), stop on a non-finite one, log and record the last."""
         t = self.cfg.train
-        rows = window.fetch()
+        rows = window.fetch()  # empties the window: the step count comes from the rows
         bad = first_non_finite(rows)
         if bad is not None:
             raise TrainingError(f"loss is {bad.total} at {bad.where()} (epoch {epoch + 1}; main {bad.main}, "
                                 f"aux {bad.aux}); stopping without saving. Last good checkpoint: "
                                 f"{self.ckpts.last_good()}")
-        last, step_time = rows[-1], clock.lap(window.steps)
+        last, step_time = rows[-1], clock.lap(sum(r.steps for r in rows))
         lrs = lrs_at(self.lr_tables, last.step - 1)  # the lr that step ran with
         logger.info("epoch %d/%d step %d/%d (global %d/%d) loss %.4f (main %.4f aux %.4f) lr %.6f/%.6f %.2fs/step "
                     "%.1f img/s ETA %s", epoch + 1, t.epochs, done, self.steps_per_epoch, last.step,
@@ -168,13 +225,35 @@ class Trainer:
         logger.info("eval epoch %d device %d: best mIoU %.4f mIoU %.4f (own shard, %d images) | global mIoU %.4f "
                     "mAcc %.4f allAcc %.4f best %.4f", state.epoch, self.rank, state.local_best, local_miou, count,
                     scores.miou, scores.macc, scores.allacc, state.best_miou)
+        if improved:  # before the records: a failed picture must not cost the best checkpoint
+            self.ckpts.save_best(self.net, self.optimizer, state)
         if self.records:
             self.records.write({"kind": "eval", "epoch": state.epoch, "step": state.step, "miou": scores.miou,
                                 "macc": scores.macc, "allacc": scores.allacc, "best_miou": state.best_miou})
-            plot_curves(self.records.read(), self.save_dir / "curves.png")
-        if improved:
-            self.ckpts.save_best(self.net, self.optimizer, state)
+            self._plot()
         return scores.miou
+
+    def _plot(self) -> None:
+        """``curves.png``; a failed write is a warning: the numbers are in metrics.jsonl and train.log."""
+        try:
+            plot_curves(self.records.read(), self.save_dir / CURVES_NAME, self.outputs)
+        except OSError as exc:
+            logger.warning("cannot write %s (%s); the figures' numbers are in %s", self.save_dir / CURVES_NAME,
+                           exc, self.records.path)
+
+    def _eval_pending(self) -> bool:
+        """True when the resumed epoch was due for an evaluation that never finished (a kill, a failure):
+        rank 0 decides from metrics.jsonl, every rank follows."""
+        t, state = self.cfg.train, self.state
+        due = bool(t.eval_interval) and self.resumed and state.epoch > 0 and \
+            (state.epoch % t.eval_interval == 0 or state.epoch == t.epochs)
+        pending = 0
+        if due and self.records is not None:
+            pending = int(not any(r.get("kind") == "eval" and r.get("epoch") == state.epoch
+                                  for r in self.records.read()))
+        if self.group_size > 1:
+            pending = int(allreduce_sum(np.array([pending], np.int64), self.group_size)[0])
+        return pending > 0
 
     def _train_epoch(self, batches, epoch: int, clock: Clock) -> None:
         """One epoch's steps (or what is left of the schedule), each window of losses checked and logged."""
@@ -212,16 +291,20 @@ class Trainer:
                     self.total_steps)
         if state.epoch != self.start_epoch:
             raise TrainingError("a Trainer runs once; build a new one (with resume) to continue")
+        last_miou = None
+        if self._eval_pending():
+            logger.info("the evaluation after epoch %d did not finish in the run that saved it: evaluating now",
+                        state.epoch)
+            last_miou = self._evaluate(self.ckpts.last_saved())
         if state.step >= self.total_steps or state.epoch >= t.epochs:
             logger.warning("nothing left to train: the run in %s is finished (epoch %d of %d, step %d of %d). Raise "
                            "train.epochs (with --allow-schedule-change), choose another train.save_dir, or start "
                            "fresh with --resume none", self.save_dir, state.epoch, t.epochs, state.step,
                            self.total_steps)
-            return self._summary(None, bad_samples=0, nothing_left=True)
+            return self._summary(last_miou, bad_samples=0, nothing_left=True)
         batches = None if self.sink_size else iter(self.train_ds.create_tuple_iterator(num_epochs=1,
                                                                                       output_numpy=True))
         clock = Clock(time.perf_counter(), state.step, min(self.total_steps, last_epoch * self.steps_per_epoch))
-        last_miou = None
         for epoch in range(state.epoch, last_epoch):
             if state.step >= self.total_steps:
                 break
@@ -230,7 +313,7 @@ class Trainer:
             if t.eval_interval and (state.epoch % t.eval_interval == 0 or state.epoch == t.epochs):
                 last_miou = self._evaluate(saved)  # after saving, so an eval failure loses no training
         if self.records:
-            plot_curves(self.records.read(), self.save_dir / "curves.png")
+            self._plot()
         if self.group_size > 1:  # a barrier: no rank leaves before rank 0 has written the last checkpoint
             allreduce_sum(np.zeros(1, np.float32), self.group_size)
         return self._summary(last_miou)
@@ -238,6 +321,8 @@ class Trainer:
 
 def run_training(cfg: Config, device_target: str = "CPU", rank: int = 0, group_size: int = 1,
                  resume: Optional[str] = None, stop_after_epoch: Optional[int] = None,
-                 allow_schedule_change: bool = False) -> Dict:
+                 allow_schedule_change: bool = False, overwrite: bool = False,
+                 outputs: Optional[OutputFolder] = None) -> Dict:
     """Build a :class:`Trainer` and run it; returns its summary."""
-    return Trainer(cfg, device_target, rank, group_size, resume, allow_schedule_change).run(stop_after_epoch)
+    return Trainer(cfg, device_target, rank, group_size, resume, allow_schedule_change, overwrite,
+                   outputs).run(stop_after_epoch)

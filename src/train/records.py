@@ -4,42 +4,68 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Dict, List
+import logging
+from typing import Dict, List, Optional, Tuple
 
+from src.outputs import OutputFolder, write_figure
 from src.plotting import label_axes
+
+logger = logging.getLogger(__name__)
 
 
 class MetricsLog:
-    """Appends one JSON object per line to ``path``; ``read()`` returns them."""
+    """One JSON object per line in ``path``; written through the run's output folder, whole lines only.
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    A last line cut short by a kill is dropped with a warning when read (and by the next rewrite).
+    """
+
+    def __init__(self, path: str | os.PathLike, folder: Optional[OutputFolder] = None) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.name = os.path.relpath(self.path, folder.root) if folder is not None else self.path.name
 
     def write(self, record: Dict) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        if self.folder is None:
+            raise ValueError("MetricsLog opened read-only (no output folder)")
+        self.folder.append(self.name, json.dumps(record))
 
     def truncate_after(self, step: int) -> int:
         """Drop records of steps after ``step`` (written by a run that is now resumed from ``step``).
 
         Returns how many were dropped.  The file is rewritten atomically.
         """
-        records = self.read()
+        records, cut = self._read()
         kept = [r for r in records if int(r.get("step", 0)) <= step]
-        if len(kept) != len(records):
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-            os.replace(tmp, self.path)
+        if (len(kept) != len(records) or cut) and self.folder is not None:
+            self.folder.put_text(self.name, "".join(json.dumps(r) + "\n" for r in kept))
         return len(records) - len(kept)
 
     def read(self) -> List[Dict]:
+        return self._read()[0]
+
+    def _read(self) -> Tuple[List[Dict], int]:
+        """The records, and how many unreadable lines were skipped (a line cut short by a kill)."""
         if not self.path.is_file():
-            return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            return [], 0
+        records, bad = [], 0
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                bad += 1
+                continue
+            if isinstance(rec, dict):
+                records.append(rec)
+            else:
+                bad += 1
+        if bad:
+            logger.warning("%s: skipped %d unreadable line(s) (a write cut short by a kill?)", self.path, bad)
+        return records, bad
 
 
-def plot_curves(records: List[Dict], path: str | os.PathLike) -> Dict[str, Dict]:
+def plot_curves(records: List[Dict], path: str | os.PathLike, folder: Optional[OutputFolder] = None) -> Dict[str, Dict]:
     """Write a PNG of the run so far: losses and learning rates per step, validation scores per epoch.
 
     Drawn with matplotlib's Agg canvas (no display, no global backend
@@ -73,9 +99,10 @@ def plot_curves(records: List[Dict], path: str | os.PathLike) -> Dict[str, Dict]
     for ax in (ax_loss, ax_lr, ax_eval):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _label(ax_eval, "validation (whole val set)", "epoch", "score (0-1)")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    if folder is not None:
+        folder.put_figure(os.path.relpath(path, folder.root), fig)
+    else:
+        write_figure(path, fig)
     return {ax.get_title(): {"xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
                              "series": {ln.get_label(): len(ln.get_xdata()) for ln in ax.get_lines()}}
             for ax in (ax_loss, ax_lr, ax_eval)}
