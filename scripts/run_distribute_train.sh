@@ -10,7 +10,7 @@
 # RESUME=auto (default) continues from the newest checkpoint in train.save_dir (a finished run says "nothing
 #   left to train"); RESUME=none starts fresh; RESUME=PATH continues from that checkpoint.
 # Exit status: the worst rank's (under msrun, msrun's: non-zero when any worker failed). When one rank fails the
-#   others are stopped; Ctrl-C / TERM stops every rank. Logs: LOG_DIR (default ./logs_distributed), a file per rank.
+#   others are stopped; Ctrl-C / TERM / HUP stops every rank and its children within STOP_GRACE (20) + 5 s. Logs: LOG_DIR (default ./logs_distributed), a file per rank.
 # Paths are relative to the folder you call it from. train.save_dir must be on a file system every node
 # shares for RESUME=auto to continue all ranks from the same checkpoint. HCCL_CONNECT_TIMEOUT defaults
 # to 600 s unless set. DRY_RUN=1 prints the commands; PYTHON=... chooses the interpreter.
@@ -34,16 +34,15 @@ if [ "${1:-}" = "--rank-table" ]; then
   [ -f "$RANK_TABLE" ] || { echo "error: rank table not found: $RANK_TABLE" >&2; exit 2; }
   [ -f "$CONFIG" ] || { echo "error: config not found: $CONFIG" >&2; exit 2; }
   RANK_TABLE=$(realpath "$RANK_TABLE"); CONFIG=$(realpath "$CONFIG")
-  cd "$ROOT"
-  plan=$("$PY" -m src.launch rank-table "$RANK_TABLE" $SERVER) || exit 2
+  plan=$(cd "$ROOT" && "$PY" -m src.launch rank-table "$RANK_TABLE" $SERVER) || exit 2
   TOTAL=$(echo "$plan" | sed -n '1s/^RANK_SIZE //p')
   echo "$plan" | sed -n '2s/^SERVER \([0-9]*\) \(.*\)/rank table: this host is server_list[\1] (\2)/p' >&2
   export RANK_TABLE_FILE=$RANK_TABLE RANK_SIZE=$TOTAL
-  [ -n "${DRY_RUN:-}" ] || mkdir -p "$LOG_DIR"
+  [ -n "${DRY_RUN:-}" ] || { mkdir -p "$LOG_DIR"; rank_registry; }
   ranks=()
   while read -r dev rank; do
     ranks+=("$rank")
-    cmd=("$PY" train.py --config "$CONFIG" --resume "$RES" --opts train.distributed true "$@")
+    cmd=("$PY" "$ROOT/train.py" --config "$CONFIG" --resume "$RES" --opts train.distributed true "$@")
     if [ -n "${DRY_RUN:-}" ]; then
       echo "DEVICE_ID=$dev RANK_ID=$rank RANK_SIZE=$TOTAL $(printf '%q ' "${cmd[@]}")"
       continue
@@ -68,8 +67,7 @@ if [ $# -ge 1 ] && [ "$1" != "--" ]; then PORT=$1; shift; fi
 for v in PER_NODE NODES NODE_RANK PORT; do is_num "${!v}" || { echo "error: $v must be a number, got '${!v}'" >&2; usage; }; done
 [ "$PER_NODE" -ge 1 ] && [ "$NODES" -ge 1 ] && [ "$NODE_RANK" -lt "$NODES" ] || { echo "error: need DEVICES>=1, NODES>=1, NODE_RANK<NODES" >&2; usage; }
 CONFIG=$(realpath "$CONFIG")
-cd "$ROOT"
 cmd=(msrun --worker_num=$((PER_NODE * NODES)) --local_worker_num="$PER_NODE" --node_rank="$NODE_RANK"
      --master_addr="$MASTER" --master_port="$PORT" --log_dir="$LOG_DIR" --join=True
-     train.py --config "$CONFIG" --resume "$RES" --opts train.distributed true "$@")
+     "$ROOT/train.py" --config "$CONFIG" --resume "$RES" --opts train.distributed true "$@")
 run_msrun "$PY" "$LOG_DIR" "${cmd[@]}"

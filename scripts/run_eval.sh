@@ -3,6 +3,7 @@
 # Usage: bash scripts/run_eval.sh CONFIG MODEL [ms|mindir|onnx|lite] [-- overrides]
 #   Paths are taken relative to the folder you call it from; DRY_RUN=1 prints the command instead.
 #   The log also goes to eval.log in the results folder (dated lines). Exit status: eval.py's.
+#   An earlier evaluation's results in that folder are replaced only with OVERWRITE=1.
 set -euo pipefail
 run() { if [ -n "${DRY_RUN:-}" ]; then printf '%q ' "$@"; echo; else exec "$@"; fi; }  # DRY_RUN=1 prints the command
 
@@ -15,7 +16,8 @@ if [ $# -ge 1 ] && [ "$1" != "--" ]; then BACKEND=$1; shift; fi
 [ -f "$CONFIG" ] || { echo "error: config not found: $CONFIG" >&2; usage; }
 [ -f "$MODEL" ] || { echo "error: model not found: $MODEL" >&2; usage; }
 case "$BACKEND" in ms|mindir|onnx|lite) ;; *) echo "error: backend must be ms, mindir, onnx or lite" >&2; usage;; esac
-CONFIG=$(realpath "$CONFIG"); MODEL=$(realpath "$MODEL")   # before changing to the repository root
-cd "$(dirname "$0")/.."
-. scripts/lib/launch.sh; PY=$(pick_python "$PWD")
-run "$PY" eval.py --config "$CONFIG" --ckpt "$MODEL" --backend "$BACKEND" --overwrite --opts "$@"
+CONFIG=$(realpath "$CONFIG"); MODEL=$(realpath "$MODEL")
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/scripts/lib/launch.sh"; PY=$(pick_python "$ROOT")
+extra=(); [ -n "${OVERWRITE:-}" ] && extra=(--overwrite)
+run "$PY" "$ROOT/eval.py" --config "$CONFIG" --ckpt "$MODEL" --backend "$BACKEND" "${extra[@]+"${extra[@]}"}" --opts "$@"

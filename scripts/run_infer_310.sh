@@ -2,8 +2,8 @@
 # Ascend 310 inference on a list, in chunks of images: preprocess -> 310 app -> merge + score -> delete, so the
 # work folder never holds more than MAX_DISK_GB (printed before it starts); then results.json and report.md.
 # Usage: bash scripts/run_infer_310.sh MINDIR CONFIG [DEVICE_ID] [WORK_DIR]
-#   WORK_DIR (default ./infer_310, relative to the folder you call it from) must be new, empty, or a previous
-#   run's work folder: of that only the flow's own files are replaced; any other folder is refused untouched.
+#   WORK_DIR (default ./infer_310, relative to the folder you call it from): new, or a previous run's work
+#   folder, where only files the flow wrote are replaced (its results only with OVERWRITE=1); a user's files stay.
 #   The MINDIR's batch is read from its export sidecar (<MINDIR>.json, written by export.py).
 #   LITE_HOME: the unpacked MindSpore Lite package (the app is built on first use; its runtime/lib and
 #   runtime/third_party libraries are put on LD_LIBRARY_PATH). PRECISION=float32 (default) | float16.
@@ -23,15 +23,15 @@ MINDIR=$1; CONFIG=$2; DEVICE_ID=${3:-0}; WORK=${4:-infer_310}
 PRECISION=${PRECISION:-float32}
 case "$PRECISION" in float32|float16) ;; *) echo "error: PRECISION must be float32 or float16, got '$PRECISION'" >&2; exit 2;; esac
 MINDIR=$(realpath "$MINDIR"); CONFIG=$(realpath "$CONFIG"); WORK=$(realpath -m "$WORK")   # from the caller's folder
-cd "$ROOT"
 PY=$(pick_python "$ROOT")
-args=(--config "$CONFIG" --model "$MINDIR" --work "$WORK" --device-id "$DEVICE_ID" --max-disk-gb "${MAX_DISK_GB:-4}")
+args=(--config "$CONFIG" --model "$MINDIR" --work "$WORK" --device_id "$DEVICE_ID" --max-disk-gb "${MAX_DISK_GB:-4}")
+[ -n "${OVERWRITE:-}" ] && args+=(--overwrite)
 if [ "${RUNNER:-app}" = "python" ]; then
-  exec "$PY" -m src flow310 "${args[@]}" --runner python --backend mindir
+  exec "$PY" "$ROOT" flow310 "${args[@]}" --runner python --backend mindir
 fi
 lite_env || exit 2
 APP=${APP:-$ROOT/inference/ascend310/build/pspnet_310}
 if [ ! -x "$APP" ]; then
-  bash inference/ascend310/build.sh || { echo "error: building the 310 app failed" >&2; exit 2; }
+  bash "$ROOT/inference/ascend310/build.sh" || { echo "error: building the 310 app failed" >&2; exit 2; }
 fi
-exec "$PY" -m src flow310 "${args[@]}" --runner app --app "$APP" --precision "$PRECISION"
+exec "$PY" "$ROOT" flow310 "${args[@]}" --runner app --app "$APP" --precision "$PRECISION"

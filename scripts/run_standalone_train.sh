@@ -20,8 +20,6 @@ if [ $# -ge 1 ] && [ "$1" != "--" ]; then DEVICE_ID=$1; shift; fi
 [ -f "$CONFIG" ] || { echo "error: config not found: $CONFIG" >&2; usage; }
 [[ "$DEVICE_ID" =~ ^[0-9]+$ ]] || { echo "error: DEVICE_ID must be a number, got '$DEVICE_ID'" >&2; usage; }
 RES=$(resume_choice) || exit 2
-CONFIG=$(realpath "$CONFIG")   # before changing to the repository root
-cd "$ROOT"
+CONFIG=$(realpath "$CONFIG")
 PY=$(pick_python "$ROOT")
-export DEVICE_ID
-run "$PY" train.py --config "$CONFIG" --resume "$RES" --opts device.device_id "$DEVICE_ID" "$@"
+run "$PY" "$ROOT/train.py" --config "$CONFIG" --resume "$RES" --device_id "$DEVICE_ID" --opts "$@"

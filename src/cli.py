@@ -63,12 +63,12 @@ def _load(a: argparse.Namespace, extra: Sequence[str] = ()):
     return load_config(a.config, [*a.opts, *device_overrides(a), *extra])
 
 
-def _device(cfg, mode: Optional[str] = None, seed: Optional[int] = None) -> str:
+def _device(cfg, mode: Optional[str] = None, seed: Optional[int] = None, id_from_flag: bool = False) -> str:
     """Set up the config's device (``mode`` overrides device.mode); returns the target used."""
     from src.device import setup_device
 
     return setup_device(cfg.device.target, mode or cfg.device.mode, cfg.device.device_id, seed=seed,
-                        quiet=cfg.device.quiet)
+                        quiet=cfg.device.quiet, id_from_flag=id_from_flag)
 
 
 def _ranks(always: bool = False):
@@ -104,9 +104,23 @@ def _train(a: argparse.Namespace) -> None:
     from src.train.loop import run_training
 
     cfg = _load(a)
-    target = _device(cfg, seed=cfg.train.seed)
+    target = _device(cfg, seed=cfg.train.seed, id_from_flag=a.device_id is not None)
     rank, size = _ranks(always=cfg.train.distributed)
-    with _command_folder(cfg.train.save_dir, "train.save_dir", "train", a.overwrite, rank, "train.log") as folder:
+    def opener(path, overwrite):  # a fresh run over another run is refused before the log file is touched
+        from src.outputs import OutputFolder
+        from src.train.loop import refuse_fresh_over_earlier
+
+        folder = OutputFolder(path, "train.save_dir", "train", overwrite).__enter__()
+        try:
+            if a.resume in (None, "none"):
+                refuse_fresh_over_earlier(folder)
+        except BaseException:
+            folder.close()
+            raise
+        return folder
+
+    with _command_folder(cfg.train.save_dir, "train.save_dir", "train", a.overwrite, rank, "train.log",
+                         opener) as folder:
         summary = run_training(cfg, target, rank, size, a.resume, a.stop_after_epoch, a.allow_schedule_change,
                                a.overwrite, folder)
     logger.info("done: %s", summary)
@@ -142,8 +156,9 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     _config_args(p)
     _device_args(p)
     p.add_argument("--ckpt", required=True, help="MindSpore .ckpt, or the .mindir / .onnx file for those backends")
-    p.add_argument("--backend", default="ms", choices=["ms", "mindir", "onnx", "lite"],
-                   help="lite: a MINDIR in MindSpore Lite's runtime (needs the mindspore_lite wheel)")
+    p.add_argument("--backend", default=None, choices=["ms", "mindir", "onnx", "lite"],
+                   help="default: from the extension (.ckpt ms, .mindir mindir, .onnx onnx); lite: a MINDIR in "
+                        "MindSpore Lite's runtime (needs the mindspore_lite wheel)")
     p.add_argument("--multi-scale", action="store_true", help=f"use scales {MULTI_SCALES} (semseg's multi-scale test)")
     p.add_argument("--results-dir", default=None, help="where results.json and pictures go "
                    "(default eval.save_dir, else <train.save_dir>/eval_<backend>)")
@@ -154,8 +169,11 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 def _eval(a: argparse.Namespace) -> None:
     from src.evaluation.evaluate import EVAL_LOG, open_results_dir, results_dir_of, run_eval
 
+    from src.model.backends import backend_from_extension
+
     cfg = _load(a, ["eval.scales", MULTI_SCALES] if a.multi_scale else [])
-    _device(cfg)
+    a.backend = a.backend or backend_from_extension(a.ckpt)
+    _device(cfg, id_from_flag=a.device_id is not None)
     rank, size = _ranks()
     out_dir = results_dir_of(cfg, a.backend, a.results_dir)
     with _command_folder(out_dir, "results folder", "eval", a.overwrite, rank, EVAL_LOG, open_results_dir) as folder:
@@ -292,7 +310,7 @@ def _infer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default=None, choices=["onnx", "mindir", "lite"],
                    help="default: from the file extension (lite: MindSpore Lite's runtime, as on the 310)")
     p.add_argument("--lite-target", default="cpu", choices=["cpu", "ascend"], help="device for --backend lite")
-    p.add_argument("--device-id", type=int, default=0, help="device for --backend lite with ascend")
+    p.add_argument("--device_id", "--device-id", type=int, default=0, help="device for --backend lite with ascend")
 
 
 def _infer(a: argparse.Namespace) -> None:
@@ -340,7 +358,7 @@ def _flow310_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--app", default="inference/ascend310/build/pspnet_310", help="the built 310 app")
     p.add_argument("--backend", default=None, choices=["onnx", "mindir", "lite"], help="python runner's backend")
     p.add_argument("--device", default="ascend", choices=["ascend", "cpu"], help="where the app / Lite runs")
-    p.add_argument("--device-id", type=int, default=0)
+    p.add_argument("--device_id", "--device-id", type=int, default=0)
     p.add_argument("--precision", default="float32", choices=["float32", "float16"],
                    help="the app's Ascend precision (Lite's Ascend default would be float16)")
     p.add_argument("--list", default=None, help="list file (default: data.val_list under data.data_root)")
@@ -396,6 +414,7 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
 def _predict(a: argparse.Namespace) -> None:
     from src.data.labels import spec_of
     from src.deploy.predict import collect_images, predict_images
+    from src.evaluation.evaluate import batch_from_model
     from src.evaluation.protocol import protocol_from_config
     from src.model.backends import backend_from_extension, make_predict
 
@@ -403,7 +422,7 @@ def _predict(a: argparse.Namespace) -> None:
     backend = a.backend or backend_from_extension(a.model)
     if backend != "onnx":
         _device(cfg)
-    protocol = protocol_from_config(cfg.data, cfg.eval)
+    protocol = batch_from_model(protocol_from_config(cfg.data, cfg.eval), backend, a.model)  # an export's batch
     predict = make_predict(backend, a.model, cfg.model, cfg.data.classes, protocol.batch_size,
                            (protocol.crop_h, protocol.crop_w))
     images = collect_images(a.input)
@@ -511,6 +530,25 @@ def build_parser(command: Optional[str] = None, description: Optional[str] = Non
     return p
 
 
+def bind_to_launcher(env: Optional[Dict[str, str]] = None) -> Optional[str]:
+    """Under a launcher (``PSPNET_PID_DIR`` set): die with the parent process, and register this process in
+    that folder (file ``<pid>`` holding its start time) so the launcher's stop reaches it even in a session of
+    its own (msrun's workers). Returns the registration file, or None when no launcher asked."""
+    from src.distributed import LAUNCH_PID_DIR, die_with_parent, process_start_time
+    from src.outputs import write_text
+
+    env = os.environ if env is None else env
+    folder = env.get(LAUNCH_PID_DIR)
+    if not folder or not os.path.isdir(folder):
+        return None
+    die_with_parent()
+    if os.getppid() == 1:  # the launcher is already gone: it could no longer stop this process
+        raise SystemExit(143)
+    path = os.path.join(folder, str(os.getpid()))
+    write_text(path, f"{process_start_time(os.getpid())}\n")
+    return path
+
+
 def main(argv: Optional[List[str]] = None, command: Optional[str] = None, description: Optional[str] = None,
          prog: Optional[str] = None) -> int:
     """Run ``command`` (or the one named first in ``argv``); returns the exit status.
@@ -522,6 +560,7 @@ def main(argv: Optional[List[str]] = None, command: Optional[str] = None, descri
 
     a = build_parser(command, description, prog).parse_args(argv)
     setup_logging()
+    bind_to_launcher()
     try:
         status = COMMANDS[a.command].run(a)
     except PSPNetError as exc:

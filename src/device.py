@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Optional
+from typing import Mapping, Optional, Tuple
 
 from src.errors import PSPNetError
 
@@ -71,14 +71,29 @@ def resolve_target(requested: str, available: Optional[list] = None) -> str:
     return requested
 
 
+def choose_device_id(device_id: Optional[int], from_flag: bool, env: Mapping[str, str]) -> Tuple[int, str]:
+    """(device id, where it came from): a ``--device_id`` flag first, then a launcher's ``DEVICE_ID`` (rank
+    table) or ``MS_LOCAL_RANK_ID`` (msrun), then the config's ``device.device_id``, then 0."""
+    if from_flag and device_id is not None:
+        return device_id, "--device_id"
+    for var in ("DEVICE_ID", "MS_LOCAL_RANK_ID"):
+        raw = env.get(var)
+        if raw is not None:
+            if not (raw.isascii() and raw.isdigit()):
+                raise DeviceError(f"{var}={raw!r} in the environment is not a device number; unset it or pass "
+                                  f"--device_id N")
+            return int(raw), f"the environment's {var}"
+    return (0, "the default") if device_id is None else (device_id, "device.device_id")
+
+
 def setup_device(target: str = "auto", mode: str = "GRAPH", device_id: Optional[int] = None,
-                 seed: Optional[int] = None, quiet: bool = True) -> str:
+                 seed: Optional[int] = None, quiet: bool = True, id_from_flag: bool = False) -> str:
     """Select the device and execution mode; return the target actually used.
 
-    A launcher's ``DEVICE_ID`` (rank-table launch) or ``MS_LOCAL_RANK_ID``
-    (msrun) takes precedence over ``device_id`` (the config's
-    ``device.device_id``), so each process of a data-parallel job gets its own
-    device.  ``seed`` seeds MindSpore's global seed.
+    The device id: ``id_from_flag`` (``--device_id``) wins; else a launcher's ``DEVICE_ID`` (rank-table
+    launch) or ``MS_LOCAL_RANK_ID`` (msrun), so each process of a data-parallel job gets its own device;
+    else ``device_id`` (the config's ``device.device_id``). The log line says which.  ``seed`` seeds
+    MindSpore's global seed.
     """
     quiet_native_logs(quiet)  # finding the targets imports MindSpore
     resolved = resolve_target(target)
@@ -87,11 +102,7 @@ def setup_device(target: str = "auto", mode: str = "GRAPH", device_id: Optional[
 
     if mode not in ("GRAPH", "PYNATIVE"):
         raise DeviceError(f"unknown mode '{mode}'; choose GRAPH or PYNATIVE")
-    launcher_id = os.environ.get("DEVICE_ID", os.environ.get("MS_LOCAL_RANK_ID"))
-    if launcher_id is not None:
-        device_id = int(launcher_id)
-    elif device_id is None:
-        device_id = 0
+    device_id, source = choose_device_id(device_id, id_from_flag, os.environ)
     if resolved == "CPU":
         ms.set_device("CPU")
     else:
@@ -99,5 +110,5 @@ def setup_device(target: str = "auto", mode: str = "GRAPH", device_id: Optional[
     ms.set_context(mode=ms.GRAPH_MODE if mode == "GRAPH" else ms.PYNATIVE_MODE)
     if seed is not None:
         ms.set_seed(seed)
-    logger.info("device %s (id %s), %s mode", resolved, device_id, mode)
+    logger.info("device %s (id %s, from %s), %s mode", resolved, device_id, source, mode)
     return resolved

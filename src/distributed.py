@@ -3,21 +3,67 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, MutableMapping, Sequence, Tuple, TypeVar
+from typing import Dict, Mapping, MutableMapping, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
+
+from src.errors import PSPNetError
 
 T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
 
-def launched_distributed() -> bool:
-    """True when started by msrun or a rank-table launcher (RANK_SIZE / MS_WORKER_NUM > 1)."""
-    for var in ("MS_WORKER_NUM", "RANK_SIZE"):
-        if int(os.environ.get(var, "1") or 1) > 1:
-            return True
+class LaunchEnvError(PSPNetError, RuntimeError):
+    """Launcher variables in the environment that no launcher set consistently (leftovers)."""
+
+
+def _count(env: Mapping[str, str], var: str) -> int:
+    raw = env.get(var, "") or "1"
+    if not (raw.isascii() and raw.isdigit()):
+        raise LaunchEnvError(f"{var}={raw!r} in the environment is not a whole number; unset it (export -n {var}) "
+                             f"unless a launcher set it")
+    return int(raw)
+
+
+def launched_distributed(env: Optional[Mapping[str, str]] = None) -> bool:
+    """True when started by msrun (MS_WORKER_NUM > 1) or a rank-table launcher (RANK_SIZE > 1 with
+    RANK_TABLE_FILE). A RANK_SIZE > 1 that no launcher set (a leftover export) is one :class:`LaunchEnvError`."""
+    env = os.environ if env is None else env
+    if _count(env, "MS_WORKER_NUM") > 1:
+        return True
+    if _count(env, "RANK_SIZE") > 1:
+        if not env.get("RANK_TABLE_FILE") and not env.get("MINDSPORE_HCCL_CONFIG_PATH"):
+            raise LaunchEnvError(f"RANK_SIZE={env['RANK_SIZE']} is set but no launcher started this process (no "
+                                 f"RANK_TABLE_FILE, not under msrun): unset RANK_SIZE for a single-process run, or "
+                                 f"start data-parallel runs with scripts/run_distribute_train.sh")
+        return True
     return False
+
+
+LAUNCH_PID_DIR = "PSPNET_PID_DIR"  # set by scripts/lib/launch.sh: each rank registers there so a stop reaches it
+
+
+def die_with_parent() -> bool:
+    """Ask Linux to send this process SIGTERM when its parent (msrun, a launcher) exits (PR_SET_PDEATHSIG);
+    True if set. msrun starts each worker in a session of its own, so a signal to msrun's group misses it."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(1, int(signal.SIGTERM), 0, 0, 0) == 0  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
+
+
+def process_start_time(pid: int) -> Optional[str]:
+    """Field 22 of /proc/PID/stat (start time in clock ticks): a pid together with it names one process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b") ", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
 
 
 # MindSpore's CPU collectives give up after about 30 s (measured: a rank that waited 45 s in AllReduce failed

@@ -51,6 +51,10 @@ class OutputExistsError(OutputPathError):
     """An earlier result (or a file this program did not write) would be replaced."""
 
 
+class WriteFailedError(OutputPathError):
+    """A write that failed (a full disk, an I/O error): the earlier file of that name is intact."""
+
+
 class RunLockedError(OutputPathError):
     """Another command holds the output folder's lock."""
 
@@ -114,6 +118,8 @@ def output_writes(out_dir: str | os.PathLike, kept: str) -> Iterator[None]:
     :class:`OutputPathError` that names the file, the reason and ``kept``: what is not lost."""
     try:
         yield
+    except WriteFailedError as exc:
+        raise WriteFailedError(f"{exc}; {kept}") from None
     except OutputPathError:
         raise
     except OSError as exc:
@@ -147,9 +153,11 @@ def atomic_path(path: str | os.PathLike, suffix: str = PART) -> Iterator[str]:
             os.fsync(f.fileno())
         os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
+    except OutputPathError:
+        raise
     except OSError as exc:
-        raise OutputPathError(f"cannot write {path}: {exc.strerror or exc} ({free_bytes(path.parent) / 2**20:.1f} "
-                              f"MiB free); nothing was replaced: an earlier file of that name is intact") from None
+        raise WriteFailedError(f"cannot write {path}: {exc.strerror or exc} ({free_bytes(path.parent) / 2**20:.1f} "
+                               f"MiB free); nothing was replaced: an earlier file of that name is intact") from None
     finally:
         with contextlib.suppress(OSError):
             os.remove(tmp)
@@ -284,8 +292,8 @@ def export_files(writer: Callable[[str], None], path: str | os.PathLike,
     except OSError as exc:
         if isinstance(exc, OutputPathError):
             raise
-        raise OutputPathError(f"cannot write {path}: {exc.strerror or exc} ({free_bytes(path.parent) / 2**20:.1f} "
-                              f"MiB free); nothing was replaced") from None
+        raise WriteFailedError(f"cannot write {path}: {exc.strerror or exc} ({free_bytes(path.parent) / 2**20:.1f} "
+                               f"MiB free); nothing was replaced") from None
     finally:
         os.chmod(private, 0o700)
         shutil.rmtree(private, ignore_errors=True)
@@ -676,6 +684,7 @@ class OutputFolder:
             return False
         remove_file(path)
         self.entries.pop(name, None)
+        self.written.discard(name)
         append_line(self.root / MANIFEST, json.dumps({"name": name, "removed": True}))
         return True
 

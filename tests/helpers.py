@@ -29,3 +29,33 @@ def tiny_config(root: Path, save_dir: Path, train: Dict = None, data: Dict = Non
 def make_shapes(root: Path, num: int = 6, size: int = 48, seed: int = 0) -> Path:
     generate(root, "shapes", num=num, size=size, seed=seed)
     return root
+
+
+def save_config(cfg: Config, path: Path) -> Path:
+    """Write ``cfg`` as a YAML file a command can be given (the resolved form train.py writes)."""
+    from src.config import config_yaml
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(config_yaml(cfg))
+    return path
+
+
+def full_disk_at(monkeypatch, *names: str) -> None:
+    """Every write of a file named one of ``names`` fails as on a full disk (ENOSPC), through the output owner's
+    own temporary-file path: the real failure, without a real full disk."""
+    import errno
+    from contextlib import contextmanager
+
+    from src import outputs
+
+    real = outputs.atomic_path
+
+    @contextmanager
+    def failing(path, suffix=outputs.PART):
+        with real(path, suffix) as tmp:
+            yield tmp
+            if Path(path).name in names:
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outputs, "atomic_path", failing)

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import make_shapes, tiny_config
+from helpers import full_disk_at, make_shapes, tiny_config
 from src import cli
 from src.checkpoint import CheckpointError
 from src.data.dataset import DataError
-from src.config import save_config
+from helpers import save_config
 from src.data.labels import voc_palette
 from src.model.backends import BackendError
 from src.deploy.predict import collect_images, predict_images
-from src.evaluation.evaluate import ResultsExistError
+from src.outputs import OutputExistsError
 from src.evaluation.protocol import protocol_from_config
 from src.deploy.offline import postprocess, preprocess, run_inputs
 from src.model.backends import onnx_predict
@@ -69,7 +69,7 @@ def test_eval_ms_backend_writes_report_and_pictures(trained):
     assert f"Synthetic-ss:mIoU/mAcc/allAcc {data['mIoU']:.4f}/" in report and "- worst: " in report
     assert all((tmp / "ev_ms" / f).stat().st_size > 1000 for f in ("per_class_iou.png", "confusion.png",
                                                                     "best_worst.png"))
-    with pytest.raises(ResultsExistError, match="--overwrite"):
+    with pytest.raises(OutputExistsError, match="--overwrite"):
         run_eval(cfg, str(ckpt), "ms", results_dir=str(tmp / "ev_ms"))
 
 
@@ -228,9 +228,9 @@ def test_chunked_flow_equals_eval_and_leaves_no_windows(trained, exported, tmp_p
     samples = read_list(str(Path(cfg.data.data_root) / cfg.data.val_list), cfg.data.data_root)
     seen = []
 
-    def runner(work):
-        seen.append(sorted(p.name for p in (work / "input").iterdir()))
-        python_runner(onnx_predict(exported["ONNX"]["file"], 2, (33, 33), cfg.data.classes))(work)
+    def runner(folder):
+        seen.append(sorted(p.name for p in (folder.root / "input").iterdir()))
+        python_runner(onnx_predict(exported["ONNX"]["file"], 2, (33, 33), cfg.data.classes))(folder)
 
     one_image = bytes_per_image(protocol) / 1e9
     res = run_flow(samples, tmp_path / "w", protocol, runner, spec_of(cfg.data), 255, max_disk_gb=one_image)
@@ -240,22 +240,32 @@ def test_chunked_flow_equals_eval_and_leaves_no_windows(trained, exported, tmp_p
     assert not (tmp_path / "w" / "input").exists() and not (tmp_path / "w" / "output").exists()
     assert json.loads((tmp_path / "w" / "results.json").read_text())["mIoU"] == pytest.approx(ref["mIoU"])
     assert (tmp_path / "w" / "report.md").is_file()
-    # a second run reuses its own work folder, replacing only its own files
+    # a second run reuses its own work folder: its results only with overwrite, and a user's files stay
     (tmp_path / "w" / "mine.txt").write_text("a user's file")
-    run_flow(samples[:1], tmp_path / "w", protocol, runner, spec_of(cfg.data), 255)
+    (tmp_path / "w" / "results").mkdir()
+    (tmp_path / "w" / "results" / "my_analysis.txt").write_text("notes")
+    with pytest.raises(OutputExistsError, match="earlier result"):
+        run_flow(samples[:1], tmp_path / "w", protocol, runner, spec_of(cfg.data), 255)
+    run_flow(samples[:1], tmp_path / "w", protocol, runner, spec_of(cfg.data), 255, save_images=True, overwrite=True)
     assert (tmp_path / "w" / "mine.txt").read_text() == "a user's file"
+    assert (tmp_path / "w" / "results" / "my_analysis.txt").read_text() == "notes"
+    assert len(list((tmp_path / "w" / "results" / "gray").glob("*.png"))) == 1
 
 
-def test_flow_refuses_a_folder_it_did_not_create(tmp_path):
+def test_flow_work_folder_keeps_a_users_files(tmp_path):
     from src.deploy.offline import WorkDirError, prepare_work_dir
 
     (tmp_path / "user").mkdir()
     (tmp_path / "user" / "thesis.tex").write_text("precious")
     (tmp_path / "user" / "input").mkdir()
-    with pytest.raises(WorkDirError, match="not a work folder of this flow"):
+    (tmp_path / "user" / "input" / "mine.bin").write_bytes(b"12")
+    (tmp_path / "user" / "results.json").write_text("{}")  # a user's file where the flow writes its result
+    with pytest.raises(OutputExistsError, match="not written by this program"):
         prepare_work_dir(tmp_path / "user")
-    assert (tmp_path / "user" / "thesis.tex").read_text() == "precious" and (tmp_path / "user" / "input").is_dir()
-    assert sorted(p.name for p in (tmp_path / "user").iterdir()) == ["input", "thesis.tex"]
+    (tmp_path / "user" / "results.json").unlink()
+    prepare_work_dir(tmp_path / "user").close()
+    assert (tmp_path / "user" / "thesis.tex").read_text() == "precious"
+    assert (tmp_path / "user" / "input" / "mine.bin").read_bytes() == b"12"
     (tmp_path / "f").write_text("x")
     with pytest.raises(WorkDirError, match="is a file"):
         prepare_work_dir(tmp_path / "f")
@@ -289,10 +299,11 @@ def test_run_infer_310_never_touches_a_folder_it_did_not_create(trained, exporte
     cfg, _, tmp = trained
     cfg_file = save_config(cfg, tmp_path / "c.yaml")
     (tmp_path / "keep.txt").write_text("mine")
-    for work in (".", str(tmp_path)):
-        proc = _infer_310([exported["MINDIR"]["file"], str(cfg_file), "0", work], tmp_path, RUNNER="python")
-        assert proc.returncode == 2 and "not a work folder of this flow" in proc.stderr, proc.stderr[-2000:]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "keep.txt"]
+    (tmp_path / "report.md").write_text("my report")  # a user's file where the flow writes its report
+    proc = _infer_310([exported["MINDIR"]["file"], str(cfg_file), "0", "."], tmp_path, RUNNER="python")
+    assert proc.returncode == 2 and "report.md exists and was not written by this program" in proc.stderr
+    assert (tmp_path / "keep.txt").read_text() == "mine" and (tmp_path / "report.md").read_text() == "my report"
+    (tmp_path / "report.md").unlink()
     # the 310 app path checks LITE_HOME before any work folder is made
     proc = _infer_310([exported["MINDIR"]["file"], str(cfg_file), "0", "w310"], tmp_path)
     assert proc.returncode == 2 and "LITE_HOME" in proc.stderr and not (tmp_path / "w310").exists()
@@ -340,6 +351,9 @@ def test_run_infer_310_drives_the_app_with_float32_and_the_device(trained, expor
     assert set(rec.read_text().splitlines()) == {"device=ascend id=5 precision=enforce_fp32"}
     assert json.loads((tmp_path / "w" / "results.json").read_text())["confusion_matrix"]
     proc = _infer_310([exported["MINDIR"]["file"], str(cfg_file), "5", "w"], tmp_path, PRECISION="float16", **env)
+    assert proc.returncode == 2 and "earlier result" in proc.stderr and "--overwrite" in proc.stderr
+    proc = _infer_310([exported["MINDIR"]["file"], str(cfg_file), "5", "w"], tmp_path, PRECISION="float16",
+                      OVERWRITE="1", **env)
     assert proc.returncode == 0 and "enforce_fp16" in rec.read_text()
     proc = _infer_310([exported["MINDIR"]["file"], str(cfg_file), "5", "w2"], tmp_path, FAKE_LITE_MODE="wrong_shape",
                       **env)
@@ -405,17 +419,14 @@ def test_predict_skips_special_files_and_keeps_every_output_apart(trained, tmp_p
     assert output_names([Path("x/a.jpg"), Path("y/a.jpg"), Path("b.png")]) == ["a_jpg_1", "a_jpg_2", "b"]
 
 
-@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (every write fails with ENOSPC)")
-def test_full_disk_while_eval_writes_pictures_and_results(trained, tmp_path, caplog):
+def test_full_disk_while_eval_writes_pictures_and_results(trained, tmp_path, caplog, monkeypatch):
     from src.data.dataset import read_list
     from src.outputs import OutputPathError
 
     cfg, ckpt, _ = trained
     out = tmp_path / "res"
-    (out / "gray").mkdir(parents=True)
     first = Path(read_list(Path(cfg.data.data_root) / cfg.data.val_list, cfg.data.data_root)[0].image).stem
-    (out / "gray" / f"{first}.png").symlink_to("/dev/full")  # the kernel answers ENOSPC to every write
-    (out / "results.json").symlink_to("/dev/full")
+    full_disk_at(monkeypatch, f"{first}.png", "results.json")
     caplog.set_level("INFO")
     with pytest.raises(OutputPathError) as info:
         run_eval(cfg, str(ckpt), overwrite=True, results_dir=str(out))
@@ -424,17 +435,16 @@ def test_full_disk_while_eval_writes_pictures_and_results(trained, tmp_path, cap
     assert "\n" not in message
     assert f"cannot write the pictures of {first}" in caplog.text and "the evaluation goes on" in caplog.text
     assert any("mIoU/mAcc/allAcc" in r.message for r in caplog.records)  # the scores were logged before
+    assert not [p for p in out.rglob("*") if p.name.endswith(".part")]  # no temporary file left
 
 
-@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (every write fails with ENOSPC)")
-def test_full_disk_while_predict_writes_masks(trained, tmp_path):
+def test_full_disk_while_predict_writes_masks(trained, tmp_path, monkeypatch):
     from src.outputs import OutputPathError
 
     cfg, ckpt, tmp = trained
     images = sorted((tmp / "data" / "JPEGImages").glob("*.jpg"))[:2]
     out = tmp_path / "pred"
-    (out / "color").mkdir(parents=True)
-    (out / "color" / f"{images[1].stem}.png").symlink_to("/dev/full")
+    full_disk_at(monkeypatch, f"{images[1].stem}.png")
     protocol = protocol_from_config(cfg.data, cfg.eval)
     from src.model.backends import make_predict
     predict = make_predict("ms", str(ckpt), cfg.model, cfg.data.classes, protocol.batch_size, (33, 33))

@@ -111,8 +111,15 @@ def test_checksum_decides_corruption_and_an_interrupted_read_changes_nothing(tmp
     checksum_path(new).unlink()
     new.write_bytes(data)
     assert open_resume("auto", tmp_path)[0] == new
-    rotate_checkpoints(tmp_path, keep_last=1)
-    assert not old.exists() and not checksum_path(old).exists()
+    from src.outputs import OutputFolder
+
+    with OutputFolder(tmp_path.parent, "train.save_dir", "train") as folder:
+        rotate_checkpoints(folder, tmp_path.name, keep_last=1)  # neither was written through this folder
+        assert old.exists() and new.exists()
+        folder.adopt(f"{tmp_path.name}/{old.name}")
+        folder.adopt(f"{tmp_path.name}/{new.name}")
+        rotate_checkpoints(folder, tmp_path.name, keep_last=1)
+    assert not old.exists() and new.exists()
 
 
 def test_interrupt_while_hashing_propagates(tmp_path, monkeypatch):

@@ -18,10 +18,12 @@ from src.launch import RankTableError, rank_table_lines, read_rank_table, select
 ROOT = Path(__file__).resolve().parents[1]
 STANDIN_PYTHON = """#!/usr/bin/env bash
 # stand-in python: train.py / eval.py record their arguments and environment, other calls run the real python
-if [ "${1:-}" = "train.py" ] || [ "${1:-}" = "eval.py" ]; then
+case "${1:-}" in */train.py|*/eval.py|train.py|eval.py) is_rank=1;; *) is_rank=;; esac
+if [ -n "$is_rank" ]; then
   rank=${RANK_ID:-0}
   if [ -n "${CHILD_SLEEP:-}" ]; then sleep "$CHILD_SLEEP" & echo "child $! rank=$rank" >> "$STANDIN_LOG"; fi
   echo "rank $$ DEVICE_ID=${DEVICE_ID:-} RANK_ID=${RANK_ID:-} RANK_SIZE=${RANK_SIZE:-} ARGS $*" >> "$STANDIN_LOG"
+  echo "cwd $$ $PWD" >> "$STANDIN_LOG"
   code_var=FAIL_CODE_$rank; code=${!code_var:-${FAIL_CODE:-3}}
   case " ${FAIL_RANKS:-} " in *" $rank "*) sleep "${FAIL_AFTER:-0}"; echo "rank $rank failing" >&2; exit "$code";; esac
   [ -n "${SLEEP_S:-}" ] && exec sleep "$SLEEP_S"
@@ -168,7 +170,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
 def test_an_interrupt_leaves_no_rank_running(standins, sig, code):
     table = _table(standins["tmp"], servers=(("10.0.0.1", 2),))
     proc = subprocess.Popen(["bash", str(ROOT / "scripts" / "run_distribute_train.sh"), "--rank-table", str(table),
@@ -235,7 +237,7 @@ def test_standalone_passes_status_resume_and_device(standins):
                 FAIL_CODE="5", RESUME="none")
     assert proc.returncode == 5
     rec = _records(standins["log"])[0][1]
-    assert "DEVICE_ID=3" in rec and "--resume none" in rec and "device.device_id 3" in rec
+    assert "--resume none" in rec and "--device_id 3" in rec  # the flag: a leftover DEVICE_ID cannot win over it
 
 
 def test_launcher_usage_states_the_resume_default():
@@ -270,3 +272,63 @@ def test_quickstart_never_deletes_a_data_folder_it_did_not_write(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "not a synthetic set this script wrote" in proc.stderr
     assert (data / "my_photos.txt").read_text() == "precious" and not (tmp_path / "py.log").exists()
+
+
+# --- every launcher: paths from the caller's folder; the real msrun's workers stopped --------------------------
+
+@pytest.mark.parametrize("script,args", [
+    ("run_distribute_train.sh", ["--rank-table", "TABLE", "my.yaml", "0"]),
+    ("run_standalone_train.sh", ["my.yaml", "0"]),
+    ("run_eval.sh", ["my.yaml", "m.onnx", "onnx"]),
+])
+def test_launchers_run_in_the_callers_folder(standins, script, args):
+    """Relative paths in overrides and in the config resolve from where the user called the launcher."""
+    (standins["tmp"] / "m.onnx").write_bytes(b"x")
+    args = [str(_table(standins["tmp"], servers=(("10.0.0.1", 1),))) if a == "TABLE" else a for a in args]
+    proc = _run([str(ROOT / "scripts" / script), *args, "--", "train.save_dir", "out_rel"], standins)
+    assert proc.returncode == 0, proc.stderr
+    cwds = {line.split(" ", 2)[2] for line in standins["log"].read_text().splitlines() if line.startswith("cwd ")}
+    assert cwds == {str(standins["tmp"])}
+
+
+HANGING_WORKER = """#!/usr/bin/env bash
+# stand-in python for the real msrun: a train.py rank registers as train.py would, records its pid, and hangs
+case "${1:-}" in
+  */train.py|train.py)
+    echo "worker $$ ${MS_ROLE:-}" >> "$STANDIN_LOG"
+    exec "$REAL_PYTHON" -c "from src.cli import bind_to_launcher; bind_to_launcher(); import time; time.sleep(600)";;
+esac
+exec "$REAL_PYTHON" "$@"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_the_real_msrun_leaves_no_worker_behind(standins, sig):
+    """MindSpore's msrun starts each worker in a session of its own and has no TERM handler: stopping the
+    launcher must still stop every worker (they register with the launcher and die with their parent)."""
+    msrun = Path(sys.executable).parent / "msrun"
+    if not msrun.exists():
+        pytest.skip("msrun is not installed beside this python")
+    (standins["tmp"] / "bin" / "msrun").unlink()  # the real one, found beside the real python
+    (standins["tmp"] / "bin" / "python").write_text(HANGING_WORKER)
+    env = {**standins["env"], "PATH": f"{standins['tmp'] / 'bin'}:{msrun.parent}:{os.environ['PATH']}",
+           "PYTHONPATH": str(ROOT), "STOP_GRACE": "3", "MASTER_PORT": str(8200 + os.getpid() % 500)}
+    proc = subprocess.Popen(["bash", str(ROOT / "scripts" / "run_distribute_train_cpu.sh"), "my.yaml", "2"],
+                            cwd=str(standins["tmp"]), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 90
+    while len(_records(standins["log"], "worker")) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    pids = [int(p) for p, _ in _records(standins["log"], "worker")]
+    assert len(pids) >= 2 and all(_alive(p) for p in pids), standins["log"].read_text()
+    time.sleep(1.0)  # the workers have registered
+    sessions = {p: os.getsid(p) for p in pids}
+    assert any(sid == p for p, sid in sessions.items())  # msrun put a worker in a session of its own
+    start = time.monotonic()
+    proc.send_signal(sig)
+    proc.communicate(timeout=30)
+    while any(_alive(p) for p in pids) and time.monotonic() - start < 3 + 5:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pids), "a worker outlived the launcher"
+    assert proc.returncode == 128 + int(sig)

@@ -22,8 +22,8 @@ from src.data.dataset import DataError, SegDataset, read_image, read_list
 from src.data.labels import dataset_spec
 from src.data.prepare import check_list
 from src.errors import PSPNetError
-from src.evaluation.evaluate import prepare_results_dir
-from src.outputs import OutputPathError, ensure_output_dir
+from src.evaluation.evaluate import open_results_dir
+from src.outputs import OutputExistsError, OutputFolder, OutputPathError, ensure_output_dir
 from src.train.loop import Trainer
 from src.train.records import MetricsLog
 
@@ -160,7 +160,7 @@ def test_output_dir_that_is_a_file_or_under_one(tmp_path):
         with pytest.raises(OutputPathError, match=r"train.save_dir .*is a file, not a folder"):
             ensure_output_dir(path, "train.save_dir")
     with pytest.raises(OutputPathError, match="results folder"):
-        prepare_results_dir(blocker / "eval", overwrite=False)
+        open_results_dir(blocker / "eval", overwrite=False)
 
 
 def test_read_only_output_dir(tmp_path):
@@ -190,8 +190,8 @@ def test_trainer_checks_save_dir_and_val_list_before_anything(shapes, tmp_path):
         Trainer(tiny_config(shapes, blocker / "run"))
     # A misspelled val list fails at the start, and the previous run's config.yaml is kept.
     run = tmp_path / "run"
-    run.mkdir()
-    (run / "config.yaml").write_text("previous run\n")
+    with OutputFolder(run, "train.save_dir", "train") as folder:
+        folder.put_text("config.yaml", "previous run\n")  # as the previous run wrote it
     with pytest.raises(DataError, match=r"list file not found: .*vall\.txt"):
         Trainer(tiny_config(shapes, run, data={"val_list": "vall.txt"}, train={"eval_interval": 1}))
     assert (run / "config.yaml").read_text() == "previous run\n"
@@ -205,7 +205,7 @@ def test_partial_checkpoints_removed_at_start(shapes, tmp_path):
         p.write_bytes(b"partial")
     keep = ckpts / "epoch_0001.ckpt"
     keep.write_bytes(b"a real one")
-    with pytest.raises(DataError):  # stops right after the clean-up
+    with pytest.raises(OutputExistsError, match="did not record"):  # stops right after the clean-up
         Trainer(tiny_config(shapes, tmp_path / "run", data={"val_list": "nope.txt"}, train={"eval_interval": 1}))
     assert not any(p.exists() for p in leftovers) and keep.exists()
 
@@ -233,7 +233,7 @@ def test_full_disk_while_saving_keeps_previous_checkpoint(tmp_path, monkeypatch)
 
 
 def test_metrics_log_truncates_records_after_resume_step(tmp_path):
-    log = MetricsLog(tmp_path / "m.jsonl")
+    log = MetricsLog(tmp_path / "m.jsonl", OutputFolder(tmp_path, "train.save_dir", "train", lock=False).__enter__())
     for step in (1, 2, 3, 4):
         log.write({"kind": "step", "step": step})
     log.write({"kind": "eval", "epoch": 2, "step": 4})
@@ -261,11 +261,11 @@ def test_every_project_error_shares_one_base():
     from src.convert.weights import ConversionError
     from src.device import DeviceError
     from src.model.backends import BackendError
-    from src.evaluation.evaluate import ResultsExistError
+    from src.outputs import OutputExistsError, RunLockedError
     from src.deploy.export import ExportError
     from src.train.loop import TrainingError
 
-    for cls in (C, ConfigError, ConversionError, DataError, DeviceError, BackendError, ResultsExistError,
+    for cls in (C, ConfigError, ConversionError, DataError, DeviceError, BackendError, OutputExistsError, RunLockedError,
                 ExportError, PthError, TrainingError, OutputPathError):
         assert issubclass(cls, PSPNetError), cls
 

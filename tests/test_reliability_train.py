@@ -71,7 +71,8 @@ def test_resume_bookkeeping(shapes, tmp_path, caplog):
     assert resumed.state.epoch == 1 and resumed.state.step == 2
     assert resumed.state.local_best == 0.375  # the per-device best survives a resume
     assert any("epoch_0002.ckpt" in r.message and "does not match its checksum" in r.message for r in caplog.records)
-    (ckpts / "epoch_0002.ckpt").unlink()
+    (ckpts / "epoch_0002.ckpt").unlink()  # the user removes the damaged file (both were made by hand here)
+    (ckpts / "epoch_0002.ckpt.sha256").unlink()
     resumed.run()
     steps = [r["step"] for r in map(json.loads, log.read_text().splitlines()) if r["kind"] == "step"]
     assert steps == sorted(set(steps)) and steps[-1] == 6

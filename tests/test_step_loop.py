@@ -1,4 +1,6 @@
 """The step loop reads losses from the device only on logging steps, and still names the first bad step."""
+import time
+
 import numpy as np
 import pytest
 import mindspore as ms
@@ -61,6 +63,29 @@ def test_clock_reports_the_window_average_and_eta():
     assert c.eta(20, now=110.0) == "00:00:10"  # 10 s for 10 steps, 10 to go
     c.restart_lap(now=150.0)  # e.g. after an evaluation
     assert c.lap(5, now=155.0) == 1.0
+
+
+class SlowStep(CountingStep):
+    """A step that takes a known 0.2 s more than the real one."""
+
+    def __call__(self, image, label):
+        time.sleep(0.2)
+        return super().__call__(image, label)
+
+
+def test_logged_time_per_step_matches_wall_time(shapes, tmp_path):
+    """The logged s/step is the window's time over the window's steps (it was divided by 1: 20x too slow)."""
+    cfg = tiny_config(shapes, tmp_path / "run", train={"epochs": 1, "batch_size": 1, "log_every": 2})
+    trainer = Trainer(cfg)
+    trainer.step_cell = SlowStep(trainer.step_cell)
+    start = time.perf_counter()
+    trainer.run()
+    wall = time.perf_counter() - start
+    rows = [r for r in MetricsLog(tmp_path / "run" / "metrics.jsonl").read() if r["kind"] == "step"]
+    steps = [b["step"] - a for a, b in zip([0] + [r["step"] for r in rows], rows)]
+    logged = sum(r["step_s"] * n for r, n in zip(rows, steps))
+    assert all(r["step_s"] >= 0.2 for r in rows)  # each step sleeps 0.2 s
+    assert 0.2 * trainer.steps_per_epoch <= logged <= wall  # with the window's time on one step: ~2x wall
 
 
 def test_losses_are_fetched_once_per_logging_window(shapes, tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ from src.checkpoint import epoch_checkpoints
 from src.train.loop import Trainer, TrainingError
 from src.train.lr import build_optimizer, current_lrs, poly_lr, split_params
 from src.train.records import MetricsLog
+from src.outputs import OutputExistsError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,8 +113,10 @@ def test_resume_continues_schedule_exactly(shapes, tmp_path):
     assert summary["nothing_left"] and summary["step"] == 6 and summary["epoch"] == 3
     assert all(np.array_equal(p.asnumpy(), before[p.name]) for p in again.net.trainable_params())
     assert len(epoch_checkpoints(tmp_path / "b" / "checkpoints")) == len(epoch_checkpoints(tmp_path / "a" / "checkpoints"))
-    fresh = Trainer(tiny_config(shapes, tmp_path / "b", train={"epochs": 3}), resume="none")
-    assert fresh.state.step == 0 and fresh.start_epoch == 0
+    with pytest.raises(OutputExistsError, match="--overwrite"):  # a fresh run would replace the finished one
+        Trainer(tiny_config(shapes, tmp_path / "b", train={"epochs": 3}), resume="none")
+    fresh = Trainer(tiny_config(shapes, tmp_path / "b", train={"epochs": 3}), resume="none", overwrite=True)
+    assert fresh.state.step == 0 and fresh.start_epoch == 0 and not epoch_checkpoints(tmp_path / "b" / "checkpoints")
 
 
 def test_non_finite_loss_stops_without_saving(shapes, tmp_path):

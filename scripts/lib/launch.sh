@@ -23,6 +23,15 @@ resume_choice() {
 LAUNCH_PIDS=()
 LAUNCH_NAMES=()
 STOP_GRACE=${STOP_GRACE:-20}
+# Every rank registers in PSPNET_PID_DIR (src.cli.bind_to_launcher: a file named by its pid holding its start
+# time) and dies with its parent (PR_SET_PDEATHSIG): msrun starts each worker in a session of its own, so a
+# signal to msrun's process group alone never reaches the workers.
+# rank_registry: make that folder (removed when the launcher exits); supervising launchers call it first.
+rank_registry() {
+  PSPNET_PID_DIR=$(mktemp -d "${TMPDIR:-/tmp}/pspnet_ranks.XXXXXX")
+  export PSPNET_PID_DIR
+  trap 'rm -rf "$PSPNET_PID_DIR"' EXIT
+}
 
 # launch NAME LOG CMD...: start CMD in its own process group (setsid), output to LOG; remembered for wait_all.
 # In a script (no job control) the background child is not a group leader, so setsid does not fork: $! is the
@@ -34,18 +43,42 @@ launch() {
   LAUNCH_NAMES+=("$name")
 }
 
-# stop_all SIGNAL_NAME: TERM every launched process group, KILL what is left after STOP_GRACE seconds.
+# registered_ranks: the pids in PSPNET_PID_DIR that are still the process that registered (same start time).
+registered_ranks() {
+  local f pid want have
+  [ -n "${PSPNET_PID_DIR:-}" ] || return 0
+  for f in "$PSPNET_PID_DIR"/*; do
+    [ -f "$f" ] || continue
+    pid=${f##*/}
+    [[ "$pid" =~ ^[0-9]+$ ]] || continue
+    want=$(head -c 64 "$f" 2>/dev/null | tr -dc '0-9')
+    have=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)
+    [ -n "$want" ] && [ "$want" = "$have" ] && echo "$pid"
+  done
+}
+
+# signal_all SIGNAL: every launched process group and every registered rank (its group and itself).
+signal_all() {
+  local pid
+  for pid in "${LAUNCH_PIDS[@]}" $(registered_ranks); do
+    kill -"$1" -- "-$pid" 2>/dev/null || true
+    kill -"$1" "$pid" 2>/dev/null || true
+  done
+}
+
+# stop_all REASON: TERM every launched process group and every registered rank, KILL what is left after
+# STOP_GRACE seconds.
 stop_all() {
   local pid t
-  echo "$1: stopping ${#LAUNCH_PIDS[@]} process(es) ..." >&2
-  for pid in "${LAUNCH_PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
+  echo "$1: stopping ${#LAUNCH_PIDS[@]} process(es) and their ranks ..." >&2
+  signal_all TERM
   for ((t = 0; t < STOP_GRACE * 10; t++)); do
     local alive=0
-    for pid in "${LAUNCH_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    for pid in "${LAUNCH_PIDS[@]}" $(registered_ranks); do kill -0 "$pid" 2>/dev/null && alive=1; done
     [ $alive = 0 ] && break
     sleep 0.1
   done
-  for pid in "${LAUNCH_PIDS[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; done
+  signal_all KILL
   wait 2>/dev/null || true
 }
 
@@ -54,6 +87,7 @@ stop_all() {
 wait_all() {
   trap 'stop_all INT; exit 130' INT
   trap 'stop_all TERM; exit 143' TERM
+  trap 'stop_all HUP; exit 129' HUP
   local worst=0 i rc left=("${!LAUNCH_PIDS[@]}") next
   while [ ${#left[@]} -gt 0 ]; do
     next=()
@@ -83,7 +117,7 @@ wait_all() {
     fi
     [ ${#left[@]} -gt 0 ] && sleep 0.3
   done
-  trap - INT TERM
+  trap - INT TERM HUP
   return "$worst"
 }
 
@@ -94,6 +128,7 @@ run_msrun() {
   if [ -n "${DRY_RUN:-}" ]; then printf '%q ' "$@"; echo; exit 0; fi
   export PATH="$(dirname "$(command -v "$py")"):$PATH"
   command -v msrun >/dev/null || { echo "error: msrun not found on PATH (it comes with MindSpore: bash scripts/setup_env.sh)" >&2; exit 2; }
+  rank_registry
   launch msrun - "$@"
   local rc=0
   wait_all || rc=$?

@@ -19,7 +19,7 @@ from src.data.pipeline import build_val_pipeline, pipeline_error
 from src.evaluation.protocol import Predict, Protocol, protocol_from_config, run_batches, segment
 from src.evaluation.report import Gallery, write_report
 from src.model.backends import make_predict, ms_predict, read_sidecar
-from src.outputs import OutputExistsError, OutputFolder, as_folder, output_writes
+from src.outputs import OutputFolder, OutputPathError, WriteFailedError, as_folder, output_writes
 from src.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -116,11 +116,9 @@ def save_or_stop(pred: np.ndarray, image: np.ndarray, name: str, folder: OutputF
     try:
         save_prediction(pred, image, name, folder, palette)
         return folder
-    except OutputExistsError:
-        raise
     except OSError as exc:
-        if os.path.islink(getattr(exc, "filename", "") or "") or "symbolic link" in str(exc):
-            raise
+        if isinstance(exc, OutputPathError) and not isinstance(exc, WriteFailedError):
+            raise  # a user's file or a link in the way: nothing of theirs is replaced, the command stops
         logger.warning("cannot write the pictures of %s: %s; no more pictures are written, those of the %d "
                        "images before it are kept in %s, and the evaluation goes on", name,
                        getattr(exc, "strerror", None) or exc, saved, folder.root)

@@ -118,19 +118,8 @@ class Trainer:
     def _fresh_start(self, overwrite: bool) -> None:
         """A fresh run in a folder holding another run: refused, unless ``overwrite`` (then that run's files go)."""
         out = self.outputs
-        foreign = [f"{RunCheckpoints.SUB}/{p.name}" for _, p in epoch_checkpoints(self.ckpts.dir)
-                   if not out.unchanged(f"{RunCheckpoints.SUB}/{p.name}")]
-        if (self.ckpts.dir / "best.ckpt").exists() and not out.unchanged(f"{RunCheckpoints.SUB}/best.ckpt"):
-            foreign.append(f"{RunCheckpoints.SUB}/best.ckpt")
-        if foreign:
-            raise OutputExistsError(f"train.save_dir {self.save_dir} holds checkpoints this program did not record "
-                                    f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); continue that run "
-                                    f"with --resume auto, or move them away / choose another train.save_dir to start "
-                                    f"fresh")
+        refuse_fresh_over_earlier(out)
         earlier = [RunCheckpoints.SUB + "/", METRICS_NAME, CURVES_NAME, "bad_samples_rank"]
-        out.refuse_earlier([RunCheckpoints.SUB + "/", METRICS_NAME], "a fresh run would replace it: continue it with "
-                           "--resume auto, replace that run's files with --overwrite, or choose another "
-                           "train.save_dir")
         removed = out.remove_owned([n for n in out.owned() if any(n.startswith(e) for e in earlier)])
         if removed:
             logger.warning("--overwrite: removed %d files of the earlier run in %s (%s)", len(removed), self.save_dir,
@@ -299,7 +288,7 @@ class Trainer:
         if state.step >= self.total_steps or state.epoch >= t.epochs:
             logger.warning("nothing left to train: the run in %s is finished (epoch %d of %d, step %d of %d). Raise "
                            "train.epochs (with --allow-schedule-change), choose another train.save_dir, or start "
-                           "fresh with --resume none", self.save_dir, state.epoch, t.epochs, state.step,
+                           "fresh there with --resume none --overwrite (that replaces this run's files)", self.save_dir, state.epoch, t.epochs, state.step,
                            self.total_steps)
             return self._summary(last_miou, bad_samples=0, nothing_left=True)
         batches = None if self.sink_size else iter(self.train_ds.create_tuple_iterator(num_epochs=1,
@@ -317,6 +306,22 @@ class Trainer:
         if self.group_size > 1:  # a barrier: no rank leaves before rank 0 has written the last checkpoint
             allreduce_sum(np.zeros(1, np.float32), self.group_size)
         return self._summary(last_miou)
+
+
+def refuse_fresh_over_earlier(out: OutputFolder) -> None:
+    """One line when a fresh run would replace another run's files in ``out`` (its ``train.save_dir``):
+    checkpoints this program did not record always; the earlier run's own files unless ``out.overwrite``."""
+    ckpt_dir = out.path(RunCheckpoints.SUB)
+    foreign = [f"{RunCheckpoints.SUB}/{p.name}" for _, p in epoch_checkpoints(ckpt_dir)
+               if not out.unchanged(f"{RunCheckpoints.SUB}/{p.name}")]
+    if (ckpt_dir / "best.ckpt").exists() and not out.unchanged(f"{RunCheckpoints.SUB}/best.ckpt"):
+        foreign.append(f"{RunCheckpoints.SUB}/best.ckpt")
+    if foreign:
+        raise OutputExistsError(f"train.save_dir {out.root} holds checkpoints this program did not record "
+                                f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); continue that run "
+                                f"with --resume auto, or move them away / choose another train.save_dir to start fresh")
+    out.refuse_earlier([RunCheckpoints.SUB + "/", METRICS_NAME], "a fresh run would replace it: continue it with "
+                       "--resume auto, replace that run's files with --overwrite, or choose another train.save_dir")
 
 
 def run_training(cfg: Config, device_target: str = "CPU", rank: int = 0, group_size: int = 1,

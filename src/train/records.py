@@ -37,7 +37,7 @@ class MetricsLog:
         records, cut = self._read()
         kept = [r for r in records if int(r.get("step", 0)) <= step]
         if (len(kept) != len(records) or cut) and self.folder is not None:
-            self.folder.put_text(self.name, "".join(json.dumps(r) + "\n" for r in kept))
+            self.folder.put_text(self.name, "".join(json.dumps(r) + "\n" for r in kept), kind="log")
         return len(records) - len(kept)
 
     def read(self) -> List[Dict]:

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -178,11 +179,21 @@ bool WriteOutput(const std::string &path, const mindspore::MSTensor &tensor, std
     *error = "the model returned no data for " + path;
     return false;
   }
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  // A temporary name in the same folder, then a rename: a failed write (a full disk) never leaves a cut-short
+  // file under the final name, and an earlier file of that name stays until the new one is complete.
+  const std::string tmp = path + ".part";
+  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
   out.write(reinterpret_cast<const char *>(data.get()), static_cast<std::streamsize>(tensor.DataSize()));
+  out.flush();
   out.close();
   if (!out) {
     *error = "cannot write " + path + ": " + std::strerror(errno);
+    std::remove(tmp.c_str());
+    return false;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    *error = "cannot rename " + tmp + " to " + path + ": " + std::strerror(errno);
+    std::remove(tmp.c_str());
     return false;
   }
   return true;
