@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import reprlib
 import typing
 from dataclasses import dataclass, field
@@ -57,6 +58,12 @@ class _StrictLoader(yaml.SafeLoader):
                                     f"and {line}); PyYAML would silently keep the second")
             seen[key_node.value] = line
         return super().construct_mapping(node, deep=deep)
+
+
+# Every plain scalar of a config file is read as its text; the key's type then parses it (parse_scalar): the
+# same parser as --opts, so ``0100`` is a string where a string is expected and never YAML 1.1's octal 64,
+# ``yes`` is no boolean and ``0x10`` no integer.
+_StrictLoader.yaml_implicit_resolvers = {}
 
 
 
@@ -297,8 +304,42 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+_FLOAT_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+NULL_TEXTS = ("null", "~", "")
+
+
+def parse_scalar(text: str, tp: Any) -> Any:
+    """The text of a config value or an override read as type ``tp``, strictly; the text itself when it is
+    not one (the type check then names the key). Integers and floats: decimal, a float with an optional
+    exponent; booleans: true / false; strings: the text as given; lists: ``[a, b]``."""
+    if typing.get_origin(tp) is typing.Union:
+        if text.strip().lower() in NULL_TEXTS:
+            return None
+        return parse_scalar(text, [a for a in typing.get_args(tp) if a is not type(None)][0])
+    if typing.get_origin(tp) in (list, List):
+        inner = text.strip()
+        if not (inner.startswith("[") and inner.endswith("]")):
+            return text
+        items = [t.strip() for t in inner[1:-1].split(",")] if inner[1:-1].strip() else []
+        (item_tp,) = typing.get_args(tp)
+        return [parse_scalar(t[1:-1] if len(t) > 1 and t[0] == t[-1] and t[0] in "'\"" else t, item_tp)
+                for t in items]
+    if tp is bool and text.strip().lower() in ("true", "false"):
+        return text.strip().lower() == "true"
+    if tp is int and _INT_TEXT.fullmatch(text.strip()):
+        return int(text.strip())
+    if tp is float and _FLOAT_TEXT.fullmatch(text.strip()):
+        return float(text.strip())
+    return text
+
+
 def _check_value(value: Any, tp: Any, key: str, source: str) -> Any:
-    """Return ``value`` converted to ``tp`` or raise ConfigError naming ``key`` and ``source``."""
+    """Return ``value`` converted to ``tp`` or raise ConfigError naming ``key`` and ``source``.
+
+    Text (every plain value of a config file, every override) is first read by :func:`parse_scalar`."""
+    if isinstance(value, str) and tp is not str:
+        value = parse_scalar(value, tp)
     origin = typing.get_origin(tp)
     bad = ConfigError(
         f"{source}: key '{key}' must be {_type_name(tp)}, got {type(value).__name__} {_show(value)}"
@@ -409,9 +450,10 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     return cfg
 
 
-def parse_overrides(items: Sequence[str]) -> List[Tuple[str, Any]]:
-    """Turn ``['a.b', '1', 'c=2']`` into ``[('a.b', 1), ('c', 2)]``."""
-    pairs: List[Tuple[str, Any]] = []
+def parse_overrides(items: Sequence[str]) -> List[Tuple[str, str]]:
+    """Turn ``['a.b', '1', 'c=2']`` into ``[('a.b', '1'), ('c', '2')]``: the values stay text, read by the
+    key's type when set (:func:`parse_scalar`)."""
+    pairs: List[Tuple[str, str]] = []
     i = 0
     items = list(items)
     while i < len(items):
@@ -424,32 +466,16 @@ def parse_overrides(items: Sequence[str]) -> List[Tuple[str, Any]]:
                 raise ConfigError(f"override '{item}' has no value (use KEY VALUE or KEY=VALUE)")
             key, text = item, items[i + 1]
             i += 2
-        try:
-            value = yaml.safe_load(text) if text != "" else ""
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"override '{key}': cannot parse value {text!r}: {exc}") from exc
-        pairs.append((key, value))
+        pairs.append((key, text))
     return pairs
 
 
 def apply_overrides(cfg: Config, overrides: Sequence[str]) -> Config:
     """Apply command-line overrides to ``cfg`` in place (and return it)."""
-    for key, value in parse_overrides(overrides):
-        # A string field given a value YAML reads as a number keeps the text.
-        _set_key(cfg, key, _keep_text_for_str(cfg, key, value), "command line (--opts)")
+    for key, text in parse_overrides(overrides):
+        _set_key(cfg, key, text, "command line (--opts)")
     validate(cfg, source="command line (--opts)")
     return cfg
-
-
-def _keep_text_for_str(cfg: Config, key: str, value: Any) -> Any:
-    section, name = key.split(".", 1) if "." in key else (None, key)
-    for s in SECTIONS if section is None else (section,):
-        if s not in SECTIONS:
-            continue
-        types = _field_types(type(getattr(cfg, s)))
-        if types.get(name) is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-    return value
 
 
 def validate(cfg: Config, source: Optional[str] = None) -> None:
