@@ -23,38 +23,38 @@ else
     echo "error: $DATA exists and is not a synthetic set this script wrote (no info.json); move it away" >&2
     exit 2
   fi
-  rm -rf "$DATA"  # an older, smaller synthetic set (ours: it has info.json) would give other numbers than the README's
-  "$PY" -m src.data.synthetic --out "$DATA" --task shapes --num $NUM --size 128 --seed 0 --val-fraction 0.1
+  # an older, smaller synthetic set of ours (info.json) is written over; only files the generator wrote are replaced
+  "$PY" -m src.data.synthetic --out "$DATA" --task shapes --num $NUM --size 128 --seed 0 --val-fraction 0.1 --overwrite
 fi
 
 step "2/6 training PSPNet-50 from scratch on CPU (config $CFG)"
-"$PY" train.py --config "$CFG" --opts train.save_dir "$OUT" data.data_root "$DATA"
+"$PY" train.py --config "$CFG" --resume auto --opts train.save_dir "$OUT" data.data_root "$DATA"  # a rerun continues
 CKPT=$(ls "$OUT"/checkpoints/epoch_*.ckpt | tail -n 1)
 
 step "3/6 evaluating $CKPT by the reference protocol"
 "$PY" eval.py --config "$CFG" --ckpt "$CKPT" --overwrite --results-dir "$OUT/eval_ms" \
-  --opts train.save_dir "$OUT" data.data_root "$DATA" eval.save_images true 2>&1 | tee "$OUT/eval.log"
+  --opts train.save_dir "$OUT" data.data_root "$DATA" eval.save_images true
 
 step "4/6 exporting MINDIR and ONNX (verified against MindSpore)"
 BATCH=$("$PY" -c "from src.config import load_config; print(load_config('$CFG').eval.batch_size)")
 for FMT in MINDIR ONNX; do
   "$PY" export.py --config "$CFG" --ckpt "$CKPT" --file_format $FMT --batch_size "$BATCH" \
-    --file_name "$OUT/export/pspnet50" > "$OUT/export_$FMT.json"
+    --file_name "$OUT/export/pspnet50" --overwrite > "$OUT/export_$FMT.json"
 done
 
 step "5/6 the Ascend-310 file flow (in chunks of images, bounded disk) with the Python runner on the ONNX model"
 "$PY" -m src flow310 --config "$CFG" --model "$OUT/export/pspnet50.onnx" --work "$OUT/infer_310" --runner python \
-  --save-images --opts data.data_root "$DATA"
+  --save-images --overwrite --opts data.data_root "$DATA"
 
 step "6/6 predict on a few images with the MINDIR"
 mkdir -p "$OUT/predict_input"
 head -n 4 "$DATA/val.txt" | while read -r img _; do cp "$DATA/$img" "$OUT/predict_input/"; done
 "$PY" inference/predict.py --config "$CFG" --model "$OUT/export/pspnet50.mindir" --input "$OUT/predict_input" \
-  --out "$OUT/predict"
+  --out "$OUT/predict" --overwrite
 
 echo
 echo "==================== quickstart done ===================="
-grep -h "ss:mIoU" "$OUT/eval.log" | sed 's/^.* \(Synthetic\)/\1/' || true
+grep -h "ss:mIoU" "$OUT/eval_ms/eval.log" | sed 's/^.* \(Synthetic\)/\1/' || true
 echo "(chance level: predicting background everywhere gives mIoU ~ 1/6 of the background IoU)"
 echo "checkpoints        $OUT/checkpoints/"
 echo "training records   $OUT/metrics.jsonl  and the curves  $OUT/curves.png"
