@@ -11,6 +11,7 @@ device on one server, or that names no server of this host is refused.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sys
 from pathlib import Path
@@ -25,9 +26,13 @@ class RankTableError(PSPNetError, ValueError):
     """A rank table that cannot be read or does not fit this host; the message names the file."""
 
 
+MAX_TABLE_DEPTH = 16  # a rank table nests 4 levels; json's parser recurses once per level
+SERVER_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,255}")  # an address or host name: nothing a plan line could split on
+
+
 def _int_field(value, what: str, path: str) -> int:
     text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
-    if not text.isdigit() or len(text) > 6:
+    if not (text.isascii() and text.isdigit()) or len(text) > 6:  # '²' and '①' are digits to isdigit(), not to int()
         raise RankTableError(f"rank table {path}: {what} must be a non-negative integer, got {str(value)[:40]!r}")
     return int(text)
 
@@ -40,7 +45,9 @@ def read_rank_table(path: str) -> List[Tuple[str, List[Tuple[int, int]]]]:
     if p.stat().st_size > MAX_TABLE_BYTES:
         raise RankTableError(f"rank table {path}: {p.stat().st_size} bytes is too large for a rank table")
     try:
-        table = json.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+        _check_depth(text, path)
+        table = json.loads(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise RankTableError(f"rank table {path}: not valid JSON ({str(exc)[:120]})") from None
     servers = table.get("server_list") if isinstance(table, dict) else None
@@ -53,6 +60,9 @@ def read_rank_table(path: str) -> List[Tuple[str, List[Tuple[int, int]]]]:
         if not isinstance(sid, str) or not sid or not isinstance(devices, list) or not devices:
             raise RankTableError(f"rank table {path}: server_list[{i}] needs a 'server_id' and a non-empty 'device' "
                                  f"list")
+        if not SERVER_ID.fullmatch(sid):
+            raise RankTableError(f"rank table {path}: server_list[{i}].server_id {sid[:60]!r} is not an address or "
+                                 f"host name (letters, digits, '.', ':', '-', '_' only)")
         entries = []
         for j, dev in enumerate(devices):
             if not isinstance(dev, dict):
@@ -71,6 +81,31 @@ def read_rank_table(path: str) -> List[Tuple[str, List[Tuple[int, int]]]]:
     if len(set(sids)) != len(sids):
         raise RankTableError(f"rank table {path}: a server_id appears twice ({sids})")
     return out
+
+
+def _check_depth(text: str, path: str) -> None:
+    """Refuse nesting deeper than a rank table's before parsing (json recurses per level: a RecursionError)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_TABLE_DEPTH:
+                raise RankTableError(f"rank table {path}: nested more than {MAX_TABLE_DEPTH} levels deep; a rank "
+                                     f"table has 4")
+        elif ch in "]}":
+            depth -= 1
 
 
 def host_addresses() -> Set[str]:

@@ -96,6 +96,9 @@ def test_rank_table_gives_each_server_its_devices_and_ranks(tmp_path):
     (lambda t: t["server_list"][0]["device"][0].update(rank_id="-1"), "non-negative integer"),
     (lambda t: t["server_list"][1].update(server_id="10.0.0.1"), "server_id appears twice"),
     (lambda t: t.update(server_list=[]), "non-empty 'server_list'"),
+    (lambda t: t["server_list"][0]["device"][0].update(device_id="\u00b2"), "non-negative integer"),  # '²'
+    (lambda t: t["server_list"][0]["device"][0].update(rank_id="\u2460"), "non-negative integer"),  # '①'
+    (lambda t: t["server_list"][0].update(server_id="10.0.0.1\n7 0"), "not an address or host name"),
 ])
 def test_rank_table_that_does_not_fit_is_refused(tmp_path, mutate, match):
     t = json.loads(_table(tmp_path).read_text())
@@ -104,6 +107,21 @@ def test_rank_table_that_does_not_fit_is_refused(tmp_path, mutate, match):
     with pytest.raises(RankTableError, match=match) as info:
         read_rank_table(str(tmp_path / "bad.json"))
     assert "bad.json" in str(info.value)
+
+
+def test_hostile_rank_tables_are_one_line_not_a_traceback(tmp_path):
+    """A million '[' (json recurses per level), and a server_id that would inject a line into the launcher's plan."""
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 1_000_000)
+    with pytest.raises(RankTableError, match="nested more than 16 levels"):
+        read_rank_table(str(deep))
+    table = _table(tmp_path, servers=(("10.0.0.1", 1),))
+    data = json.loads(table.read_text())
+    data["server_list"][0]["server_id"] = "10.0.0.1\n7 0"
+    table.write_text(json.dumps(data))
+    proc = subprocess.run([sys.executable, "-m", "src.launch", "rank-table", str(table), "0"], cwd=str(ROOT),
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_rank_table_server_choice_errors(tmp_path):
