@@ -2,6 +2,7 @@
 # Data-parallel training with MindSpore's msrun (HCCL on Ascend), on one or several nodes.
 # Usage: bash scripts/run_distribute_train.sh CONFIG DEVICES_PER_NODE [NODES NODE_RANK MASTER_ADDR [MASTER_PORT]] [-- overrides]
 #        bash scripts/run_distribute_train.sh --rank-table RANK_TABLE.json CONFIG [SERVER] [-- overrides]
+#        bash scripts/run_distribute_train.sh RANK_TABLE.json YAML       (the model zoo's order, same launch)
 #   One node with 8 devices:  bash scripts/run_distribute_train.sh config/voc2012_pspnet50.yaml 8
 #   Two nodes, this is rank 1: bash scripts/run_distribute_train.sh config/voc2012_pspnet50.yaml 8 2 1 10.0.0.1
 #   Rank table (classic HCCL launch): this host's server_list entry gives each process its DEVICE_ID and
@@ -25,6 +26,9 @@ LOG_DIR=$(realpath -m "${LOG_DIR:-logs_distributed}")
 export HCCL_CONNECT_TIMEOUT=${HCCL_CONNECT_TIMEOUT:-600}
 RES=$(resume_choice) || exit 2
 
+if [ "${1:-}" != "--rank-table" ] && [[ "${1:-}" == *.json ]] && [ $# -ge 2 ]; then
+  set -- --rank-table "$@"  # the model zoo's order: RANK_TABLE YAML
+fi
 if [ "${1:-}" = "--rank-table" ]; then
   [ $# -ge 3 ] || usage
   RANK_TABLE=$2; CONFIG=$3; shift 3

@@ -35,15 +35,19 @@ class Command:
 # --- shared pieces ------------------------------------------------------------------------------------------------
 
 def _config_args(p: argparse.ArgumentParser, default: Optional[str] = None) -> None:
-    p.add_argument("--config", required=default is None, default=default, help="YAML config (see config/)")
+    p.add_argument("--config", "--yaml_path", dest="config", required=default is None, default=default,
+                   help="YAML config: this project's (config/), or semseg's / the model zoo's (DATA/TRAIN/TEST)")
     p.add_argument("--opts", nargs="*", default=[], help="overrides: KEY VALUE ... or KEY=VALUE ...")
+    p.add_argument("overrides", nargs="*", default=[], metavar="KEY VALUE",
+                   help="trailing overrides as semseg and the zoo write them (model_path M, TEST.model_path M)")
 
 
 def _device_args(p: argparse.ArgumentParser) -> None:
     """The model zoo's habits: ``--device_target`` / ``--device_id`` are aliases of device.target / device_id."""
     p.add_argument("--device_target", "--device-target", default=None, choices=["Ascend", "GPU", "CPU", "auto"],
                    help="alias of --opts device.target X")
-    p.add_argument("--device_id", "--device-id", type=int, default=None, help="alias of --opts device.device_id N")
+    p.add_argument("--device_id", "--device-id", type=int, default=None,
+                   help="the device; wins over a launcher's DEVICE_ID / MS_LOCAL_RANK_ID and device.device_id")
 
 
 def device_overrides(a: argparse.Namespace) -> List[str]:
@@ -57,10 +61,37 @@ def device_overrides(a: argparse.Namespace) -> List[str]:
 
 
 def _load(a: argparse.Namespace, extra: Sequence[str] = ()):
-    """The config of ``--config`` with ``--opts``, the device aliases (and ``extra``) applied and checked."""
-    from src.config import load_config
+    """The config of ``--config`` (ours, semseg's or the zoo's) with the trailing overrides, ``--opts``, the
+    device aliases (and ``extra``) applied and checked."""
+    from src.compat import load_any_config
 
-    return load_config(a.config, [*a.opts, *device_overrides(a), *extra])
+    return load_any_config(a.config, [*getattr(a, "overrides", []), *a.opts, *device_overrides(a), *extra])
+
+
+def _model_path(a: argparse.Namespace, cfg) -> str:
+    """``--ckpt``, else the config's model (semseg's TEST.model_path, the zoo's DATA.ckpt, eval.model_path)."""
+    path = a.ckpt or cfg.eval.model_path
+    if not path:
+        from src.config import ConfigError
+
+        raise ConfigError("no model to use: pass --ckpt PATH (or set eval.model_path / TEST.model_path in the "
+                          "config)")
+    return path
+
+
+def _pth_as_checkpoint(path: str, stack: contextlib.ExitStack) -> str:
+    """A trained semseg PSPNet ``.pth`` converted (strictly, by name) into a private temporary checkpoint
+    that lives as long as ``stack``; anything else is returned as it is."""
+    if not path.lower().endswith((".pth", ".pt")):
+        return path
+    from src.convert.weights import convert_file
+    from src.outputs import private_folder
+
+    folder = stack.enter_context(private_folder())
+    dst = os.path.join(folder, "converted.ckpt")
+    convert_file(path, dst, "semseg_pspnet")
+    logger.info("%s: a semseg PSPNet converted in memory (names mapped, every tensor checked)", path)
+    return dst
 
 
 def _device(cfg, mode: Optional[str] = None, seed: Optional[int] = None, id_from_flag: bool = False) -> str:
@@ -155,7 +186,9 @@ MULTI_SCALES = "[0.5, 0.75, 1.0, 1.25, 1.5, 1.75]"  # semseg's multi-scale test
 def _eval_args(p: argparse.ArgumentParser) -> None:
     _config_args(p)
     _device_args(p)
-    p.add_argument("--ckpt", required=True, help="MindSpore .ckpt, or the .mindir / .onnx file for those backends")
+    p.add_argument("--ckpt", "--ckpt_file", dest="ckpt", default=None,
+                   help="MindSpore .ckpt, a semseg .pth, or a .mindir / .onnx file (default: the config's "
+                        "eval.model_path / TEST.model_path)")
     p.add_argument("--backend", default=None, choices=["ms", "mindir", "onnx", "lite"],
                    help="default: from the extension (.ckpt ms, .mindir mindir, .onnx onnx); lite: a MINDIR in "
                         "MindSpore Lite's runtime (needs the mindspore_lite wheel)")
@@ -172,19 +205,24 @@ def _eval(a: argparse.Namespace) -> None:
     from src.model.backends import backend_from_extension
 
     cfg = _load(a, ["eval.scales", MULTI_SCALES] if a.multi_scale else [])
-    a.backend = a.backend or backend_from_extension(a.ckpt)
+    stack = contextlib.ExitStack()
+    model = _pth_as_checkpoint(_model_path(a, cfg), stack)
+    a.backend = a.backend or backend_from_extension(model)
     _device(cfg, id_from_flag=a.device_id is not None)
     rank, size = _ranks()
     out_dir = results_dir_of(cfg, a.backend, a.results_dir)
     with _command_folder(out_dir, "results folder", "eval", a.overwrite, rank, EVAL_LOG, open_results_dir) as folder:
-        run_eval(cfg, a.ckpt, a.backend, a.overwrite, a.results_dir, rank, size, folder)
+        with stack:
+            run_eval(cfg, model, a.backend, a.overwrite, a.results_dir, rank, size, folder)
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
     _config_args(p)
     _device_args(p)
-    p.add_argument("--ckpt", required=True)
-    p.add_argument("--file_format", required=True, choices=["MINDIR", "AIR", "ONNX", "mindir", "air", "onnx"])
+    p.add_argument("--ckpt", "--ckpt_file", dest="ckpt", default=None,
+                   help="checkpoint (.ckpt, or a semseg .pth; default: the config's eval.model_path)")
+    p.add_argument("--file_format", default="MINDIR", choices=["MINDIR", "AIR", "ONNX", "mindir", "air", "onnx"],
+                   help="default MINDIR, as the model zoo's export.py")
     p.add_argument("--batch_size", type=int, default=1)
     p.add_argument("--height", type=int, default=None, help="input height (default eval.test_h)")
     p.add_argument("--width", type=int, default=None, help="input width (default eval.test_w)")
@@ -195,16 +233,22 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 
 
 def _export(a: argparse.Namespace) -> None:
-    from src.deploy.export import export_model
-
     cfg = _load(a)
-    target = _device(cfg, mode="GRAPH")
+    target = _device(cfg, mode="GRAPH", id_from_flag=a.device_id is not None)
     height = cfg.eval.test_h if a.height is None else a.height
     width = cfg.eval.test_w if a.width is None else a.width
-    result = export_model(cfg.model, cfg.data.classes, a.ckpt, a.file_format, a.batch_size, height, width,
-                          a.file_name or f"pspnet{cfg.model.layers}", target, a.output, not a.no_verify,
-                          cfg.data.mean, cfg.data.std, a.overwrite)
+    with contextlib.ExitStack() as stack:
+        ckpt = _pth_as_checkpoint(_model_path(a, cfg), stack)
+        result = _export_with(a, cfg, target, ckpt, height, width)
     print(json.dumps(result, indent=1))
+
+
+def _export_with(a: argparse.Namespace, cfg, target: str, ckpt: str, height: int, width: int) -> Dict:
+    from src.deploy.export import export_model
+
+    return export_model(cfg.model, cfg.data.classes, ckpt, a.file_format, a.batch_size, height, width,
+                        a.file_name or f"pspnet{cfg.model.layers}", target, a.output, not a.no_verify,
+                        cfg.data.mean, cfg.data.std, a.overwrite)
 
 
 # --- weights, data ------------------------------------------------------------------------------------------------

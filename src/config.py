@@ -223,6 +223,7 @@ class EvalConfig:
     batch_size: int = 4
     save_dir: str = ""
     save_images: bool = False
+    model_path: str = ""  # the model eval.py / export.py use when --ckpt is not given (semseg's TEST.model_path)
 
 
 @dataclass

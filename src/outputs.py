@@ -345,6 +345,16 @@ def is_partial_name(name: str) -> bool:
     return name.startswith(".") and (name.endswith(PART) or name.endswith(".part.ckpt") or name.endswith(".part.tmp"))
 
 
+@contextmanager
+def private_folder() -> Iterator[str]:
+    """A temporary folder only this process uses (a converted model), removed with everything in it at the end."""
+    folder = tempfile.mkdtemp(prefix="pspnet_")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 # --- the lock -------------------------------------------------------------------------------------------------------
 
 def _alive(pid: int) -> bool:

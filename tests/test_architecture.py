@@ -12,7 +12,7 @@ LAYERS = [
     ["src.errors"],
     ["src.config", "src.outputs", "src.logging_setup", "src.device", "src.distributed", "src.launch", "src.plotting",
      "src.progress"],
-    ["src.checkpoint"],
+    ["src.checkpoint", "src.compat"],
     ["src.data"],
     ["src.model"],
     ["src.convert", "src.evaluation"],

@@ -350,3 +350,35 @@ def test_the_real_msrun_leaves_no_worker_behind(standins, sig):
         time.sleep(0.1)
     assert not any(_alive(p) for p in pids), "a worker outlived the launcher"
     assert proc.returncode == 128 + int(sig)
+
+
+# --- the model zoo's script forms ------------------------------------------------------------------------------
+
+def test_the_zoo_script_forms_run_beside_ours(standins):
+    tmp = standins["tmp"]
+    table = _table(tmp, servers=(("10.0.0.1", 2),))
+    for args in (["run_eval.sh", "my.yaml", "3"], ["run_train1p_ascend.sh", "my.yaml", "2"],
+                 ["run_distribute_train.sh", str(table), "my.yaml", "0"],
+                 ["run_distribute_train_ascend.sh", str(table), "my.yaml", "0"]):
+        proc = _run([str(ROOT / "scripts" / args[0]), *args[1:]], standins)
+        assert proc.returncode == 0, (args, proc.stderr)
+    recs = [r[1] for r in _records(standins["log"])]
+    assert "--device_id 3" in recs[0] and "--ckpt" not in recs[0]  # the model comes from the config
+    assert "--device_id 2" in recs[1]
+    assert sorted(r.split(" ARGS ")[0] for r in recs[2:4]) == ["DEVICE_ID=0 RANK_ID=0 RANK_SIZE=2",
+                                                               "DEVICE_ID=1 RANK_ID=1 RANK_SIZE=2"]
+    assert len(recs) == 6
+
+
+def test_the_zoo_form_of_run_infer_310_takes_the_data_path(standins):
+    tmp = standins["tmp"]
+    (tmp / "m.mindir").write_bytes(b"x")
+    (tmp / "voc").mkdir()
+    recorder = tmp / "bin" / "python"
+    recorder.write_text(f"#!/usr/bin/env bash\necho \"ARGS $*\" >> {standins['log']}\n")
+    proc = _run([str(ROOT / "scripts" / "run_infer_310.sh"), "m.mindir", "my.yaml", "voc", "4"], standins,
+                RUNNER="python")
+    assert proc.returncode == 0, proc.stderr
+    line = standins["log"].read_text()
+    assert "flow310" in line and "--device_id 4" in line and f"data.data_root {tmp / 'voc'}" in line
+    assert f"--work {tmp / 'infer_310'}" in line

@@ -1,8 +1,9 @@
-"""Every command the README shows names a file that exists and only flags that file accepts.
+"""Every command the README and the manual pages in docs/ show names a file that exists and only flags that
+file accepts.
 
-Commands are the ``python ...`` and ``bash ...`` lines of the README's ```bash blocks.  A Python entry
-point is asked for ``--help`` (with its sub-command, if any) and every ``--flag`` of the README line must
-appear there; a shell script must exist and mention each flag it is given.
+Commands are the ``python ...`` and ``bash ...`` lines of the ```bash blocks of README.md and docs/*.md.  A
+Python entry point is asked for ``--help`` (with its sub-command, if any) and every ``--flag`` of the line
+must appear there; a shell script must exist and mention each flag it is given.
 """
 import os
 import re
@@ -14,13 +15,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def readme_commands():
-    """``(line, argv)`` for every python/bash command in the README's bash blocks (a line ending in a
-    backslash goes on in the next one)."""
+    """``(line, argv)`` for every python/bash command in the bash blocks of the README and docs/*.md (a line
+    ending in a backslash goes on in the next one)."""
+    found = []
+    for doc in DOCS:
+        found += _commands(doc.read_text(encoding="utf-8"))
+    return found
+
+
+def _commands(doc_text):
     found, inside, pending = [], False, ""
-    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+    for line in doc_text.splitlines():
         if line.startswith("```"):
             inside, pending = line.strip() == "```bash", ""
             continue
