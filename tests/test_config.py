@@ -82,3 +82,29 @@ def test_resolved_config_round_trips(tmp_path):
     again = load_config(out)
     assert again.train.epochs == 7 and again.model.bins == [1, 2]
     assert again.data == cfg.data and again.eval == cfg.eval and again.device == cfg.device
+
+
+@pytest.mark.parametrize("key,text,want", [("train.save_dir", "0100", "0100"), ("train.save_dir", "12:30", "12:30"),
+                                           ("train.save_dir", "0x1F", "0x1F"), ("train.save_dir", "run #2", "run #2"),
+                                           ("train.epochs", "7", 7), ("train.base_lr", "1e-3", 1e-3),
+                                           ("train.distributed", "true", True), ("eval.scales", "[0.5, 1]", [0.5, 1.0])])
+def test_override_values_are_read_by_their_keys_type(key, text, want):
+    cfg = apply_overrides(config_from_dict({}, "x"), [key, text])
+    section, name = key.split(".")
+    assert getattr(getattr(cfg, section), name) == want
+
+
+@pytest.mark.parametrize("key,text", [("train.epochs", "0x10"), ("train.epochs", "1_0"), ("train.distributed", "yes"),
+                                      ("train.base_lr", "1_000.0"), ("train.epochs", "７")])
+def test_yaml_1_1_forms_are_not_numbers_or_booleans(key, text):
+    with pytest.raises(ConfigError, match=f"key '{key}' must be"):
+        apply_overrides(config_from_dict({}, "x"), [key, text])
+
+
+def test_a_config_file_reads_its_values_with_the_same_parser(tmp_path):
+    (tmp_path / "c.yaml").write_text("train:\n  save_dir: 0100\n  epochs: 3\n  distributed: false\n")
+    cfg = load_config(tmp_path / "c.yaml")
+    assert (cfg.train.save_dir, cfg.train.epochs, cfg.train.distributed) == ("0100", 3, False)
+    (tmp_path / "d.yaml").write_text("train:\n  epochs: 0x10\n")
+    with pytest.raises(ConfigError, match="d.yaml: key 'train.epochs' must be int"):
+        load_config(tmp_path / "d.yaml")

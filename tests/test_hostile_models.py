@@ -9,8 +9,9 @@ from mindspore import nn
 
 from pth_writer import write_pth
 from src import checkpoint as ckpt_module
-from src.checkpoint import (CheckpointError, arrays_to_entries, checksum_path, load_params_strict, open_resume,
-                            resume_position, rotate_checkpoints, save_checkpoint_atomic)
+from src.checkpoint import (CheckpointError, arrays_to_entries, checksum_path, load_checkpoint_strict,
+                            load_params_strict, open_resume, read_checkpoint, resume_position, rotate_checkpoints,
+                            save_checkpoint_atomic)
 from src.convert.pth import PthError, extract_state_dict
 from src.convert.weights import ConversionError, convert_file
 from src.evaluation.protocol import Protocol, segment
@@ -88,11 +89,11 @@ def test_checksum_decides_corruption_and_an_interrupted_read_changes_nothing(tmp
     path, params = open_resume("auto", tmp_path)
     assert path == new and resume_position(params, path) == (2, 20)
 
-    # MindSpore turns Ctrl-C inside its reader into a ValueError: that is not corruption, the run stops.
+    # A reader that fails (MindSpore turned Ctrl-C into a ValueError) is not corruption: the run stops.
     def interrupted(*args, **kwargs):
         raise ValueError("For 'load_checkpoint', KeyboardInterrupt")
 
-    monkeypatch.setattr(ckpt_module.ms, "load_checkpoint", interrupted)
+    monkeypatch.setattr(ckpt_module, "_checkpoint_values", interrupted)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     with pytest.raises(CheckpointError, match="epoch_0002.ckpt"):
         open_resume("auto", tmp_path)
@@ -169,3 +170,50 @@ def test_onnx_model_with_a_wrong_output_is_one_backend_error(tmp_path):
     predict = make_predict("onnx", str(path), None, 3, 2, (9, 9))
     with pytest.raises(BackendError, match=r"halves.onnx returned float32 \(2, 3, 4, 4\)"):
         segment(np.zeros((10, 12, 3), np.float32), predict, _protocol(3))
+
+
+def _raw_ckpt(path, values):
+    """A .ckpt written value by value: (name, dims, tensor_type, content bytes), sizes that may lie."""
+    from mindspore.train import checkpoint_pb2
+
+    proto = checkpoint_pb2.Checkpoint()
+    for name, dims, dtype, content in values:
+        v = proto.value.add()
+        v.tag = name
+        v.tensor.dims.extend(dims)
+        v.tensor.tensor_type = dtype
+        v.tensor.tensor_content = content
+    path.write_bytes(proto.SerializeToString())
+    return path
+
+
+@pytest.mark.parametrize("values,match", [
+    ([("w", [-1, 3], "Float32", b"\0" * 12)], r"declares dimensions \[-1, 3\]"),
+    ([("w", [1000, 1000], "Float32", b"\0" * 16)], r"declares Float32 \[1000, 1000\] \(4000000 bytes\) but holds 16"),
+    ([("w", [2], "Float32", b"\0" * 8), ("v", [2], "Float32", b"\0" * 8), ("w", [2], "Float32", b"\1" * 8)],
+     "'w' appears twice"),
+    ([("w", [2], "Complex64", b"\0" * 16)], "unsupported dtype 'Complex64'"),
+])
+def test_checkpoints_whose_declared_sizes_lie_are_refused(tmp_path, values, match):
+    path = _raw_ckpt(tmp_path / "bad.ckpt", values)
+    with pytest.raises(CheckpointError, match=match) as info:
+        read_checkpoint(path)
+    assert "bad.ckpt" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_large_tensors_in_slices_read_whole_and_int_weights_are_refused(tmp_path):
+    import mindspore as ms
+    from mindspore import nn
+
+    data = np.arange(6, dtype=np.float32)
+    path = _raw_ckpt(tmp_path / "sliced.ckpt", [("w", [2, 3], "Float32", data[:4].tobytes()),
+                                                 ("w", [2, 3], "Float32", data[4:].tobytes())])
+    np.testing.assert_array_equal(read_checkpoint(path)["w"], data.reshape(2, 3))
+    net = nn.Dense(3, 2, has_bias=False)
+    name = net.weight.name
+    ints = _raw_ckpt(tmp_path / "ints.ckpt", [(name, [2, 3], "Int32", np.ones(6, np.int32).tobytes())])
+    with pytest.raises(CheckpointError, match=f"{name} is int32 in the checkpoint, the network's is float32"):
+        load_checkpoint_strict(net, ints)
+    doubles = _raw_ckpt(tmp_path / "f64.ckpt", [(name, [2, 3], "Float64", np.ones(6).tobytes())])
+    assert load_checkpoint_strict(net, doubles) == [name]
+    assert np.array_equal(net.weight.asnumpy(), np.ones((2, 3), np.float32)) and net.weight.dtype == ms.float32

@@ -8,10 +8,8 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
