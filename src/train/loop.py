@@ -9,13 +9,14 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import mindspore as ms
 
-from src.checkpoint import (ResumePoint, RunCheckpoints, epoch_checkpoints, load_checkpoint_strict,
-                            remove_partial_checkpoints, schedule_of)
+from src.checkpoint import (ResumePoint, RunCheckpoints, epoch_checkpoints, is_training_state, load_params_strict,
+                            read_checkpoint, remove_partial_checkpoints, schedule_of)
+from src.convert.weights import is_zoo_backbone, rename_zoo_backbone
 from src.config import Config, config_yaml
 from src.data.dataset import read_list
 from src.data.pipeline import build_train_pipeline, pipeline_error
@@ -62,8 +63,7 @@ class Trainer:
         self.net = build_network(cfg, device_target, group_size)
         loss_scale = loss_scale_for(t, device_target)
         if cfg.model.pretrained and point.path is None:
-            load_checkpoint_strict(self.net, cfg.model.pretrained, allow_missing=("ppm.", "cls.", "aux."),
-                                   allow_non_finite=cfg.model.allow_non_finite)
+            load_pretrained(self.net, cfg.model.pretrained, cfg.model.allow_non_finite)
         self._build_data(point)  # the sampler needs the epoch to resume at; the weights come after
         self.optimizer = build_optimizer(self.net, t.base_lr, self.total_steps, t.power, t.head_lr_mult, t.momentum,
                                          t.weight_decay, t.warmup_steps)
@@ -306,6 +306,17 @@ class Trainer:
         if self.group_size > 1:  # a barrier: no rank leaves before rank 0 has written the last checkpoint
             allreduce_sum(np.zeros(1, np.float32), self.group_size)
         return self._summary(last_miou)
+
+
+def load_pretrained(net, path: str, allow_non_finite: bool = False) -> List[str]:
+    """ImageNet weights for the backbone, strictly (only ppm/cls/aux may stay initial): this project's names,
+    or the model zoo's ``resnet_deepbase.ckpt`` names mapped by name (``convert.weights.rename_zoo_backbone``)."""
+    params = {n: v for n, v in read_checkpoint(path).items() if not is_training_state(n)}
+    if is_zoo_backbone(list(params)):
+        params = rename_zoo_backbone(params, path)
+        logger.info("%s: the model zoo's backbone names, mapped onto this network's (%d tensors)", path, len(params))
+    return load_params_strict(net, params, path, allow_missing=("ppm.", "cls.", "aux."),
+                              allow_non_finite=allow_non_finite)
 
 
 def refuse_fresh_over_earlier(out: OutputFolder) -> None:
