@@ -326,8 +326,8 @@ def plan_disk(images: int, protocol: Protocol, max_disk_gb: float = DEFAULT_MAX_
 
 
 def clear_chunk(folder: OutputFolder) -> None:
-    """Delete one chunk's input and output files (the flow's own; a user's file there stays)."""
-    folder.remove_owned(["input/", "output/"])
+    """Delete one chunk's input and output files and its meta.json (the flow's own; a user's file stays)."""
+    folder.remove_owned(["input/", "output/", META])
 
 
 def app_runner(app: str, model_path: str, device_id: int = 0, device: str = "ascend",
