@@ -10,8 +10,8 @@ from mindspore import nn
 from pth_writer import write_pth
 from src import checkpoint as ckpt_module
 from src.checkpoint import (CheckpointError, arrays_to_entries, checksum_path, load_checkpoint_strict,
-                            load_params_strict, open_resume, read_checkpoint, resume_position, rotate_checkpoints,
-                            save_checkpoint_atomic)
+                            load_params_strict, read_checkpoint, save_checkpoint_atomic)
+from src.train.run_state import open_resume, resume_position, rotate_checkpoints
 from src.convert.pth import PthError, extract_state_dict
 from src.convert.weights import ConversionError, convert_file
 from src.evaluation.protocol import Protocol, segment

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from helpers import make_shapes, tiny_config
-from src.checkpoint import (CheckpointError, arrays_to_entries, epoch_checkpoints, read_checkpoint,
-                            save_checkpoint_atomic)
+from src.checkpoint import CheckpointError, arrays_to_entries, read_checkpoint, save_checkpoint_atomic
+from src.train.run_state import epoch_checkpoints
 from src.data.dataset import DataError
 from src.train.loop import Trainer, TrainingError
 
@@ -131,7 +131,7 @@ def test_resume_from_corrupt_or_weights_only_checkpoint_is_refused(shapes, tmp_p
 
 def test_resume_reads_one_checkpoint_file(shapes, tmp_path, monkeypatch):
     """Resume reads the epoch checkpoint once; best.ckpt's mIoU comes from best.json beside it."""
-    import src.checkpoint as checkpoint
+    import src.train.run_state as checkpoint
 
     run = tmp_path / "run"
     trainer = Trainer(tiny_config(shapes, run, train={"epochs": 2, "eval_interval": 1}))

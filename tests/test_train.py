@@ -8,7 +8,7 @@ from helpers import TINY, TINY_DEPTH, make_shapes, tiny_config
 from src.checkpoint import read_checkpoint
 from src.evaluation.metrics import ConfusionMatrix
 from src.model.pspnet import PSPNet
-from src.checkpoint import epoch_checkpoints
+from src.train.run_state import epoch_checkpoints
 from src.train.loop import Trainer, TrainingError
 from src.train.lr import build_optimizer, current_lrs, poly_lr, split_params
 from src.train.records import MetricsLog

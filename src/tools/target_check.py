@@ -42,7 +42,7 @@ def fixed_input(hw: Sequence[int], seed: int = 0) -> np.ndarray:
 
 def dump_logits(config: str, run_dir: str, target: str, out: str, overrides: Sequence[str] = ()) -> np.ndarray:
     """Logits of the run's newest checkpoint on :func:`fixed_input` at the crop size, on ``target``; saved to ``out``."""
-    from src.checkpoint import epoch_checkpoints
+    from src.train.run_state import epoch_checkpoints
     from src.config import load_config
     from src.device import setup_device
     from src.model.backends import load_eval_network, ms_predict

@@ -14,8 +14,8 @@ from typing import Dict, List, Optional
 import numpy as np
 import mindspore as ms
 
-from src.checkpoint import (ResumePoint, RunCheckpoints, epoch_checkpoints, is_training_state, load_params_strict,
-                            read_checkpoint, remove_partial_checkpoints, schedule_of)
+from src.checkpoint import is_training_state, load_params_strict, read_checkpoint, remove_partial_checkpoints
+from src.train.run_state import ResumePoint, RunCheckpoints, epoch_checkpoints, schedule_of
 from src.convert.weights import is_zoo_backbone, rename_zoo_backbone
 from src.config import Config, config_yaml
 from src.data.dataset import read_list
@@ -106,7 +106,8 @@ class Trainer:
         self.records = MetricsLog(self.save_dir / METRICS_NAME, self.outputs) if self.is_main else None
         self.error_log = str(self.save_dir / f"data_error_rank{self.rank}.txt")
         if self.is_main:
-            self.outputs.put_text(os.path.basename(self.error_log), "", kind="log")  # this run's record of a sample that stops it
+            # this run's record of a sample that stops it
+            self.outputs.put_text(os.path.basename(self.error_log), "", kind="log")
         else:
             write_text(self.error_log, "")
 
@@ -288,8 +289,8 @@ class Trainer:
         if state.step >= self.total_steps or state.epoch >= t.epochs:
             logger.warning("nothing left to train: the run in %s is finished (epoch %d of %d, step %d of %d). Raise "
                            "train.epochs (with --allow-schedule-change), choose another train.save_dir, or start "
-                           "fresh there with --resume none --overwrite (that replaces this run's files)", self.save_dir, state.epoch, t.epochs, state.step,
-                           self.total_steps)
+                           "fresh there with --resume none --overwrite (that replaces this run's files)",
+                           self.save_dir, state.epoch, t.epochs, state.step, self.total_steps)
             return self._summary(last_miou, bad_samples=0, nothing_left=True)
         batches = None if self.sink_size else iter(self.train_ds.create_tuple_iterator(num_epochs=1,
                                                                                       output_numpy=True))
