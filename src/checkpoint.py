@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -136,13 +137,27 @@ def match_parameters(net_shapes: Mapping[str, Tuple[int, ...]], ckpt: Mapping[st
 
 
 def _format_problems(source: str, missing: List[str], unexpected: List[str], mismatched: List[str]) -> str:
-    lines = [f"checkpoint {source} does not match the network:"]
+    """One line: what does not match, and the likely fix when the mismatch has a known cause."""
+    parts = []
     for title, items in (("missing from the checkpoint", missing), ("unexpected in the checkpoint", unexpected),
                          ("shape mismatch", mismatched)):
         if items:
-            shown = items[:20]
-            lines.append(f"  {title} ({len(items)}): " + ", ".join(shown) + (" ..." if len(items) > 20 else ""))
-    return "\n".join(lines)
+            parts.append(f"{title} ({len(items)}): " + ", ".join(items[:6]) + (" ..." if len(items) > 6 else ""))
+    return f"checkpoint {source} does not match the network: {'; '.join(parts)}{_hint(missing, mismatched)}"
+
+
+def _hint(missing: List[str], mismatched: List[str]) -> str:
+    """The fix for the mismatches whose cause is known from their names and shapes."""
+    if any(re.match(r"layer0\.0\.weight: checkpoint \(\d+, \d+, 7, 7\)", m) for m in mismatched) or \
+            ("layer0.3.weight" in missing and "layer0.6.weight" in missing):
+        return " - a 7x7 stem (torchvision ResNet): set model.deep_stem false"
+    if any(m.startswith(("cls.4.", "aux.4.")) for m in mismatched):
+        return " - another class count: set data.classes to the checkpoint's"
+    if any(m.startswith("ppm.") for m in mismatched) or any(n.startswith("ppm.features.") for n in missing):
+        return " - another pyramid: set model.bins / model.use_ppm to the checkpoint's"
+    if missing and all(n.startswith(("layer3.", "layer4.", "layer2.")) for n in missing):
+        return " - a shallower ResNet: set model.layers to the checkpoint's depth"
+    return ""
 
 
 def non_finite_names(params: Mapping[str, np.ndarray]) -> List[str]:

@@ -12,6 +12,8 @@ import pytest
 
 from src.model.backends import BackendError, lite_predict
 
+pytestmark = pytest.mark.slow  # compiles and links the 310 app against stand-in and real Lite packages
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -2,10 +2,13 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 
 from helpers import TINY, TINY_DEPTH
 from src.config import load_config
 from src.tools.context_demo import boat_car_confusion, run_context_demo
+
+pytestmark = pytest.mark.slow  # trains two variants end to end
 
 
 def test_boat_car_confusion_from_matrix():

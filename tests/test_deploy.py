@@ -215,6 +215,7 @@ def test_exported_model_sets_the_eval_batch(trained, exported):
 
 # --- the chunked 310 flow: bounded disk, a work folder it may clear, the same numbers as eval.py ----------------
 
+@pytest.mark.slow
 def test_chunked_flow_equals_eval_and_leaves_no_windows(trained, exported, tmp_path):
     from src.data.dataset import read_list
     from src.data.labels import spec_of
@@ -295,6 +296,7 @@ def _infer_310(args, cwd, **env):
                           env={**clean, **env}, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_run_infer_310_never_touches_a_folder_it_did_not_create(trained, exported, tmp_path):
     cfg, _, tmp = trained
     cfg_file = save_config(cfg, tmp_path / "c.yaml")
@@ -338,6 +340,7 @@ def test_eval_command_takes_zoo_device_options_and_writes_a_dated_log(trained, e
         assert (loaded.device.target, loaded.device.device_id) == ("CPU", 3)
 
 
+@pytest.mark.slow
 def test_run_infer_310_drives_the_app_with_float32_and_the_device(trained, exported, tmp_path):
     from fake_lite import build_fake_lite
 

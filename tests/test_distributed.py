@@ -18,6 +18,8 @@ from src.model.pspnet import build_pspnet
 from src.train.lr import build_optimizer
 from src.train.step import NetWithLoss
 
+pytestmark = pytest.mark.slow  # real msrun jobs with two ranks
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

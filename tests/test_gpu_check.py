@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from helpers import TINY, TINY_DEPTH
 from src.tools.target_check import compare
@@ -25,6 +26,7 @@ def test_compare_agrees_only_when_losses_and_logits_do():
     assert not compare([2.0, 1.0], [2.0], logits, logits)["agree"]  # a run that stopped early
 
 
+@pytest.mark.slow
 def test_check_gpu_script_end_to_end_on_cpu(tmp_path):
     env = {**os.environ, "TARGET": "CPU", "STEPS": "2", "GLOG_v": "3"}
     out = tmp_path / "chk"

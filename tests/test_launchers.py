@@ -188,6 +188,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
 def test_an_interrupt_leaves_no_rank_running(standins, sig, code):
     table = _table(standins["tmp"], servers=(("10.0.0.1", 2),))

@@ -15,6 +15,8 @@ from src.tools.op_inventory import (ALLOWLIST, OpInventoryError, aicpu_only, asc
                                     check_graphs, docstring_platforms, graph_primitives, load_aicpu_accepted,
                                     load_allowlist, unlisted, wheel_registrations)
 
+pytestmark = pytest.mark.slow  # compiles the Ascend training graphs on CPU
+
 ROOT = Path(__file__).resolve().parents[1]
 HW = (33, 41)
 

@@ -42,6 +42,7 @@ def test_bad_training_sample_is_one_data_error(tmp_path, what):
     assert "\n" not in message
 
 
+@pytest.mark.slow
 def test_resume_bookkeeping(shapes, tmp_path, caplog):
     run = tmp_path / "run"
     first = Trainer(tiny_config(shapes, run, train={"epochs": 3}))
@@ -114,6 +115,7 @@ def test_train_cli_bad_sample_exits_2_with_one_line(tmp_path):
     assert len(errors) == 1 and "train.txt:" in errors[0] and "cannot read image" in errors[0]
 
 
+@pytest.mark.slow
 def test_resume_from_corrupt_or_weights_only_checkpoint_is_refused(shapes, tmp_path):
     Trainer(tiny_config(shapes, tmp_path / "r", train={"epochs": 1})).run()
     ckpt = tmp_path / "r" / "checkpoints" / "epoch_0001.ckpt"
@@ -129,6 +131,7 @@ def test_resume_from_corrupt_or_weights_only_checkpoint_is_refused(shapes, tmp_p
         Trainer(tiny_config(shapes, tmp_path / "r4"), resume=str(tmp_path / "nope.ckpt"))
 
 
+@pytest.mark.slow
 def test_resume_reads_one_checkpoint_file(shapes, tmp_path, monkeypatch):
     """Resume reads the epoch checkpoint once; best.ckpt's mIoU comes from best.json beside it."""
     import src.train.run_state as checkpoint

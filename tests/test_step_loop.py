@@ -73,6 +73,7 @@ class SlowStep(CountingStep):
         return super().__call__(image, label)
 
 
+@pytest.mark.slow
 def test_logged_time_per_step_matches_wall_time(shapes, tmp_path):
     """The logged s/step is the window's time over the window's steps (it was divided by 1: 20x too slow)."""
     cfg = tiny_config(shapes, tmp_path / "run", train={"epochs": 1, "batch_size": 1, "log_every": 2})
@@ -88,6 +89,7 @@ def test_logged_time_per_step_matches_wall_time(shapes, tmp_path):
     assert 0.2 * trainer.steps_per_epoch <= logged <= wall  # with the window's time on one step: ~2x wall
 
 
+@pytest.mark.slow
 def test_losses_are_fetched_once_per_logging_window(shapes, tmp_path, monkeypatch):
     monkeypatch.setattr(loop_mod, "LossWindow", CountingWindow)
     CountingWindow.fetches = 0
@@ -104,6 +106,7 @@ def test_losses_are_fetched_once_per_logging_window(shapes, tmp_path, monkeypatc
     assert CountingWindow.fetches == len(expected) < trainer.step_cell.calls == 2 * per_epoch
 
 
+@pytest.mark.slow
 def test_a_nan_between_logging_steps_is_named_by_its_own_step(shapes, tmp_path):
     cfg = tiny_config(shapes, tmp_path / "nan", train={"epochs": 2, "batch_size": 1, "log_every": 100,
                                                         "save_every": 1})
@@ -115,6 +118,7 @@ def test_a_nan_between_logging_steps_is_named_by_its_own_step(shapes, tmp_path):
     assert epoch_checkpoints(tmp_path / "nan" / "checkpoints") == []  # nothing saved after the bad step
 
 
+@pytest.mark.slow
 def test_sink_chunks_advance_the_step_and_log_per_sink(shapes, tmp_path, monkeypatch):
     """The sink path on CPU with a stand-in for ms.data_sink: k host steps per call, the last losses returned."""
     cfg = tiny_config(shapes, tmp_path / "sink", train={"epochs": 2, "batch_size": 1, "log_every": 1})
@@ -162,6 +166,7 @@ def test_fixed_form_refuses_full_eval_windows_of_another_size(shapes, tmp_path):
         Trainer(cfg)
 
 
+@pytest.mark.slow
 def test_fixed_form_trains_and_evaluates_on_cpu(shapes, tmp_path):
     cfg = tiny_config(shapes, tmp_path / "fixedrun", train={"epochs": 1, "eval_interval": 1},
                       model={"graph_form": "fixed"}, data={"val_list": "train.txt"})

@@ -63,6 +63,7 @@ def test_head_lr_is_exactly_ten_times_backbone_at_every_step():
         assert current_lrs(opt) == pytest.approx([b, 10 * b], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_loss_goes_down_and_records_are_written(shapes, tmp_path, graph_mode):
     cfg = tiny_config(shapes, tmp_path / "run", train={"epochs": 4, "base_lr": 0.02})
     summary = Trainer(cfg).run()
@@ -75,6 +76,7 @@ def test_loss_goes_down_and_records_are_written(shapes, tmp_path, graph_mode):
     assert [e for e, _ in epoch_checkpoints(tmp_path / "run" / "checkpoints")] == [2, 3, 4]  # keep_last 3
 
 
+@pytest.mark.slow
 def test_overfit_reaches_high_training_miou(shapes, tmp_path, graph_mode):
     # A handful of images, fixed crops: the whole loop must be able to fit them. One of the few real-size
     # networks of the suite (width 1): the 1/16-width one does not fit them in this budget, and this takes no longer.
@@ -92,6 +94,7 @@ def test_overfit_reaches_high_training_miou(shapes, tmp_path, graph_mode):
     assert scores.miou_present > 0.85, scores.iou
 
 
+@pytest.mark.slow
 def test_resume_continues_schedule_exactly(shapes, tmp_path):
     straight = Trainer(tiny_config(shapes, tmp_path / "a", train={"epochs": 3}))
     full = straight.run()

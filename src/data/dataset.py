@@ -50,7 +50,9 @@ def read_list(list_file: str | os.PathLike, data_root: str | os.PathLike, requir
     list_file = Path(list_file)
     root = Path(data_root)
     if not list_file.is_file():
-        raise DataError(f"list file not found: {list_file}")
+        raise DataError(f"list file not found: {list_file} (write VOC2012AUG's with `python -m src prepare voc "
+                        f"--voc-root R --sbd-root S`, ADE20K's / Cityscapes' with `prepare ade20k|cityscapes --root "
+                        f"R`, or the demo set with `python -m src synthetic --out DIR`)")
     samples: List[Sample] = []
     problems: List[str] = []
     data = list_file.read_bytes()
