@@ -96,8 +96,16 @@ def _fake_lite(calls):
 def test_lite_backend_builds_from_file_and_predicts(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setitem(sys.modules, "mindspore_lite", _fake_lite(calls))
+    import mindspore as ms
+    from mindspore import nn, ops
+
+    class Net(nn.Cell):
+        def construct(self, x):
+            return ops.relu(x)
+
+    ms.export(Net(), ms.Tensor(np.zeros((2, 3, 33, 33), np.float32)), file_name=str(tmp_path / "m"),
+              file_format="MINDIR")  # a real file: its input is read and checked before Lite builds it
     model = tmp_path / "m.mindir"
-    model.write_bytes(b"mindir")
     predict = lite_predict(str(model), 2, (33, 33), 6, target="ascend", device_id=3)
     out = predict(np.ones((2, 3, 33, 33), np.float64))
     assert calls[0] == ("build", str(model), "MINDIR", ["ascend"], 3)

@@ -12,7 +12,7 @@ from mindspore import nn, ops
 from src.config import ModelConfig
 from src.checkpoint import load_params_strict
 from src.errors import PSPNetError
-from src.model.backends import load_eval_network, write_sidecar
+from src.model.backends import load_eval_network, onnx_ops, write_sidecar
 from src.model.pspnet import build_pspnet
 from src.outputs import OutputFolder, ensure_output_file
 
@@ -70,6 +70,8 @@ def export_model(model_cfg: ModelConfig, classes: int, ckpt: str, file_format: s
                         "std": list(std) if std else None}
 
         def check(made: str) -> None:  # in the private folder, before anything is placed
+            if fmt == "ONNX":
+                result["onnx_ops"] = onnx_ops(made)  # what a later load accepts from this file
             if verify and fmt != "AIR":
                 result.update(_verify(reference, made, fmt, shape, output, ckpt))
 

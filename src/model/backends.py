@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -45,8 +45,10 @@ def read_sidecar(model_path: str | os.PathLike) -> Optional[Dict]:
     except (UnicodeDecodeError, ValueError) as exc:
         raise BackendError(f"{path}: not an export sidecar (invalid JSON: {exc}); remove it or export again") from None
     shape = meta.get("input_shape") if isinstance(meta, dict) else None
+    ops = meta.get("onnx_ops", []) if isinstance(meta, dict) else []
     if not isinstance(meta, dict) or ("input_shape" in meta and not _is_shape(shape)) \
-            or not isinstance(meta.get("output", "logits"), str) or not _is_count(meta.get("classes", 1)):
+            or not isinstance(meta.get("output", "logits"), str) or not _is_count(meta.get("classes", 1)) \
+            or not (isinstance(ops, list) and all(isinstance(o, str) for o in ops)):
         raise BackendError(f"{path}: not an export sidecar (expected an object with input_shape [N, 3, H, W], "
                            f"output and classes); remove it or export again")
     return meta
@@ -56,9 +58,13 @@ def _is_count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+MAX_EXPORT_BATCH, MAX_EXPORT_SIDE = 1024, 8192  # a sidecar claiming more is refused before any buffer is made
+
+
 def _is_shape(value) -> bool:
-    """Four positive integers (N, C, H, W)."""
-    return isinstance(value, list) and len(value) == 4 and all(_is_count(v) for v in value)
+    """(N, 3, H, W): positive integers, N and the sides within what an export of this project can be."""
+    return isinstance(value, list) and len(value) == 4 and all(_is_count(v) for v in value) and \
+        value[0] <= MAX_EXPORT_BATCH and value[1] == 3 and max(value[2:]) <= MAX_EXPORT_SIDE
 
 
 def write_sidecar(model_path: str | os.PathLike, meta: Dict, folder: Optional[OutputFolder] = None) -> Path:
@@ -119,24 +125,122 @@ def mindir_predict(path: str, batch: int, crop: Tuple[int, int], classes: int) -
     if not os.path.isfile(path):
         raise BackendError(f"MINDIR not found: {path}")
     _check_shape(read_sidecar(path), path, batch, crop, classes)
+    check_mindir_input(path, batch, crop)
     try:
         cell = nn.GraphCell(ms.load(path))
     except Exception as exc:  # noqa: BLE001 - MindSpore raises RuntimeError/ValueError with C++ text
         raise BackendError(f"cannot load MINDIR {path}: {str(exc).splitlines()[0][:200]}") from exc
 
     def predict(x: np.ndarray) -> np.ndarray:
-        return cell(ms.Tensor(x)).asnumpy()
+        try:
+            return cell(ms.Tensor(x)).asnumpy()
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise BackendError(f"{path}: MindSpore failed on an input {list(x.shape)}: "
+                               f"{' '.join(str(exc).split())[:300]}") from None
 
     return predict
 
 
+def check_mindir_input(path: str, batch: int, crop: Tuple[int, int]) -> None:
+    """The MINDIR's graph input read from the file before MindSpore runs it: one float32 (N, 3, H, W) of the
+    size evaluation feeds (an export is fixed to its shape; another size failed deep inside a Conv2D)."""
+    from mindspore.train import mind_ir_pb2
+
+    if os.path.getsize(path) > MAX_ONNX_BYTES:
+        raise BackendError(f"{path}: {os.path.getsize(path)} bytes is more than a PSPNet export")
+    model = mind_ir_pb2.ModelProto()
+    try:
+        with open(path, "rb") as f:
+            model.ParseFromString(f.read())
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError
+        raise BackendError(f"cannot read MINDIR {path}: {type(exc).__name__}") from None
+    inputs = [t for i in model.graph.input for t in i.tensor]
+    if len(inputs) != 1:
+        raise BackendError(f"{path}: the model has {len(inputs)} inputs; a PSPNet export has one (N, 3, H, W) image")
+    dims, dtype = list(inputs[0].dims), inputs[0].data_type
+    if dtype != mind_ir_pb2.TensorProto.DataType.Value("FLOAT"):
+        raise BackendError(f"{path}: its input is {mind_ir_pb2.TensorProto.DataType.Name(dtype).lower()}, not "
+                           f"float32")
+    want = [batch, 3, crop[0], crop[1]]
+    if dims != want:
+        layout = " (channels last? this project feeds NCHW)" if len(dims) == 4 and dims[3] == 3 else ""
+        raise BackendError(f"{path} takes input {dims} but evaluation feeds {want}{layout}; a MINDIR is fixed to "
+                           f"its export shape: use the export's batch and eval.test_h / test_w, or export again")
+
+
+# The operators this project's ONNX exports use (the fixed-size form, opset 11; logits, softmax or argmax head),
+# and a few plain element-wise ones. Control flow (Loop, If, Scan) and operators that make tensors of a size
+# computed at run time (ConstantOfShape, Expand, Tile, Range, ...) are not among them: a 318-byte model with
+# ConstantOfShape 25000x25000 took 3 GB, one with a Loop of 10^12 iterations never returned.
+ONNX_OPS = frozenset({"Add", "ArgMax", "BatchNormalization", "Cast", "Concat", "Constant", "Conv", "MatMul",
+                      "MaxPool", "Relu", "Reshape", "Softmax", "Transpose", "Pad", "Identity", "Mul", "Sub", "Div",
+                      "Squeeze", "Unsqueeze", "Flatten", "Gemm", "AveragePool", "Slice"})
+MAX_ONNX_BYTES = 2 << 30
+ONNX_FLOAT = 1  # TensorProto.FLOAT
+
+
+def onnx_ops(path: str) -> List[str]:
+    """The operator types of an ONNX file's main graph (what the export sidecar records)."""
+    import onnx
+
+    return sorted({n.op_type for n in onnx.load(path, load_external_data=False).graph.node})
+
+
+def check_onnx_model(path: str, batch: int, crop: Tuple[int, int], meta: Optional[Dict] = None) -> None:
+    """The graph is read and checked before ONNX Runtime sees it: one float32 NCHW input with 3 channels (of the
+    evaluation's size where it is fixed), a float or integer rank-4 output, only this project's operators (and
+    those its sidecar recorded), no sub-graphs. One :class:`BackendError` naming the model and what was found."""
+    import onnx
+
+    if os.path.getsize(path) > MAX_ONNX_BYTES:
+        raise BackendError(f"{path}: {os.path.getsize(path)} bytes is more than a PSPNet export")
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and onnx's own
+        raise BackendError(f"cannot read ONNX model {path}: {type(exc).__name__}: {str(exc)[:200]}") from None
+    g = model.graph
+    weights = {i.name for i in g.initializer}
+    inputs = [i for i in g.input if i.name not in weights]
+    if len(inputs) != 1:
+        raise BackendError(f"{path}: the model has {len(inputs)} inputs; a PSPNet export has one (N, 3, H, W) image")
+    t = inputs[0].type.tensor_type
+    if t.elem_type != ONNX_FLOAT:
+        name = onnx.TensorProto.DataType.Name(t.elem_type) if t.elem_type in onnx.TensorProto.DataType.values() \
+            else str(t.elem_type)
+        raise BackendError(f"{path}: its input is {name.lower()}, not float32 (export it with export.py)")
+    dims = [d.dim_value if d.HasField("dim_value") else d.dim_param or "?" for d in t.shape.dim]
+    if len(dims) != 4:
+        raise BackendError(f"{path}: its input has {len(dims)} dimensions {dims}; expected (N, 3, H, W)")
+    if dims[1] != 3:
+        layout = " (channels last? this project feeds NCHW)" if dims[3] == 3 else ""
+        raise BackendError(f"{path}: its input is {dims}, not (N, 3, H, W){layout}")
+    want = [batch, 3, crop[0], crop[1]]
+    if any(isinstance(d, int) and d != w for d, w in zip(dims, want)):
+        raise BackendError(f"{path} takes input {dims} but evaluation feeds {want}; use the export's batch and "
+                           f"eval.test_h / test_w")
+    nested = [n.op_type for n in g.node if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                                                for a in n.attribute)]
+    ops = {n.op_type for n in g.node}
+    recorded = set(meta.get("onnx_ops", ONNX_OPS)) if meta else ONNX_OPS
+    foreign = sorted((ops - ONNX_OPS) | (ops - recorded) | set(nested))
+    if foreign or model.functions:
+        what = ", ".join(foreign[:8]) or "local functions"
+        raise BackendError(f"{path}: operators this project's exports never use: {what}; refusing to run it "
+                           f"(export the model with export.py)")
+    out = g.output[0].type.tensor_type if len(g.output) else None
+    if out is None or (out.HasField("shape") and len(out.shape.dim) not in (3, 4)):
+        raise BackendError(f"{path}: its first output is not a (N, C, H, W) map")  # sizes: checked_outputs
+
+
 def onnx_predict(path: str, batch: int, crop: Tuple[int, int], classes: int, threads: int = 0) -> Predict:
-    """An ONNX model in ONNX Runtime (CPU)."""
+    """An ONNX model in ONNX Runtime (CPU), after its graph is checked (:func:`check_onnx_model`)."""
     import onnxruntime as ort
 
     if not os.path.isfile(path):
         raise BackendError(f"ONNX model not found: {path}")
-    _check_shape(read_sidecar(path), path, batch, crop, classes)
+    meta = read_sidecar(path)
+    _check_shape(meta, path, batch, crop, classes)
+    check_onnx_model(path, batch, crop, meta)
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
@@ -150,7 +254,11 @@ def onnx_predict(path: str, batch: int, crop: Tuple[int, int], classes: int, thr
         raise BackendError(f"{path} takes input {shape} but evaluation feeds {[batch, 3, crop[0], crop[1]]}")
 
     def predict(x: np.ndarray) -> np.ndarray:
-        return sess.run(None, {name: x.astype(np.float32)})[0]
+        try:
+            return sess.run(None, {name: x.astype(np.float32)})[0]
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
+            raise BackendError(f"{path}: ONNX Runtime failed on an input {list(x.shape)}: "
+                               f"{' '.join(str(exc).split())[:300]}") from None
 
     return predict
 
@@ -173,6 +281,7 @@ def lite_predict(path: str, batch: int, crop: Tuple[int, int], classes: int, tar
     if target not in ("cpu", "ascend"):
         raise BackendError(f"lite target must be cpu or ascend, got {target!r}")
     _check_shape(read_sidecar(path), path, batch, crop, classes)
+    check_mindir_input(path, batch, crop)
     context = mslite.Context()
     context.target = [target]
     if target == "ascend":
