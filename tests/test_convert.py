@@ -40,6 +40,7 @@ CASES = [("semseg_backbone", "semseg_resnet50_v2_imagenet", True, False),
          ("semseg_pspnet", "semseg_pspnet50_voc21", True, True)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,ref,deep,legacy", CASES)
 def test_convert_loads_strictly_with_exact_values(tmp_path, reference_keys, kind, ref, deep, legacy):
     entries = reference_keys[ref]
@@ -79,6 +80,7 @@ def test_bn_mapping_is_by_name_not_position():
     assert out["layer0.1.moving_mean"][0] == 2 and out["layer0.1.moving_variance"][0] == 3
 
 
+@pytest.mark.slow
 def test_shape_mismatch_and_unknown_key_refused(tmp_path, reference_keys):
     sd = random_state_dict(reference_keys["semseg_resnet50_v2_imagenet"])
     sd["layer1.0.conv1.weight"] = np.zeros((64, 128, 3, 3), np.float32)

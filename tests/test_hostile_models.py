@@ -40,6 +40,7 @@ def test_nan_weights_are_refused_at_load_unless_allowed(caplog):
     assert "NaN or infinite" in caplog.text
 
 
+@pytest.mark.slow
 def test_nan_weights_are_refused_at_conversion_unless_allowed(tmp_path, reference_keys):
     from test_convert import random_state_dict
 

@@ -63,6 +63,7 @@ def test_only_stride_1_ungrouped_same_size_convolutions_are_converted():
     assert not eligible(nn.Conv2d(4, 4, 3, pad_mode="pad", padding=(1, 1, 0, 0)))
 
 
+@pytest.mark.slow
 def test_pspnet_with_lean_backward_trains_the_same_function(mode):
     from src.model.pspnet import PSPNet
     from src.train.step import NetWithLoss

@@ -32,6 +32,7 @@ def test_names_and_shapes_equal_reference(reference_keys, layers):
     assert ours == expected
 
 
+@pytest.mark.slow
 def test_parameter_count_pspnet50():
     net = PSPNet(classes=21, layers=50)
     trainable = sum(int(np.prod(p.shape)) for p in net.trainable_params())

@@ -86,6 +86,7 @@ def test_resume_auto_says_when_it_starts_fresh(shapes, tmp_path, caplog):
     assert any("starting a fresh run" in r.message for r in caplog.records)
 
 
+@pytest.mark.slow
 def test_eval_failure_keeps_the_epoch_checkpoint(tmp_path):
     root = make_shapes(tmp_path / "data", num=6, size=48, seed=2)
     val = [line.split()[0] for line in (root / "val.txt").read_text().splitlines() if line.strip()]

@@ -122,6 +122,7 @@ def test_resume_continues_schedule_exactly(shapes, tmp_path):
     assert fresh.state.step == 0 and fresh.start_epoch == 0 and not epoch_checkpoints(tmp_path / "b" / "checkpoints")
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_without_saving(shapes, tmp_path):
     cfg = tiny_config(shapes, tmp_path / "nan", train={"epochs": 3, "base_lr": 1e18, "save_every": 1})
     with pytest.raises(TrainingError, match=r"loss is (nan|inf) at step \d+") as info:
