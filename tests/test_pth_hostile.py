@@ -271,3 +271,59 @@ def test_sets_are_refused_by_the_opcode_walk(tmp_path):
     path = tmp_path / "set.pth"
     write_pth(collections.OrderedDict([("x", Raw(b"\x8f(K\x01K\x02\x90"))]), str(path))  # EMPTY_SET, ADDITEMS
     _refused(path, "EMPTY_SET")
+
+
+def test_casts_that_change_values_are_refused_at_conversion(tmp_path, reference_keys):
+    """float64 1e300 would become inf in float32 (past the NaN/inf check); int64 2^53+1 would be rounded."""
+    import collections
+
+    from src.convert.weights import ConversionError, convert_file
+
+    entries = reference_keys["semseg_resnet50_v2_imagenet"]
+    for value, match in ((np.float64(1e300), "beyond float32's range"), (np.int64(2**53 + 1), "cannot hold exactly")):
+        sd = collections.OrderedDict((k, np.zeros(s, np.float32)) for k, s in entries
+                                     if not k.endswith("num_batches_tracked"))
+        sd["layer1.0.conv1.weight"] = np.full(sd["layer1.0.conv1.weight"].shape, value)
+        write_pth(sd, str(tmp_path / "w.pth"))
+        with pytest.raises(ConversionError, match=match):
+            convert_file(str(tmp_path / "w.pth"), str(tmp_path / "w.ckpt"))
+        assert not (tmp_path / "w.ckpt").exists()
+
+
+def test_a_zip_with_one_member_twice_is_refused(tmp_path):
+    import warnings
+    import zipfile
+
+    write_pth({"w": np.ones(2, np.float32)}, str(tmp_path / "a.pth"))
+    with zipfile.ZipFile(tmp_path / "a.pth") as src, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name it writes
+        with zipfile.ZipFile(tmp_path / "b.pth", "w") as dst:
+            for info in src.infolist():
+                dst.writestr(info.filename, src.read(info))
+            dst.writestr("archive/data/0", np.zeros(2, np.float32).tobytes())
+    with pytest.raises(PthError, match="holds archive/data/0 more than once"):
+        load_pth(str(tmp_path / "b.pth"))
+
+
+def test_a_legacy_pickle_with_a_zip_appended_is_read_as_torch_reads_it(tmp_path):
+    """torch decides the format from the first bytes: a legacy file is legacy even with a zip at its end."""
+    write_pth({"w": np.full(2, 7, np.float32)}, str(tmp_path / "legacy.pth"), legacy=True)
+    write_pth({"w": np.zeros(2, np.float32)}, str(tmp_path / "zip.pth"))
+    mixed = tmp_path / "mixed.pth"
+    mixed.write_bytes((tmp_path / "legacy.pth").read_bytes() + (tmp_path / "zip.pth").read_bytes())
+    assert np.array_equal(load_pth(str(mixed))["w"], np.full(2, 7, np.float32))
+
+
+def test_storage_types_this_reader_does_not_convert_are_named_not_called_code(tmp_path):
+    import zipfile
+
+    write_pth({"w": np.ones(2, np.float32)}, str(tmp_path / "a.pth"))
+    with zipfile.ZipFile(tmp_path / "a.pth") as src, zipfile.ZipFile(tmp_path / "c.pth", "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith("data.pkl"):  # the GLOBAL opcode names the storage type
+                data = data.replace(b"ctorch\nFloatStorage\n", b"ctorch\nComplexFloatStorage\n")
+            dst.writestr(info.filename, data)
+    with pytest.raises(PthError, match="unsupported tensor type torch.ComplexFloatStorage") as info:
+        load_pth(str(tmp_path / "c.pth"))
+    assert "could run code" not in str(info.value)

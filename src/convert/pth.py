@@ -261,6 +261,10 @@ def _allowed_globals() -> Dict[Tuple[str, str], Any]:
 
 
 def _refusal(source: str, module: str, name: str) -> PthError:
+    if module == "torch" and name.endswith("Storage") and name.isidentifier():
+        return PthError(f"{source}: unsupported tensor type torch.{name} (complex, float8 or quantized weights); "
+                        f"this reader converts {', '.join(sorted(STORAGE_TYPES))[:160]} ...: save the weights "
+                        f"as float32")
     return PthError(
         f"{source}: refusing to load '{module}.{name}': only tensors and plain containers are allowed in a "
         f"weights file (a .pth is a pickle and could run code). If this file is trusted, re-save only its "
@@ -523,6 +527,11 @@ def _inflate(fh: Any, info: zipfile.ZipInfo, source: str, packed: int, declared:
 
 def _load_zip(path: Path, source: str, file_size: int) -> Any:
     with zipfile.ZipFile(path) as zf, open(path, "rb") as fh:
+        names = [info.filename for info in zf.infolist()]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # zipfile reads the last copy of a name; which one torch reads is another matter
+            raise PthError(f"{source}: the archive holds {', '.join(twice[:3])} more than once; a file torch.save "
+                           f"wrote never does - refusing it")
         infos = {info.filename: info for info in zf.infolist()}
         declared = sum(info.file_size for info in infos.values())
         limit = MAX_INFLATE_RATIO * file_size + SLACK_BYTES
@@ -643,7 +652,9 @@ def load_pth(path: str | os.PathLike) -> Any:
         raise PthError(f"file not found: {source}")
     try:
         file_size = path.stat().st_size
-        if zipfile.is_zipfile(path):
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+        if magic == b"PK\x03\x04":  # torch decides the format from the first bytes, not from a zip at the end
             return _load_zip(path, source, file_size)
         if tarfile.is_tarfile(path):
             raise PthError(f"{source}: the pre-0.4 tar format of PyTorch is not supported; re-save it with "

@@ -170,9 +170,31 @@ def convert_state_dict(sd: Mapping[str, np.ndarray], kind: str = "auto", layers:
             continue
         if name in out:
             raise ConversionError(f"two source keys map to '{name}' (second: '{key}')")
-        out[name] = np.ascontiguousarray(value.astype(np.float32) if value.dtype != np.float32 else value)
+        out[name] = _as_float32(value, key)
         report.mapped[key] = name
     return out, report
+
+
+def _as_float32(value: np.ndarray, key: str) -> np.ndarray:
+    """``value`` as float32, refused when the cast changes it beyond rounding: a finite value that overflows to
+    inf (a float64 1e300), an integer float32 cannot hold exactly (int64 2^53 + 1, past 2^24)."""
+    value = np.asarray(value)
+    if value.dtype == np.float32:
+        return np.ascontiguousarray(value)
+    if value.dtype.kind not in "fiub":
+        raise ConversionError(f"{key}: unsupported dtype {value.dtype} for a weight")
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is found and named below
+        cast = value.astype(np.float32)
+    if value.dtype.kind == "f" and not np.array_equal(np.isfinite(cast), np.isfinite(value)):
+        raise ConversionError(f"{key}: {value.dtype} values beyond float32's range (up to "
+                              f"{float(np.abs(value[np.isfinite(value)]).max()):.3g}) would become inf")
+    if value.dtype.kind in "iu" and value.size:
+        back = cast.astype(value.dtype).reshape(-1)
+        changed = np.flatnonzero(back != value.reshape(-1))
+        if changed.size:
+            raise ConversionError(f"{key}: {value.dtype} values that float32 cannot hold exactly (e.g. "
+                                  f"{int(value.reshape(-1)[changed[0]])})")
+    return np.ascontiguousarray(cast)
 
 
 def check_against(params: Dict[str, np.ndarray], report: ConversionReport,
