@@ -162,3 +162,28 @@ def test_truncated_jpeg_with_a_complete_thumbnail_is_still_truncated(tmp_path):
     path.write_bytes(whole[: len(whole) - len(main) // 2])
     with pytest.raises(DataError, match="truncated JPEG"):
         read_image(str(path))
+
+
+def test_a_jpeg_repeating_one_scan_is_refused_before_decoding(tmp_path):
+    """A progressive JPEG whose scans repeat (2 MB, 95 s to decode at 20,000 scans): counted, not decoded."""
+    import time
+
+    import cv2
+
+    from src.data.dataset import DataError, jpeg_scans, read_image
+
+    ok, enc = cv2.imencode(".jpg", np.full((64, 64, 3), 128, np.uint8), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    data = enc.tobytes()
+    first = data.find(b"\xff\xda")
+    assert ok and 1 < jpeg_scans(data) <= 12  # a normal progressive JPEG
+    nxt = data.find(b"\xff\xc4", first)  # the next segment after the first scan (a DHT or the next SOS)
+    nxt = data.find(b"\xff\xda", first + 2) if nxt < 0 else min(nxt, data.find(b"\xff\xda", first + 2))
+    scan = data[first:nxt]
+    hostile = data[:nxt] + scan * 5000 + data[nxt:]
+    (tmp_path / "scans.jpg").write_bytes(hostile)
+    start = time.monotonic()
+    with pytest.raises(DataError, match=r"scans.jpg is a JPEG of \d+ scans"):
+        read_image(str(tmp_path / "scans.jpg"))
+    assert time.monotonic() - start < 2
+    (tmp_path / "normal.jpg").write_bytes(data)
+    assert read_image(str(tmp_path / "normal.jpg")).shape == (64, 64, 3)

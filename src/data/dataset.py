@@ -143,6 +143,25 @@ def jpeg_is_complete(data: bytes | np.ndarray) -> bool:
     return False
 
 
+MAX_JPEG_SCANS = 100  # encoders write 1 (baseline) to about 12 (progressive); each scan is a pass of the decoder
+
+
+def jpeg_scans(data: bytes | np.ndarray) -> int:
+    """How many scans (start-of-scan markers) a JPEG holds before its end-of-image marker; 0 for other data.
+
+    A progressive JPEG repeating one scan 20,000 times is 2 MB and took 95 s to decode: the decoder's work
+    grows with the scans, which the header does not declare, so they are counted before decoding.
+    """
+    data = bytes(data)
+    if data[:2] != b"\xff\xd8":
+        return 0
+    first = data.find(b"\xff\xda")
+    if first < 0:
+        return 0
+    end = data.find(b"\xff\xd9", first)  # 0xFF is escaped in scan data: the first EOI ends the image
+    return data[first:end if end >= 0 else len(data)].count(b"\xff\xda")
+
+
 def _check_file(path: str, prefix: str, kind: str) -> None:
     """Refuse special files (a FIFO would block the reader forever) and files over MAX_IMAGE_BYTES."""
     try:
@@ -178,6 +197,10 @@ def read_image(path: str, where: str = "") -> np.ndarray:
         raise DataError(f"{prefix}image {path} is an empty file")
     if not jpeg_is_complete(data):
         raise DataError(f"{prefix}image {path} is a truncated JPEG (no end-of-image marker)")
+    scans = jpeg_scans(data)
+    if scans > MAX_JPEG_SCANS:
+        raise DataError(f"{prefix}image {path} is a JPEG of {scans} scans (encoders write at most about 12; at most "
+                        f"{MAX_JPEG_SCANS} are decoded): its decoding cost is unbounded - re-encode it")
     w, h = header_size(path, prefix, "image")
     img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:
