@@ -224,6 +224,7 @@ class EvalConfig:
     save_dir: str = ""
     save_images: bool = False
     model_path: str = ""  # the model eval.py / export.py use when --ckpt is not given (semseg's TEST.model_path)
+    max_image_gb: float = 2.0  # one image's probability maps (classes x scales x pixels) may take at most this
 
 
 @dataclass
@@ -288,6 +289,7 @@ _RANGES: Dict[str, Tuple[float, float]] = {
     "train.sink_size": (0, 10**6), "train.eval_interval": (0, 100_000), "train.loss_scale_value": (1e-6, 2.0**24),
     "eval.base_size": (1, 8192), "eval.test_h": (1, 8192), "eval.test_w": (1, 8192), "eval.scales": (1e-3, 8),
     "eval.stride_rate": (1e-3, 1), "eval.batch_size": (1, 1024), "device.device_id": (0, 4095),
+    "eval.max_image_gb": (1e-3, 4096),
 }
 
 

@@ -187,3 +187,22 @@ def test_a_jpeg_repeating_one_scan_is_refused_before_decoding(tmp_path):
     assert time.monotonic() - start < 2
     (tmp_path / "normal.jpg").write_bytes(data)
     assert read_image(str(tmp_path / "normal.jpg")).shape == (64, 64, 3)
+
+
+def test_an_image_whose_probability_maps_exceed_the_budget_is_refused_before_work():
+    """A 16 KB all-black 4096x4096 PNG with 21 classes made predict peak at 3.4 GB: refused from its size."""
+    import dataclasses
+    import time
+
+    from src.evaluation.protocol import Protocol, WorkingSetError, segment, working_set_bytes
+
+    calls = []
+    p = Protocol(classes=21, crop_h=33, crop_w=33, base_size=48, batch_size=2)
+    image = np.zeros((4096, 4096, 3), np.float32)
+    start = time.monotonic()
+    with pytest.raises(WorkingSetError, match=r"photo.png \(4096x4096\) needs about [\d.]+ GB .*eval.max_image_gb 2"):
+        segment(image, calls.append, p, "image photo.png")
+    assert not calls and time.monotonic() - start < 1  # nothing predicted, nothing allocated
+    assert working_set_bytes(375, 500, p) < 50e6  # a VOC image is far below it
+    roomy = dataclasses.replace(p, max_image_gb=8.0)
+    assert working_set_bytes(4096, 4096, roomy) < 8e9

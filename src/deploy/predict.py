@@ -57,7 +57,7 @@ def predict_images(paths: Sequence[Path], predict: Predict, protocol: Protocol, 
     progress = Progress(len(paths))
     for i, (path, name) in enumerate(zip(paths, names), start=1):
         image = read_image(str(path), str(path))
-        pred = segment(image, predict, protocol)
+        pred = segment(image, predict, protocol, f"image {path}")
         with output_writes(folder.root, f"the masks of the {i - 1} images before it are complete in {folder.root}"):
             save_prediction(pred, image, name, folder, palette)
         written.append(folder.root / "color" / f"{name}.png")

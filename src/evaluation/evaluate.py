@@ -98,7 +98,7 @@ def evaluate_samples(samples: Sequence[Sample], spec: DatasetSpec, predict: Pred
         image, label = load_sample(sample, spec, protocol.classes)
         if label is None:
             raise DataError(f"{sample.where}: evaluation needs a label column")
-        pred = segment(image, predict, protocol)
+        pred = segment(image, predict, protocol, f"{sample.where}: image {sample.image}")
         cm.update(pred, label)
         if gallery is not None:
             gallery.add(name, image, label, pred)

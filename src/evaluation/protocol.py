@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from src.config import DataConfig, EvalConfig
+from src.errors import PSPNetError
 from src.data.transforms import normalize, pad_with_mean
 from src.model.types import Predict
 
@@ -40,6 +41,30 @@ class Protocol:
     batch_size: int = 4
     mean: Tuple[float, float, float] = (123.675, 116.28, 103.53)
     std: Tuple[float, float, float] = (58.395, 57.12, 57.375)
+    max_image_gb: float = 2.0  # the most memory one image's probability maps may take (eval.max_image_gb)
+
+
+class WorkingSetError(PSPNetError, MemoryError):
+    """An image whose probability maps (classes x scales x pixels) would take more memory than the budget."""
+
+
+def working_set_bytes(h: int, w: int, p: Protocol) -> int:
+    """Memory the protocol holds for one h x w image: the averaged class map at the image's size and one map
+    resized to it, plus each scale's merged map and its window accumulator (float32)."""
+    scaled = 0
+    for scale in p.scales:
+        sh, sw = scaled_size(h, w, max(1, int(round(scale * p.base_size))))
+        scaled = max(scaled, 2 * max(sh, p.crop_h) * max(sw, p.crop_w))
+    return 4 * p.classes * (2 * h * w + scaled)
+
+
+def check_working_set(h: int, w: int, p: Protocol, what: str = "an image") -> None:
+    """One :class:`WorkingSetError` naming ``what`` when its working set exceeds ``p.max_image_gb``."""
+    need = working_set_bytes(h, w, p)
+    if need > p.max_image_gb * 1e9:
+        raise WorkingSetError(f"{what} ({w}x{h}) needs about {need / 1e9:.1f} GB for its {p.classes}-class "
+                              f"probability maps at scales {list(p.scales)}; the budget is eval.max_image_gb "
+                              f"{p.max_image_gb:g}: raise it if the machine has the memory, or shrink the image")
 
 
 def window_starts(size: int, crop: int, stride: int) -> List[int]:
@@ -179,8 +204,9 @@ def predict_probs(image: np.ndarray, predict: Predict, p: Protocol) -> np.ndarra
     return combine_scales([predict_scale(scaled, predict, p) for scaled in scaled_images(image, p)], h, w)
 
 
-def segment(image: np.ndarray, predict: Predict, p: Protocol) -> np.ndarray:
-    """(H, W) uint8 class map for an RGB float image."""
+def segment(image: np.ndarray, predict: Predict, p: Protocol, what: str = "an image") -> np.ndarray:
+    """(H, W) uint8 class map for an RGB float image (``what`` names it if it exceeds the memory budget)."""
+    check_working_set(image.shape[0], image.shape[1], p, what)
     return predict_probs(image, predict, p).argmax(axis=2).astype(np.uint8)
 
 
@@ -189,4 +215,4 @@ def protocol_from_config(data_cfg: DataConfig, eval_cfg: EvalConfig) -> Protocol
     return Protocol(classes=data_cfg.classes, crop_h=eval_cfg.test_h, crop_w=eval_cfg.test_w,
                     base_size=eval_cfg.base_size, scales=tuple(eval_cfg.scales), flip=eval_cfg.flip,
                     stride_rate=eval_cfg.stride_rate, batch_size=eval_cfg.batch_size,
-                    mean=tuple(data_cfg.mean), std=tuple(data_cfg.std))
+                    mean=tuple(data_cfg.mean), std=tuple(data_cfg.std), max_image_gb=eval_cfg.max_image_gb)
