@@ -25,8 +25,8 @@ from src.data.labels import DatasetSpec
 from src.evaluation.evaluate import result_lines, save_or_stop, write_json
 from src.progress import Progress
 from src.evaluation.metrics import ConfusionMatrix, scores_from_matrix
-from src.evaluation.protocol import (Predict, Protocol, WindowPlan, combine_scales, full_batch, merge_windows,
-                                      plan_windows, scaled_images)
+from src.evaluation.protocol import (Predict, Protocol, WindowPlan, check_working_set, combine_scales, full_batch,
+                                      merge_windows, plan_windows, scaled_images)
 from src.evaluation.report import Gallery, write_report
 from src.model.backends import backend_from_extension, make_predict
 from src.outputs import OutputFolder, as_folder, free_bytes, output_writes
@@ -58,6 +58,7 @@ def preprocess_samples(samples: Sequence[Sample], out_dir: "str | Path | OutputF
     progress = Progress(len(samples)) if show_progress else None
     for idx, sample in enumerate(samples):
         image = read_image(sample.image, sample.where)
+        check_working_set(image.shape[0], image.shape[1], protocol, f"{sample.where}: image {sample.image}")
         entry = {"name": Path(sample.image).stem, "image": sample.image, "label": sample.label,
                  "h": image.shape[0], "w": image.shape[1], "scales": []}
         for si, scaled in enumerate(scaled_images(image, protocol)):
