@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,13 @@ def test_rank_table_launch_takes_ranks_from_this_servers_entry(elsewhere):
     too_far = _dry([str(ROOT / "scripts" / "run_distribute_train.sh"), "--rank-table", "rt.json", "cfgs/my.yaml",
                     "2"], elsewhere)
     assert too_far.returncode == 2 and "server index 2, but the table has 2 server(s)" in too_far.stderr
+
+
+def test_the_op_inventory_module_is_the_command():
+    """`python -m src.tools.op_inventory` used to print nothing and exit 0 whatever its arguments."""
+    proc = subprocess.run([sys.executable, "-m", "src.tools.op_inventory", "--help"], cwd=str(ROOT),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "--allowlist" in proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "src.tools.op_inventory", "--no-such-flag"], cwd=str(ROOT),
+                         capture_output=True, text=True)
+    assert bad.returncode == 2
