@@ -22,6 +22,11 @@ cd "$ROOT"
 PY=$(pick_python "$ROOT")
 [ -f .venv/gpu_env.sh ] && . .venv/gpu_env.sh
 CFG=config/demo_synthetic.yaml
+if [ "$TARGET" != CPU ]; then  # before any training: is the target usable at all?
+  "$PY" -c "import sys; from src.device import available_targets; sys.exit(0 if sys.argv[1] in available_targets() else 1)" \
+    "$TARGET" 2>/dev/null || { echo "error: MindSpore finds no usable $TARGET here (driver, CUDA libraries:" \
+    "bash scripts/setup_gpu.sh, then . .venv/gpu_env.sh); nothing was run" >&2; exit 2; }
+fi
 mkdir -p "$OUT"
 run() { local name=$1; shift; echo "==> $name" >&2
   "$@" > "$OUT/$name.log" 2>&1 || { echo "error: $name failed (exit $?); see $OUT/$name.log:" >&2; tail -n 5 "$OUT/$name.log" >&2; exit 2; }; }

@@ -7,10 +7,18 @@
 set -euo pipefail
 case "${1:-}" in -h|--help) sed -n '2,/^set -e/p' "$0" | grep "^#" | sed 's/^# \{0,1\}//'; exit 0;; esac
 cd "$(dirname "$0")/.."
+# The driver first: without it the ~2 GB of CUDA wheels would be downloaded for nothing. (grep reads all of
+# ldconfig's output: grep -q under pipefail could fail the pipeline on a SIGPIPE.)
+if ! ldconfig -p 2>/dev/null | grep 'libcuda.so.1' > /dev/null; then
+  echo "error: libcuda.so.1 (the NVIDIA driver) is not on this host's library path, so MindSpore would find no GPU;" \
+       "install the driver first (nothing was downloaded). ALLOW_NO_DRIVER=1 installs the libraries anyway" >&2
+  [ -n "${ALLOW_NO_DRIVER:-}" ] || exit 1
+fi
 bash scripts/setup_env.sh
+echo "installing the CUDA 11 libraries (nvidia-*-cu11 wheels, about 2 GB) into .venv ..."
 .venv/bin/python -m pip install --quiet -r requirements-gpu.txt
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-dirs=$(ls -d "$site"/nvidia/*/lib 2>/dev/null | tr '\n' ':' | sed 's/:$//')
+dirs=$( (ls -d "$site"/nvidia/*/lib 2>/dev/null || true) | tr '\n' ':' | sed 's/:$//')
 [ -n "$dirs" ] || { echo "error: no nvidia/*/lib folders under $site after the install" >&2; exit 1; }
 printf '# written by scripts/setup_gpu.sh: the CUDA 11 wheels of .venv on the library path\nexport LD_LIBRARY_PATH="%s${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"\n' "$dirs" > .venv/gpu_env.sh
 missing=""
@@ -19,7 +27,4 @@ for lib in libcudart.so.11.0 libcublas.so.11 libcudnn.so.8 libcufft.so.10 libcur
   ls "$site"/nvidia/*/lib/$lib >/dev/null 2>&1 || missing="$missing $lib"
 done
 [ -z "$missing" ] || { echo "error: still missing after the install:$missing" >&2; exit 1; }
-if ! ldconfig -p 2>/dev/null | grep -q 'libcuda.so.1'; then
-  echo "warning: libcuda.so.1 (the NVIDIA driver) is not on this host's library path: MindSpore will find no GPU" >&2
-fi
 echo "CUDA 11 libraries in .venv; . .venv/gpu_env.sh sets LD_LIBRARY_PATH (check: bash scripts/check_gpu.sh)"
