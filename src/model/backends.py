@@ -86,11 +86,11 @@ def load_eval_network(model_cfg: ModelConfig, classes: int, ckpt: str, static_hw
     except NonFiniteWeights:
         raise
     except CheckpointError as exc:
-        if " - " in str(exc) or "does not match the network" not in str(exc):
-            raise  # the fix is named already, or the file itself is the problem (not found, damaged)
+        if "does not match the network" not in str(exc):
+            raise  # the file itself is the problem (not found, damaged)
+        fix = "" if " - " in str(exc) else ": set those to the checkpoint's"
         raise CheckpointError(f"{exc} (the config describes PSPNet-{model_cfg.layers}, {classes} classes, bins "
-                              f"{list(model_cfg.bins)}, use_ppm {model_cfg.use_ppm}: set those to the "
-                              f"checkpoint's)") from None
+                              f"{list(model_cfg.bins)}, use_ppm {model_cfg.use_ppm}{fix})") from None
     net.set_train(False)
     return net
 
