@@ -202,7 +202,7 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 def _eval(a: argparse.Namespace) -> None:
     from src.evaluation.evaluate import EVAL_LOG, open_results_dir, results_dir_of, run_eval
 
-    from src.model.backends import backend_from_extension
+    from src.runtime.backends import backend_from_extension
 
     cfg = _load(a, ["eval.scales", MULTI_SCALES] if a.multi_scale else [])
     stack = contextlib.ExitStack()
@@ -360,7 +360,7 @@ def _infer_args(p: argparse.ArgumentParser) -> None:
 def _infer(a: argparse.Namespace) -> None:
     from src.deploy.offline import run_inputs, runner_predict
     from src.device import setup_device
-    from src.model.backends import backend_from_extension
+    from src.runtime.backends import backend_from_extension
 
     backend = a.backend or backend_from_extension(a.model)
     if backend == "mindir":
@@ -420,7 +420,7 @@ def _flow310(a: argparse.Namespace) -> None:
     from src.deploy.offline import app_runner, python_runner, run_flow
     from src.evaluation.evaluate import batch_from_model
     from src.evaluation.protocol import protocol_from_config
-    from src.model.backends import backend_from_extension, make_predict, read_sidecar, sidecar_path
+    from src.runtime.backends import backend_from_extension, make_predict, read_sidecar, sidecar_path
 
     cfg = _load(a, ["eval.batch_size", str(a.batch_size)] if a.batch_size is not None else [])
     if not os.path.isfile(a.model):
@@ -460,7 +460,7 @@ def _predict(a: argparse.Namespace) -> None:
     from src.deploy.predict import collect_images, predict_images
     from src.evaluation.evaluate import batch_from_model
     from src.evaluation.protocol import protocol_from_config
-    from src.model.backends import backend_from_extension, make_predict
+    from src.runtime.backends import backend_from_extension, make_predict
 
     cfg = _load(a)
     backend = a.backend or backend_from_extension(a.model)

@@ -15,6 +15,7 @@ LAYERS = [
     ["src.checkpoint", "src.compat"],
     ["src.data"],
     ["src.model"],
+    ["src.runtime"],
     ["src.convert", "src.evaluation"],
     ["src.train", "src.deploy"],
     ["src.tools"],

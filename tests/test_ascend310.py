@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.model.backends import BackendError, lite_predict
+from src.runtime.backends import BackendError, lite_predict
 
 pytestmark = pytest.mark.slow  # compiles and links the 310 app against stand-in and real Lite packages
 

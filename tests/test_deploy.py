@@ -13,12 +13,12 @@ from src.checkpoint import CheckpointError
 from src.data.dataset import DataError
 from helpers import save_config
 from src.data.labels import voc_palette
-from src.model.backends import BackendError
+from src.runtime.backends import BackendError
 from src.deploy.predict import collect_images, predict_images
 from src.outputs import OutputExistsError
 from src.evaluation.protocol import protocol_from_config
 from src.deploy.offline import postprocess, preprocess, run_inputs
-from src.model.backends import onnx_predict
+from src.runtime.backends import onnx_predict
 from src.evaluation.evaluate import run_eval
 from src.deploy.export import ExportError, export_model
 from src.train.loop import Trainer
@@ -145,7 +145,7 @@ def test_offline_flow_equals_eval(trained, exported):
 
 def test_predict_writes_masks_of_image_size_with_palette(trained, tmp_path):
     cfg, ckpt, tmp = trained
-    from src.model.backends import make_predict
+    from src.runtime.backends import make_predict
 
     protocol = protocol_from_config(cfg.data, cfg.eval)
     predict = make_predict("ms", str(ckpt), cfg.model, 6, protocol.batch_size, (33, 33))
@@ -162,7 +162,7 @@ def test_predict_writes_masks_of_image_size_with_palette(trained, tmp_path):
 
 def test_checkpoint_for_other_classes_is_refused(trained):
     cfg, ckpt, _ = trained
-    from src.model.backends import load_eval_network
+    from src.runtime.backends import load_eval_network
 
     with pytest.raises(CheckpointError, match=r"cls\.4\.weight.*\n?.*6 classes|shape mismatch") as info:
         load_eval_network(cfg.model, 21, str(ckpt))
@@ -182,7 +182,7 @@ def test_missing_list_is_clear(trained, tmp_path):
 
 def test_training_eval_full_mode_equals_eval_py(trained):
     cfg, ckpt, tmp = trained
-    from src.model.backends import load_eval_network
+    from src.runtime.backends import load_eval_network
     from src.evaluation.evaluate import evaluate_network as evaluate_net
 
     net = load_eval_network(cfg.model, cfg.data.classes, str(ckpt))
@@ -406,7 +406,7 @@ def test_predict_skips_special_files_and_keeps_every_output_apart(trained, tmp_p
     from src.deploy.predict import output_names
 
     cfg, ckpt, _ = trained
-    from src.model.backends import make_predict
+    from src.runtime.backends import make_predict
 
     img = np.random.default_rng(0).integers(0, 255, (40, 30, 3), np.uint8)
     (tmp_path / "in").mkdir()
@@ -449,7 +449,7 @@ def test_full_disk_while_predict_writes_masks(trained, tmp_path, monkeypatch):
     out = tmp_path / "pred"
     full_disk_at(monkeypatch, f"{images[1].stem}.png")
     protocol = protocol_from_config(cfg.data, cfg.eval)
-    from src.model.backends import make_predict
+    from src.runtime.backends import make_predict
     predict = make_predict("ms", str(ckpt), cfg.model, cfg.data.classes, protocol.batch_size, (33, 33))
     with pytest.raises(OutputPathError, match=r"No space left on device.*the masks of the 1 images before it are "
                                               r"complete"):

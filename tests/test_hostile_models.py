@@ -15,7 +15,7 @@ from src.train.run_state import open_resume, resume_position, rotate_checkpoints
 from src.convert.pth import PthError, extract_state_dict
 from src.convert.weights import ConversionError, convert_file
 from src.evaluation.protocol import Protocol, segment
-from src.model.backends import BackendError, checked_outputs, make_predict
+from src.runtime.backends import BackendError, checked_outputs, make_predict
 
 
 class Tiny(nn.Cell):

@@ -260,7 +260,7 @@ def test_every_project_error_shares_one_base():
     from src.convert.pth import PthError
     from src.convert.weights import ConversionError
     from src.device import DeviceError
-    from src.model.backends import BackendError
+    from src.runtime.backends import BackendError
     from src.outputs import OutputExistsError, RunLockedError
     from src.deploy.export import ExportError
     from src.train.loop import TrainingError
@@ -343,7 +343,7 @@ def test_curves_plot_shows_every_series_with_labels(tmp_path):
 @pytest.mark.parametrize("payload", [b"\x00\xffnot json", b"[1, 2]", b'{"input_shape": "x"}',
                                      b'{"input_shape": [1, 3, 33, -5]}', b'{"input_shape": [1, 3, 33, 33], "classes": "6"}'])
 def test_hostile_export_sidecar_is_one_backend_error(tmp_path, payload):
-    from src.model.backends import BackendError, onnx_predict, read_sidecar
+    from src.runtime.backends import BackendError, onnx_predict, read_sidecar
 
     model = tmp_path / "m.onnx"
     model.write_bytes(b"")

@@ -12,7 +12,7 @@ from mindspore import nn, ops
 from src.config import ModelConfig
 from src.checkpoint import load_params_strict
 from src.errors import PSPNetError
-from src.model.backends import load_eval_network, onnx_ops, write_sidecar
+from src.runtime.backends import load_eval_network, onnx_ops, write_sidecar
 from src.model.pspnet import build_pspnet
 from src.outputs import OutputFolder, ensure_output_file
 

@@ -28,7 +28,7 @@ from src.evaluation.metrics import ConfusionMatrix, scores_from_matrix
 from src.evaluation.protocol import (Predict, Protocol, WindowPlan, check_working_set, combine_scales, full_batch,
                                       merge_windows, plan_windows, scaled_images)
 from src.evaluation.report import Gallery, write_report
-from src.model.backends import backend_from_extension, make_predict
+from src.runtime.backends import backend_from_extension, make_predict
 from src.outputs import OutputFolder, as_folder, free_bytes, output_writes
 
 logger = logging.getLogger(__name__)

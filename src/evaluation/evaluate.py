@@ -18,7 +18,7 @@ from src.evaluation.metrics import ConfusionMatrix, Scores, format_table, scores
 from src.data.pipeline import build_val_pipeline, pipeline_error
 from src.evaluation.protocol import Predict, Protocol, protocol_from_config, run_batches, segment
 from src.evaluation.report import Gallery, write_report
-from src.model.backends import make_predict, ms_predict, read_sidecar
+from src.runtime.backends import make_predict, ms_predict, read_sidecar
 from src.outputs import OutputFolder, OutputPathError, WriteFailedError, as_folder, output_writes
 from src.progress import Progress
 

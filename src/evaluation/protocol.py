@@ -23,7 +23,7 @@ import numpy as np
 from src.config import DataConfig, EvalConfig
 from src.errors import PSPNetError
 from src.data.transforms import normalize, pad_with_mean
-from src.model.types import Predict
+from src.runtime.types import Predict
 
 
 

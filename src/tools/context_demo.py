@@ -113,7 +113,7 @@ def hull_receptive_field(cfg: Config, ckpt: str, data_root: Path) -> Dict[str, f
     that pixel is from the nearest water/road pixel."""
     from src.data.dataset import read_image
     from src.data.transforms import normalize
-    from src.model.backends import load_eval_network
+    from src.runtime.backends import load_eval_network
 
     net = load_eval_network(cfg.model, cfg.data.classes, ckpt)
     for line in (data_root / "val.txt").read_text().splitlines():

@@ -45,7 +45,7 @@ def dump_logits(config: str, run_dir: str, target: str, out: str, overrides: Seq
     from src.train.run_state import epoch_checkpoints
     from src.config import load_config
     from src.device import setup_device
-    from src.model.backends import load_eval_network, ms_predict
+    from src.runtime.backends import load_eval_network, ms_predict
 
     cfg = load_config(config, list(overrides))
     found = epoch_checkpoints(Path(run_dir) / "checkpoints")

@@ -21,7 +21,7 @@ from src.config import ModelConfig
 from src.checkpoint import CheckpointError, NonFiniteWeights, load_checkpoint_strict
 from src.errors import PSPNetError
 from src.outputs import OutputFolder, write_json
-from src.model.types import Predict
+from src.runtime.types import Predict
 
 logger = logging.getLogger(__name__)
 

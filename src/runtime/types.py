@@ -1,4 +1,4 @@
-"""Types shared by the model backends and the evaluation protocol (kept here so evaluation imports model,
+"""Types shared by the runtime backends and the evaluation protocol (kept here so evaluation imports runtime,
 never the reverse)."""
 from typing import Callable
 

@@ -1,0 +1,1 @@
+"""Running a model: checkpoints, MINDIR, ONNX Runtime and MindSpore Lite behind one checked predict function."""
