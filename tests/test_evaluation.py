@@ -150,7 +150,7 @@ def test_wrong_class_count_from_model():
 
 
 def test_overlay_blends_classes_and_keeps_background():
-    from src.evaluation.evaluate import overlay
+    from src.evaluation.pictures import overlay
 
     img = np.full((2, 2, 3), 100, np.uint8)
     color = np.zeros((2, 2, 3), np.uint8)

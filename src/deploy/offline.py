@@ -22,7 +22,8 @@ import numpy as np
 
 from src.data.dataset import DataError, Sample, load_sample, read_image, read_list
 from src.data.labels import DatasetSpec
-from src.evaluation.evaluate import result_lines, save_or_stop, write_json
+from src.evaluation.evaluate import result_lines, write_json
+from src.evaluation.pictures import save_or_stop
 from src.progress import Progress
 from src.evaluation.metrics import ConfusionMatrix, scores_from_matrix
 from src.evaluation.protocol import (Predict, Protocol, WindowPlan, check_working_set, combine_scales, full_batch,

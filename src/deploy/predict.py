@@ -8,7 +8,7 @@ from typing import List, Sequence
 import numpy as np
 
 from src.data.dataset import DataError, read_image
-from src.evaluation.evaluate import output_names, save_prediction
+from src.evaluation.pictures import output_names, save_prediction
 from src.progress import Progress
 from src.outputs import OutputFolder, as_folder, output_writes
 from src.evaluation.protocol import Predict, Protocol, segment

@@ -18,7 +18,8 @@ from src import outputs
 from src.config import load_config
 from src.data.dataset import read_list
 from src.data.labels import dataset_spec, voc_palette
-from src.evaluation.evaluate import evaluate_samples, open_results_dir, save_prediction
+from src.evaluation.evaluate import evaluate_samples, open_results_dir
+from src.evaluation.pictures import save_prediction
 from src.evaluation.protocol import protocol_from_config
 from src.outputs import (OutputExistsError, OutputFolder, OutputPathError, RunLockedError, export_files, write_text)
 from src.train.loop import Trainer
