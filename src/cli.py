@@ -121,10 +121,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     _device_args(p)
     p.add_argument("--resume", default=None, help="checkpoint to resume from, 'auto' for the newest in save_dir, "
                    "or 'none' (default) to start fresh")
-    p.add_argument("--stop-after-epoch", type=int, default=None, metavar="E",
+    p.add_argument("--stop_after_epoch", "--stop-after-epoch", type=int, default=None, metavar="E",
                    help="stop after epoch E without changing the schedule (a time-limited job); --resume auto "
                         "continues the run")
-    p.add_argument("--allow-schedule-change", action="store_true",
+    p.add_argument("--allow_schedule_change", "--allow-schedule-change", action="store_true",
                    help="resume even if batch size, epochs, lr, crop or device count differ from the checkpoint's run")
     p.add_argument("--overwrite", action="store_true",
                    help="start fresh in a train.save_dir that holds another run: that run's files (only those) are "
@@ -192,8 +192,9 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default=None, choices=["ms", "mindir", "onnx", "lite"],
                    help="default: from the extension (.ckpt ms, .mindir mindir, .onnx onnx); lite: a MINDIR in "
                         "MindSpore Lite's runtime (needs the mindspore_lite wheel)")
-    p.add_argument("--multi-scale", action="store_true", help=f"use scales {MULTI_SCALES} (semseg's multi-scale test)")
-    p.add_argument("--results-dir", default=None, help="where results.json and pictures go "
+    p.add_argument("--multi_scale", "--multi-scale",
+                   action="store_true", help=f"use scales {MULTI_SCALES} (semseg's multi-scale test)")
+    p.add_argument("--results_dir", "--results-dir", default=None, help="where results.json and pictures go "
                    "(default eval.save_dir, else <train.save_dir>/eval_<backend>)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier evaluation's files in the results folder (a user's files there stay)")
@@ -228,7 +229,7 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=None, help="input width (default eval.test_w)")
     p.add_argument("--file_name", default=None, help="output path without or with extension (default pspnet<layers>)")
     p.add_argument("--output", default="logits", choices=["logits", "softmax", "argmax"])
-    p.add_argument("--no-verify", action="store_true", help="skip the reload/ONNX Runtime comparison")
+    p.add_argument("--no_verify", "--no-verify", action="store_true", help="skip the reload/ONNX Runtime comparison")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier export of that name (and its sidecar)")
 
 
@@ -259,9 +260,9 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kind", default="auto", choices=["auto", "semseg_backbone", "torchvision", "semseg_pspnet"])
     p.add_argument("--layers", type=int, choices=[50, 101, 152], default=None,
                    help="expected ResNet depth (checked against the file; detected when omitted)")
-    p.add_argument("--allow-mismatch", action="store_true",
+    p.add_argument("--allow_mismatch", "--allow-mismatch", action="store_true",
                    help="drop unknown keys and shape mismatches (listed) instead of refusing")
-    p.add_argument("--allow-non-finite", action="store_true",
+    p.add_argument("--allow_non_finite", "--allow-non-finite", action="store_true",
                    help="convert tensors holding NaN/inf (listed) instead of refusing the file")
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint an earlier conversion wrote at --dst")
 
@@ -284,7 +285,7 @@ def _synthetic_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num", type=int, default=100, help="number of images (train + val)")
     p.add_argument("--size", type=int, default=128, help="image width; height is 3/4 of it (3/8 for context_far)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--val_fraction", "--val-fraction", type=float, default=0.2)
     p.add_argument("--overwrite", action="store_true", help="write over a data set an earlier run wrote in OUT")
 
 
@@ -298,8 +299,8 @@ def _synthetic(a: argparse.Namespace) -> None:
 def _prepare_args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     v = sub.add_parser("voc", help="VOC2012 + SBD -> SegmentationClassAug, train_aug.txt, val.txt")
-    v.add_argument("--voc-root", required=True)
-    v.add_argument("--sbd-root", required=True, help="SBD 'dataset' folder with cls/, train.txt, val.txt")
+    v.add_argument("--voc_root", "--voc-root", required=True)
+    v.add_argument("--sbd_root", "--sbd-root", required=True, help="SBD 'dataset' folder with cls/, train.txt, val.txt")
     v.add_argument("--out", default=None, help="data root to write (default: the VOC root)")
     v.add_argument("--overwrite", action="store_true", help="write the lists again over an earlier prepare's")
     for name in ("ade20k", "cityscapes", "camvid"):
@@ -353,7 +354,8 @@ def _infer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help=".onnx or .mindir exported with export.py")
     p.add_argument("--backend", default=None, choices=["onnx", "mindir", "lite"],
                    help="default: from the file extension (lite: MindSpore Lite's runtime, as on the 310)")
-    p.add_argument("--lite-target", default="cpu", choices=["cpu", "ascend"], help="device for --backend lite")
+    p.add_argument("--lite_target", "--lite-target",
+                   default="cpu", choices=["cpu", "ascend"], help="device for --backend lite")
     p.add_argument("--device_id", "--device-id", type=int, default=0, help="device for --backend lite with ascend")
 
 
@@ -374,8 +376,9 @@ def _infer(a: argparse.Namespace) -> None:
 def _postprocess_args(p: argparse.ArgumentParser) -> None:
     _config_args(p)
     p.add_argument("--work", required=True)
-    p.add_argument("--results-dir", default=None, help="write gray/color/overlay pictures here")
-    p.add_argument("--report-dir", default=None, help="where report.md and its pictures go (default: WORK)")
+    p.add_argument("--results_dir", "--results-dir", default=None, help="write gray/color/overlay pictures here")
+    p.add_argument("--report_dir", "--report-dir",
+                   default=None, help="where report.md and its pictures go (default: WORK)")
 
 
 def _postprocess(a: argparse.Namespace) -> None:
@@ -406,8 +409,10 @@ def _flow310_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="float32", choices=["float32", "float16"],
                    help="the app's Ascend precision (Lite's Ascend default would be float16)")
     p.add_argument("--list", default=None, help="list file (default: data.val_list under data.data_root)")
-    p.add_argument("--max-disk-gb", type=float, default=4.0, help="peak size of the work folder (default 4)")
-    p.add_argument("--save-images", action="store_true", help="write gray/color/overlay masks to WORK/results")
+    p.add_argument("--max_disk_gb", "--max-disk-gb",
+                   type=float, default=4.0, help="peak size of the work folder (default 4)")
+    p.add_argument("--save_images", "--save-images",
+                   action="store_true", help="write gray/color/overlay masks to WORK/results")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier flow's results in WORK (its own "
                    "files only)")
     p.add_argument("--batch_size", type=int, default=None,
@@ -520,7 +525,8 @@ def _context_demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0, help="data set seed")
     p.add_argument("--task", default="context", choices=("context", "context_far"))
-    p.add_argument("--train-seeds", type=int, nargs="+", default=[0], help="one run per variant and seed")
+    p.add_argument("--train_seeds", "--train-seeds",
+                   type=int, nargs="+", default=[0], help="one run per variant and seed")
 
 
 def _context_demo(a: argparse.Namespace) -> None:
