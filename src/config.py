@@ -208,6 +208,7 @@ class TrainConfig:
     lean_backward: str = "auto"  # input gradients of 3x3 convs as forward convs (src/model/lean.py); auto: on CPU
     loss_scale: str = "none"
     loss_scale_value: float = 1024.0
+    max_image_gb: float = 2.0  # one training sample's augmentation (scale_max^2 x pixels) may take at most this
 
 
 @dataclass
@@ -289,7 +290,7 @@ _RANGES: Dict[str, Tuple[float, float]] = {
     "train.sink_size": (0, 10**6), "train.eval_interval": (0, 100_000), "train.loss_scale_value": (1e-6, 2.0**24),
     "eval.base_size": (1, 8192), "eval.test_h": (1, 8192), "eval.test_w": (1, 8192), "eval.scales": (1e-3, 8),
     "eval.stride_rate": (1e-3, 1), "eval.batch_size": (1, 1024), "device.device_id": (0, 4095),
-    "eval.max_image_gb": (1e-3, 4096),
+    "eval.max_image_gb": (1e-3, 4096), "train.max_image_gb": (1e-3, 4096),
 }
 
 

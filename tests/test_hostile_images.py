@@ -206,3 +206,22 @@ def test_an_image_whose_probability_maps_exceed_the_budget_is_refused_before_wor
     assert working_set_bytes(375, 500, p) < 50e6  # a VOC image is far below it
     roomy = dataclasses.replace(p, max_image_gb=8.0)
     assert working_set_bytes(4096, 4096, roomy) < 8e9
+
+
+def test_a_training_sample_too_large_to_augment_is_a_named_bad_sample(tmp_path):
+    """Scale 2.0 of a large image is pixels x 4 x float32 copies: refused by the train.max_image_gb budget."""
+    from helpers import make_shapes, tiny_config
+    from src.data.dataset import DataError
+    from src.data.pipeline import make_dataset
+    from src.data.transforms import train_transform_from_config
+
+    root = make_shapes(tmp_path / "d", num=3, size=128)  # 128x96: ~1.8 MB to augment at scale 2
+    cfg = tiny_config(root, tmp_path / "run", train={"scale_max": 2.0, "max_image_gb": 0.001})
+    ds = make_dataset(cfg.data, cfg.data.train_list, train_transform_from_config(cfg.data, cfg.train), 0)
+    with pytest.raises(DataError, match=r"needs about 0\.0 GB to augment \(scale up to 2\); the budget is "
+                                        r"train.max_image_gb 0.001"):
+        ds[0]
+    roomy = tiny_config(root, tmp_path / "run", train={"scale_max": 2.0})
+    ok = make_dataset(roomy.data, roomy.data.train_list, train_transform_from_config(roomy.data, roomy.train), 0)
+    image, label = ok[0]
+    assert image.shape[0] == 3 and label.shape == image.shape[1:]

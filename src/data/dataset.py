@@ -333,6 +333,12 @@ class SegDataset:
                 image, label = load_sample(self.samples[i], self.spec, self.classes)
                 if label is None:
                     raise DataError(f"{self.samples[i].where}: no label for a training/eval sample")
+                need = getattr(self.transform, "working_set_bytes", None)
+                if need is not None and need(image.shape) > self.transform.budget_bytes:
+                    raise DataError(f"{self.samples[i].where}: image {self.samples[i].image} ({image.shape[1]}x"
+                                    f"{image.shape[0]}) needs about {need(image.shape) / 1e9:.1f} GB to augment "
+                                    f"(scale up to {self.transform.recipe.scale_max:g}); the budget is "
+                                    f"train.max_image_gb {self.transform.recipe.max_image_gb:g}")
                 return image, label
             except DataError as exc:
                 if self.on_bad_sample == "error":
