@@ -14,10 +14,10 @@ def _mindspore_cpu():
 
 @pytest.fixture(scope="session")
 def reference_keys():
-    """The PyTorch reference key/shape lists (a copy of the design notes' reference file, kept in tests/data)."""
+    """The PyTorch reference key/shape lists (a copy of the design notes' reference file, kept in tests/fixtures)."""
     import json
 
-    return json.loads((Path(__file__).resolve().parent / "data" / "torch_state_dict_keys.json").read_text())
+    return json.loads((Path(__file__).resolve().parent / "fixtures" / "torch_state_dict_keys.json").read_text())
 
 
 @pytest.fixture(autouse=True)

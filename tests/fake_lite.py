@@ -1,4 +1,4 @@
-"""Builds the stand-in MindSpore Lite package (tests/data/fake_lite + tests/data/lite_api_surface) laid out as the
+"""Builds the stand-in MindSpore Lite package (tests/fixtures/fake_lite + tests/fixtures/lite_api_surface) laid out as the
 release tarball, and the 310 app against it with the project's own build script (CMake)."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent / "fixtures"
 
 
 def build_fake_lite(tmp: Path) -> Tuple[Path, Path]:

@@ -650,6 +650,9 @@ def load_pth(path: str | os.PathLike) -> Any:
     source = str(path)
     if not path.is_file():
         raise PthError(f"file not found: {source}")
+    if path.suffix.lower() == ".ckpt":
+        raise PthError(f"{source} is a MindSpore checkpoint, not a PyTorch .pth: it needs no conversion - give it "
+                       f"as --ckpt or model.pretrained (the model zoo's backbone names are mapped on load)")
     try:
         file_size = path.stat().st_size
         with open(path, "rb") as fh:

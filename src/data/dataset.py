@@ -79,7 +79,9 @@ def read_list(list_file: str | os.PathLike, data_root: str | os.PathLike, requir
         if check_files:
             for path in (image, label):
                 if path is not None and not os.path.isfile(path):
-                    problems.append(f"{list_file}:{no}: file not found: {path}")
+                    what = "not a regular file (a device, FIFO or socket)" if os.path.exists(path) else \
+                        ("a symbolic link to a missing file" if os.path.islink(path) else "file not found")
+                    problems.append(f"{list_file}:{no}: {what}: {path}")
         samples.append(Sample(image, label, str(list_file), no))
     if problems:
         shown = "\n  ".join(problems[:30])

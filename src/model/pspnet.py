@@ -222,7 +222,7 @@ def training_input_hw(graph_form: str, device_target: str, crop_hw: Tuple[int, i
     ``auto`` is fixed on Ascend: adaptive pooling then becomes constant
     matmuls, so the graph holds no AdaptiveAvgPool2D, which MindSpore
     registers only as an AI CPU kernel there.  Both forms compute the same
-    loss and gradients (tests/test_numerics_pins.py).
+    loss and gradients (tests/model/test_numerics_pins.py).
     """
     fixed = graph_form == "fixed" or (graph_form == "auto" and device_target == "Ascend")
     return (int(crop_hw[0]), int(crop_hw[1])) if fixed else None

@@ -62,3 +62,22 @@ def test_eval_without_a_model_is_one_line_naming_ckpt(tmp_path, capsys):
     with pytest.raises(ConfigError):
         cli._model_path(cli.build_parser("eval").parse_args(["--config", "x.yaml"]),
                         __import__("src.config", fromlist=["Config"]).Config())
+
+
+def test_a_list_entry_that_is_a_device_or_a_dangling_link_says_so(tmp_path):
+    (tmp_path / "zero.jpg").symlink_to("/dev/zero")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    (tmp_path / "l.txt").write_text("zero.jpg gone.png\n")
+    with pytest.raises(DataError) as info:
+        read_list(str(tmp_path / "l.txt"), str(tmp_path))
+    message = str(info.value)
+    assert "not a regular file (a device, FIFO or socket)" in message and "zero.jpg" in message
+    assert "a symbolic link to a missing file" in message
+
+
+def test_a_mindspore_checkpoint_given_to_the_converter_is_named_as_one(tmp_path):
+    from src.convert.pth import PthError, load_pth
+
+    save_checkpoint_atomic(arrays_to_entries({"w": np.ones(2, np.float32)}), tmp_path / "resnet_deepbase.ckpt")
+    with pytest.raises(PthError, match="is a MindSpore checkpoint, not a PyTorch .pth: it needs no conversion"):
+        load_pth(str(tmp_path / "resnet_deepbase.ckpt"))

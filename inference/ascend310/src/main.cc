@@ -15,6 +15,7 @@
 // Exit status: 0 done, 1 a model or file error (one line naming it), 2 bad arguments (unknown options too).
 #include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -188,12 +189,12 @@ bool WriteOutput(const std::string &path, const mindspore::MSTensor &tensor, std
   out.close();
   if (!out) {
     *error = "cannot write " + path + ": " + std::strerror(errno);
-    std::remove(tmp.c_str());
+    unlink(tmp.c_str());  // a file only: a folder of that name is not this app's
     return false;
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     *error = "cannot rename " + tmp + " to " + path + ": " + std::strerror(errno);
-    std::remove(tmp.c_str());
+    unlink(tmp.c_str());  // a file only: a folder of that name is not this app's
     return false;
   }
   return true;

@@ -11,7 +11,7 @@ import pytest
 from helpers import TINY, TINY_DEPTH
 from src.tools.target_check import compare
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_compare_agrees_only_when_losses_and_logits_do():

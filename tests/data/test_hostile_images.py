@@ -20,7 +20,7 @@ from src.data.labels import dataset_spec
 from src.data.transforms import rand_scale
 from src.evaluation.protocol import Protocol, segment
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _png_chunk(kind, body):

@@ -14,7 +14,7 @@ from src.train.lr import build_optimizer, current_lrs, poly_lr, split_params
 from src.train.records import MetricsLog
 from src.outputs import OutputExistsError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 
 from src.launch import RankTableError, rank_table_lines, read_rank_table, select_server
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STANDIN_PYTHON = """#!/usr/bin/env bash
 # stand-in python: train.py / eval.py record their arguments and environment, other calls run the real python
 case "${1:-}" in */train.py|*/eval.py|train.py|eval.py) is_rank=1;; *) is_rank=;; esac

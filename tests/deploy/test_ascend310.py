@@ -14,13 +14,13 @@ from src.runtime.backends import BackendError, lite_predict
 
 pytestmark = pytest.mark.slow  # compiles and links the 310 app against stand-in and real Lite packages
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _api_roots():
     """Folders holding include/api/model.h: the repository's stand-in of the API surface the app uses, plus the
     real Lite headers when $MS_API_INCLUDE or $LITE_HOME names them (then the app is compiled against both)."""
-    roots = [str(ROOT / "tests" / "data" / "lite_api_surface")]
+    roots = [str(ROOT / "tests" / "fixtures" / "lite_api_surface")]
     for candidate in (os.environ.get("MS_API_INCLUDE"),
                       os.path.join(os.environ["LITE_HOME"], "runtime") if os.environ.get("LITE_HOME") else None):
         if candidate and os.path.isfile(os.path.join(candidate, "include", "api", "model.h")):
@@ -41,7 +41,7 @@ def test_the_compile_check_catches_a_wrong_call(tmp_path):
     assert "ascend->SetDeviceID(device_id);" in app
     broken = tmp_path / "main.cc"
     broken.write_text(app.replace("ascend->SetDeviceID(device_id);", "ascend->SetDeviceId(device_id);"))
-    root = ROOT / "tests" / "data" / "lite_api_surface"
+    root = ROOT / "tests" / "fixtures" / "lite_api_surface"
     proc = subprocess.run([os.environ.get("CXX", "g++"), "-std=c++17", "-fsyntax-only", "-isystem", str(root),
                            str(broken)], capture_output=True, text=True)
     assert proc.returncode != 0 and "SetDeviceId" in proc.stderr
@@ -161,6 +161,22 @@ def test_app_links_through_the_package_layout_and_writes_checked_logits(lite, in
         np.testing.assert_array_equal(y, want)
     assert _app(lite, [*args, "--precision=float16"], record=tmp / "r16.txt").returncode == 0
     assert (tmp / "r16.txt").read_text() == "device=ascend id=0 precision=enforce_fp16\n"
+
+
+def test_app_writes_each_output_under_a_temporary_name_and_renames_it(lite, inputs):
+    """A write that fails (here the temporary name is taken by a folder, as a full disk would fail it) leaves the
+    earlier output intact and nothing cut short under the final name; the app exits 1 naming the file."""
+    tmp, xs, args = inputs
+    (tmp / "out").mkdir()
+    (tmp / "out" / "a_0.bin").write_bytes(b"an earlier output")
+    (tmp / "out" / "a_0.bin.part").mkdir()
+    proc = _app(lite, args)
+    assert proc.returncode == 1 and "cannot write" in proc.stderr and "a_0.bin" in proc.stderr
+    assert (tmp / "out" / "a_0.bin").read_bytes() == b"an earlier output"
+    (tmp / "out" / "a_0.bin.part").rmdir()
+    assert _app(lite, args).returncode == 0
+    assert sorted(p.name for p in (tmp / "out").iterdir()) == ["a_0.bin", "b_0.bin"]  # no temporary left
+    assert (tmp / "out" / "a_0.bin").stat().st_size == 2 * 6 * 33 * 33 * 4
 
 
 @pytest.mark.parametrize("mode,message", [

@@ -27,7 +27,7 @@ from src.outputs import OutputExistsError, OutputFolder, OutputPathError, ensure
 from src.train.loop import Trainer
 from src.train.records import MetricsLog
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -115,7 +115,7 @@ def test_cli_reports_refusal(tmp_path):
     write_malicious_pth(str(tmp_path / "evil.pth"), str(marker))
     proc = subprocess.run([sys.executable, "convert/convert_weights.py", "--src", str(tmp_path / "evil.pth"),
                            "--dst", str(tmp_path / "x.ckpt")], capture_output=True, text=True,
-                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
     assert proc.returncode == 2
     assert "refusing to load 'os.system'" in proc.stderr
     assert not marker.exists() and not (tmp_path / "x.ckpt").exists()

@@ -17,7 +17,7 @@ from src.tools.op_inventory import (ALLOWLIST, OpInventoryError, aicpu_only, asc
 
 pytestmark = pytest.mark.slow  # compiles the Ascend training graphs on CPU
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HW = (33, 41)
 
 

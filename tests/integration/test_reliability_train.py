@@ -14,7 +14,7 @@ from src.train.run_state import epoch_checkpoints
 from src.data.dataset import DataError
 from src.train.loop import Trainer, TrainingError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from src.train.step import NetWithLoss
 
 pytestmark = pytest.mark.slow  # real msrun jobs with two ranks
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:

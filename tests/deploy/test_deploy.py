@@ -23,7 +23,7 @@ from src.evaluation.evaluate import run_eval
 from src.deploy.export import ExportError, export_model
 from src.train.loop import Trainer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
