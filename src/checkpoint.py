@@ -18,8 +18,8 @@ import mindspore as ms
 from mindspore import nn
 
 from src.errors import PSPNetError
-from src.outputs import (OutputFolder, OutputPathError, ensure_output_file, file_sha256, free_bytes, is_partial_name,
-                         remove_temporary, save_checkpoint_file, write_text)
+from src.outputs import (OutputFolder, OutputPathError, ensure_output_file, file_sha256, free_bytes,
+                         save_checkpoint_file, write_text)
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,6 @@ SCHEDULE_PREFIX = "schedule."
 LOCAL_BEST_NAME = "local_best_miou"  # this device's best mIoU on its own shard (absent from older checkpoints)
 TRAINING_STATE_PREFIXES = OPTIMIZER_STATE_PREFIXES + LOOP_STATE_NAMES + (SCHEDULE_PREFIX, LOCAL_BEST_NAME,
     "moments.", "learning_rate", "momentum", "scale_sense", "current_iterator_step", "last_overflow_iterator_step")
-TMP_SUFFIX = ".tmp.ckpt"  # an atomic save writes <name>.<random>.tmp.ckpt, then renames it
 
 
 class CheckpointError(PSPNetError, RuntimeError):
@@ -305,16 +304,6 @@ def verify_checksum(path: str | os.PathLike) -> Optional[bool]:
         return None
     text = sidecar.read_text(encoding="utf-8", errors="replace")[:200].split()
     return bool(text) and text[0] == file_sha256(path)
-
-
-def _partial_checkpoint_name(name: str) -> bool:
-    return is_partial_name(name) or (".ckpt." in name and (name.endswith(TMP_SUFFIX) or name.endswith(".tmp.tmp")
-                                     or (CHECKSUM_SUFFIX + "." in name and name.endswith(".tmp"))))
-
-
-def remove_partial_checkpoints(folder: str | os.PathLike) -> List[Path]:
-    """Delete temporary files that an interrupted :func:`save_checkpoint_atomic` left in ``folder``."""
-    return remove_temporary(folder, _partial_checkpoint_name)
 
 
 def arrays_to_entries(params: Mapping[str, np.ndarray]) -> List[Dict]:

@@ -306,6 +306,7 @@ def _prepare_args(p: argparse.ArgumentParser) -> None:
     for name in ("ade20k", "cityscapes", "camvid"):
         sp = sub.add_parser(name, help=f"write the {name} list files")
         sp.add_argument("--root", required=True)
+        sp.add_argument("--overwrite", action="store_true", help="write the lists again over an earlier prepare's")
     c = sub.add_parser("check", help="report every bad sample in a list file (exit 1 if there is one)")
     c.add_argument("--config", help="take list, root, dataset and classes from this config")
     c.add_argument("--which", choices=["train", "val", "both"], default="both")
@@ -321,7 +322,7 @@ def _prepare(a: argparse.Namespace) -> int:
     if a.cmd == "voc":
         print(prepare.prepare_voc_aug(a.voc_root, a.sbd_root, a.out, a.overwrite))
     elif a.cmd in ("ade20k", "cityscapes", "camvid"):
-        print(getattr(prepare, f"prepare_{a.cmd}")(a.root))
+        print(getattr(prepare, f"prepare_{a.cmd}")(a.root, a.overwrite))
     else:
         lines, clean = prepare.check_command(a.config, a.which, a.list, a.root, a.dataset, a.classes)
         print("\n".join(lines))

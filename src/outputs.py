@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -41,6 +42,7 @@ LOCK_NAME = ".run.lock"
 MAX_LOCK_BYTES = 4096
 MAX_MANIFEST_BYTES = 64 << 20
 PART = ".part"  # temporary files: .<name>.<random>.part in the target's folder
+PARTIAL_RE = re.compile(r"^\.(.+)\.[a-z0-9_]{8}\.part(?:\.ckpt|\.tmp)?$")
 
 
 class OutputPathError(PSPNetError, OSError):
@@ -310,6 +312,12 @@ def append_line(path: str | os.PathLike, line: str) -> None:
         os.close(fd)
 
 
+def clear_log(path: str | os.PathLike) -> None:
+    """Empty a log file in place (its inode, which records it as this run's, stays); never through a link."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, _umask_mode())
+    os.close(fd)
+
+
 def open_append(path: str | os.PathLike) -> IO[str]:
     """A text stream appending to ``path`` (a log file), never through a symbolic link."""
     path = Path(path)
@@ -338,11 +346,6 @@ def remove_temporary(folder: str | os.PathLike, is_partial: Callable[[str], bool
         p.unlink()
         logger.warning("removed a partial file left by an interrupted save: %s", p)
     return removed
-
-
-def is_partial_name(name: str) -> bool:
-    """A temporary file of :func:`atomic_path` (``.<name>.<random>.part`` or ``....part.ckpt``)."""
-    return name.startswith(".") and (name.endswith(PART) or name.endswith(".part.ckpt") or name.endswith(".part.tmp"))
 
 
 @contextmanager
@@ -521,6 +524,26 @@ class OutputFolder:
             self._lock_path = None
 
     # what is here
+    def check_folder(self, sub: str) -> Path:
+        """``root/sub`` as a folder this command may work in: neither it nor a folder between is a link or a file."""
+        self.claim(f"{sub.rstrip('/')}/.probe", check_only=True)
+        path = self.root / sub
+        if path.is_symlink():
+            raise OutputPathError(f"{path} is a symbolic link (to {os.readlink(path)}); refusing to work through it: "
+                                  f"remove the link or choose another folder")
+        return path
+
+    def remove_partials(self, sub: str = "") -> List[Path]:
+        """Remove the temporary files an interrupted write of *this program* left in ``root/sub``: exact
+        ``.<name>.<8 random>.part[.ckpt|.tmp]`` names whose ``<name>`` this folder's manifest lists."""
+        folder = self.check_folder(sub) if sub else self.root
+        prefix = f"{sub.rstrip('/')}/" if sub else ""
+
+        def ours(name: str) -> bool:
+            m = PARTIAL_RE.match(name)
+            return bool(m) and f"{prefix}{m.group(1)}" in self.entries
+        return remove_temporary(folder, ours)
+
     def sub(self, prefix: str) -> "SubFolder":
         """The outputs under ``prefix/``, written through this folder."""
         return SubFolder(self, prefix)
@@ -546,8 +569,9 @@ class OutputFolder:
             return path.is_symlink() and os.readlink(path) == rec.get("target")
         if rec is None or path.is_symlink() or not path.is_file():
             return False
-        if rec.get("kind") == "log":
-            return True
+        if rec.get("kind") == "log":  # appended by this run's processes: the same file, not the same bytes
+            st = path.stat()
+            return rec.get("ino") is not None and (st.st_ino, st.st_dev) == (rec.get("ino"), rec.get("dev"))
         st = path.stat()
         if st.st_size != rec.get("size"):
             return False
@@ -568,8 +592,11 @@ class OutputFolder:
             self.claim(name, check_only=True)
 
     # claiming and recording
-    def claim(self, name: str, kind: str = "file", check_only: bool = False) -> Path:
-        """The path for output ``name``, after checking it may be (re)written; folders below are created."""
+    def claim(self, name: str, kind: str = "file", check_only: bool = False, unique: bool = False) -> Path:
+        """The path for output ``name``, after checking it may be (re)written; folders below are created.
+
+        ``unique``: ``name`` must not have been written already in this run (one picture per image: two
+        inputs whose outputs share a name would silently keep only the second)."""
         path = self.root / name
         parts = Path(name).parts
         if not parts or Path(name).is_absolute() or ".." in parts:
@@ -581,7 +608,7 @@ class OutputFolder:
                                       f"{name} through it: remove the link or choose another folder")
             if sub.exists() and not sub.is_dir():
                 raise OutputPathError(f"{sub} is a file, not a folder; cannot write {name}")
-        if name in self.written and kind == "file" and not check_only:
+        if unique and name in self.written and not check_only:
             raise OutputExistsError(f"two outputs named {path} in one run: the second would replace the first")
         if os.path.lexists(path):
             if self.entries.get(name, {}).get("kind") != "link":
@@ -600,7 +627,7 @@ class OutputFolder:
         path = self.root / name
         st = path.stat()
         rec = {"name": name, "kind": kind, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest,
-               "command": self.command, "time": round(time.time(), 3)}
+               "ino": st.st_ino, "dev": st.st_dev, "command": self.command, "time": round(time.time(), 3)}
         self.entries[name] = rec
         self.written.add(name)
         append_line(self.root / MANIFEST, json.dumps(rec))
@@ -612,10 +639,10 @@ class OutputFolder:
         self._record(name, file_sha256(path))
 
     # writing
-    def put_bytes(self, name: str, data: bytes, kind: str = "file") -> Path:
+    def put_bytes(self, name: str, data: bytes, kind: str = "file", unique: bool = False) -> Path:
         """Write output ``name`` atomically and record it (``kind`` "log": a file other processes of this run
-        may rewrite or append to, so its content is not checked later)."""
-        path = self.claim(name, kind)
+        append to, recognised later by its inode rather than its content; ``unique``: see :meth:`claim`)."""
+        path = self.claim(name, kind, unique=unique)
         self._record(name, write_bytes(path, data), kind)
         return path
 
@@ -625,11 +652,11 @@ class OutputFolder:
     def put_json(self, name: str, obj: Any, indent: Optional[int] = 1) -> Path:
         return self.put_text(name, json.dumps(obj, indent=indent))
 
-    def put_image(self, name: str, image: np.ndarray, params: Sequence[int] = ()) -> Path:
-        return self.put_bytes(name, encode_image(self.root / name, image, params))
+    def put_image(self, name: str, image: np.ndarray, params: Sequence[int] = (), unique: bool = False) -> Path:
+        return self.put_bytes(name, encode_image(self.root / name, image, params), unique=unique)
 
-    def put_palette_png(self, name: str, label: np.ndarray, palette: np.ndarray) -> Path:
-        return self.put_bytes(name, palette_png(label, palette))
+    def put_palette_png(self, name: str, label: np.ndarray, palette: np.ndarray, unique: bool = False) -> Path:
+        return self.put_bytes(name, palette_png(label, palette), unique=unique)
 
     def put_figure(self, name: str, fig) -> Path:
         return self.put_bytes(name, figure_bytes(fig, self.root / name))

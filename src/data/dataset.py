@@ -15,7 +15,7 @@ from PIL import Image
 
 from src.data.labels import IGNORE, DatasetSpec
 from src.errors import PSPNetError
-from src.outputs import append_line, write_text
+from src.outputs import append_line
 
 logger = logging.getLogger(__name__)
 
@@ -315,7 +315,7 @@ class SegDataset:
         MindSpore re-raises it there as a RuntimeError of its own, possibly from a worker process."""
         if self.error_log:
             try:
-                write_text(self.error_log, " ".join(str(exc).split()) + "\n")
+                append_line(self.error_log, " ".join(str(exc).split()))  # in place: the run's own log file
             except OSError as log_exc:
                 logger.warning("cannot record the data error in %s: %s", self.error_log, log_exc)
 
@@ -323,9 +323,10 @@ class SegDataset:
         """The message of the last sample that failed in ``error`` mode (in any worker), or None."""
         if not self.error_log or not os.path.isfile(self.error_log):
             return None
-        with open(self.error_log, encoding="utf-8") as f:
-            text = f.read(4096).strip()
-        return text or None
+        with open(self.error_log, "rb") as f:
+            f.seek(max(0, os.path.getsize(self.error_log) - 4096))
+            lines = [line for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()]
+        return lines[-1].strip() if lines else None
 
     def _load(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
         n = len(self.samples)

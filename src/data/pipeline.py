@@ -12,7 +12,7 @@ from src.data.dataset import DataError, SegDataset, read_list
 from src.data.labels import spec_of
 from src.data.transforms import CenterCropTransform, train_transform_from_config
 from src.distributed import shard
-from src.outputs import write_text
+from src.outputs import clear_log
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def pipeline_error(exc: BaseException, source: SegDataset, list_file: str) -> Ba
     message = source.recorded_error()
     if message is None:
         return exc
-    write_text(source.error_log, "")  # cleared: the next failure is a new record
+    clear_log(source.error_log)  # cleared in place: the next failure is a new record
     return DataError(f"{message} (while reading {list_file})")
 
 

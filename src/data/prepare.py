@@ -21,7 +21,7 @@ from PIL import Image
 
 from src.data.dataset import DataError, read_image, read_label
 from src.data.labels import IGNORE, dataset_spec
-from src.outputs import OutputFolder, as_folder, index_png
+from src.outputs import OutputFolder, index_png
 
 logger = logging.getLogger(__name__)
 
@@ -100,22 +100,25 @@ def _pairs(images: Iterable[Path], to_label, root: Path) -> List[str]:
     return lines
 
 
-def _write_list(path: Path, lines: Sequence[str]) -> int:
+def _write_list(path: Path, lines: Sequence[str], overwrite: bool = False) -> int:
+    """One list file in the data root; an earlier prepare's list is replaced only with ``overwrite``."""
     if not lines:
         raise DataError(f"no samples found for {path}")
-    as_folder(path.parent, "data root", "prepare").put_text(path.name, "\n".join(lines) + "\n")
+    with OutputFolder(path.parent, "data root", "prepare", overwrite) as folder:
+        folder.refuse_earlier([path.name], "pass --overwrite to write the lists again")
+        folder.put_text(path.name, "\n".join(lines) + "\n")
     return len(lines)
 
 
-def prepare_ade20k(root: str) -> Dict[str, int]:
+def prepare_ade20k(root: str, overwrite: bool = False) -> Dict[str, int]:
     """``training.txt`` / ``validation.txt`` from ADEChallengeData2016's images/ and annotations/."""
     r = Path(root)
     return {split: _write_list(r / f"{split}.txt", _pairs(
-        (r / "images" / split).glob("*.jpg"), lambda p, s=split: r / "annotations" / s / (p.stem + ".png"), r))
-        for split in ("training", "validation")}
+        (r / "images" / split).glob("*.jpg"), lambda p, s=split: r / "annotations" / s / (p.stem + ".png"), r),
+        overwrite) for split in ("training", "validation")}
 
 
-def prepare_cityscapes(root: str) -> Dict[str, int]:
+def prepare_cityscapes(root: str, overwrite: bool = False) -> Dict[str, int]:
     """``fine_train.txt`` / ``fine_val.txt`` pairing leftImg8bit with gtFine labelIds.
 
     The labelId -> trainId mapping is applied when samples are read
@@ -128,15 +131,16 @@ def prepare_cityscapes(root: str) -> Dict[str, int]:
         return r / "gtFine" / split / city / img.name.replace("_leftImg8bit.png", "_gtFine_labelIds.png")
 
     return {f"fine_{split}": _write_list(r / f"fine_{split}.txt",
-                                        _pairs((r / "leftImg8bit" / split).glob("*/*_leftImg8bit.png"), label_of, r))
+                                        _pairs((r / "leftImg8bit" / split).glob("*/*_leftImg8bit.png"), label_of, r),
+                                        overwrite)
             for split in ("train", "val")}
 
 
-def prepare_camvid(root: str) -> Dict[str, int]:
+def prepare_camvid(root: str, overwrite: bool = False) -> Dict[str, int]:
     """``train.txt`` / ``val.txt`` / ``test.txt`` for the SegNet CamVid-11 layout (X/ and Xannot/)."""
     r = Path(root)
     return {split: _write_list(r / f"{split}.txt", _pairs(
-        (r / split).glob("*.png"), lambda p, s=split: r / f"{s}annot" / p.name, r))
+        (r / split).glob("*.png"), lambda p, s=split: r / f"{s}annot" / p.name, r), overwrite)
         for split in ("train", "val", "test")}
 
 

@@ -29,23 +29,33 @@ def save_prediction(pred: np.ndarray, image_rgb: np.ndarray, name: str, out: "Pa
                     palette: np.ndarray) -> None:
     """Write ``gray/`` (index PNG), ``color/`` (palette PNG) and ``overlay/`` (JPEG) for one image."""
     folder = as_folder(out, "pictures folder", "eval")
-    folder.put_image(f"gray/{name}.png", pred)
-    folder.put_palette_png(f"color/{name}.png", pred, palette)
+    folder.put_image(f"gray/{name}.png", pred, unique=True)  # one picture per image, never a second over it
+    folder.put_palette_png(f"color/{name}.png", pred, palette, unique=True)
     blend = overlay(image_rgb, colorize(pred, palette))
-    folder.put_image(f"overlay/{name}.jpg", cv2.cvtColor(blend, cv2.COLOR_RGB2BGR))
+    folder.put_image(f"overlay/{name}.jpg", cv2.cvtColor(blend, cv2.COLOR_RGB2BGR), unique=True)
 
 
 def output_names(paths: Sequence[str | os.PathLike]) -> List[str]:
     """One distinct picture name per input: the stem, or ``stem_ext`` where stems collide (``a.jpg``/``a.png``),
-    with a counter for anything still equal (the same name in two folders)."""
+    with a counter for anything still equal (the same name in two folders) - and a further counter wherever a
+    name so made equals another input's own name (``x_jpg_1.jpg`` beside two ``x.jpg``)."""
     paths = [Path(p) for p in paths]
     stems = [p.stem for p in paths]
     names = [f"{p.stem}_{p.suffix.lstrip('.').lower()}" if stems.count(p.stem) > 1 else p.stem for p in paths]
     seen: Dict[str, int] = {}
-    out = []
+    first = []
     for name in names:
         seen[name] = seen.get(name, 0) + 1
-        out.append(name if seen[name] == 1 and names.count(name) == 1 else f"{name}_{seen[name]}")
+        first.append(name if seen[name] == 1 and names.count(name) == 1 else f"{name}_{seen[name]}")
+    used: set = set()
+    out = []
+    for name in first:
+        final, k = name, 1
+        while final in used:
+            k += 1
+            final = f"{name}_{k}"
+        used.add(final)
+        out.append(final)
     return out
 
 

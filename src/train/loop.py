@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import mindspore as ms
 
-from src.checkpoint import is_training_state, load_params_strict, read_checkpoint, remove_partial_checkpoints
+from src.checkpoint import is_training_state, load_params_strict, read_checkpoint
 from src.train.run_state import ResumePoint, RunCheckpoints, epoch_checkpoints, schedule_of
 from src.convert.weights import is_zoo_backbone, rename_zoo_backbone
 from src.config import Config, config_yaml
@@ -94,8 +94,9 @@ class Trainer:
         """Everything that can be checked before the first step: the output folder, an earlier run, the val list."""
         cfg = self.cfg
         if self.is_main:
-            ensure_output_dir(self.ckpts.dir, "train.save_dir")
-            remove_partial_checkpoints(self.ckpts.dir)
+            ensure_output_dir(self.outputs.check_folder(RunCheckpoints.SUB), "train.save_dir")  # not a link
+            for sub in ("", RunCheckpoints.SUB):  # what an interrupted write of this run's files left
+                self.outputs.remove_partials(sub)
             if point.path is None:
                 self._fresh_start(overwrite)
             self.outputs.refuse_foreign([n for n in RUN_FILES if not self._is_user_config(n)])

@@ -283,9 +283,14 @@ def test_prepare_ade20k_cityscapes_camvid_lists(tmp_path):
         touch(cv / split / "0001TP_006690.png")
         touch(cv / f"{split}annot" / "0001TP_006690.png")
     assert prepare_camvid(str(cv)) == {"train": 1, "val": 1, "test": 1}
+    from src.outputs import OutputExistsError
+
+    with pytest.raises(OutputExistsError, match="train.txt.*--overwrite"):  # an earlier prepare's lists stay
+        prepare_camvid(str(cv))
+    assert prepare_camvid(str(cv), overwrite=True) == {"train": 1, "val": 1, "test": 1}
     (cv / "testannot" / "0001TP_006690.png").unlink()
     with pytest.raises(DataError, match="no label"):
-        prepare_camvid(str(cv))
+        prepare_camvid(str(cv), overwrite=True)
 
 
 def test_ade20k_has_its_own_palette_of_distinct_colors():

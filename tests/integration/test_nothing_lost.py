@@ -381,3 +381,65 @@ def test_explicit_flags_win_over_leftover_environment():
         launched_distributed({"RANK_SIZE": "8"})
     assert launched_distributed({"RANK_SIZE": "8", "RANK_TABLE_FILE": "/t.json"})
     assert launched_distributed({"MS_WORKER_NUM": "2"}) and not launched_distributed({})
+
+
+def test_picture_names_stay_distinct_when_a_made_name_equals_an_input(tmp_path):
+    from src.evaluation.pictures import output_names
+
+    names = output_names([Path("a/x.jpg"), Path("b/x.jpg"), Path("c/x_jpg_1.jpg")])
+    assert len(set(names)) == 3 and names[:2] == ["x_jpg_1", "x_jpg_2"]
+
+
+def test_a_symlinked_checkpoints_folder_is_refused_before_anything_is_removed(shapes, tmp_path):
+    """The start-up clean-up of interrupted saves used to follow the link and delete by name pattern."""
+    (tmp_path / "elsewhere").mkdir()
+    mine = tmp_path / "elsewhere" / ".draft.part"
+    mine.write_text("the user's")
+    (tmp_path / "elsewhere" / "best.ckpt.before-lr-change.tmp.ckpt").write_text("also the user's")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoints").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OutputPathError, match="checkpoints is a symbolic link"):
+        Trainer(tiny_config(shapes, tmp_path / "run"))
+    assert sorted(p.name for p in (tmp_path / "elsewhere").iterdir()) == [".draft.part",
+                                                                          "best.ckpt.before-lr-change.tmp.ckpt"]
+
+
+def test_only_this_programs_own_temporary_files_are_cleaned_up(shapes, tmp_path):
+    run = tmp_path / "run"
+    with OutputFolder(run, "train.save_dir", "train") as folder:
+        folder.put_bytes("checkpoints/epoch_0001.ckpt", b"ours")
+    ours = run / "checkpoints" / ".epoch_0001.ckpt.ab12cd34.part.ckpt"  # an interrupted save of a file we own
+    ours.write_bytes(b"half")
+    theirs = [run / "checkpoints" / n for n in (".draft.part", "best.ckpt.before-lr-change.tmp.ckpt",
+                                                 ".notes.txt.ab12cd34.part")]
+    for p in theirs:
+        p.write_text("the user's")
+    with OutputFolder(run, "train.save_dir", "train") as folder:
+        removed = folder.remove_partials("checkpoints")
+    assert removed == [ours] and all(p.read_text() == "the user's" for p in theirs)
+
+
+def test_a_users_file_in_place_of_a_log_is_never_replaced(shapes, tmp_path):
+    """metrics.jsonl is appended to by the run: recognised by its inode, so a file put in its place is the user's."""
+    with OutputFolder(tmp_path / "run", "train.save_dir", "train") as folder:
+        folder.put_bytes("checkpoints/epoch_0001.ckpt", b"ours")
+        folder.append("metrics.jsonl", '{"kind": "step", "step": 1}')
+    (tmp_path / "run" / "metrics.jsonl").unlink()
+    (tmp_path / "run" / "metrics.jsonl").write_text("my own notes")
+    with pytest.raises(OutputExistsError, match="metrics.jsonl was changed after this program wrote it"):
+        Trainer(tiny_config(shapes, tmp_path / "run"), overwrite=True)
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == "my own notes"
+
+
+def test_a_run_rewrites_its_own_files_but_pictures_are_one_per_name(tmp_path):
+    """best.ckpt after every better evaluation, curves.png after each: the same run's own rewrites are fine;
+    a second picture of one name in one run is refused (it would replace the first image's)."""
+    with OutputFolder(tmp_path, "train.save_dir", "train") as folder:
+        for miou in (b"0.1", b"0.2"):
+            folder.put_bytes("checkpoints/best.ckpt", miou)
+            folder.put_bytes("curves.png", miou)
+        assert (tmp_path / "checkpoints" / "best.ckpt").read_bytes() == b"0.2"
+        folder.put_bytes("gray/x.png", b"first image", unique=True)
+        with pytest.raises(OutputExistsError, match="two outputs named .*gray/x.png in one run"):
+            folder.put_bytes("gray/x.png", b"second image", unique=True)
+    assert (tmp_path / "gray" / "x.png").read_bytes() == b"first image"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from helpers import make_shapes, tiny_config
-from src.checkpoint import CheckpointError, arrays_to_entries, remove_partial_checkpoints, save_checkpoint_atomic
+from src.checkpoint import CheckpointError, arrays_to_entries, save_checkpoint_atomic
 from src.config import ConfigError, config_from_dict, load_config
 from src.convert.weights import convert_file
 from src.data import dataset as dataset_module
@@ -198,16 +198,17 @@ def test_trainer_checks_save_dir_and_val_list_before_anything(shapes, tmp_path):
 
 
 def test_partial_checkpoints_removed_at_start(shapes, tmp_path):
-    ckpts = tmp_path / "run" / "checkpoints"
-    ckpts.mkdir(parents=True)
-    leftovers = [ckpts / "epoch_0002.ckpt.k3j2.tmp.ckpt", ckpts / "epoch_0002.ckpt.k3j2.tmp.tmp"]
+    run = tmp_path / "run"
+    with OutputFolder(run, "train.save_dir", "train") as folder:  # a run that saved epoch 1, then was killed
+        folder.put_bytes("checkpoints/epoch_0001.ckpt", b"a real one")
+        folder.put_bytes("checkpoints/epoch_0002.ckpt", b"the one the kill interrupted")
+    ckpts = run / "checkpoints"
+    leftovers = [ckpts / ".epoch_0002.ckpt.k3j2x9q1.part.ckpt", ckpts / ".epoch_0002.ckpt.k3j2x9q1.part.tmp"]
     for p in leftovers:
         p.write_bytes(b"partial")
-    keep = ckpts / "epoch_0001.ckpt"
-    keep.write_bytes(b"a real one")
-    with pytest.raises(OutputExistsError, match="did not record"):  # stops right after the clean-up
-        Trainer(tiny_config(shapes, tmp_path / "run", data={"val_list": "nope.txt"}, train={"eval_interval": 1}))
-    assert not any(p.exists() for p in leftovers) and keep.exists()
+    with pytest.raises(OutputExistsError, match="--resume auto"):  # stops right after the clean-up
+        Trainer(tiny_config(shapes, run, data={"val_list": "nope.txt"}, train={"eval_interval": 1}))
+    assert not any(p.exists() for p in leftovers) and (ckpts / "epoch_0001.ckpt").exists()
 
 
 def test_full_disk_while_saving_keeps_previous_checkpoint(tmp_path, monkeypatch):
@@ -229,7 +230,7 @@ def test_full_disk_while_saving_keeps_previous_checkpoint(tmp_path, monkeypatch)
     assert "No space left" in message and "needs about 1.0 MiB" in message and str(path) in message
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_0001.ckpt", "epoch_0001.ckpt.sha256"]
-    assert remove_partial_checkpoints(tmp_path) == []
+    assert not [p for p in tmp_path.iterdir() if ".part" in p.name]  # no temporary file left
 
 
 def test_metrics_log_truncates_records_after_resume_step(tmp_path):
