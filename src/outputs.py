@@ -41,6 +41,7 @@ MANIFEST = ".pspnet_outputs.jsonl"
 LOCK_NAME = ".run.lock"
 MAX_LOCK_BYTES = 4096
 MAX_MANIFEST_BYTES = 64 << 20
+COMPACT_BYTES, COMPACT_SLACK = 1 << 20, 1000  # a manifest past both is rewritten with its live entries
 PART = ".part"  # temporary files: .<name>.<random>.part in the target's folder
 PARTIAL_RE = re.compile(r"^\.(.+)\.[a-z0-9_]{8}\.part(?:\.ckpt|\.tmp)?$")
 
@@ -491,8 +492,8 @@ class OutputFolder:
     """One command's output folder: its lock, its manifest, and every write into it.
 
     ``overwrite`` allows replacing files an earlier run of this program wrote (listed in the manifest and
-    unchanged since). Files it did not write are never replaced or removed. Within one run, two outputs of
-    the same name are refused (the second would silently replace the first).
+    unchanged since). Files it did not write are never replaced or removed. Outputs written with
+    ``unique=True`` (pictures) may not be written twice in one run (the second would replace the first).
     """
 
     def __init__(self, root: str | os.PathLike, what: str, command: str, overwrite: bool = False,
@@ -509,10 +510,23 @@ class OutputFolder:
             self._lock_path = acquire(self.root, self.what, self.command)
         try:
             self.entries = read_manifest(self.root)
+            if self.lock:
+                self._compact()
         except BaseException:
             self.close()
             raise
         return self
+
+    def _compact(self) -> None:
+        """Rewrite the manifest with its live entries when most of its lines are history (a folder reused by
+        many runs); only under the lock, so no other process appends meanwhile."""
+        path = self.root / MANIFEST
+        if not path.is_file() or path.stat().st_size < COMPACT_BYTES:
+            return
+        with open(path, "rb") as f:
+            lines = sum(1 for _ in f)
+        if lines > 2 * len(self.entries) + COMPACT_SLACK:
+            write_text(path, "".join(json.dumps(rec) + "\n" for rec in self.entries.values()))
 
     def __exit__(self, *exc) -> None:
         self.close()

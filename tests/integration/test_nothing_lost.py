@@ -443,3 +443,18 @@ def test_a_run_rewrites_its_own_files_but_pictures_are_one_per_name(tmp_path):
         with pytest.raises(OutputExistsError, match="two outputs named .*gray/x.png in one run"):
             folder.put_bytes("gray/x.png", b"second image", unique=True)
     assert (tmp_path / "gray" / "x.png").read_bytes() == b"first image"
+
+
+def test_a_manifest_of_many_runs_is_compacted_under_the_lock(tmp_path, monkeypatch):
+    monkeypatch.setattr(outputs, "COMPACT_BYTES", 20_000)
+    monkeypatch.setattr(outputs, "COMPACT_SLACK", 10)
+    with OutputFolder(tmp_path, "--out", "predict") as folder:
+        for i in range(300):  # 300 rewrites of 3 names: history, not content
+            folder.put_bytes(f"gray/{i % 3}.png", b"x%d" % i)
+    big = (tmp_path / outputs.MANIFEST).stat().st_size
+    assert big > 20_000
+    with OutputFolder(tmp_path, "--out", "predict") as folder:
+        assert folder.owned() == ["gray/0.png", "gray/1.png", "gray/2.png"]
+    assert (tmp_path / outputs.MANIFEST).stat().st_size < big / 50  # three live entries remain
+    with OutputFolder(tmp_path, "--out", "predict") as folder:
+        assert folder.owned() == ["gray/0.png", "gray/1.png", "gray/2.png"] and folder.unchanged("gray/2.png")
