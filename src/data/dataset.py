@@ -38,6 +38,15 @@ class Sample:
         return f"{self.list_file}:{self.line_no}"
 
 
+def _missing(path: Optional[str]) -> Optional[str]:
+    """Why ``path`` cannot be read as a list entry's file (None when it can, or when there is no path)."""
+    if path is None or os.path.isfile(path):
+        return None
+    if os.path.exists(path):
+        return "not a regular file (a device, FIFO or socket)"
+    return "a symbolic link to a missing file" if os.path.islink(path) else "file not found"
+
+
 def read_list(list_file: str | os.PathLike, data_root: str | os.PathLike, require_labels: bool = True,
               check_files: bool = True) -> List[Sample]:
     """Parse a list file of ``image_rel [label_rel]`` lines (relative to ``data_root``).
@@ -77,11 +86,8 @@ def read_list(list_file: str | os.PathLike, data_root: str | os.PathLike, requir
         image = str(root / parts[0])
         label = str(root / parts[1]) if len(parts) == 2 else None
         if check_files:
-            for path in (image, label):
-                if path is not None and not os.path.isfile(path):
-                    what = "not a regular file (a device, FIFO or socket)" if os.path.exists(path) else \
-                        ("a symbolic link to a missing file" if os.path.islink(path) else "file not found")
-                    problems.append(f"{list_file}:{no}: {what}: {path}")
+            problems += [f"{list_file}:{no}: {what}: {path}" for path in (image, label)
+                         for what in [_missing(path)] if what]
         samples.append(Sample(image, label, str(list_file), no))
     if problems:
         shown = "\n  ".join(problems[:30])
