@@ -18,31 +18,30 @@ OUT=$(realpath -m "$OUT")
 [ -e "$OUT" ] && { echo "error: $OUT exists; choose a new OUT_DIR (nothing is overwritten)" >&2; exit 2; }
 TARGET=${TARGET:-GPU}; STEPS=${STEPS:-20}
 [[ "$STEPS" =~ ^[0-9]+$ ]] && [ "$STEPS" -ge 1 ] || { echo "error: STEPS must be a positive number" >&2; exit 2; }
-cd "$ROOT"
-PY=$(pick_python "$ROOT")
-[ -f .venv/gpu_env.sh ] && . .venv/gpu_env.sh
-CFG=config/demo_synthetic.yaml
+PY=$(pick_python "$ROOT")   # no change of folder: relative paths in overrides are the caller's
+[ -f "$ROOT/.venv/gpu_env.sh" ] && . "$ROOT/.venv/gpu_env.sh"
+CFG=$ROOT/config/demo_synthetic.yaml
 if [ "$TARGET" != CPU ]; then  # before any training: is the target usable at all?
-  "$PY" -c "import sys; from src.device import available_targets; sys.exit(0 if sys.argv[1] in available_targets() else 1)" \
-    "$TARGET" 2>/dev/null || { echo "error: MindSpore finds no usable $TARGET here (driver, CUDA libraries:" \
+  (cd "$ROOT" && "$PY" -c "import sys; from src.device import available_targets; sys.exit(0 if sys.argv[1] in available_targets() else 1)" \
+    "$TARGET") 2>/dev/null || { echo "error: MindSpore finds no usable $TARGET here (driver, CUDA libraries:" \
     "bash scripts/setup_gpu.sh, then . .venv/gpu_env.sh); nothing was run" >&2; exit 2; }
 fi
 mkdir -p "$OUT"
 run() { local name=$1; shift; echo "==> $name" >&2
   "$@" > "$OUT/$name.log" 2>&1 || { echo "error: $name failed (exit $?); see $OUT/$name.log:" >&2; tail -n 5 "$OUT/$name.log" >&2; exit 2; }; }
-run data "$PY" -m src synthetic --out "$OUT/data" --task shapes --num 40 --size 128 --seed 0
+run data "$PY" "$ROOT" synthetic --out "$OUT/data" --task shapes --num 40 --size 128 --seed 0
 common=(data.data_root "$OUT/data" train.max_steps "$STEPS" train.epochs 1 train.eval_interval 0 train.log_every 1
         train.warmup_steps 0 model.dropout 0.0 "$@")
 for role in ref target; do
   T=CPU; [ $role = target ] && T=$TARGET
-  run "train_$role" "$PY" train.py --config "$CFG" --resume none --opts device.target "$T" \
+  run "train_$role" "$PY" "$ROOT/train.py" --config "$CFG" --resume none --opts device.target "$T" \
     train.save_dir "$OUT/train_$role" "${common[@]}"
 done
 ref=$OUT/train_ref; tgt=$OUT/train_target
-run logits_ref "$PY" -m src.tools.target_check logits --config "$CFG" --run "$ref" --target CPU --out "$OUT/logits_cpu.npy" --opts "${common[@]}"
-run logits_target "$PY" -m src.tools.target_check logits --config "$CFG" --run "$ref" --target "$TARGET" --out "$OUT/logits_target.npy" --opts "${common[@]}"
+run logits_ref "$PY" "$ROOT" target-check logits --config "$CFG" --run "$ref" --target CPU --out "$OUT/logits_cpu.npy" --opts "${common[@]}"
+run logits_target "$PY" "$ROOT" target-check logits --config "$CFG" --run "$ref" --target "$TARGET" --out "$OUT/logits_target.npy" --opts "${common[@]}"
 rc=0
-"$PY" -m src.tools.target_check compare --ref-run "$ref" --run "$tgt" --ref-logits "$OUT/logits_cpu.npy" \
+"$PY" "$ROOT" target-check compare --ref-run "$ref" --run "$tgt" --ref-logits "$OUT/logits_cpu.npy" \
   --logits "$OUT/logits_target.npy" --target "$TARGET" --out "$OUT/result.json" || rc=$?
 echo "result: $OUT/result.json ($([ $rc = 0 ] && echo "$TARGET agrees with CPU" || echo "$TARGET DIFFERS from CPU"))" >&2
 exit $rc

@@ -38,7 +38,7 @@ if [ "${1:-}" = "--rank-table" ]; then
   [ -f "$RANK_TABLE" ] || { echo "error: rank table not found: $RANK_TABLE" >&2; exit 2; }
   [ -f "$CONFIG" ] || { echo "error: config not found: $CONFIG" >&2; exit 2; }
   RANK_TABLE=$(realpath "$RANK_TABLE"); CONFIG=$(realpath "$CONFIG")
-  plan=$(cd "$ROOT" && "$PY" -m src.launch rank-table "$RANK_TABLE" $SERVER) || exit 2
+  plan=$("$PY" "$ROOT" rank-table "$RANK_TABLE" $SERVER) || exit 2
   TOTAL=$(echo "$plan" | sed -n '1s/^RANK_SIZE //p')
   echo "$plan" | sed -n '2s/^SERVER \([0-9]*\) \(.*\)/rank table: this host is server_list[\1] (\2)/p' >&2
   export RANK_TABLE_FILE=$RANK_TABLE RANK_SIZE=$TOTAL

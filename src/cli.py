@@ -541,6 +541,45 @@ def _context_demo(a: argparse.Namespace) -> None:
     print(f"pictures: {os.path.join(a.out, 'predictions.png')} {os.path.join(a.out, 'comparison.png')}")
 
 
+def _target_check_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="cmd", required=True)
+    lg = sub.add_parser("logits", help="logits of a run's newest checkpoint on the fixed input, on one target")
+    lg.add_argument("--config", required=True)
+    lg.add_argument("--run", required=True, help="the training run's save_dir")
+    lg.add_argument("--target", required=True, choices=["CPU", "GPU", "Ascend"])
+    lg.add_argument("--out", required=True, help=".npy file")
+    lg.add_argument("--opts", nargs="*", default=[])
+    cp = sub.add_parser("compare", help="compare a target's run and logits with the CPU's")
+    for name in ("ref_run", "run", "ref_logits", "logits", "out"):
+        cp.add_argument(f"--{name}", f"--{name.replace('_', '-')}", required=True)
+    cp.add_argument("--target", default="GPU")
+
+
+def _target_check(a: argparse.Namespace) -> int:
+    from src.outputs import write_json
+    from src.tools.target_check import compare_runs, dump_logits
+
+    if a.cmd == "logits":
+        dump_logits(a.config, a.run, a.target, a.out, a.opts)
+        return 0
+    result = compare_runs(a.ref_run, a.run, a.ref_logits, a.logits, a.target)
+    write_json(a.out, result)
+    print(json.dumps(result, indent=1))
+    return 0 if result["agree"] else 1
+
+
+def _rank_table_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("table", help="the HCCL rank table (JSON)")
+    p.add_argument("server", nargs="?", default=None, help="this host's entry: its index or server_id (default: "
+                   "the entry whose server_id is an address of this host)")
+
+
+def _rank_table(a: argparse.Namespace) -> None:
+    from src.launch import rank_table_lines
+
+    print("\n".join(rank_table_lines(a.table, a.server)))
+
+
 COMMANDS: Dict[str, Command] = {
     "train": Command("train PSPNet (data-parallel under msrun)", _train_args, _train),
     "eval": Command("evaluate by the reference protocol: mIoU/mAcc/allAcc, results.json, report.md",
@@ -560,6 +599,10 @@ COMMANDS: Dict[str, Command] = {
     "predict": Command("segment image files of any size and write masks and overlays", _predict_args, _predict),
     "op-inventory": Command("list the primitives of the Ascend graphs; fail on any not allowlisted",
                             _op_inventory_args, _op_inventory),
+    "target-check": Command("compare another device target with the CPU (scripts/check_gpu.sh's steps)",
+                            _target_check_args, _target_check),
+    "rank-table": Command("this host's DEVICE_ID / RANK_ID lines from an HCCL rank table (the launchers read them)",
+                          _rank_table_args, _rank_table),
     "context-demo": Command("train PSPNet and the no-PPM baseline on a context task and compare",
                             _context_demo_args, _context_demo),
 }

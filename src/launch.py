@@ -1,7 +1,7 @@
 """Rank tables for the classic Ascend launch: which devices and ranks this host runs.
 
 ``scripts/run_distribute_train.sh --rank-table`` calls
-``python -m src.launch rank-table TABLE [SERVER]`` and starts one process per
+``python -m src rank-table TABLE [SERVER]`` and starts one process per
 line it prints (``DEVICE_ID RANK_ID``), after a first line ``RANK_SIZE N``.
 This host's entry of ``server_list`` is chosen by SERVER (an index into the
 list or a ``server_id`` address) or, when SERVER is empty, by matching this
@@ -150,18 +150,7 @@ def rank_table_lines(path: str, server: Optional[str] = None, addresses: Optiona
             *(f"{d} {r}" for d, r in servers[idx][1])]
 
 
-def main(argv: Sequence[str]) -> int:
-    """``rank-table TABLE [SERVER]``: print the lines of :func:`rank_table_lines`; exit 2 with one line on error."""
-    if len(argv) not in (2, 3) or argv[0] != "rank-table":
-        print("usage: python -m src.launch rank-table TABLE [SERVER_INDEX|SERVER_ID]", file=sys.stderr)
-        return 2
-    try:
-        print("\n".join(rank_table_lines(argv[1], argv[2] if len(argv) == 3 else None)))
-    except RankTableError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+if __name__ == "__main__":  # python -m src.launch rank-table TABLE [SERVER]: an alias of python -m src rank-table
+    from src.cli import main
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(sys.argv[2:] if sys.argv[1:2] == ["rank-table"] else ["--help"], command="rank-table"))

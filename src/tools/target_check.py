@@ -2,24 +2,26 @@
 
 ``scripts/check_gpu.sh`` trains a few steps from one seed on one synthetic set on the CPU and on the target,
 has each target compute the logits of the CPU run's checkpoint on one fixed input
-(``python -m src.tools.target_check logits``), then compares losses and logits
-(``python -m src.tools.target_check compare``) and writes ``result.json``.
+(``python -m src target-check logits``), then compares losses and logits
+(``python -m src target-check compare``) and writes ``result.json``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 
 from src.errors import PSPNetError
-from src.outputs import npy_bytes, write_bytes, write_json
+from src.outputs import npy_bytes, write_bytes
 
 logger = logging.getLogger(__name__)
+
+
+class TargetCheckError(PSPNetError, RuntimeError):
+    """A run or a logits file the check needs is missing or unreadable."""
 
 LOSS_RTOL_FIRST = 1e-3  # the first step: same weights, same batch; only kernel rounding differs
 LOSS_RTOL_ALL = 5e-2    # later steps drift apart with rounding through the updates
@@ -30,7 +32,7 @@ def read_losses(run_dir: str | Path) -> List[float]:
     """The per-step training losses of a run (its ``metrics.jsonl``)."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: did the training run finish?")
+        raise TargetCheckError(f"{path} not found: did the training run finish?")
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [float(r["loss"]) for r in rows if r.get("kind") == "step"]
 
@@ -50,7 +52,7 @@ def dump_logits(config: str, run_dir: str, target: str, out: str, overrides: Seq
     cfg = load_config(config, list(overrides))
     found = epoch_checkpoints(Path(run_dir) / "checkpoints")
     if not found:
-        raise FileNotFoundError(f"no epoch checkpoint in {run_dir}/checkpoints")
+        raise TargetCheckError(f"no epoch checkpoint in {run_dir}/checkpoints")
     setup_device(target, "GRAPH")
     net = load_eval_network(cfg.model, cfg.data.classes, str(found[-1][1]))
     logits = ms_predict(net)(fixed_input((cfg.train.crop_h, cfg.train.crop_w)))
@@ -76,36 +78,18 @@ def compare(ref_losses: Sequence[float], losses: Sequence[float], ref_logits: np
             "agree": all(checks.values())}
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``logits`` (on one target) or ``compare`` (two runs); exit 0 when they agree, 1 when not."""
-    p = argparse.ArgumentParser(prog="python -m src.tools.target_check", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    lg = sub.add_parser("logits", help="logits of a run's newest checkpoint on the fixed input, on one target")
-    lg.add_argument("--config", required=True)
-    lg.add_argument("--run", required=True, help="the training run's save_dir")
-    lg.add_argument("--target", required=True, choices=["CPU", "GPU", "Ascend"])
-    lg.add_argument("--out", required=True, help=".npy file")
-    lg.add_argument("--opts", nargs="*", default=[])
-    cp = sub.add_parser("compare", help="compare a target's run and logits with the CPU's")
-    for name in ("ref-run", "run", "ref-logits", "logits", "out"):
-        cp.add_argument(f"--{name}", required=True)
-    cp.add_argument("--target", default="GPU")
-    a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+def compare_runs(ref_run: str, run: str, ref_logits: str, logits: str, target: str) -> Dict:
+    """:func:`compare` of two runs' losses and two logits files (``.npy``), with the target named."""
     try:
-        if a.cmd == "logits":
-            dump_logits(a.config, a.run, a.target, a.out, a.opts)
-            return 0
-        result = {"target": a.target, **compare(read_losses(a.ref_run), read_losses(a.run), np.load(a.ref_logits),
-                                                np.load(a.logits))}
-    except (OSError, PSPNetError) as exc:
-        logger.error("error: %s", exc)
-        return 2
-    write_json(a.out, result)
-    print(json.dumps(result, indent=1))
-    return 0 if result["agree"] else 1
+        return {"target": target, **compare(read_losses(ref_run), read_losses(run), np.load(ref_logits),
+                                            np.load(logits))}
+    except OSError as exc:
+        raise TargetCheckError(f"cannot read {exc.filename or 'an input'}: {exc.strerror or exc}") from None
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m src.tools.target_check: an alias of python -m src target-check
+    import sys
+
+    from src.cli import main
+
+    sys.exit(main(command="target-check"))
