@@ -137,6 +137,7 @@ def _train(a: argparse.Namespace) -> None:
     cfg = _load(a)
     target = _device(cfg, seed=cfg.train.seed, id_from_flag=a.device_id is not None)
     rank, size = _ranks(always=cfg.train.distributed)
+
     def opener(path, overwrite):  # a fresh run over another run is refused before the log file is touched
         from src.outputs import OutputFolder
         from src.train.loop import refuse_fresh_over_earlier
