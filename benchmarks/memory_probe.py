@@ -25,14 +25,9 @@ import sys
 import time
 
 from benchmarks.conv_probe import conv_calls  # MindSpore imported inside: safe in the PyTorch interpreter too
-from benchmarks.run_all import child_main, cpu_info, peak_rss_gb, probe_arguments, run_child, save_report
+from benchmarks.run_all import child_main, cpu_info, peak_rss_gb, probe_arguments, rss_gb, run_child, save_report
 
 THREADS = 2
-
-
-def _rss_gb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
 
 
 def _two_steps(step) -> float:
@@ -66,7 +61,7 @@ def ms_pspnet(crop: int, batch: int, variant: str) -> dict:
     rng = np.random.default_rng(0)
     x = ms.Tensor(rng.standard_normal((batch, 3, crop, crop)).astype(np.float32))
     y = ms.Tensor(rng.integers(0, 21, (batch, crop, crop)).astype(np.int32))
-    base = _rss_gb()
+    base = rss_gb()
     s = _two_steps(lambda: step(x, y)[0].asnumpy())
     return {"s": round(s, 2), "step_gb": round(peak_rss_gb() - base, 2), "peak_gb": round(peak_rss_gb(), 2)}
 
@@ -88,7 +83,7 @@ def torch_pspnet(crop: int, batch: int) -> dict:
         (ce(main, yb) + 0.4 * ce(aux, yb)).backward()
         opt.step()
 
-    base = _rss_gb()
+    base = rss_gb()
     s = _two_steps(step)
     return {"s": round(s, 2), "step_gb": round(peak_rss_gb() - base, 2), "peak_gb": round(peak_rss_gb(), 2),
             "threads": torch.get_num_threads()}
@@ -128,7 +123,7 @@ def ms_chain(mode: str, kernel: int = 3, train: int = 1, lean: int = 0) -> dict:
         step = Mean(net)
     step.set_train(bool(train))
     x = ms.Tensor(np.random.default_rng(0).standard_normal((2, c, hw, hw)).astype(np.float32))
-    base = _rss_gb()
+    base = rss_gb()
     _two_steps(lambda: step(x).asnumpy())
     return _per_conv(peak_rss_gb() - base)
 
@@ -159,7 +154,7 @@ def torch_chain() -> dict:
         net(x).mean().backward()
         opt.step()
 
-    base = _rss_gb()
+    base = rss_gb()
     _two_steps(step)
     return _per_conv(peak_rss_gb() - base)
 

@@ -15,16 +15,25 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Optional
 
 from src.outputs import export_files, write_json, write_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def peak_rss_gb() -> float:
-    """This process image's peak RSS in GB (VmHWM; ru_maxrss would include the parent's size at fork)."""
+def peak_rss_gb(digits: Optional[int] = None) -> float:
+    """This process image's peak RSS in GB (VmHWM; ru_maxrss would include the parent's size at fork), rounded
+    to ``digits`` when given. The one memory reading of every benchmark (with :func:`rss_gb`, the current)."""
     with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024 ** 2
+        gb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024 ** 2
+    return gb if digits is None else round(gb, digits)
+
+
+def rss_gb() -> float:
+    """This process's resident memory now, in GiB (a baseline before a measured step)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
 
 
 def cpu_info() -> dict:
@@ -65,10 +74,6 @@ def save_report(out: str, stem: str, r: dict, text: str) -> None:
     write_json(os.path.join(out, stem + ".json"), r)
     write_text(os.path.join(out, stem + ".md"), text)
     print(text)
-
-
-def _peak_gb() -> float:
-    return round(peak_rss_gb(), 2)
 
 
 def _median_s(fn, repeats: int, calls: int = 1) -> float:
@@ -168,7 +173,7 @@ def bench_inference(size: int, repeats: int) -> dict:
     net = PSPNet(classes=21, layers=50, use_aux=False)
     net.set_train(False)
     out = {"size": size, "ms_graph_s": _timed(lambda: net(ms.Tensor(x)).asnumpy(), repeats)}
-    out["ms_graph_peak_rss_gb"] = _peak_gb()  # before the export and the other runtimes
+    out["ms_graph_peak_rss_gb"] = peak_rss_gb(2)  # before the export and the other runtimes
     with tempfile.TemporaryDirectory() as d:
         export_files(lambda base: ms.export(net, ms.Tensor(x), file_name=base, file_format="MINDIR"),
                      os.path.join(d, "m.mindir"))
@@ -188,7 +193,7 @@ def bench_inference(size: int, repeats: int) -> dict:
             out[key] = _timed(lambda: sess.run(None, {name: x}), repeats)
         out["ort_threads"], out["onnxruntime"] = cores, ort.__version__
     out["ms_threads"] = _ms_threads()
-    out["peak_rss_gb"] = _peak_gb()
+    out["peak_rss_gb"] = peak_rss_gb(2)
     return out
 
 
@@ -214,7 +219,7 @@ def bench_train(crop: int, steps: int, lean: int = 1) -> dict:
     x = ms.Tensor(rng.standard_normal((2, 3, crop, crop)).astype(np.float32))
     y = ms.Tensor(rng.integers(0, 21, (2, crop, crop)).astype(np.int32))
     s = _timed(lambda: step(x, y)[0].asnumpy(), steps)
-    return {"crop": crop, "batch": 2, "s_per_step": s, "peak_rss_gb": _peak_gb(), "ms_threads": _ms_threads(),
+    return {"crop": crop, "batch": 2, "s_per_step": s, "peak_rss_gb": peak_rss_gb(2), "ms_threads": _ms_threads(),
             "lean_backward": bool(lean)}
 
 

@@ -91,7 +91,7 @@ def inference(size: int, repeats: int) -> dict:
     x = torch.randn(1, 3, size, size)
     with torch.no_grad():
         out["inference_s"] = round(_median_time(lambda: net(x), repeats), 3)
-    return dict(out, size=size, peak_rss_gb=round(peak_rss_gb(), 2))
+    return dict(out, size=size, peak_rss_gb=peak_rss_gb(2))
 
 
 def train(crop: int, steps: int) -> dict:
@@ -111,7 +111,7 @@ def train(crop: int, steps: int) -> dict:
         opt.step()
 
     out["s_per_step"] = round(_median_time(step, steps), 3)
-    return dict(out, crop=crop, batch=2, peak_rss_gb=round(peak_rss_gb(), 2))
+    return dict(out, crop=crop, batch=2, peak_rss_gb=peak_rss_gb(2))
 
 
 PARTS = {"gemm": gemm, "inference": inference, "train": train}
