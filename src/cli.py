@@ -495,8 +495,9 @@ def _op_inventory_args(p: argparse.ArgumentParser) -> None:
 def _op_inventory(a: argparse.Namespace) -> None:
     from src.device import setup_device
     from src.outputs import ensure_output_file, write_text
-    from src.tools.op_inventory import (ALLOWLIST, ascend_graphs, check_aicore, check_graphs, load_aicpu_accepted,
-                                        load_allowlist, report, wheel_registrations)
+    from src.tools.op_inventory import (ALLOWLIST, ascend_graphs, check_aicore, check_graphs, evidence_table,
+                                        load_aicpu_accepted, load_allowlist, load_cann_aicore, report,
+                                        wheel_registrations)
 
     cfg = _load(a)
     allowlist_path = a.allowlist or str(ALLOWLIST)
@@ -511,12 +512,14 @@ def _op_inventory(a: argparse.Namespace) -> None:
                 " (sync_bn: SyncBatchNorm/SyncBatchNormGrad/AllReduce need a device group; listed by hand)"
                 if t.sync_bn else "")
     graphs = ascend_graphs(cfg.model, cfg.data.classes, hw, a.batch, t.amp_level, t.loss_scale, t.loss_scale_value)
-    table = "\n".join(report(graphs, allowlist))
+    registrations = wheel_registrations()
+    evidence = evidence_table(graphs, registrations, load_cann_aicore())
+    table = "\n".join(report(graphs, allowlist) + ["", "Which engine: the evidence per primitive", "", *evidence])
     print(table)
     if a.out:
         write_text(a.out, table + "\n")
     check_graphs(graphs, allowlist, allowlist_path)
-    check_aicore(graphs, wheel_registrations(), load_aicpu_accepted(allowlist_path))
+    check_aicore(graphs, registrations, load_aicpu_accepted(allowlist_path))
     logger.info("all %d primitives are on the allowlist", len(set().union(*[set(g) for g in graphs.values()])))
 
 

@@ -175,6 +175,36 @@ def aicpu_only(ops: Iterable[str], registrations: Mapping[str, set]) -> List[str
     return sorted(op for op in set(ops) if op in registrations["aicpu"] and op not in core)
 
 
+CANN_LIST = Path(__file__).with_name("cann_aicore_ops.txt")
+
+
+def load_cann_aicore(path: str | os.PathLike = CANN_LIST) -> set:
+    """Operator types CANN's public sources define with an AI Core implementation (``cann_aicore_ops.txt``)."""
+    return {line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")}
+
+
+def cann_evidence(op: str, cann: set) -> Optional[str]:
+    """The CANN operator type with an AI Core definition that ``op`` compiles to, if the public sources have
+    one under its name or its usual CANN variants (``<Op>V2``, ``<Op>D``)."""
+    return next((name for name in (op, f"{op}V2", f"{op}D") if name in cann), None)
+
+
+def evidence_table(graphs: Mapping[str, Mapping[str, int]], registrations: Mapping[str, set], cann: set) -> List[str]:
+    """Per primitive of the graphs, which evidence holds: the wheel's kernel registrations (what MindSpore
+    itself ships) and CANN's public operator definitions (what the wheel cannot show). Markdown lines."""
+    core = registrations["aclnn"] | registrations["akg_ascend"]
+    lines = ["| primitive | the MindSpore wheel | CANN public op_host (ops-nn, ops-math) |", "|---|---|---|"]
+    for op in sorted(set().union(*[set(g) for g in graphs.values()])):
+        wheel = "AI Core (ACLNN / AKG)" if op in core else ("AI CPU only" if op in registrations["aicpu"]
+                                                            else "no registration")
+        found = cann_evidence(op, cann)
+        what = "not in these sources" if not found else f"AI Core: {found}" + (" (a variant of the name)"
+                                                                                 if found != op else "")
+        lines.append(f"| {op} | {wheel} | {what} |")
+    return lines
+
+
 def check_aicore(graphs: Mapping[str, Mapping[str, int]], registrations: Mapping[str, set],
                  accepted: Mapping[str, str]) -> None:
     """Raise :class:`OpInventoryError` for any AI-CPU-only primitive in ``graphs`` that ``accepted`` does not name."""
