@@ -234,19 +234,22 @@ def test_msrun_launch_stops_on_terminate(standins):
     deadline = time.monotonic() + 30
     while not _records(standins["log"], "msrun") and time.monotonic() < deadline:
         time.sleep(0.1)
-    out = subprocess.run(["pgrep", "-f", "stand-in|sleep 120"], capture_output=True, text=True).stdout.split()
+    time.sleep(0.3)  # the stand-in msrun execs its sleep after writing its record
+    out = subprocess.run(["pgrep", "-f", "sleep 120"], capture_output=True, text=True).stdout.split()
+    mine = [int(p) for p in out if _parent(int(p)) == proc.pid]  # this launcher's msrun, not another test's sleep
+    assert mine, "the stand-in msrun was not found"
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
     assert proc.returncode == 143
     time.sleep(0.5)
-    assert not any(_alive(int(p)) for p in out if int(p) != os.getpid() and _cmdline(int(p)).startswith("sleep 120"))
+    assert not any(_alive(p) for p in mine)
 
 
-def _cmdline(pid: int) -> str:
+def _parent(pid: int) -> int:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
 
 
 # --- standalone and eval -------------------------------------------------------------------------------------
