@@ -536,7 +536,7 @@ def _context_demo_args(p: argparse.ArgumentParser) -> None:
 
 def _context_demo(a: argparse.Namespace) -> None:
     from src.config import load_config
-    from src.tools.context_demo import run_context_demo
+    from examples.context_demo import run_context_demo
 
     cfg = load_config(a.config)  # --opts are applied per run, on top of each variant's own settings
     _device(cfg)

@@ -125,7 +125,7 @@ RUNS_EXPORTER = {"export_files", "put_export"}  # the owner runs an exporter (a 
 
 
 def _python_files():
-    for folder in ("src", "scripts", "inference", "benchmarks", "convert"):
+    for folder in ("src", "scripts", "inference", "benchmarks", "convert", "examples"):
         yield from (ROOT / folder).rglob("*.py")
     yield from ROOT.glob("*.py")
 
