@@ -105,17 +105,6 @@ def free_bytes(path: str | os.PathLike) -> int:
 
 
 @contextmanager
-def naming(path: str | os.PathLike) -> Iterator[None]:
-    """Give an OSError raised while writing ``path`` the file's name (a failed write() carries none)."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.filename:
-            raise
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
-
-
-@contextmanager
 def output_writes(out_dir: str | os.PathLike, kept: str) -> Iterator[None]:
     """Turn an OSError (a full disk, a folder made read-only) while writing into ``out_dir`` into one
     :class:`OutputPathError` that names the file, the reason and ``kept``: what is not lost."""
@@ -193,12 +182,6 @@ def encode_image(path: str | os.PathLike, image: np.ndarray, params: Sequence[in
     return encoded.tobytes()
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray, params: Sequence[int] = ()) -> str:
-    """Encode ``image`` by its extension and write it atomically (not ``cv2.imwrite``, which reports success
-    for a PNG whose writes failed on a full disk)."""
-    return write_bytes(path, encode_image(path, image, params))
-
-
 def palette_png(label: np.ndarray, palette: np.ndarray) -> bytes:
     """Class indices as a palette PNG (VOC style: the pixel values are the indices)."""
     from PIL import Image
@@ -229,11 +212,6 @@ def figure_bytes(fig, path: str | os.PathLike) -> bytes:
 def write_figure(path: str | os.PathLike, fig) -> str:
     """Render ``fig`` and write it atomically."""
     return write_bytes(path, figure_bytes(fig, path))
-
-
-def write_array(path: str | os.PathLike, array: np.ndarray) -> str:
-    """Raw bytes of ``array`` (C order, its dtype), as ``ndarray.tofile`` writes them, atomically."""
-    return write_bytes(path, np.ascontiguousarray(array).tobytes())
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -435,20 +413,6 @@ def release(path: Path) -> None:
     if holder is not None and holder["pid"] == os.getpid() and holder["host"] == socket.gethostname():
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-
-
-@contextlib.contextmanager
-def hold_run_lock(folder: str | os.PathLike, enabled: bool = True, what: str = "train.save_dir",
-                  command: str = "train") -> Iterator[Optional[Path]]:
-    """``with hold_run_lock(folder):`` one command at a time in ``folder`` (``enabled`` False: no lock)."""
-    if not enabled:
-        yield None
-        return
-    path = acquire(folder, what, command)
-    try:
-        yield path
-    finally:
-        release(path)
 
 
 # --- ownership: the manifest ------------------------------------------------------------------------------------------

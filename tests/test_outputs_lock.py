@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from src.outputs import LOCK_NAME, RunLockedError, acquire, hold_run_lock, release
+from src.outputs import LOCK_NAME, OutputFolder, RunLockedError, acquire, release
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,12 +65,12 @@ def test_the_lock_of_a_killed_run_is_taken_over(tmp_path, caplog):
 
 def test_the_lock_is_released_when_the_run_ends_or_fails(tmp_path):
     with pytest.raises(ZeroDivisionError):
-        with hold_run_lock(tmp_path / "run"):
+        with OutputFolder(tmp_path / "run", "train.save_dir", "train"):
             assert (tmp_path / "run" / LOCK_NAME).is_file()
             1 / 0
     assert not (tmp_path / "run" / LOCK_NAME).exists()
-    with hold_run_lock(tmp_path / "run", enabled=False) as held:  # ranks other than 0
-        assert held is None and not (tmp_path / "run" / LOCK_NAME).exists()
+    with OutputFolder(tmp_path / "run", "train.save_dir", "train", lock=False):  # ranks other than 0
+        assert not (tmp_path / "run" / LOCK_NAME).exists()
 
 
 def test_train_command_on_a_held_folder_exits_2_and_writes_nothing(tmp_path, capsys):

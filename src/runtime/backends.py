@@ -146,7 +146,7 @@ def check_mindir_input(path: str, batch: int, crop: Tuple[int, int]) -> None:
     size evaluation feeds (an export is fixed to its shape; another size failed deep inside a Conv2D)."""
     from mindspore.train import mind_ir_pb2
 
-    if os.path.getsize(path) > MAX_ONNX_BYTES:
+    if os.path.getsize(path) > MAX_MODEL_BYTES:
         raise BackendError(f"{path}: {os.path.getsize(path)} bytes is more than a PSPNet export")
     model = mind_ir_pb2.ModelProto()
     try:
@@ -175,7 +175,7 @@ def check_mindir_input(path: str, batch: int, crop: Tuple[int, int]) -> None:
 ONNX_OPS = frozenset({"Add", "ArgMax", "BatchNormalization", "Cast", "Concat", "Constant", "Conv", "MatMul",
                       "MaxPool", "Relu", "Reshape", "Softmax", "Transpose", "Pad", "Identity", "Mul", "Sub", "Div",
                       "Squeeze", "Unsqueeze", "Flatten", "Gemm", "AveragePool", "Slice"})
-MAX_ONNX_BYTES = 2 << 30
+MAX_MODEL_BYTES = 2 << 30
 ONNX_FLOAT = 1  # TensorProto.FLOAT
 
 
@@ -192,7 +192,7 @@ def check_onnx_model(path: str, batch: int, crop: Tuple[int, int], meta: Optiona
     those its sidecar recorded), no sub-graphs. One :class:`BackendError` naming the model and what was found."""
     import onnx
 
-    if os.path.getsize(path) > MAX_ONNX_BYTES:
+    if os.path.getsize(path) > MAX_MODEL_BYTES:
         raise BackendError(f"{path}: {os.path.getsize(path)} bytes is more than a PSPNet export")
     try:
         model = onnx.load(path, load_external_data=False)
