@@ -1,4 +1,4 @@
-"""Checkpoint files: reading (every entry checked), strict loading, atomic saving with a checksum.
+"""Checkpoint files: strict loading, atomic saving with a checksum (reading: :mod:`src.checkpoint_format`).
 
 Weights-only files (pretrained, converted, exported-from) go through
 :func:`load_checkpoint_strict`. A training run's checkpoints (optimizer state,
@@ -17,104 +17,21 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn
 
-from src.errors import PSPNetError
+from src.checkpoint_format import CheckpointError, read_checkpoint
 from src.outputs import (OutputFolder, OutputPathError, ensure_output_file, file_sha256, free_bytes,
                          save_checkpoint_file, write_text)
 
 logger = logging.getLogger(__name__)
 
-# Entries of a training checkpoint that are not network weights.
-OPTIMIZER_STATE_PREFIXES = ("global_step", "accum.", "stat.")
-LOOP_STATE_NAMES = ("epoch_num", "step_num", "best_miou")
-SCHEDULE_PREFIX = "schedule."
-LOCAL_BEST_NAME = "local_best_miou"  # this device's best mIoU on its own shard (absent from older checkpoints)
-TRAINING_STATE_PREFIXES = OPTIMIZER_STATE_PREFIXES + LOOP_STATE_NAMES + (SCHEDULE_PREFIX, LOCAL_BEST_NAME,
-    "moments.", "learning_rate", "momentum", "scale_sense", "current_iterator_step", "last_overflow_iterator_step")
-
-
-class CheckpointError(PSPNetError, RuntimeError):
-    """A checkpoint that does not match the network, or cannot be read."""
+# Entries of a training checkpoint that are not network weights: ours (src.train.run_state writes them) and
+# those of MindSpore's own optimizers and loss scaling (the model zoo's checkpoints carry them).
+TRAINING_STATE_PREFIXES = ("global_step", "accum.", "stat.", "epoch_num", "step_num", "best_miou", "schedule.",
+    "local_best_miou", "moments.", "learning_rate", "momentum", "scale_sense", "current_iterator_step",
+    "last_overflow_iterator_step")
 
 
 class NonFiniteWeights(CheckpointError):
     """A checkpoint whose weights hold NaN or infinite values."""
-
-
-# MindSpore's tensor_type names -> numpy dtypes (the types a network's parameters and our counters use)
-CKPT_DTYPES = {"Float32": np.float32, "Float16": np.float16, "Float64": np.float64, "Int8": np.int8,
-               "Int16": np.int16, "Int32": np.int32, "Int64": np.int64, "UInt8": np.uint8, "Bool": np.bool_}
-MAX_CKPT_BYTES = 8 << 30
-
-
-def read_checkpoint(path: str | os.PathLike, names: Sequence[str] = ()) -> Dict[str, np.ndarray]:
-    """Read a MindSpore ``.ckpt`` into ``name -> numpy array``, every entry checked before use.
-
-    The file's protobuf is read here, not by ``ms.load_checkpoint``, so that what it declares is checked:
-    dimensions non-negative, the content exactly dims x the dtype's size (MindSpore fills a short one with
-    zeros), each name once (MindSpore keeps the last copy), a dtype this program knows. A slice of one large
-    tensor follows its first part under the same name, as MindSpore writes it. With ``names``, only entries
-    whose name starts with one of them are kept.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    if path.stat().st_size > MAX_CKPT_BYTES:
-        raise CheckpointError(f"{path}: {path.stat().st_size} bytes is more than a PSPNet checkpoint holds")
-    try:
-        values = _checkpoint_values(path)
-    except CheckpointError:
-        raise
-    except Exception as exc:  # protobuf's DecodeError, an interrupted read, MindSpore's own errors
-        raise CheckpointError(f"cannot read checkpoint {path}: it is corrupt, truncated or not a "
-                              f"MindSpore checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})") from exc
-    out: Dict[str, np.ndarray] = {}
-    for name, dims, dtype, parts in values:
-        if names and not name.startswith(tuple(names)):
-            continue
-        out[name] = _entry_array(path, name, dims, dtype, parts)
-    return out
-
-
-def _checkpoint_values(path: Path) -> List[Tuple[str, List[int], str, List[bytes]]]:
-    """``(name, dims, tensor_type, content parts)`` per entry, consecutive slices joined, names checked once."""
-    from mindspore.train import checkpoint_pb2
-
-    proto = checkpoint_pb2.Checkpoint()
-    with open(path, "rb") as f:
-        proto.ParseFromString(f.read())
-    values: List[Tuple[str, List[int], str, List[bytes]]] = []
-    seen = set()
-    for value in proto.value:
-        if not value.HasField("tensor"):
-            raise CheckpointError(f"{path}: entry {value.tag[:100]!r} is not a plain tensor (a map parameter?); "
-                                  f"this program reads only tensors")
-        t = value.tensor
-        if values and values[-1][0] == value.tag and list(t.dims) == values[-1][1] and t.tensor_type == values[-1][2]:
-            values[-1][3].append(t.tensor_content)  # the next slice of a large tensor
-            continue
-        if value.tag in seen:
-            raise CheckpointError(f"{path}: the parameter {value.tag[:100]!r} appears twice; MindSpore would keep "
-                                  f"the last copy without a word - the file was not written by a save")
-        seen.add(value.tag)
-        values.append((value.tag, list(t.dims), t.tensor_type, [t.tensor_content]))
-    return values
-
-
-def _entry_array(path: Path, name: str, dims: List[int], dtype: str, parts: List[bytes]) -> np.ndarray:
-    """One entry as an array, after its declared sizes are checked against its content."""
-    if dtype not in CKPT_DTYPES:
-        raise CheckpointError(f"{path}: {name}: unsupported dtype {dtype[:40]!r} (this program reads "
-                              f"{', '.join(CKPT_DTYPES)})")
-    if any(d < 0 for d in dims) or len(dims) > 8:
-        raise CheckpointError(f"{path}: {name} declares dimensions {dims[:9]}: not a tensor's shape")
-    shape = () if dims == [0] else tuple(dims)  # MindSpore writes a scalar as dims [0]
-    np_dtype = np.dtype(CKPT_DTYPES[dtype])
-    need = int(np.prod(shape, dtype=object)) * np_dtype.itemsize
-    have = sum(len(p) for p in parts)
-    if have != need:
-        raise CheckpointError(f"{path}: {name} declares {dtype} {list(shape)} ({need} bytes) but holds {have} "
-                              f"bytes; the file is damaged or was not written by a save")
-    return np.frombuffer(parts[0] if len(parts) == 1 else b"".join(parts), np_dtype).reshape(shape)
 
 
 def match_parameters(net_shapes: Mapping[str, Tuple[int, ...]], ckpt: Mapping[str, np.ndarray],
@@ -233,11 +150,83 @@ def load_checkpoint_strict(net: nn.Cell, path: str | os.PathLike, allow_missing:
 
     Training-state entries stored beside the weights (optimizer moments,
     ``global_step``, ``epoch``...) are recognised by :func:`is_training_state`
-    and not treated as unexpected weights.
+    and not treated as unexpected weights; the model zoo's names are mapped (:func:`read_weights`).
     """
-    params = read_checkpoint(path)
-    weights = {n: v for n, v in params.items() if not is_training_state(n)}
+    weights = read_weights(path)
     return load_params_strict(net, weights, str(path), allow_missing, allow_unexpected, allow_non_finite)
+
+
+def read_weights(path: str | os.PathLike) -> Dict[str, np.ndarray]:
+    """The network weights of checkpoint ``path`` (training state left out) under this network's names: a
+    checkpoint of the MindSpore model zoo's PSPNet or of its ResNet backbone is renamed (:func:`from_zoo_names`)."""
+    params = {n: v for n, v in read_checkpoint(path).items() if not is_training_state(n)}
+    return from_zoo_names(params, str(path))
+
+
+# The MindSpore model zoo's PSPNet (research/cv/PSPNet): its ResNet cell (resnet_deepbase.ckpt) and its PSPNet
+# cell (a checkpoint its training wrote). BatchNorm leaves are gamma/beta/moving_* there as here.
+ZOO_STEM = {"conv1": "layer0.0", "bn1": "layer0.1", "conv2": "layer0.3", "bn2": "layer0.4", "conv3": "layer0.6",
+            "bn3": "layer0.7"}
+ZOO_PYRAMID = {"stage1.1": "features.0.1", "stage1.2": "features.0.2", "stage2.0": "features.1.1",
+               "stage2.1": "features.1.2", "stage3.1": "features.2.1", "stage3.2": "features.2.2",
+               "stage4.1": "features.3.1", "stage4.2": "features.3.2"}  # bins 1, 2, 3, 6; stage2 has no pool cell
+ZOO_PSPNET_NOTE = ("the model zoo's PSPNet trained its pyramid's 2x2 branch without pooling (a 1x1 convolution of "
+                   "the whole feature map) and pads its max pool 'same'; this network pools 2x2 and pads 1 as the "
+                   "paper and semseg do, so its scores with these weights differ from the zoo's own")
+
+
+def zoo_kind(names: Iterable[str]) -> str:
+    """``"pspnet"`` / ``"backbone"`` for the model zoo's names, ``""`` for anything else."""
+    names = set(names)
+    if any(n.startswith(("backbone.layer1.", "ppm.stage", "auxiliary_branch.")) for n in names):
+        return "pspnet"
+    if "conv1.weight" in names and "bn1.gamma" in names and any(".down_sample_layer." in n for n in names):
+        return "backbone"
+    return ""
+
+
+def _zoo_name(name: str, kind: str) -> Optional[str]:
+    """This network's name for the zoo's ``name``; None when it has no place here."""
+    if kind == "pspnet":
+        m = re.match(r"^backbone\.layer1\.(\d+\..+)$", name)
+        if m:
+            return f"layer0.{m.group(1)}"
+        m = re.match(r"^backbone\.layer([2-5])\.(\d+\..+)$", name)
+        if m:
+            return f"layer{int(m.group(1)) - 1}.{m.group(2)}".replace(".down_sample_layer.", ".downsample.")
+        m = re.match(r"^ppm\.(stage\d\.\d)\.(\w+)$", name)
+        if m:
+            return f"ppm.{ZOO_PYRAMID[m.group(1)]}.{m.group(2)}" if m.group(1) in ZOO_PYRAMID else None
+        if name.startswith("cls."):
+            return name
+        return "aux." + name[len("auxiliary_branch."):] if name.startswith("auxiliary_branch.") else None
+    head, _, rest = name.partition(".")
+    if head in ZOO_STEM:
+        return f"{ZOO_STEM[head]}.{rest}"
+    return name.replace(".down_sample_layer.", ".downsample.") if re.match(r"^layer[1-4]\.\d+\.", name) else None
+
+
+def from_zoo_names(params: Mapping[str, np.ndarray], source: str) -> Dict[str, np.ndarray]:
+    """``params`` under this network's names when they carry the model zoo's (a rename: every entry is kept or
+    the whole file refused in one line naming what has no place); other checkpoints are returned as they are."""
+    kind = zoo_kind(params)
+    if not kind:
+        return dict(params)
+    out: Dict[str, np.ndarray] = {}
+    unknown = []
+    for name, value in params.items():
+        new = _zoo_name(name, kind)
+        if new is None:
+            unknown.append(name)
+        else:
+            out[new] = value
+    if unknown:
+        raise CheckpointError(f"{source}: a model-zoo {kind} checkpoint with {len(unknown)} entries this network has "
+                              f"no place for: {_short(unknown, 6)}")
+    logger.info("%s: the model zoo's %s names, mapped onto this network's (%d tensors)", source, kind, len(out))
+    if kind == "pspnet":
+        logger.warning("%s: %s", source, ZOO_PSPNET_NOTE)
+    return out
 
 
 def is_training_state(name: str) -> bool:

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
     ["src.errors"],
     ["src.config", "src.outputs", "src.logging_setup", "src.device", "src.distributed", "src.launch", "src.plotting",
-     "src.progress"],
+     "src.progress", "src.checkpoint_format"],
     ["src.checkpoint", "src.compat"],
     ["src.data"],
     ["src.model"],

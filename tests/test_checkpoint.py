@@ -76,3 +76,95 @@ def test_corrupt_and_truncated_checkpoint(tmp_path):
         read_checkpoint(junk)
     with pytest.raises(CheckpointError, match="not found"):
         read_checkpoint(tmp_path / "none.ckpt")
+
+
+def _zoo_names_of(ours):
+    """Our PSPNet names as the model zoo's cells name them (written from its ResNet and PSPNet cells: the stem is
+    ``backbone.layer1`` (conv1, bn1, conv2, ... as one sequence), ResNet's layer1-4 are ``backbone.layer2-5``, the
+    pyramid's branches ``ppm.stage1-4`` (stage2 has no pool cell in front), ``auxiliary_branch``)."""
+    zoo = {}
+    for name, value in ours.items():
+        module, _, rest = name.partition(".")
+        if module == "layer0":
+            new = f"backbone.layer1.{rest}"
+        elif module.startswith("layer"):
+            new = f"backbone.layer{int(module[5:]) + 1}.{rest}".replace(".downsample.", ".down_sample_layer.")
+        elif module == "ppm":
+            _, branch, index, leaf = rest.split(".")
+            index = int(index) - 1 if branch == "1" else int(index)
+            new = f"ppm.stage{int(branch) + 1}.{index}.{leaf}"
+        elif module == "aux":
+            new = f"auxiliary_branch.{rest}"
+        else:
+            new = name
+        zoo[new] = value
+    return zoo
+
+
+@pytest.fixture(scope="module")
+def tiny_pspnet_weights():
+    from src.model.pspnet import PSPNet
+
+    net = PSPNet(classes=6, layers=14, width_divisor=16)
+    return {p.name: np.random.default_rng(len(p.name)).standard_normal(p.shape).astype(np.float32)
+            for p in net.get_parameters()}
+
+
+def test_a_model_zoo_pspnet_checkpoint_loads_by_name_and_says_what_differs(tmp_path, tiny_pspnet_weights, caplog):
+    """Every tensor of a zoo-trained PSPNet lands in the parameter of the same role (its optimizer state is not
+    a weight); the load warns that the zoo's pyramid and max pool differ; an entry with no place refuses the file."""
+    from src.model.pspnet import PSPNet
+
+    zoo = _zoo_names_of(tiny_pspnet_weights)
+    assert "ppm.stage2.0.weight" in zoo and "backbone.layer5.0.down_sample_layer.0.weight" in zoo
+    state = {"moments.cls.0.weight": np.zeros(1, np.float32), "learning_rate": np.ones(1, np.float32),
+             "global_step": np.ones(1, np.int32)}
+    path = save_checkpoint_atomic(arrays_to_entries({**zoo, **state}), tmp_path / "PSPNet-50_1323.ckpt")
+    net = PSPNet(classes=6, layers=14, width_divisor=16)
+    assert sorted(load_checkpoint_strict(net, path)) == sorted(tiny_pspnet_weights)
+    assert all(np.array_equal(p.asnumpy(), tiny_pspnet_weights[p.name]) for p in net.get_parameters())
+    assert "2x2 branch without pooling" in caplog.text and "'same'" in caplog.text
+
+    extra = save_checkpoint_atomic(arrays_to_entries({**zoo, "ppm.stage5.1.weight": np.zeros(2, np.float32)}),
+                                   tmp_path / "extra.ckpt")
+    before = {p.name: p.asnumpy() for p in net.get_parameters()}
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint_strict(PSPNet(classes=6, layers=14, width_divisor=16), extra)
+    assert "extra.ckpt" in str(info.value) and "ppm.stage5.1.weight" in str(info.value)
+    assert "\n" not in str(info.value) and all(np.array_equal(p.asnumpy(), before[p.name]) for p in net.get_parameters())
+
+
+def test_the_model_zoos_backbone_loads_as_pretrained_through_a_name_map(tmp_path, tiny_pspnet_weights):
+    """resnet_deepbase.ckpt carries the zoo's ResNet cell names (conv1/bn1/.../down_sample_layer); every backbone
+    tensor must land in this network's parameter of the same role, and an entry with no place is refused."""
+    from src.model.pspnet import PSPNet
+    from src.train.loop import load_pretrained
+
+    stem = {"0": "conv1", "1": "bn1", "3": "conv2", "4": "bn2", "6": "conv3", "7": "bn3"}
+    ours = {n: v for n, v in tiny_pspnet_weights.items() if n.startswith("layer")}
+    zoo = {}
+    for name, value in ours.items():
+        module, _, rest = name.partition(".")
+        index, _, leaf = rest.partition(".")
+        zoo[f"{stem[index]}.{leaf}" if module == "layer0" else name.replace(".downsample.", ".down_sample_layer.")] = value
+    save_checkpoint_atomic(arrays_to_entries(zoo), tmp_path / "resnet_deepbase.ckpt")
+    net = PSPNet(classes=6, layers=14, width_divisor=16)
+    assert sorted(load_pretrained(net, str(tmp_path / "resnet_deepbase.ckpt"))) == sorted(ours)  # every tensor used
+    params = {p.name: p.asnumpy() for p in net.get_parameters()}
+    assert all(np.array_equal(params[n], v) for n, v in ours.items())
+    save_checkpoint_atomic(arrays_to_entries({**zoo, "end_point.weight": np.zeros((2, 2), np.float32)}),
+                           tmp_path / "with_fc.ckpt")
+    with pytest.raises(CheckpointError, match="no place for: end_point.weight"):
+        load_pretrained(net, str(tmp_path / "with_fc.ckpt"))
+
+
+def test_every_entry_a_training_checkpoint_adds_is_known_as_training_state():
+    """The loader tells weights from training state by name; the run's own names (src.train.run_state) must all
+    be known to it, or a resumed checkpoint given to eval would be refused as unexpected weights."""
+    from src.checkpoint import is_training_state
+    from src.train import run_state
+
+    names = run_state.OPTIMIZER_STATE_PREFIXES + run_state.LOOP_STATE_NAMES + (run_state.SCHEDULE_PREFIX + "base_lr",
+                                                                            run_state.LOCAL_BEST_NAME)
+    assert all(is_training_state(n) for n in names)
+    assert not is_training_state("layer0.0.weight") and not is_training_state("cls.4.bias")

@@ -9,6 +9,7 @@ from mindspore import nn
 
 from pth_writer import write_pth
 from src import checkpoint as ckpt_module
+from src import checkpoint_format as ckpt_format
 from src.checkpoint import (CheckpointError, arrays_to_entries, checksum_path, load_checkpoint_strict,
                             load_params_strict, read_checkpoint, save_checkpoint_atomic)
 from src.train.run_state import open_resume, resume_position, rotate_checkpoints
@@ -94,7 +95,7 @@ def test_checksum_decides_corruption_and_an_interrupted_read_changes_nothing(tmp
     def interrupted(*args, **kwargs):
         raise ValueError("For 'load_checkpoint', KeyboardInterrupt")
 
-    monkeypatch.setattr(ckpt_module, "_checkpoint_values", interrupted)
+    monkeypatch.setattr(ckpt_format, "_checkpoint_values", interrupted)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     with pytest.raises(CheckpointError, match="epoch_0002.ckpt"):
         open_resume("auto", tmp_path)

@@ -652,7 +652,7 @@ def load_pth(path: str | os.PathLike) -> Any:
         raise PthError(f"file not found: {source}")
     if path.suffix.lower() == ".ckpt":
         raise PthError(f"{source} is a MindSpore checkpoint, not a PyTorch .pth: it needs no conversion - give it "
-                       f"as --ckpt or model.pretrained (the model zoo's backbone names are mapped on load)")
+                       f"as --ckpt or model.pretrained (the model zoo's PSPNet and backbone names are mapped on load)")
     try:
         file_size = path.stat().st_size
         with open(path, "rb") as fh:

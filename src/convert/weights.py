@@ -18,7 +18,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -63,42 +63,6 @@ class ConversionReport:
             if items:
                 lines.append(f"{title} {len(items)}: " + _short(items))
         return "\n".join(lines)
-
-
-ZOO_STEM = {"conv1": "layer0.0", "bn1": "layer0.1", "conv2": "layer0.3", "bn2": "layer0.4", "conv3": "layer0.6",
-            "bn3": "layer0.7"}  # the model zoo's deep-stem ResNet cell -> this network's layer0 Sequential
-
-
-def is_zoo_backbone(names: Sequence[str]) -> bool:
-    """True for MindSpore names of the model zoo's PSPNet backbone (``resnet_deepbase.ckpt``: ``conv1.weight``,
-    ``bn1.gamma``, ..., ``layerN.i.down_sample_layer.0.weight``)."""
-    names = set(names)
-    return "conv1.weight" in names and "bn1.gamma" in names and any(".down_sample_layer." in n for n in names)
-
-
-def rename_zoo_backbone(params: Mapping[str, np.ndarray], source: str) -> Dict[str, np.ndarray]:
-    """The zoo backbone's entries under this network's names (a rename: every entry kept or refused).
-
-    ``conv1/bn1/conv2/bn2/conv3/bn3`` are the stem (``layer0.0/.1/.3/.4/.6/.7``), ``down_sample_layer``
-    is ``downsample``; anything else must already be a ``layerN.i.`` name. An entry that fits none of these
-    is refused with its name, never dropped.
-    """
-    out: Dict[str, np.ndarray] = {}
-    unknown = []
-    for name, value in params.items():
-        head, _, rest = name.partition(".")
-        if head in ZOO_STEM:
-            new = f"{ZOO_STEM[head]}.{rest}"
-        elif re.match(r"^layer[1-4]\.\d+\.", name):
-            new = name.replace(".down_sample_layer.", ".downsample.")
-        else:
-            unknown.append(name)
-            continue
-        out[new] = value
-    if unknown:
-        raise ConversionError(f"{source}: a model-zoo backbone with entries this network has no place for: "
-                              f"{_short(unknown)}")
-    return out
 
 
 def _short(items: List[str], n: int = 8) -> str:

@@ -14,9 +14,8 @@ from typing import Dict, List, Optional
 import numpy as np
 import mindspore as ms
 
-from src.checkpoint import is_training_state, load_params_strict, read_checkpoint
+from src.checkpoint import load_params_strict, read_weights
 from src.train.run_state import ResumePoint, RunCheckpoints, epoch_checkpoints, schedule_of
-from src.convert.weights import is_zoo_backbone, rename_zoo_backbone
 from src.config import Config, config_yaml
 from src.data.dataset import read_list
 from src.data.pipeline import build_train_pipeline, pipeline_error
@@ -312,11 +311,8 @@ class Trainer:
 
 def load_pretrained(net, path: str, allow_non_finite: bool = False) -> List[str]:
     """ImageNet weights for the backbone, strictly (only ppm/cls/aux may stay initial): this project's names,
-    or the model zoo's ``resnet_deepbase.ckpt`` names mapped by name (``convert.weights.rename_zoo_backbone``)."""
-    params = {n: v for n, v in read_checkpoint(path).items() if not is_training_state(n)}
-    if is_zoo_backbone(list(params)):
-        params = rename_zoo_backbone(params, path)
-        logger.info("%s: the model zoo's backbone names, mapped onto this network's (%d tensors)", path, len(params))
+    or the model zoo's ``resnet_deepbase.ckpt`` names mapped by name (:func:`src.checkpoint.read_weights`)."""
+    params = read_weights(path)
     return load_params_strict(net, params, path, allow_missing=("ppm.", "cls.", "aux."),
                               allow_non_finite=allow_non_finite)
 

@@ -20,8 +20,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn
 
-from src.checkpoint import (CHECKSUM_SUFFIX, LOCAL_BEST_NAME, LOOP_STATE_NAMES, OPTIMIZER_STATE_PREFIXES,
-                            SCHEDULE_PREFIX, CheckpointError, checksum_path, is_training_state, load_params_strict,
+from src.checkpoint import (CHECKSUM_SUFFIX, CheckpointError, checksum_path, is_training_state, load_params_strict,
                             read_checkpoint, save_checkpoint_atomic, verify_checksum)
 from src.config import TrainConfig
 from src.distributed import allreduce_sum
@@ -29,6 +28,12 @@ from src.errors import TrainingError
 from src.outputs import OutputFolder
 
 logger = logging.getLogger(__name__)
+
+# What a training checkpoint holds beside the weights (src.checkpoint.is_training_state knows every one of them).
+OPTIMIZER_STATE_PREFIXES = ("global_step", "accum.", "stat.")
+LOOP_STATE_NAMES = ("epoch_num", "step_num", "best_miou")
+SCHEDULE_PREFIX = "schedule."
+LOCAL_BEST_NAME = "local_best_miou"  # this device's best mIoU on its own shard (absent from older checkpoints)
 
 CKPT_RE = re.compile(r"^epoch_(\d+)\.ckpt$")  # the epoch checkpoints that rotation and --resume auto see
 

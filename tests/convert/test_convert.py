@@ -146,34 +146,3 @@ def test_strided_and_offset_tensors_read_like_torch(tmp_path):
         got = load_pth(path)
         for k, v in sd.items():
             np.testing.assert_array_equal(got[k], v.numpy())
-
-
-def test_the_model_zoos_backbone_loads_as_pretrained_through_a_name_map(tmp_path):
-    """resnet_deepbase.ckpt carries the zoo's ResNet cell names (conv1/bn1/.../down_sample_layer); every backbone
-    tensor must land in this network's parameter of the same role, and an entry with no place is refused."""
-    from src.checkpoint import arrays_to_entries, save_checkpoint_atomic
-    from src.convert.weights import ZOO_STEM
-    from src.train.loop import load_pretrained
-
-    net = PSPNet(classes=6, layers=14, width_divisor=16)
-    ours = {p.name: np.random.default_rng(len(p.name)).standard_normal(p.shape).astype(np.float32)
-            for p in net.get_parameters() if p.name.startswith("layer")}
-    to_zoo = {v: k for k, v in ZOO_STEM.items()}
-    zoo = {}
-    for name, value in ours.items():
-        module, _, rest = name.partition(".")
-        if module == "layer0":
-            index, _, leaf = rest.partition(".")
-            zoo[f"{to_zoo['layer0.' + index]}.{leaf}"] = value
-        else:
-            zoo[name.replace(".downsample.", ".down_sample_layer.")] = value
-    assert "conv3.weight" in zoo and any(".down_sample_layer." in n for n in zoo)
-    save_checkpoint_atomic(arrays_to_entries(zoo), tmp_path / "resnet_deepbase.ckpt")
-    loaded = load_pretrained(net, str(tmp_path / "resnet_deepbase.ckpt"))
-    assert sorted(loaded) == sorted(ours)  # every backbone tensor used
-    params = {p.name: p.asnumpy() for p in net.get_parameters()}
-    assert all(np.array_equal(params[n], v) for n, v in ours.items())
-    save_checkpoint_atomic(arrays_to_entries({**zoo, "end_point.weight": np.zeros((2, 2), np.float32)}),
-                           tmp_path / "with_fc.ckpt")
-    with pytest.raises(ConversionError, match="no place for: end_point.weight"):
-        load_pretrained(net, str(tmp_path / "with_fc.ckpt"))
