@@ -187,7 +187,7 @@ def test_our_own_configs_still_load_through_the_same_door(tmp_path):
 @pytest.mark.slow
 def test_a_semseg_pth_as_model_path_gives_the_converted_checkpoints_scores(tmp_path, reference_keys, monkeypatch):
     """semseg's trained PSPNet .pth named by TEST.model_path is converted in memory and evaluated: the same
-    scores as the checkpoint the converter writes from it."""
+    scores as the checkpoint the converter writes from it (PyNative: the same network, no graph to compile)."""
     import mindspore as ms
 
     from helpers import make_shapes
@@ -211,10 +211,10 @@ def test_a_semseg_pth_as_model_path_gives_the_converted_checkpoints_scores(tmp_p
     monkeypatch.chdir(tmp_path)
     try:
         assert cli.main(["--config", "semseg.yaml", "--results-dir", "a", "--device_target", "CPU",
-                         "model_path", str(pth)], command="eval") == 0
+                         "model_path", str(pth), "device.mode", "PYNATIVE"], command="eval") == 0
         convert_file(str(pth), str(tmp_path / "converted.ckpt"))
         assert cli.main(["--config", "semseg.yaml", "--results-dir", "b", "--ckpt", "converted.ckpt",
-                         "--device_target", "CPU"], command="eval") == 0
+                         "--device_target", "CPU", "device.mode", "PYNATIVE"], command="eval") == 0
     finally:
         ms.set_context(mode=ms.PYNATIVE_MODE)
     import json

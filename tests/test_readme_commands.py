@@ -5,6 +5,7 @@ Commands are the ``python ...`` and ``bash ...`` lines of the ```bash blocks of 
 Python entry point is asked for ``--help`` (with its sub-command, if any) and every ``--flag`` of the line
 must appear there; a shell script must exist and mention each flag it is given.
 """
+import functools
 import os
 import re
 import shlex
@@ -62,10 +63,17 @@ def _help(argv):
         head, rest = [sys.executable, argv[1]], argv[2:]
         assert (ROOT / argv[1]).is_file(), f"{argv[1]} does not exist"
     sub = [rest[0]] if rest and not rest[0].startswith("-") and not os.path.splitext(rest[0])[1] else []
-    proc = subprocess.run(head + sub + ["--help"], cwd=str(ROOT), capture_output=True, text=True, timeout=120,
+    returncode, out, err = _help_text(tuple(head + sub))
+    assert returncode == 0, f"{' '.join(argv[:3])} --help failed: {err[-500:]}"
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _help_text(command):
+    """``(status, stdout, stderr)`` of ``command --help``: asked once per program, however many lines use it."""
+    proc = subprocess.run(list(command) + ["--help"], cwd=str(ROOT), capture_output=True, text=True, timeout=120,
                           env={**os.environ, "GLOG_v": "3"})
-    assert proc.returncode == 0, f"{' '.join(argv[:3])} --help failed: {proc.stderr[-500:]}"
-    return proc.stdout
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 @pytest.mark.parametrize("line,argv", COMMANDS, ids=[c[0][:60] for c in COMMANDS])
