@@ -303,7 +303,9 @@ def open_append(path: str | os.PathLike) -> IO[str]:
     refuse_link(path, "log file")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, _umask_mode())
-    return os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+    stream = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+    stream.buffer.raw.name = str(path)  # its name, not the descriptor's number, in messages
+    return stream
 
 
 def remove_file(path: str | os.PathLike) -> bool:
