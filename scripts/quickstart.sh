@@ -54,7 +54,7 @@ head -n 4 "$DATA/val.txt" | while read -r img _; do cp "$DATA/$img" "$OUT/predic
 
 echo
 echo "==================== quickstart done ===================="
-grep -h "ss:mIoU" "$OUT/eval_ms/eval.log" | sed 's/^.* \(Synthetic\)/\1/' || true
+grep -h "ss:mIoU" "$OUT/eval_ms/eval.log" | tail -n 1 | sed 's/^.* \(Synthetic\)/\1/' || true  # this run's line (the log keeps earlier runs')
 echo "(chance level: predicting background everywhere gives mIoU ~ 1/6 of the background IoU)"
 echo "checkpoints        $OUT/checkpoints/"
 echo "training records   $OUT/metrics.jsonl  and the curves  $OUT/curves.png"
