@@ -1,10 +1,7 @@
-"""Checkpoint files: strict loading, atomic saving with a checksum (reading: :mod:`src.checkpoint_format`).
+"""Checkpoint files: strict loading (the model zoo's names mapped), atomic saving with a checksum.
 
-Weights-only files (pretrained, converted, exported-from) go through
-:func:`load_checkpoint_strict`. A training run's checkpoints (optimizer state,
-loop counters, schedule), their resume, rotation and best are the training
-side's: :mod:`src.train.run_state`.
-"""
+Reading a file's entries: :mod:`src.checkpoint_format`; a training run's checkpoints (optimizer state, loop
+counters, schedule; resume, rotation, best): :mod:`src.train.run_state`."""
 from __future__ import annotations
 
 import logging
@@ -213,13 +210,16 @@ def from_zoo_names(params: Mapping[str, np.ndarray], source: str) -> Dict[str, n
     if not kind:
         return dict(params)
     out: Dict[str, np.ndarray] = {}
-    unknown = []
+    unknown, sources = [], {}
     for name, value in params.items():
         new = _zoo_name(name, kind)
         if new is None:
             unknown.append(name)
+        elif new in out:
+            raise CheckpointError(f"{source}: {sources[new]} and {name} are both {new} here; the file holds one "
+                                  f"weight twice under two spellings and cannot be loaded by name")
         else:
-            out[new] = value
+            out[new], sources[new] = value, name
     if unknown:
         raise CheckpointError(f"{source}: a model-zoo {kind} checkpoint with {len(unknown)} entries this network has "
                               f"no place for: {_short(unknown, 6)}")

@@ -168,3 +168,29 @@ def test_every_entry_a_training_checkpoint_adds_is_known_as_training_state():
                                                                             run_state.LOCAL_BEST_NAME)
     assert all(is_training_state(n) for n in names)
     assert not is_training_state("layer0.0.weight") and not is_training_state("cls.4.bias")
+
+
+def test_one_weight_under_two_zoo_spellings_refuses_the_file(tmp_path, tiny_pspnet_weights):
+    """``down_sample_layer`` and ``downsample`` of the same block both map to one parameter: loading by name
+    cannot choose, so the file is refused naming both (it used to keep whichever came last)."""
+    from src.model.pspnet import PSPNet
+    from src.train.loop import load_pretrained
+
+    stem = {"0": "conv1", "1": "bn1", "3": "conv2", "4": "bn2", "6": "conv3", "7": "bn3"}
+    zoo = {}
+    for name, value in tiny_pspnet_weights.items():
+        module, _, rest = name.partition(".")
+        if module == "layer0":
+            index, _, leaf = rest.partition(".")
+            zoo[f"{stem[index]}.{leaf}"] = value
+        elif module.startswith("layer"):
+            zoo[name.replace(".downsample.", ".down_sample_layer.")] = value
+    twice = next(n for n in zoo if ".down_sample_layer." in n)
+    zoo[twice.replace(".down_sample_layer.", ".downsample.")] = np.zeros_like(zoo[twice])
+    path = save_checkpoint_atomic(arrays_to_entries(zoo), tmp_path / "resnet_deepbase.ckpt")
+    net = PSPNet(classes=6, layers=14, width_divisor=16)
+    before = {p.name: p.asnumpy() for p in net.get_parameters()}
+    with pytest.raises(CheckpointError) as info:
+        load_pretrained(net, str(path))
+    assert twice in str(info.value) and "two spellings" in str(info.value) and "\n" not in str(info.value)
+    assert all(np.array_equal(p.asnumpy(), before[p.name]) for p in net.get_parameters())
