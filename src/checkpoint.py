@@ -14,7 +14,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn
 
-from src.checkpoint_format import CheckpointError, read_checkpoint
+from src.checkpoint_format import CheckpointError, from_zoo_names, read_checkpoint, shown
 from src.outputs import (OutputFolder, OutputPathError, ensure_output_file, file_sha256, free_bytes,
                          save_checkpoint_file, write_text)
 
@@ -55,12 +55,17 @@ def _format_problems(source: str, missing: List[str], unexpected: List[str], mis
     for title, items in (("missing from the checkpoint", missing), ("unexpected in the checkpoint", unexpected),
                          ("shape mismatch", mismatched)):
         if items:
-            parts.append(f"{title} ({len(items)}): " + ", ".join(items[:6]) + (" ..." if len(items) > 6 else ""))
-    return f"checkpoint {source} does not match the network: {'; '.join(parts)}{_hint(missing, mismatched)}"
+            parts.append(f"{title} ({len(items)}): " + _short(items, 6))
+    return f"checkpoint {source} does not match the network: {'; '.join(parts)}{_hint(missing, unexpected, mismatched)}"
 
 
-def _hint(missing: List[str], mismatched: List[str]) -> str:
+def _hint(missing: List[str], unexpected: List[str], mismatched: List[str]) -> str:
     """The fix for the mismatches whose cause is known from their names and shapes."""
+    if missing and not mismatched and not any(n.startswith(("layer", "ppm.", "cls.", "aux.")) for n in unexpected) \
+            and "layer0.0.weight" in missing and "layer1.0.conv1.weight" in missing:
+        return " - it holds none of this network's weights" + (" (only training state)" if not unexpected else "")
+    if missing and not mismatched and all(n.startswith(("ppm.", "cls.", "aux.")) for n in missing):
+        return " - a backbone (ImageNet) checkpoint: give it as model.pretrained, not as the model"
     if any(re.match(r"layer0\.0\.weight: checkpoint \(\d+, \d+, 7, 7\)", m) for m in mismatched) or \
             ("layer0.3.weight" in missing and "layer0.6.weight" in missing):
         return " - a 7x7 stem (torchvision ResNet): set model.deep_stem false"
@@ -80,7 +85,7 @@ def non_finite_names(params: Mapping[str, np.ndarray]) -> List[str]:
 
 
 def _short(items: List[str], n: int = 10) -> str:
-    return ", ".join(items[:n]) + (f" ... ({len(items) - n} more)" if len(items) > n else "")
+    return ", ".join(shown(i) for i in items[:n]) + (f" ... ({len(items) - n} more)" if len(items) > n else "")
 
 
 def load_params_strict(net: nn.Cell, params: Mapping[str, np.ndarray], source: str = "<memory>",
@@ -158,75 +163,6 @@ def read_weights(path: str | os.PathLike) -> Dict[str, np.ndarray]:
     checkpoint of the MindSpore model zoo's PSPNet or of its ResNet backbone is renamed (:func:`from_zoo_names`)."""
     params = {n: v for n, v in read_checkpoint(path).items() if not is_training_state(n)}
     return from_zoo_names(params, str(path))
-
-
-# The MindSpore model zoo's PSPNet (research/cv/PSPNet): its ResNet cell (resnet_deepbase.ckpt) and its PSPNet
-# cell (a checkpoint its training wrote). BatchNorm leaves are gamma/beta/moving_* there as here.
-ZOO_STEM = {"conv1": "layer0.0", "bn1": "layer0.1", "conv2": "layer0.3", "bn2": "layer0.4", "conv3": "layer0.6",
-            "bn3": "layer0.7"}
-ZOO_PYRAMID = {"stage1.1": "features.0.1", "stage1.2": "features.0.2", "stage2.0": "features.1.1",
-               "stage2.1": "features.1.2", "stage3.1": "features.2.1", "stage3.2": "features.2.2",
-               "stage4.1": "features.3.1", "stage4.2": "features.3.2"}  # bins 1, 2, 3, 6; stage2 has no pool cell
-ZOO_PSPNET_NOTE = ("the model zoo's PSPNet trained its pyramid's 2x2 branch without pooling (a 1x1 convolution of "
-                   "the whole feature map) and pads its max pool 'same'; this network pools 2x2 and pads 1 as the "
-                   "paper and semseg do, so its scores with these weights differ from the zoo's own")
-
-
-def zoo_kind(names: Iterable[str]) -> str:
-    """``"pspnet"`` / ``"backbone"`` for the model zoo's names, ``""`` for anything else."""
-    names = set(names)
-    if any(n.startswith(("backbone.layer1.", "ppm.stage", "auxiliary_branch.")) for n in names):
-        return "pspnet"
-    if "conv1.weight" in names and "bn1.gamma" in names and any(".down_sample_layer." in n for n in names):
-        return "backbone"
-    return ""
-
-
-def _zoo_name(name: str, kind: str) -> Optional[str]:
-    """This network's name for the zoo's ``name``; None when it has no place here."""
-    if kind == "pspnet":
-        m = re.match(r"^backbone\.layer1\.(\d+\..+)$", name)
-        if m:
-            return f"layer0.{m.group(1)}"
-        m = re.match(r"^backbone\.layer([2-5])\.(\d+\..+)$", name)
-        if m:
-            return f"layer{int(m.group(1)) - 1}.{m.group(2)}".replace(".down_sample_layer.", ".downsample.")
-        m = re.match(r"^ppm\.(stage\d\.\d)\.(\w+)$", name)
-        if m:
-            return f"ppm.{ZOO_PYRAMID[m.group(1)]}.{m.group(2)}" if m.group(1) in ZOO_PYRAMID else None
-        if name.startswith("cls."):
-            return name
-        return "aux." + name[len("auxiliary_branch."):] if name.startswith("auxiliary_branch.") else None
-    head, _, rest = name.partition(".")
-    if head in ZOO_STEM:
-        return f"{ZOO_STEM[head]}.{rest}"
-    return name.replace(".down_sample_layer.", ".downsample.") if re.match(r"^layer[1-4]\.\d+\.", name) else None
-
-
-def from_zoo_names(params: Mapping[str, np.ndarray], source: str) -> Dict[str, np.ndarray]:
-    """``params`` under this network's names when they carry the model zoo's (a rename: every entry is kept or
-    the whole file refused in one line naming what has no place); other checkpoints are returned as they are."""
-    kind = zoo_kind(params)
-    if not kind:
-        return dict(params)
-    out: Dict[str, np.ndarray] = {}
-    unknown, sources = [], {}
-    for name, value in params.items():
-        new = _zoo_name(name, kind)
-        if new is None:
-            unknown.append(name)
-        elif new in out:
-            raise CheckpointError(f"{source}: {sources[new]} and {name} are both {new} here; the file holds one "
-                                  f"weight twice under two spellings and cannot be loaded by name")
-        else:
-            out[new], sources[new] = value, name
-    if unknown:
-        raise CheckpointError(f"{source}: a model-zoo {kind} checkpoint with {len(unknown)} entries this network has "
-                              f"no place for: {_short(unknown, 6)}")
-    logger.info("%s: the model zoo's %s names, mapped onto this network's (%d tensors)", source, kind, len(out))
-    if kind == "pspnet":
-        logger.warning("%s: %s", source, ZOO_PSPNET_NOTE)
-    return out
 
 
 def is_training_state(name: str) -> bool:

@@ -1,4 +1,5 @@
-"""The ``.ckpt`` file format: MindSpore's protobuf read with every declared size checked before use.
+"""The ``.ckpt`` file format: MindSpore's protobuf read with every declared size checked before use, and the
+names the MindSpore model zoo's PSPNet gives its weights.
 
 A checkpoint can come from anywhere: its dimensions, content sizes, names and dtypes are checked entry by
 entry here, so that nothing it declares is believed before the bytes back it. Loading into a network and
@@ -6,13 +7,17 @@ saving are :mod:`src.checkpoint`'s.
 """
 from __future__ import annotations
 
+import logging
 import os
+import re
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from src.errors import PSPNetError
+
+logger = logging.getLogger(__name__)
 
 
 class CheckpointError(PSPNetError, RuntimeError):
@@ -94,3 +99,89 @@ def _entry_array(path: Path, name: str, dims: List[int], dtype: str, parts: List
         raise CheckpointError(f"{path}: {name} declares {dtype} {list(shape)} ({need} bytes) but holds {have} "
                               f"bytes; the file is damaged or was not written by a save")
     return np.frombuffer(parts[0] if len(parts) == 1 else b"".join(parts), np_dtype).reshape(shape)
+
+
+def _names(names: List[str], n: int = 6) -> str:
+    return ", ".join(shown(x) for x in names[:n]) + (f" ... ({len(names) - n} more)" if len(names) > n else "")
+
+
+def shown(name: str, limit: int = 100) -> str:
+    """A name from a file as a message may show it: control characters escaped, at most ``limit`` characters."""
+    text = name if name.isprintable() else repr(name)[1:-1]
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+# The MindSpore model zoo's PSPNet (research/cv/PSPNet): its ResNet cell (resnet_deepbase.ckpt) and its PSPNet
+# cell (a checkpoint its training wrote). BatchNorm leaves are gamma/beta/moving_* there as here.
+ZOO_STEM = {"conv1": "layer0.0", "bn1": "layer0.1", "conv2": "layer0.3", "bn2": "layer0.4", "conv3": "layer0.6",
+            "bn3": "layer0.7"}
+ZOO_PYRAMID = {"stage1.1": "features.0.1", "stage1.2": "features.0.2", "stage2.0": "features.1.1",
+               "stage2.1": "features.1.2", "stage3.1": "features.2.1", "stage3.2": "features.2.2",
+               "stage4.1": "features.3.1", "stage4.2": "features.3.2"}  # bins 1, 2, 3, 6; stage2 has no pool cell
+LEAF = r"(weight|bias|gamma|beta|moving_mean|moving_variance)"
+ZOO_PSPNET_NOTE = ("the model zoo's PSPNet trained its pyramid's 2x2 branch without pooling (a 1x1 convolution of "
+                   "the whole feature map) and pads its max pool 'same'; this network pools 2x2 and pads 1 as the "
+                   "paper and semseg do, so its scores with these weights differ from the zoo's own")
+
+
+def zoo_kind(names: Iterable[str]) -> str:
+    """``"pspnet"`` / ``"backbone"`` for the model zoo's names, ``""`` for anything else."""
+    names = set(names)
+    if any(n.startswith(("backbone.layer1.", "ppm.stage", "auxiliary_branch.")) for n in names):
+        return "pspnet"
+    if any(n.partition(".")[0] in ZOO_STEM for n in names) and any(".down_sample_layer." in n for n in names):
+        return "backbone"
+    return ""
+
+
+def _zoo_name(name: str, kind: str) -> Optional[str]:
+    """This network's name for the zoo's ``name``; None when it has no place here (whole-name matches only)."""
+    block = r"(\d+)\.((conv[1-3]|bn[1-3]|down_sample_layer\.[01])\." + LEAF + ")"
+    if kind == "pspnet":
+        m = re.fullmatch(r"backbone\.layer1\.(\d+\." + LEAF + ")", name)
+        if m:
+            return f"layer0.{m.group(1)}"
+        m = re.fullmatch(r"backbone\.layer([2-5])\." + block, name)
+        if m:
+            return f"layer{int(m.group(1)) - 1}.{m.group(2)}.{m.group(3)}".replace(".down_sample_layer.", ".downsample.")
+        m = re.fullmatch(r"ppm\.(stage\d\.\d)\." + LEAF, name)
+        if m:
+            return f"ppm.{ZOO_PYRAMID[m.group(1)]}.{m.group(2)}" if m.group(1) in ZOO_PYRAMID else None
+        m = re.fullmatch(r"(cls|auxiliary_branch)\.([014]\." + LEAF + ")", name)
+        return f"{'cls' if m.group(1) == 'cls' else 'aux'}.{m.group(2)}" if m else None
+    m = re.fullmatch(r"(conv[1-3]|bn[1-3])\." + LEAF, name)
+    if m:
+        return f"{ZOO_STEM[m.group(1)]}.{m.group(2)}"
+    m = re.fullmatch(r"layer([1-4])\." + block, name)
+    return f"layer{m.group(1)}.{m.group(2)}.{m.group(3)}".replace(".down_sample_layer.", ".downsample.") if m else None
+
+
+def from_zoo_names(params: Mapping[str, np.ndarray], source: str) -> Dict[str, np.ndarray]:
+    """``params`` under this network's names when they carry the model zoo's (a rename: every entry is kept or
+    the whole file refused in one line naming what has no place); other checkpoints are returned as they are."""
+    kind = zoo_kind(params)
+    if not kind:
+        return dict(params)
+    out: Dict[str, np.ndarray] = {}
+    unknown, sources = [], {}
+    for name, value in params.items():
+        new = _zoo_name(name, kind)
+        if new is None:
+            unknown.append(name)
+        elif new in out:
+            raise CheckpointError(f"{source}: {shown(sources[new])} and {shown(name)} are both {new} here; the file "
+                                  f"holds one weight twice under two spellings and cannot be loaded by name")
+        else:
+            out[new], sources[new] = value, name
+    if unknown:
+        ours = [n for n in unknown if re.match(r"(layer[0-4]|ppm\.features|aux)\.", n)]
+        zoo_only = [old for new, old in sources.items() if old != new]
+        if ours and zoo_only:
+            raise CheckpointError(f"{source}: mixes the model zoo's names ({len(zoo_only)}: {_names(zoo_only)}) with "
+                                  f"this network's ({len(ours)}: {_names(ours)}); a file has one or the other")
+        raise CheckpointError(f"{source}: has {len(unknown)} entries that are neither this network's nor the model "
+                              f"zoo's {kind} names: {_names(unknown)}")
+    logger.info("%s: the model zoo's %s names, mapped onto this network's (%d tensors)", source, kind, len(out))
+    if kind == "pspnet":
+        logger.warning("%s: %s", source, ZOO_PSPNET_NOTE)
+    return out

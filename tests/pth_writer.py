@@ -173,3 +173,15 @@ def write_malicious_pth(path: str, marker_file: str, legacy: bool = False) -> No
     """A .pth whose pickle would call ``os.system('touch marker_file')`` if trusted."""
     payload = Call(Global("os", "system"), (f"touch {marker_file}",))
     write_pth(collections.OrderedDict([("x", np.zeros(2, np.float32)), ("evil", payload)]), path, legacy)
+
+
+def random_state_dict(entries, seed=0):
+    """A state dict of ``(key, shape)`` entries with random float32 values (BatchNorm counters as int64)."""
+    rng = np.random.default_rng(seed)
+    sd = collections.OrderedDict()
+    for key, shape in entries:
+        if key.endswith("num_batches_tracked"):
+            sd[key] = np.array(17, dtype=np.int64)
+        else:
+            sd[key] = rng.standard_normal(shape).astype(np.float32)
+    return sd

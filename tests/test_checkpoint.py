@@ -154,7 +154,7 @@ def test_the_model_zoos_backbone_loads_as_pretrained_through_a_name_map(tmp_path
     assert all(np.array_equal(params[n], v) for n, v in ours.items())
     save_checkpoint_atomic(arrays_to_entries({**zoo, "end_point.weight": np.zeros((2, 2), np.float32)}),
                            tmp_path / "with_fc.ckpt")
-    with pytest.raises(CheckpointError, match="no place for: end_point.weight"):
+    with pytest.raises(CheckpointError, match="nor the model zoo.s backbone names: end_point.weight"):
         load_pretrained(net, str(tmp_path / "with_fc.ckpt"))
 
 
@@ -170,9 +170,10 @@ def test_every_entry_a_training_checkpoint_adds_is_known_as_training_state():
     assert not is_training_state("layer0.0.weight") and not is_training_state("cls.4.bias")
 
 
-def test_one_weight_under_two_zoo_spellings_refuses_the_file(tmp_path, tiny_pspnet_weights):
-    """``down_sample_layer`` and ``downsample`` of the same block both map to one parameter: loading by name
-    cannot choose, so the file is refused naming both (it used to keep whichever came last)."""
+def test_one_weight_under_two_spellings_refuses_the_file(tmp_path, tiny_pspnet_weights):
+    """``down_sample_layer`` (the zoo's) and ``downsample`` (ours) of the same block both name one parameter:
+    loading by name cannot choose, so the file is refused naming ours as the odd one (it used to keep whichever
+    came last)."""
     from src.model.pspnet import PSPNet
     from src.train.loop import load_pretrained
 
@@ -192,5 +193,57 @@ def test_one_weight_under_two_zoo_spellings_refuses_the_file(tmp_path, tiny_pspn
     before = {p.name: p.asnumpy() for p in net.get_parameters()}
     with pytest.raises(CheckpointError) as info:
         load_pretrained(net, str(path))
-    assert twice in str(info.value) and "two spellings" in str(info.value) and "\n" not in str(info.value)
+    message = str(info.value)
+    assert "mixes the model zoo's names" in message and f"this network's (1: {twice.replace('.down_sample_layer.', '.downsample.')})" in message
+    assert "\n" not in message
     assert all(np.array_equal(p.asnumpy(), before[p.name]) for p in net.get_parameters())
+
+
+def _refusal(tmp_path, entries, load="strict"):
+    """The one-line message loading ``entries`` gives, with the network checked unchanged."""
+    from src.model.pspnet import PSPNet
+    from src.train.loop import load_pretrained
+
+    path = save_checkpoint_atomic(arrays_to_entries(entries), tmp_path / "user.ckpt")
+    net = PSPNet(classes=6, layers=14, width_divisor=16)
+    before = {p.name: p.asnumpy() for p in net.get_parameters()}
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint_strict(net, path) if load == "strict" else load_pretrained(net, str(path))
+    assert all(np.array_equal(p.asnumpy(), before[p.name]) for p in net.get_parameters())
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 1500 and "user.ckpt" in message
+    return message
+
+
+def test_hostile_and_odd_zoo_checkpoints_are_refused_in_one_bounded_line(tmp_path, tiny_pspnet_weights):
+    """What a hostile review tried: a name with a trailing newline (a `$` regex took it for a zoo name), a
+    20,000-character or multi-line name, names the zoo's heads do not have, zoo names mixed with ours."""
+    zoo = _zoo_names_of(tiny_pspnet_weights)
+    newline = dict(zoo)
+    newline["backbone.layer1.0.weight\n"] = newline.pop("backbone.layer1.0.weight")
+    assert "backbone.layer1.0.weight\\n" in _refusal(tmp_path, newline)
+    long_name = _refusal(tmp_path, {**zoo, "ppm.stage9.1." + "w" * 20000: np.zeros(1, np.float32)})
+    assert "ppm.stage9.1.www" in long_name and len(long_name) < 600
+    assert "\\nSECOND" in _refusal(tmp_path, {**zoo, "ppm.stage9.1.weight\nSECOND": np.zeros(1, np.float32)})
+    assert "auxiliary_branch.totally.bogus" in _refusal(tmp_path, {**zoo, "auxiliary_branch.totally.bogus":
+                                                                  np.zeros(1, np.float32)})
+    mixed = dict(tiny_pspnet_weights)
+    mixed["auxiliary_branch.0.weight"] = mixed["aux.0.weight"]
+    message = _refusal(tmp_path, mixed)
+    assert "mixes the model zoo's names (1: auxiliary_branch.0.weight)" in message
+
+
+def test_misplaced_checkpoints_get_the_right_hint(tmp_path, tiny_pspnet_weights):
+    """A backbone given as the model points to model.pretrained (it said "another pyramid"); a file of training
+    state only says it holds no weights (it said "a 7x7 stem"); a zoo backbone missing one tensor is still read
+    as the zoo's and names that tensor."""
+    backbone = {n: v for n, v in tiny_pspnet_weights.items() if n.startswith("layer")}
+    assert "give it as model.pretrained" in _refusal(tmp_path, backbone)
+    state = {"global_step": np.ones(1, np.int32), "moments.layer0.0.weight": np.zeros(1, np.float32)}
+    assert "holds none of this network's weights (only training state)" in _refusal(tmp_path, state)
+    stem = {"0": "conv1", "1": "bn1", "3": "conv2", "4": "bn2", "6": "conv3", "7": "bn3"}
+    zoo = {(f"{stem[n.split('.')[1]]}.{n.split('.', 2)[2]}" if n.startswith("layer0.") else
+            n.replace(".downsample.", ".down_sample_layer.")): v for n, v in backbone.items()}
+    del zoo["bn1.gamma"]
+    message = _refusal(tmp_path, zoo, load="pretrained")
+    assert "missing from the checkpoint (1): layer0.1.gamma" in message

@@ -43,7 +43,7 @@ def test_nan_weights_are_refused_at_load_unless_allowed(caplog):
 
 @pytest.mark.slow
 def test_nan_weights_are_refused_at_conversion_unless_allowed(tmp_path, reference_keys):
-    from test_convert import random_state_dict
+    from pth_writer import random_state_dict
 
     sd = random_state_dict(reference_keys["semseg_resnet50_v2_imagenet"])
     sd["layer1.0.conv1.weight"][0, 0] = np.nan

@@ -5,24 +5,13 @@ import sys
 import numpy as np
 import pytest
 
-from pth_writer import write_malicious_pth, write_pth
+from pth_writer import random_state_dict, write_malicious_pth, write_pth
 from src.checkpoint import load_checkpoint_strict
 from src.convert.pth import PthError, extract_state_dict, load_pth
 from src.convert.weights import ConversionError, convert_file, convert_state_dict
 from src.model.pspnet import PSPNet
 
 BN = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
-
-
-def random_state_dict(entries, seed=0):
-    rng = np.random.default_rng(seed)
-    sd = collections.OrderedDict()
-    for key, shape in entries:
-        if key.endswith("num_batches_tracked"):
-            sd[key] = np.array(17, dtype=np.int64)
-        else:
-            sd[key] = rng.standard_normal(shape).astype(np.float32)
-    return sd
 
 
 def expected_name(key, kind, bn_modules):
