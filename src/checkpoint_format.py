@@ -163,10 +163,12 @@ def from_zoo_names(params: Mapping[str, np.ndarray], source: str) -> Dict[str, n
     if not kind:
         return dict(params)
     out: Dict[str, np.ndarray] = {}
-    unknown, sources = [], {}
+    unknown, sources, classifier = [], {}, []
     for name, value in params.items():
         new = _zoo_name(name, kind)
-        if new is None:
+        if new is None and kind == "backbone" and re.fullmatch(r"(fc|end_point)\.(weight|bias)", name):
+            classifier.append(name)  # ImageNet's classifier, as the converter skips a .pth's fc.*
+        elif new is None:
             unknown.append(name)
         elif new in out:
             raise CheckpointError(f"{source}: {shown(sources[new])} and {shown(name)} are both {new} here; the file "
@@ -181,6 +183,9 @@ def from_zoo_names(params: Mapping[str, np.ndarray], source: str) -> Dict[str, n
                                   f"this network's ({len(ours)}: {_names(ours)}); a file has one or the other")
         raise CheckpointError(f"{source}: has {len(unknown)} entries that are neither this network's nor the model "
                               f"zoo's {kind} names: {_names(unknown)}")
+    if classifier:
+        logger.warning("%s: skipped the ImageNet classifier, which has no place in PSPNet: %s", source,
+                       ", ".join(classifier))
     logger.info("%s: the model zoo's %s names, mapped onto this network's (%d tensors)", source, kind, len(out))
     if kind == "pspnet":
         logger.warning("%s: %s", source, ZOO_PSPNET_NOTE)

@@ -134,7 +134,7 @@ def test_a_model_zoo_pspnet_checkpoint_loads_by_name_and_says_what_differs(tmp_p
     assert "\n" not in str(info.value) and all(np.array_equal(p.asnumpy(), before[p.name]) for p in net.get_parameters())
 
 
-def test_the_model_zoos_backbone_loads_as_pretrained_through_a_name_map(tmp_path, tiny_pspnet_weights):
+def test_the_model_zoos_backbone_loads_as_pretrained_through_a_name_map(tmp_path, tiny_pspnet_weights, caplog):
     """resnet_deepbase.ckpt carries the zoo's ResNet cell names (conv1/bn1/.../down_sample_layer); every backbone
     tensor must land in this network's parameter of the same role, and an entry with no place is refused."""
     from src.model.pspnet import PSPNet
@@ -152,10 +152,17 @@ def test_the_model_zoos_backbone_loads_as_pretrained_through_a_name_map(tmp_path
     assert sorted(load_pretrained(net, str(tmp_path / "resnet_deepbase.ckpt"))) == sorted(ours)  # every tensor used
     params = {p.name: p.asnumpy() for p in net.get_parameters()}
     assert all(np.array_equal(params[n], v) for n, v in ours.items())
-    save_checkpoint_atomic(arrays_to_entries({**zoo, "end_point.weight": np.zeros((2, 2), np.float32)}),
-                           tmp_path / "with_fc.ckpt")
-    with pytest.raises(CheckpointError, match="nor the model zoo.s backbone names: end_point.weight"):
-        load_pretrained(net, str(tmp_path / "with_fc.ckpt"))
+    # An ImageNet classifier beside the backbone (the zoo's ResNet calls it end_point) is skipped and named; any
+    # other entry with no place refuses the file.
+    classifier = {"end_point.weight": np.zeros((2, 2), np.float32), "end_point.bias": np.zeros(2, np.float32)}
+    save_checkpoint_atomic(arrays_to_entries({**zoo, **classifier}), tmp_path / "with_fc.ckpt")
+    caplog.clear()
+    assert sorted(load_pretrained(net, str(tmp_path / "with_fc.ckpt"))) == sorted(ours)
+    assert "skipped the ImageNet classifier" in caplog.text and "end_point.weight, end_point.bias" in caplog.text
+    save_checkpoint_atomic(arrays_to_entries({**zoo, "end_point.scale": np.zeros(2, np.float32)}),
+                           tmp_path / "odd.ckpt")
+    with pytest.raises(CheckpointError, match="nor the model zoo.s backbone names: end_point.scale"):
+        load_pretrained(net, str(tmp_path / "odd.ckpt"))
 
 
 def test_every_entry_a_training_checkpoint_adds_is_known_as_training_state():
