@@ -14,7 +14,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn
 
-from src.checkpoint_format import CheckpointError, from_zoo_names, read_checkpoint, shown
+from src.checkpoint_format import CheckpointError, from_zoo_names, read_checkpoint, shown, zoo_kind, zoo_spelling
 from src.outputs import (OutputFolder, OutputPathError, ensure_output_file, file_sha256, free_bytes,
                          save_checkpoint_file, write_text)
 
@@ -49,13 +49,20 @@ def match_parameters(net_shapes: Mapping[str, Tuple[int, ...]], ckpt: Mapping[st
     return missing, unexpected, mismatched
 
 
-def _format_problems(source: str, missing: List[str], unexpected: List[str], mismatched: List[str]) -> str:
-    """One line: what does not match, and the likely fix when the mismatch has a known cause."""
-    parts = []
-    for title, items in (("missing from the checkpoint", missing), ("unexpected in the checkpoint", unexpected),
-                         ("shape mismatch", mismatched)):
+def _format_problems(source: str, missing: List[str], unexpected: List[str], mismatched: List[str],
+                     zoo: str = "") -> str:
+    """One line: what does not match, and the likely fix when the mismatch has a known cause. For a file in the
+    model zoo's names (``zoo``: its kind), each of our names is followed by the file's spelling of it."""
+    def spelled(items: List[str]) -> List[str]:
+        names = [i.split(":")[0] for i in items]
+        return [f"{i} (in the file: {zoo_spelling(n, zoo)})" if zoo and zoo_spelling(n, zoo) != n else i
+                for i, n in zip(items, names)]
+
+    parts = []  # missing and mis-shaped names are the network's own; unexpected ones come from the file
+    for title, items in (("missing from the checkpoint", spelled(missing)), ("unexpected in the checkpoint",
+                         [shown(n) for n in unexpected]), ("shape mismatch", spelled(mismatched))):
         if items:
-            parts.append(f"{title} ({len(items)}): " + _short(items, 6))
+            parts.append(f"{title} ({len(items)}): " + ", ".join(items[:6]) + (" ..." if len(items) > 6 else ""))
     return f"checkpoint {source} does not match the network: {'; '.join(parts)}{_hint(missing, unexpected, mismatched)}"
 
 
@@ -90,7 +97,7 @@ def _short(items: List[str], n: int = 10) -> str:
 
 def load_params_strict(net: nn.Cell, params: Mapping[str, np.ndarray], source: str = "<memory>",
                        allow_missing: Sequence[str] = (), allow_unexpected: Sequence[str] = (),
-                       allow_non_finite: bool = False) -> List[str]:
+                       allow_non_finite: bool = False, zoo: str = "") -> List[str]:
     """Load ``params`` into ``net``; every network parameter must be present with its exact shape.
 
     Raises :class:`CheckpointError` listing every missing, unexpected and
@@ -102,7 +109,7 @@ def load_params_strict(net: nn.Cell, params: Mapping[str, np.ndarray], source: s
     shapes = {n: tuple(p.shape) for n, p in net_params.items()}
     missing, unexpected, mismatched = match_parameters(shapes, params, allow_missing, allow_unexpected)
     if missing or unexpected or mismatched:
-        raise CheckpointError(_format_problems(source, missing, unexpected, mismatched))
+        raise CheckpointError(_format_problems(source, missing, unexpected, mismatched, zoo))
     skipped_extra = sorted(n for n in params if n not in net_params)
     skipped_missing = sorted(n for n in net_params if n not in params)
     if skipped_extra:
@@ -154,15 +161,16 @@ def load_checkpoint_strict(net: nn.Cell, path: str | os.PathLike, allow_missing:
     ``global_step``, ``epoch``...) are recognised by :func:`is_training_state`
     and not treated as unexpected weights; the model zoo's names are mapped (:func:`read_weights`).
     """
-    weights = read_weights(path)
-    return load_params_strict(net, weights, str(path), allow_missing, allow_unexpected, allow_non_finite)
+    weights, zoo = read_weights(path)
+    return load_params_strict(net, weights, str(path), allow_missing, allow_unexpected, allow_non_finite, zoo)
 
 
-def read_weights(path: str | os.PathLike) -> Dict[str, np.ndarray]:
-    """The network weights of checkpoint ``path`` (training state left out) under this network's names: a
-    checkpoint of the MindSpore model zoo's PSPNet or of its ResNet backbone is renamed (:func:`from_zoo_names`)."""
+def read_weights(path: str | os.PathLike) -> Tuple[Dict[str, np.ndarray], str]:
+    """The network weights of checkpoint ``path`` (training state left out) under this network's names, and the
+    model zoo's kind of names the file had ("" for ours): a checkpoint of the MindSpore model zoo's PSPNet or of
+    its ResNet backbone is renamed (:func:`from_zoo_names`)."""
     params = {n: v for n, v in read_checkpoint(path).items() if not is_training_state(n)}
-    return from_zoo_names(params, str(path))
+    return from_zoo_names(params, str(path)), zoo_kind(params)
 
 
 def is_training_state(name: str) -> bool:

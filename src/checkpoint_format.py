@@ -156,6 +156,23 @@ def _zoo_name(name: str, kind: str) -> Optional[str]:
     return f"layer{m.group(1)}.{m.group(2)}.{m.group(3)}".replace(".down_sample_layer.", ".downsample.") if m else None
 
 
+def zoo_spelling(name: str, kind: str) -> str:
+    """The model zoo's name for this network's ``name`` (the inverse of the rename; ``name`` when it has none)."""
+    module, _, rest = name.partition(".")
+    if kind == "backbone":
+        stem = {v: k for k, v in ZOO_STEM.items()}
+        index, _, leaf = rest.partition(".")
+        return (f"{stem[f'layer0.{index}']}.{leaf}" if module == "layer0" and f"layer0.{index}" in stem else
+                name.replace(".downsample.", ".down_sample_layer."))
+    if re.fullmatch(r"layer[0-4]", module):
+        return f"backbone.layer{int(module[5:]) + 1}.{rest}".replace(".downsample.", ".down_sample_layer.")
+    pyramid = {v: k for k, v in ZOO_PYRAMID.items()}
+    m = re.fullmatch(r"ppm\.(features\.\d\.\d)\.(\w+)", name)
+    if m and m.group(1) in pyramid:
+        return f"ppm.{pyramid[m.group(1)]}.{m.group(2)}"
+    return f"auxiliary_branch.{rest}" if module == "aux" else name
+
+
 def from_zoo_names(params: Mapping[str, np.ndarray], source: str) -> Dict[str, np.ndarray]:
     """``params`` under this network's names when they carry the model zoo's (a rename: every entry is kept or
     the whole file refused in one line naming what has no place); other checkpoints are returned as they are."""

@@ -232,6 +232,8 @@ def test_hostile_and_odd_zoo_checkpoints_are_refused_in_one_bounded_line(tmp_pat
     long_name = _refusal(tmp_path, {**zoo, "ppm.stage9.1." + "w" * 20000: np.zeros(1, np.float32)})
     assert "ppm.stage9.1.www" in long_name and len(long_name) < 600
     assert "\\nSECOND" in _refusal(tmp_path, {**zoo, "ppm.stage9.1.weight\nSECOND": np.zeros(1, np.float32)})
+    ours = _refusal(tmp_path, {**tiny_pspnet_weights, "cls.\n" + "w" * 20000: np.zeros(1, np.float32)})
+    assert "unexpected in the checkpoint (1): cls.\\nwww" in ours and len(ours) < 600
     assert "auxiliary_branch.totally.bogus" in _refusal(tmp_path, {**zoo, "auxiliary_branch.totally.bogus":
                                                                   np.zeros(1, np.float32)})
     mixed = dict(tiny_pspnet_weights)
@@ -254,3 +256,14 @@ def test_misplaced_checkpoints_get_the_right_hint(tmp_path, tiny_pspnet_weights)
     del zoo["bn1.gamma"]
     message = _refusal(tmp_path, zoo, load="pretrained")
     assert "missing from the checkpoint (1): layer0.1.gamma" in message
+
+
+def test_a_zoo_file_that_does_not_fit_is_named_in_its_own_spelling(tmp_path, tiny_pspnet_weights):
+    """After the rename a missing or mis-shaped tensor is named as this network calls it and as the file does,
+    so the user can find it in their file."""
+    zoo = _zoo_names_of(tiny_pspnet_weights)
+    del zoo["backbone.layer2.0.conv1.weight"]
+    zoo["ppm.stage2.0.weight"] = np.zeros((1, 1, 1, 1), np.float32)
+    message = _refusal(tmp_path, zoo)
+    assert "layer1.0.conv1.weight (in the file: backbone.layer2.0.conv1.weight)" in message
+    assert "ppm.features.1.1.weight: checkpoint (1, 1, 1, 1)" in message and "(in the file: ppm.stage2.0.weight)" in message

@@ -312,8 +312,8 @@ class Trainer:
 def load_pretrained(net, path: str, allow_non_finite: bool = False) -> List[str]:
     """ImageNet weights for the backbone, strictly (only ppm/cls/aux may stay initial): this project's names,
     or the model zoo's ``resnet_deepbase.ckpt`` names mapped by name (:func:`src.checkpoint.read_weights`)."""
-    params = read_weights(path)
-    return load_params_strict(net, params, path, allow_missing=("ppm.", "cls.", "aux."),
+    params, zoo = read_weights(path)
+    return load_params_strict(net, params, path, allow_missing=("ppm.", "cls.", "aux."), zoo=zoo,
                               allow_non_finite=allow_non_finite)
 
 
