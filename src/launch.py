@@ -46,9 +46,12 @@ def read_rank_table(path: str) -> List[Tuple[str, List[Tuple[int, int]]]]:
         raise RankTableError(f"rank table {path}: {p.stat().st_size} bytes is too large for a rank table")
     try:
         text = p.read_text(encoding="utf-8")
-        _check_depth(text, path)
+    except UnicodeDecodeError as exc:
+        raise RankTableError(f"rank table {path}: not valid JSON ({str(exc)[:120]})") from None
+    _check_depth(text, path)  # its own message; it is a ValueError too, so it is not caught with json's below
+    try:
         table = json.loads(text)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except ValueError as exc:
         raise RankTableError(f"rank table {path}: not valid JSON ({str(exc)[:120]})") from None
     servers = table.get("server_list") if isinstance(table, dict) else None
     if not isinstance(servers, list) or not servers:

@@ -113,8 +113,9 @@ def test_hostile_rank_tables_are_one_line_not_a_traceback(tmp_path):
     """A million '[' (json recurses per level), and a server_id that would inject a line into the launcher's plan."""
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 1_000_000)
-    with pytest.raises(RankTableError, match="nested more than 16 levels"):
+    with pytest.raises(RankTableError, match="nested more than 16 levels") as info:
         read_rank_table(str(deep))
+    assert "not valid JSON" not in str(info.value) and str(info.value).count(str(deep)) == 1  # not re-wrapped
     table = _table(tmp_path, servers=(("10.0.0.1", 1),))
     data = json.loads(table.read_text())
     data["server_list"][0]["server_id"] = "10.0.0.1\n7 0"
