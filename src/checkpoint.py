@@ -14,7 +14,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn
 
-from src.checkpoint_format import CheckpointError, from_zoo_names, read_checkpoint, shown, zoo_kind, zoo_spelling
+from src.checkpoint_format import CheckpointError, from_zoo_names, read_checkpoint, shown, shown_names, zoo_spelling
 from src.outputs import (OutputFolder, OutputPathError, ensure_output_file, file_sha256, free_bytes,
                          save_checkpoint_file, write_text)
 
@@ -54,9 +54,8 @@ def _format_problems(source: str, missing: List[str], unexpected: List[str], mis
     """One line: what does not match, and the likely fix when the mismatch has a known cause. For a file in the
     model zoo's names (``zoo``: its kind), each of our names is followed by the file's spelling of it."""
     def spelled(items: List[str]) -> List[str]:
-        names = [i.split(":")[0] for i in items]
-        return [f"{i} (in the file: {zoo_spelling(n, zoo)})" if zoo and zoo_spelling(n, zoo) != n else i
-                for i, n in zip(items, names)]
+        theirs = [zoo_spelling(i.split(":")[0], zoo) if zoo else i.split(":")[0] for i in items]
+        return [f"{i} (in the file: {t})" if t != i.split(":")[0] else i for i, t in zip(items, theirs)]
 
     parts = []  # missing and mis-shaped names are the network's own; unexpected ones come from the file
     for title, items in (("missing from the checkpoint", spelled(missing)), ("unexpected in the checkpoint",
@@ -91,10 +90,6 @@ def non_finite_names(params: Mapping[str, np.ndarray]) -> List[str]:
             if np.asarray(v).dtype.kind == "f" and not np.isfinite(np.asarray(v)).all()]
 
 
-def _short(items: List[str], n: int = 10) -> str:
-    return ", ".join(shown(i) for i in items[:n]) + (f" ... ({len(items) - n} more)" if len(items) > n else "")
-
-
 def load_params_strict(net: nn.Cell, params: Mapping[str, np.ndarray], source: str = "<memory>",
                        allow_missing: Sequence[str] = (), allow_unexpected: Sequence[str] = (),
                        allow_non_finite: bool = False, zoo: str = "") -> List[str]:
@@ -121,11 +116,11 @@ def load_params_strict(net: nn.Cell, params: Mapping[str, np.ndarray], source: s
     _check_dtypes(net_params, params, source)
     bad = non_finite_names({n: params[n] for n in net_params if n in params})
     if bad and not allow_non_finite:
-        raise NonFiniteWeights(f"{source}: {len(bad)} parameters hold NaN or infinite values: {_short(bad)}; a network "
+        raise NonFiniteWeights(f"{source}: {len(bad)} parameters hold NaN or infinite values: {shown_names(bad, 10)}; a network "
                               f"with them predicts nonsense. Set model.allow_non_finite true to load it anyway")
     if bad:
         logger.warning("%s: loading %d parameters with NaN or infinite values (allowed): %s", source, len(bad),
-                       _short(bad))
+                       shown_names(bad, 10))
     loaded = []
     for name, p in net_params.items():
         if name in params:
@@ -170,7 +165,7 @@ def read_weights(path: str | os.PathLike) -> Tuple[Dict[str, np.ndarray], str]:
     model zoo's kind of names the file had ("" for ours): a checkpoint of the MindSpore model zoo's PSPNet or of
     its ResNet backbone is renamed (:func:`from_zoo_names`)."""
     params = {n: v for n, v in read_checkpoint(path).items() if not is_training_state(n)}
-    return from_zoo_names(params, str(path)), zoo_kind(params)
+    return from_zoo_names(params, str(path))
 
 
 def is_training_state(name: str) -> bool:

@@ -101,7 +101,8 @@ def _entry_array(path: Path, name: str, dims: List[int], dtype: str, parts: List
     return np.frombuffer(parts[0] if len(parts) == 1 else b"".join(parts), np_dtype).reshape(shape)
 
 
-def _names(names: List[str], n: int = 6) -> str:
+def shown_names(names: List[str], n: int = 6) -> str:
+    """The first ``n`` of ``names`` as :func:`shown`, and how many more there are."""
     return ", ".join(shown(x) for x in names[:n]) + (f" ... ({len(names) - n} more)" if len(names) > n else "")
 
 
@@ -173,12 +174,13 @@ def zoo_spelling(name: str, kind: str) -> str:
     return f"auxiliary_branch.{rest}" if module == "aux" else name
 
 
-def from_zoo_names(params: Mapping[str, np.ndarray], source: str) -> Dict[str, np.ndarray]:
+def from_zoo_names(params: Mapping[str, np.ndarray], source: str) -> Tuple[Dict[str, np.ndarray], str]:
     """``params`` under this network's names when they carry the model zoo's (a rename: every entry is kept or
-    the whole file refused in one line naming what has no place); other checkpoints are returned as they are."""
+    the whole file refused in one line naming what has no place), and the kind of the zoo's names (:func:`zoo_kind`,
+    "" for any other checkpoint, which is returned as it is)."""
     kind = zoo_kind(params)
     if not kind:
-        return dict(params)
+        return dict(params), kind
     out: Dict[str, np.ndarray] = {}
     unknown, sources, classifier = [], {}, []
     for name, value in params.items():
@@ -187,7 +189,7 @@ def from_zoo_names(params: Mapping[str, np.ndarray], source: str) -> Dict[str, n
             classifier.append(name)  # ImageNet's classifier, as the converter skips a .pth's fc.*
         elif new is None:
             unknown.append(name)
-        elif new in out:
+        elif new in out:  # not with today's whole-name patterns; kept so that no pattern can overwrite silently
             raise CheckpointError(f"{source}: {shown(sources[new])} and {shown(name)} are both {new} here; the file "
                                   f"holds one weight twice under two spellings and cannot be loaded by name")
         else:
@@ -196,14 +198,14 @@ def from_zoo_names(params: Mapping[str, np.ndarray], source: str) -> Dict[str, n
         ours = [n for n in unknown if re.match(r"(layer[0-4]|ppm\.features|aux)\.", n)]
         zoo_only = [old for new, old in sources.items() if old != new]
         if ours and zoo_only:
-            raise CheckpointError(f"{source}: mixes the model zoo's names ({len(zoo_only)}: {_names(zoo_only)}) with "
-                                  f"this network's ({len(ours)}: {_names(ours)}); a file has one or the other")
+            raise CheckpointError(f"{source}: mixes the model zoo's names ({len(zoo_only)}: {shown_names(zoo_only)}) with "
+                                  f"this network's ({len(ours)}: {shown_names(ours)}); a file has one or the other")
         raise CheckpointError(f"{source}: has {len(unknown)} entries that are neither this network's nor the model "
-                              f"zoo's {kind} names: {_names(unknown)}")
+                              f"zoo's {kind} names: {shown_names(unknown)}")
     if classifier:
         logger.warning("%s: skipped the ImageNet classifier, which has no place in PSPNet: %s", source,
                        ", ".join(classifier))
     logger.info("%s: the model zoo's %s names, mapped onto this network's (%d tensors)", source, kind, len(out))
     if kind == "pspnet":
         logger.warning("%s: %s", source, ZOO_PSPNET_NOTE)
-    return out
+    return out, kind
