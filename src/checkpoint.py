@@ -53,9 +53,10 @@ def _format_problems(source: str, missing: List[str], unexpected: List[str], mis
                      zoo: str = "") -> str:
     """One line: what does not match, and the likely fix when the mismatch has a known cause. For a file in the
     model zoo's names (``zoo``: its kind), each of our names is followed by the file's spelling of it."""
-    def spelled(items: List[str]) -> List[str]:
-        theirs = [zoo_spelling(i.split(":")[0], zoo) if zoo else i.split(":")[0] for i in items]
-        return [f"{i} (in the file: {t})" if t != i.split(":")[0] else i for i, t in zip(items, theirs)]
+    def spelled(items: List[str]) -> List[str]:  # an item is a name, or "name: why" for a mis-shaped one
+        names = [i.split(":")[0] for i in items]
+        theirs = [zoo_spelling(n, zoo) if zoo else n for n in names]
+        return [i if t == n else f"{i} (in the file: {t})" for i, n, t in zip(items, names, theirs)]
 
     parts = []  # missing and mis-shaped names are the network's own; unexpected ones come from the file
     for title, items in (("missing from the checkpoint", spelled(missing)), ("unexpected in the checkpoint",
