@@ -2,7 +2,7 @@
 
 Two graphs are compiled here, on CPU, the way they would run on Ascend: the
 training step (``TrainStep`` around the fixed-size network that
-``model.graph_form auto`` selects on Ascend: forward, backward and the SGD
+``model.graph_form auto`` selects on Ascend: forward, backward and the momentum
 update) and the network ``export.py`` writes.  Each is exported to MINDIR and
 its nodes counted.  Every primitive must be on the allowlist
 (``ascend_op_allowlist.yaml`` beside this file), which gives for each one the

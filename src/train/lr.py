@@ -36,11 +36,14 @@ def split_params(net: nn.Cell, head_prefixes: Sequence[str] = HEAD_PREFIXES) -> 
 
 def build_optimizer(net: nn.Cell, base_lr: float, total_steps: int, power: float = 0.9,
                     head_lr_mult: float = 10.0, momentum: float = 0.9, weight_decay: float = 1e-4,
-                    warmup_steps: int = 0) -> nn.SGD:
+                    warmup_steps: int = 0) -> nn.Momentum:
     """SGD with momentum and weight decay; the head's per-step lr is ``head_lr_mult`` x the backbone's.
 
-    The schedule is a per-step array indexed by the optimizer's
-    ``global_step``, so a resumed run continues it exactly.
+    ``nn.Momentum`` is PyTorch's ``SGD(momentum, weight_decay)`` step for step (the buffer starts at 0, so the
+    first step's buffer is the gradient) and is ~1/3 cheaper on CPU than ``nn.SGD``, which also keeps a
+    first-step flag per weight. The parameters go in groups, so MindSpore decays BatchNorm's gamma/beta too, as
+    the reference does (ungrouped, it would skip them). The schedule is a per-step array indexed by the
+    optimizer's ``global_step``, so a resumed run continues it exactly.
     """
     backbone, head = split_params(net)
     lr = poly_lr(base_lr, total_steps, power, warmup_steps)
@@ -48,7 +51,7 @@ def build_optimizer(net: nn.Cell, base_lr: float, total_steps: int, power: float
     if head:
         groups.append({"params": head, "lr": ms.Tensor((lr * np.float32(head_lr_mult)).astype(np.float32))})
     # The lr goes by position: MindSpore has announced renaming the keyword ``learning_rate`` to ``lr``.
-    return nn.SGD(groups, float(lr[0]), momentum=momentum, weight_decay=weight_decay)
+    return nn.Momentum(groups, float(lr[0]), momentum, weight_decay=weight_decay)
 
 
 def lr_tables(optimizer: nn.Optimizer) -> List[np.ndarray]:

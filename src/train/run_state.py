@@ -30,7 +30,9 @@ from src.outputs import OutputFolder
 logger = logging.getLogger(__name__)
 
 # What a training checkpoint holds beside the weights (src.checkpoint.is_training_state knows every one of them).
-OPTIMIZER_STATE_PREFIXES = ("global_step", "accum.", "stat.")
+OPTIMIZER_STATE_PREFIXES = ("global_step", "moments.")
+# nn.SGD's momentum buffers and first-step flags, in checkpoints written before the optimizer became nn.Momentum.
+SGD_BUFFER, SGD_FLAG = "accum.", "stat."
 LOOP_STATE_NAMES = ("epoch_num", "step_num", "best_miou")
 SCHEDULE_PREFIX = "schedule."
 LOCAL_BEST_NAME = "local_best_miou"  # this device's best mIoU on its own shard (absent from older checkpoints)
@@ -103,6 +105,36 @@ def resume_position(params: Optional[Mapping[str, np.ndarray]], path: Optional[P
     return _counter(params, "epoch_num", path), _counter(params, "step_num", path)
 
 
+def saved_optimizer_state(params: Mapping[str, np.ndarray], path: str | os.PathLike) -> Dict[str, np.ndarray]:
+    """A training checkpoint's optimizer entries under nn.Momentum's names.
+
+    A checkpoint from before the switch holds nn.SGD's ``accum.X`` (the momentum buffer) and ``stat.X`` (1 until
+    X's first update, when nn.SGD takes the gradient itself as the buffer). nn.Momentum does the same update with
+    a zero buffer, so ``moments.X`` is ``accum.X`` where the flag is 0 and 0 where it is set: the run continues
+    exactly as nn.SGD would have. A file that mixes both spellings, or whose buffers and flags do not pair up, is
+    refused naming the entry.
+    """
+    saved = {n: v for n, v in params.items() if n.startswith(OPTIMIZER_STATE_PREFIXES)}
+    buffers = {n[len(SGD_BUFFER):]: v for n, v in params.items() if n.startswith(SGD_BUFFER)}
+    flags = {n[len(SGD_FLAG):]: v for n, v in params.items() if n.startswith(SGD_FLAG)}
+    if not buffers and not flags:
+        return saved
+    if any(n.startswith("moments.") for n in saved):
+        raise CheckpointError(f"{path} holds both nn.Momentum's moments.* and nn.SGD's accum.*/stat.* entries; "
+                              f"a checkpoint of this program has one or the other")
+    unpaired = sorted(set(buffers) ^ set(flags))
+    if unpaired:
+        has, lacks = (SGD_BUFFER, SGD_FLAG) if unpaired[0] in buffers else (SGD_FLAG, SGD_BUFFER)
+        raise CheckpointError(f"{path}: {has}{unpaired[0]} has no {lacks}{unpaired[0]} beside it")
+    for name, buffer in buffers.items():
+        buffer, flag = np.asarray(buffer), np.asarray(flags[name])
+        if flag.shape != buffer.shape:
+            raise CheckpointError(f"{path}: {SGD_FLAG}{name} has shape {flag.shape}, its buffer {buffer.shape}")
+        saved["moments." + name] = np.where(flag != 0, np.zeros((), buffer.dtype), buffer)
+    logger.info("%s: written with nn.SGD by an earlier version; its momentum buffers continue as nn.Momentum's", path)
+    return saved
+
+
 def load_train_state(params: Mapping[str, np.ndarray], path: str | os.PathLike, net: nn.Cell,
                      optimizer: nn.Optimizer, rank: int = 0) -> TrainState:
     """Restore weights (strict), optimizer state (strict) and the loop counters from the training checkpoint
@@ -114,7 +146,7 @@ def load_train_state(params: Mapping[str, np.ndarray], path: str | os.PathLike, 
     weights = {n: v for n, v in params.items() if not is_training_state(n)}
     load_params_strict(net, weights, str(path))
     opt = optimizer_state(optimizer)
-    opt_saved = {n: v for n, v in params.items() if n.startswith(OPTIMIZER_STATE_PREFIXES)}
+    opt_saved = saved_optimizer_state(params, path)
     missing = sorted(set(opt) - set(opt_saved))
     unexpected = sorted(set(opt_saved) - set(opt))
     if missing or unexpected:
@@ -136,7 +168,7 @@ def load_train_state(params: Mapping[str, np.ndarray], path: str | os.PathLike, 
     return state
 
 
-BEST_INFO = "best.json"  # best.ckpt's mIoU, so resuming need not read a second ~590 MB file
+BEST_INFO = "best.json"  # best.ckpt's mIoU, so resuming need not read a second ~390 MB file
 
 
 def save_best_checkpoint(folder: OutputFolder, sub: str, net: nn.Cell, optimizer: nn.Optimizer,

@@ -43,9 +43,9 @@ def test_training_step_and_export_hold_only_allowlisted_primitives(graphs):
     allowlist = load_allowlist()
     check_graphs(graphs, allowlist)  # raises, naming them, if a primitive is not listed
     train, export = graphs["train"], graphs["export"]
-    for op in ("Conv2D", "Conv2DBackpropFilter", "BatchNormGrad", "SGD", "MatMulExt", "MaxPool"):
+    for op in ("Conv2D", "Conv2DBackpropFilter", "BatchNormGrad", "ApplyMomentum", "MatMulExt", "MaxPool"):
         assert train.get(op, 0) > 0, op  # the backward and the update really are in the training graph
-    assert "SGD" not in export and export["Conv2D"] == 25  # 19 backbone + 4 PPM + 2 cls convs (tiny network)
+    assert "ApplyMomentum" not in export and export["Conv2D"] == 25  # 19 backbone + 4 PPM + 2 cls convs (tiny network)
     aicpu_only = yaml.safe_load(ALLOWLIST.read_text())["aicpu_only"]
     for name, counts in graphs.items():
         assert not set(aicpu_only) & set(counts), name

@@ -148,3 +148,92 @@ def test_batch_must_split_over_devices(shapes, tmp_path):
     cfg = tiny_config(shapes, tmp_path / "x", train={"batch_size": 3})
     with pytest.raises(ValueError, match="not divisible by 2 devices"):
         build_train_pipeline(cfg.data, cfg.train, 0, 2)
+
+
+def _sgd_as_before(net, base_lr: float, steps: int, weight_decay: float):
+    """The optimizer before nn.Momentum: nn.SGD over the same two groups (its checkpoints hold accum./stat.)."""
+    from mindspore import nn
+
+    backbone, head = split_params(net)
+    lr = poly_lr(base_lr, steps)
+    groups = [{"params": backbone, "lr": ms.Tensor(lr)}, {"params": head, "lr": ms.Tensor(lr * np.float32(2))}]
+    return nn.SGD(groups, float(lr[0]), momentum=0.9, weight_decay=weight_decay)
+
+
+def test_momentum_steps_as_sgd_did_and_an_sgd_checkpoint_resumes_exactly(tmp_path):
+    """build_optimizer's nn.Momentum updates every weight (BatchNorm's gamma/beta decayed too) as nn.SGD did, and
+    a training checkpoint nn.SGD wrote continues under nn.Momentum exactly where nn.SGD would have gone."""
+    from src.checkpoint import save_checkpoint_atomic
+    from src.train.run_state import load_train_state
+    from src.train.step import NetWithLoss, TrainStep
+
+    rng = np.random.default_rng(0)
+    x = ms.Tensor(rng.standard_normal((2, 3, 33, 33)).astype(np.float32))
+    y = ms.Tensor(rng.integers(0, 3, (2, 33, 33)).astype(np.int32))
+
+    def make(sgd: bool, init=None):
+        net = PSPNet(classes=3, layers=TINY_DEPTH, width_divisor=TINY, dropout=0.0)
+        for p in net.get_parameters() if init else ():
+            p.set_data(ms.Tensor(init[p.name]))
+        opt = (_sgd_as_before(net, 0.05, 10, 0.01) if sgd
+               else build_optimizer(net, 0.05, 10, head_lr_mult=2.0, weight_decay=0.01))
+        step = TrainStep(NetWithLoss(net), opt)
+        step.set_train(True)
+        return net, opt, step
+
+    def weights(net):
+        return {p.name: p.asnumpy().copy() for p in net.get_parameters()}  # asnumpy may share the memory
+
+    old_net, old_opt, old_step = make(sgd=True)
+    start = weights(old_net)
+    new_net, new_opt, new_step = make(sgd=False, init=start)
+    for _ in range(2):
+        old_step(x, y), new_step(x, y)
+    after = weights(new_net)
+    gamma = next(n for n in after if n.endswith("gamma"))
+    assert not np.allclose(after[gamma], start[gamma])  # moved (its gradient plus the decay)
+    for name, value in weights(old_net).items():
+        np.testing.assert_allclose(after[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+    legacy = [p for p in old_opt.get_parameters() if p.name.startswith(("accum.", "stat.", "global_step"))]
+    assert {p.name.split(".")[0] for p in legacy} == {"accum", "stat", "global_step"}
+    entries = [{"name": p.name, "data": p.data} for p in old_net.get_parameters()]
+    entries += [{"name": p.name, "data": p.data} for p in legacy]
+    entries += [{"name": n, "data": ms.Tensor(np.array([v], t))}
+                for n, v, t in (("epoch_num", 1, np.int32), ("step_num", 2, np.int32), ("best_miou", 0.5, np.float32))]
+    path = save_checkpoint_atomic(entries, tmp_path / "sgd.ckpt")
+    resumed_net, resumed_opt, resumed_step = make(sgd=False)
+    state = load_train_state(read_checkpoint(path), path, resumed_net, resumed_opt)
+    assert state.step == 2 and int(resumed_opt.global_step.asnumpy().reshape(-1)[0]) == 2
+    old_step(x, y), resumed_step(x, y)
+    for name, value in weights(old_net).items():
+        np.testing.assert_allclose(weights(resumed_net)[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("change, needle", [
+    ("mixed", "both nn.Momentum's moments.* and nn.SGD's accum.*/stat.*"),
+    ("no flag", r"accum\.cls\.4\.bias has no stat\.cls\.4\.bias"),
+    ("no buffer", r"stat\.cls\.4\.bias has no accum\.cls\.4\.bias"),
+    ("flag shape", r"stat\.cls\.4\.bias has shape \(1,\)"),
+])
+def test_an_sgd_checkpoint_whose_entries_do_not_pair_up_is_refused(change, needle):
+    from src.checkpoint import CheckpointError
+    from src.train.run_state import saved_optimizer_state
+
+    params = {"global_step": np.array([3], np.int32), "accum.cls.4.bias": np.ones(3, np.float32),
+              "stat.cls.4.bias": np.zeros(3, np.float32), "accum.cls.4.weight": np.ones((3, 2, 1, 1), np.float32),
+              "stat.cls.4.weight": np.zeros((3, 2, 1, 1), np.float32)}
+    ok = saved_optimizer_state(params, "run.ckpt")
+    assert sorted(ok) == ["global_step", "moments.cls.4.bias", "moments.cls.4.weight"]
+    flagged = saved_optimizer_state({**params, "stat.cls.4.bias": np.array([0, 1, 0], np.float32)}, "run.ckpt")
+    np.testing.assert_array_equal(flagged["moments.cls.4.bias"], [1, 0, 1])  # not yet updated: a zero buffer
+    if change == "mixed":
+        params["moments.cls.4.weight"] = params["accum.cls.4.weight"]
+    elif change == "no flag":
+        del params["stat.cls.4.bias"]
+    elif change == "no buffer":
+        del params["accum.cls.4.bias"]
+    else:
+        params["stat.cls.4.bias"] = np.zeros(1, np.float32)
+    with pytest.raises(CheckpointError, match=rf"run\.ckpt.*{needle}"):
+        saved_optimizer_state(params, "run.ckpt")
