@@ -14,7 +14,8 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn
 
-from src.checkpoint_format import CheckpointError, from_zoo_names, read_checkpoint, shown, shown_names, zoo_spelling
+from src.checkpoint_format import CheckpointError, from_zoo_names, read_checkpoint, zoo_spelling
+from src.errors import shown, shown_names
 from src.outputs import (OutputFolder, OutputPathError, ensure_output_file, file_sha256, free_bytes,
                          save_checkpoint_file, write_text)
 

@@ -15,7 +15,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from src.errors import PSPNetError
+from src.errors import PSPNetError, shown, shown_names
 
 logger = logging.getLogger(__name__)
 
@@ -99,17 +99,6 @@ def _entry_array(path: Path, name: str, dims: List[int], dtype: str, parts: List
         raise CheckpointError(f"{path}: {name} declares {dtype} {list(shape)} ({need} bytes) but holds {have} "
                               f"bytes; the file is damaged or was not written by a save")
     return np.frombuffer(parts[0] if len(parts) == 1 else b"".join(parts), np_dtype).reshape(shape)
-
-
-def shown_names(names: List[str], n: int = 6) -> str:
-    """The first ``n`` of ``names`` as :func:`shown`, and how many more there are."""
-    return ", ".join(shown(x) for x in names[:n]) + (f" ... ({len(names) - n} more)" if len(names) > n else "")
-
-
-def shown(name: str, limit: int = 100) -> str:
-    """A name from a file as a message may show it: control characters escaped, at most ``limit`` characters."""
-    text = name if name.isprintable() else repr(name)[1:-1]
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 # The MindSpore model zoo's PSPNet (research/cv/PSPNet): its ResNet cell (resnet_deepbase.ckpt) and its PSPNet

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from src.errors import PSPNetError
+from src.errors import PSPNetError, has_control_chars, shown
 
 
 class ConfigError(PSPNetError, ValueError):
@@ -375,6 +375,9 @@ def _check_value(value: Any, tp: Any, key: str, source: str) -> Any:
     if tp is str:
         if not isinstance(value, str):
             raise bad
+        if has_control_chars(value):
+            raise ConfigError(f"{source}: key '{key}' holds control characters ({shown(value)}); no path, name or "
+                              f"choice has them")
         return value
     raise bad
 
@@ -389,12 +392,12 @@ def _set_key(cfg: Config, dotted: str, value: Any, source: str) -> None:
         section, key = dotted.split(".", 1)
         if section not in SECTIONS:
             raise ConfigError(
-                f"{source}: unknown section '{section}' in key '{dotted}' (sections: {', '.join(SECTIONS)})"
+                f"{source}: unknown section '{shown(section)}' in key '{shown(dotted)}' (sections: {', '.join(SECTIONS)})"
             )
     else:
         owners = [s for s in SECTIONS if dotted in _field_types(type(getattr(cfg, s)))]
         if not owners:
-            raise ConfigError(f"{source}: unknown key '{dotted}'")
+            raise ConfigError(f"{source}: unknown key '{shown(dotted)}'")
         if len(owners) > 1:
             raise ConfigError(
                 f"{source}: key '{dotted}' is ambiguous, write one of "
@@ -405,7 +408,7 @@ def _set_key(cfg: Config, dotted: str, value: Any, source: str) -> None:
     types = _field_types(type(obj))
     if key not in types:
         raise ConfigError(
-            f"{source}: unknown key '{section}.{key}' (known: {', '.join(sorted(types))})"
+            f"{source}: unknown key '{section}.{shown(key)}' (known: {', '.join(sorted(types))})"
         )
     checked = _check_value(value, types[key], f"{section}.{key}", source)
     choices = _CHOICES.get(f"{section}.{key}")
@@ -427,12 +430,12 @@ def config_from_dict(raw: Any, source: str = "<dict>") -> Config:
     for section, values in raw.items():
         if section not in SECTIONS:
             raise ConfigError(
-                f"{source}: unknown section '{section}' (sections: {', '.join(SECTIONS)})"
+                f"{source}: unknown section '{shown(section)}' (sections: {', '.join(SECTIONS)})"
             )
         if values is None:
             continue
         if not isinstance(values, dict):
-            raise ConfigError(f"{source}: section '{section}' must be a mapping")
+            raise ConfigError(f"{source}: section '{shown(section)}' must be a mapping")
         for key, value in values.items():
             _set_key(cfg, f"{section}.{key}", value, source)
     validate(cfg)

@@ -41,7 +41,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from src.errors import PSPNetError
+from src.errors import PSPNetError, shown, shown_names
 
 logger = logging.getLogger(__name__)
 
@@ -181,20 +181,20 @@ class _PendingTensor(_Frozen):
             storage, base_offset = storage
         flat = storage.data
         if flat is None:
-            raise PthError(f"{source}: tensor refers to storage '{storage.key}' whose data is missing")
+            raise PthError(f"{source}: tensor refers to storage '{shown(storage.key)}' whose data is missing")
         offset = base_offset + self.offset
         if any(s < 0 for s in self.size) or any(s < 0 for s in self.stride) or offset < 0:
-            raise PthError(f"{source}: tensor with negative size/stride/offset in storage '{storage.key}'")
+            raise PthError(f"{source}: tensor with negative size/stride/offset in storage '{shown(storage.key)}'")
         numel = math.prod(self.size)
         if numel == 0:
             return np.zeros(self.size, dtype=_out_dtype(storage.stype))
         if numel > flat.size:
             raise PthError(f"{source}: tensor of size {self.size} ({numel} elements) is larger than its storage "
-                           f"'{storage.key}' ({flat.size} elements): repeated (stride-0) views are refused")
+                           f"'{shown(storage.key)}' ({flat.size} elements): repeated (stride-0) views are refused")
         last = offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
         if last >= flat.size:
             raise PthError(f"{source}: tensor of size {self.size} reads past the end of storage "
-                           f"'{storage.key}' ({flat.size} elements)")
+                           f"'{shown(storage.key)}' ({flat.size} elements)")
         need = numel * np.dtype(_out_dtype(storage.stype)).itemsize
         if need > budget["left"]:
             raise PthError(f"{source}: its tensors would take more memory than the {budget['total']} bytes that "
@@ -262,12 +262,12 @@ def _allowed_globals() -> Dict[Tuple[str, str], Any]:
 
 def _refusal(source: str, module: str, name: str) -> PthError:
     if module == "torch" and name.endswith("Storage") and name.isidentifier():
-        return PthError(f"{source}: unsupported tensor type torch.{name} (complex, float8 or quantized weights); "
-                        f"this reader converts {', '.join(sorted(STORAGE_TYPES))[:160]} ...: save the weights "
-                        f"as float32")
+        return PthError(f"{source}: unsupported tensor type torch.{shown(name)} (complex, float8 or quantized "
+                        f"weights); this reader converts {', '.join(sorted(STORAGE_TYPES))[:160]} ...: save the "
+                        f"weights as float32")
     return PthError(
-        f"{source}: refusing to load '{module}.{name}': only tensors and plain containers are allowed in a "
-        f"weights file (a .pth is a pickle and could run code). If this file is trusted, re-save only its "
+        f"{source}: refusing to load '{shown(module)}.{shown(name)}': only tensors and plain containers are allowed "
+        f"in a weights file (a .pth is a pickle and could run code). If this file is trusted, re-save only its "
         f"state dict: torch.save(model.state_dict(), 'clean.pth')")
 
 
@@ -348,8 +348,8 @@ def _scan_pickle(data: memoryview, start: int, source: str, what: str, globals_a
                 strings.append(arg)
             if op.name in ("GLOBAL", "STACK_GLOBAL") and not globals_allowed:
                 module, name = arg.split(" ", 1) if op.name == "GLOBAL" else tuple(strings)
-                raise PthError(f"{source}: the {what} pickle imports '{module}.{name}', but it may hold only plain "
-                               f"values; refusing it (a .pth is a pickle and could run code)")
+                raise PthError(f"{source}: the {what} pickle imports '{shown(module)}.{shown(name)}', but it may "
+                               f"hold only plain values; refusing it (a .pth is a pickle and could run code)")
             if op.name == "STOP":
                 return stream.tell()
     except PthError:
@@ -468,7 +468,7 @@ def read_member(fh: Any, info: zipfile.ZipInfo, source: str, file_size: int) -> 
     time with an output cap of the declared size plus one byte: the first
     byte past the declaration refuses the file.  The CRC is checked too.
     """
-    name = info.filename
+    name = shown(info.filename)  # for messages only
     if info.flag_bits & 0x1:
         raise PthError(f"{source}: archive member {name} is encrypted")
     methods = {zipfile.ZIP_STORED: None, zipfile.ZIP_DEFLATED: _ZlibRaw, zipfile.ZIP_BZIP2: bz2.BZ2Decompressor}
@@ -503,7 +503,7 @@ def read_member(fh: Any, info: zipfile.ZipInfo, source: str, file_size: int) -> 
 
 def _inflate(fh: Any, info: zipfile.ZipInfo, source: str, packed: int, declared: int, methods: Dict) -> bytearray:
     """Decompress ``packed`` bytes from ``fh``, refusing at the first byte past ``declared``."""
-    name = info.filename
+    name = shown(info.filename)  # for messages only
     if info.compress_type == zipfile.ZIP_LZMA:
         head = fh.read(9)
         dec = _zip_lzma(head, source, name)
@@ -530,7 +530,7 @@ def _load_zip(path: Path, source: str, file_size: int) -> Any:
         names = [info.filename for info in zf.infolist()]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:  # zipfile reads the last copy of a name; which one torch reads is another matter
-            raise PthError(f"{source}: the archive holds {', '.join(twice[:3])} more than once; a file torch.save "
+            raise PthError(f"{source}: the archive holds {shown_names(twice, 3)} more than once; a file torch.save "
                            f"wrote never does - refusing it")
         infos = {info.filename: info for info in zf.infolist()}
         declared = sum(info.file_size for info in infos.values())
@@ -556,10 +556,10 @@ def _load_zip(path: Path, source: str, file_size: int) -> Any:
             if key not in storages:
                 entry = f"{prefix}data/{key}"
                 if entry not in infos:
-                    raise PthError(f"{source}: storage '{key}' is missing from the archive ({entry})")
+                    raise PthError(f"{source}: storage '{shown(key)}' is missing from the archive ({shown(entry)})")
                 want = numel * stype.dtype.itemsize
                 if infos[entry].file_size != want:
-                    raise PthError(f"{source}: storage '{key}' declares {numel} elements ({want} bytes) but its "
+                    raise PthError(f"{source}: storage '{shown(key)}' declares {numel} elements ({want} bytes) but its "
                                    f"archive member holds {infos[entry].file_size} bytes")
                 raw = read_member(fh, infos[entry], source, file_size)
                 st = _Storage(key, stype, numel)
@@ -567,7 +567,7 @@ def _load_zip(path: Path, source: str, file_size: int) -> Any:
                 storages[key] = st
                 stored[0] += want
             elif storages[key].stype.dtype != stype.dtype or storages[key].numel != numel:
-                raise PthError(f"{source}: storage '{key}' is declared twice with different types or sizes")
+                raise PthError(f"{source}: storage '{shown(key)}' is declared twice with different types or sizes")
             return storages[key]
 
         data = memoryview(read_member(fh, infos[pkl[0]], source, file_size))
@@ -595,7 +595,7 @@ def _load_legacy(path: Path, source: str) -> Any:
             storages[root_key] = _Storage(root_key, stype, numel)
         root = storages[root_key]
         if root.stype.dtype != stype.dtype:
-            raise PthError(f"{source}: storage '{root_key}' is declared with two types")
+            raise PthError(f"{source}: storage '{shown(root_key)}' is declared with two types")
         if view is not None:
             if not isinstance(view, tuple) or len(view) != 3 or type(view[1]) is not int or view[1] < 0:
                 raise PthError(f"{source}: malformed storage view {brief(view)}")
@@ -622,18 +622,18 @@ def _read_legacy_storages(data: memoryview, pos: int, keys: Any, storages: Dict[
             raise PthError(f"{source}: legacy data for unknown storage {brief(key)}")
         st = storages[key]
         if st.data is not None:
-            raise PthError(f"{source}: legacy data for storage '{key}' appears twice")
+            raise PthError(f"{source}: legacy data for storage '{shown(key)}' appears twice")
         if pos + 8 > len(data):
-            raise PthError(f"{source}: file ends before the data of storage '{key}' (truncated?)")
+            raise PthError(f"{source}: file ends before the data of storage '{shown(key)}' (truncated?)")
         (numel,) = struct.unpack_from("<q", data, pos)
         pos += 8
         nbytes = numel * st.stype.dtype.itemsize
         left = len(data) - pos
         if numel < 0 or nbytes > left:
-            raise PthError(f"{source}: storage '{key}' declares {numel} elements ({nbytes} bytes) but only {left} "
-                           f"bytes follow in the file (truncated or lying size)")
+            raise PthError(f"{source}: storage '{shown(key)}' declares {numel} elements ({nbytes} bytes) but only "
+                           f"{left} bytes follow in the file (truncated or lying size)")
         if numel != st.numel:
-            raise PthError(f"{source}: storage '{key}' holds {numel} elements but the state declares {st.numel}")
+            raise PthError(f"{source}: storage '{shown(key)}' holds {numel} elements but the state declares {st.numel}")
         st.data = np.frombuffer(data, dtype=st.stype.dtype, count=numel, offset=pos)
         pos += nbytes
         stored += nbytes

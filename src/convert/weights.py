@@ -22,7 +22,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from src.errors import PSPNetError
+from src.errors import PSPNetError, shown, shown_names
 
 logger = logging.getLogger(__name__)
 
@@ -57,16 +57,12 @@ class ConversionReport:
         lines = [f"kind {self.kind}, ResNet-{self.layers}, {'deep' if self.deep_stem else '7x7'} stem"
                  + (f", {self.classes} classes" if self.classes else ""),
                  f"mapped {len(self.mapped)} tensors",
-                 f"skipped {len(self.skipped)} (not network weights): " + _short(self.skipped)]
+                 f"skipped {len(self.skipped)} (not network weights): " + (shown_names(self.skipped, 8) or "-")]
         for title, items in (("unknown", self.unknown), ("shape mismatch", self.mismatched),
                              ("missing (network parameters not in the file)", self.missing)):
             if items:
-                lines.append(f"{title} {len(items)}: " + _short(items))
+                lines.append(f"{title} {len(items)}: " + shown_names(items, 8))
         return "\n".join(lines)
-
-
-def _short(items: List[str], n: int = 8) -> str:
-    return ", ".join(items[:n]) + (f" ... (+{len(items) - n})" if len(items) > n else "") if items else "-"
 
 
 def detect_kind(sd: Mapping[str, np.ndarray]) -> str:
@@ -133,7 +129,7 @@ def convert_state_dict(sd: Mapping[str, np.ndarray], kind: str = "auto", layers:
             report.skipped.append(key)
             continue
         if name in out:
-            raise ConversionError(f"two source keys map to '{name}' (second: '{key}')")
+            raise ConversionError(f"two source keys map to '{shown(name)}' (second: '{shown(key)}')")
         out[name] = _as_float32(value, key)
         report.mapped[key] = name
     return out, report
@@ -146,17 +142,17 @@ def _as_float32(value: np.ndarray, key: str) -> np.ndarray:
     if value.dtype == np.float32:
         return np.ascontiguousarray(value)
     if value.dtype.kind not in "fiub":
-        raise ConversionError(f"{key}: unsupported dtype {value.dtype} for a weight")
+        raise ConversionError(f"{shown(key)}: unsupported dtype {value.dtype} for a weight")
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is found and named below
         cast = value.astype(np.float32)
     if value.dtype.kind == "f" and not np.array_equal(np.isfinite(cast), np.isfinite(value)):
-        raise ConversionError(f"{key}: {value.dtype} values beyond float32's range (up to "
+        raise ConversionError(f"{shown(key)}: {value.dtype} values beyond float32's range (up to "
                               f"{float(np.abs(value[np.isfinite(value)]).max()):.3g}) would become inf")
     if value.dtype.kind in "iu" and value.size:
         back = cast.astype(value.dtype).reshape(-1)
         changed = np.flatnonzero(back != value.reshape(-1))
         if changed.size:
-            raise ConversionError(f"{key}: {value.dtype} values that float32 cannot hold exactly (e.g. "
+            raise ConversionError(f"{shown(key)}: {value.dtype} values that float32 cannot hold exactly (e.g. "
                                   f"{int(value.reshape(-1)[changed[0]])})")
     return np.ascontiguousarray(cast)
 
@@ -176,7 +172,7 @@ def check_against(params: Dict[str, np.ndarray], report: ConversionReport,
     report.unknown, report.mismatched = unknown, mismatched
     report.missing = [n for n in expected if n not in params]
     if (unknown or mismatched) and not allow_mismatch:
-        shown = "; ".join(f"{t} ({len(v)}): {_short(v, 4)}" for t, v in (("unknown", unknown),
+        shown = "; ".join(f"{t} ({len(v)}): {shown_names(v, 4)}" for t, v in (("unknown", unknown),
                                                                             ("shape mismatch", mismatched)) if v)
         stem = any(m.startswith("layer0.0.weight:") for m in mismatched)
         seven = any(re.match(r"layer0\.0\.weight: file \(\d+, \d+, 7, 7\)", m) for m in mismatched)
@@ -227,17 +223,20 @@ def _convert_into(src: str, name: str, folder, kind: str, layers: Optional[int],
     sd = extract_state_dict(load_pth(src), src)
     bad = non_finite_names(sd)
     if bad and not allow_non_finite:
-        raise ConversionError(f"{src}: {len(bad)} tensors hold NaN or infinite values: {_short(bad, 10)}; nothing was "
-                              f"written. Pass --allow-non-finite to convert them anyway")
+        raise ConversionError(f"{src}: {len(bad)} tensors hold NaN or infinite values: {shown_names(bad, 10)}; "
+                              f"nothing was written. Pass --allow-non-finite to convert them anyway")
     if bad:
         logger.warning("%s: converting %d tensors with NaN or infinite values (allowed): %s", src, len(bad),
-                       _short(bad, 10))
-    params, report = convert_state_dict(sd, kind, layers)
-    expected = network_shapes(report.layers, report.deep_stem, report.classes or 21,
-                              backbone_only=report.kind != "semseg_pspnet")
-    if report.kind == "semseg_pspnet" and "aux.0.weight" not in params:
-        expected = {n: s for n, s in expected.items() if not n.startswith("aux.")}
-    params = check_against(params, report, expected, allow_mismatch)
+                       shown_names(bad, 10))
+    try:  # these two see only the weights: the message gets the file's name here
+        params, report = convert_state_dict(sd, kind, layers)
+        expected = network_shapes(report.layers, report.deep_stem, report.classes or 21,
+                                  backbone_only=report.kind != "semseg_pspnet")
+        if report.kind == "semseg_pspnet" and "aux.0.weight" not in params:
+            expected = {n: s for n, s in expected.items() if not n.startswith("aux.")}
+        params = check_against(params, report, expected, allow_mismatch)
+    except ConversionError as exc:
+        raise ConversionError(f"{src}: {exc}") from None
     if report.kind == "semseg_pspnet" and report.missing and not allow_mismatch:
         raise ConversionError(f"{src}: a full PSPNet checkpoint lacks network parameters:\n" + report.summary())
     dst = save_checkpoint_atomic(arrays_to_entries(params), name, folder)

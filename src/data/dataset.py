@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from src.data.labels import IGNORE, DatasetSpec
-from src.errors import PSPNetError
+from src.errors import PSPNetError, has_control_chars, shown
 from src.outputs import append_line
 
 logger = logging.getLogger(__name__)
@@ -78,10 +78,14 @@ def read_list(list_file: str | os.PathLike, data_root: str | os.PathLike, requir
         parts = [p.strip() for p in raw.split("\t")] if "\t" in raw else line.split()
         parts = [p for p in parts if p]
         if len(parts) > 2:
-            problems.append(f"{list_file}:{no}: expected 'image [label]', got {len(parts)} columns: {line!r}")
+            problems.append(f"{list_file}:{no}: expected 'image [label]', got {len(parts)} columns: {shown(line, 300)}")
             continue
         if len(parts) == 1 and require_labels:
-            problems.append(f"{list_file}:{no}: no label column: {line!r}")
+            problems.append(f"{list_file}:{no}: no label column: {shown(line, 300)}")
+            continue
+        odd = [p for p in parts if has_control_chars(p)]
+        if odd:
+            problems.append(f"{list_file}:{no}: a path holds control characters: {shown(odd[0], 300)}")
             continue
         image = str(root / parts[0])
         label = str(root / parts[1]) if len(parts) == 2 else None
@@ -90,9 +94,9 @@ def read_list(list_file: str | os.PathLike, data_root: str | os.PathLike, requir
                          for what in [_missing(path)] if what]
         samples.append(Sample(image, label, str(list_file), no))
     if problems:
-        shown = "\n  ".join(problems[:30])
+        listed = "\n  ".join(problems[:30])
         more = f"\n  ... and {len(problems) - 30} more" if len(problems) > 30 else ""
-        raise DataError(f"{len(problems)} problem(s) in {list_file}:\n  {shown}{more}")
+        raise DataError(f"{len(problems)} problem(s) in {list_file}:\n  {listed}{more}")
     if not samples:
         raise DataError(f"list file {list_file} has no samples")
     return samples

@@ -9,6 +9,7 @@ import numpy as np
 
 from src.data.dataset import DataError, read_image
 from src.evaluation.pictures import output_names, save_prediction
+from src.errors import has_control_chars, shown, shown_names
 from src.progress import Progress
 from src.outputs import OutputFolder, as_folder, output_writes
 from src.evaluation.protocol import Predict, Protocol, segment
@@ -27,8 +28,12 @@ def collect_images(inputs: Sequence[str]) -> List[Path]:
     found: List[Path] = []
     for item in inputs:
         path = Path(item)
+        if has_control_chars(str(path)):
+            raise DataError(f"input {shown(path, 300)}: its name holds control characters; rename it")
         if path.is_dir():
             for p in sorted(q for q in path.iterdir() if q.suffix.lower() in IMAGE_EXTENSIONS):
+                if has_control_chars(p.name):
+                    raise DataError(f"{shown(p, 300)}: the file's name holds control characters; rename it")
                 if p.is_file():
                     found.append(p)
                 else:
@@ -36,9 +41,9 @@ def collect_images(inputs: Sequence[str]) -> List[Path]:
         elif path.is_file():
             found.append(path)
         else:
-            raise DataError(f"input not found: {path}")
+            raise DataError(f"input not found: {shown(path, 300)}")
     if not found:
-        raise DataError(f"no images in {list(inputs)}")
+        raise DataError(f"no images in {shown_names(inputs, 6, 300)}")
     return found
 
 

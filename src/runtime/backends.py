@@ -19,7 +19,7 @@ import numpy as np
 
 from src.config import ModelConfig
 from src.checkpoint import CheckpointError, NonFiniteWeights, load_checkpoint_strict
-from src.errors import PSPNetError
+from src.errors import PSPNetError, shown, shown_names
 from src.outputs import OutputFolder, write_json
 from src.runtime.types import Predict
 
@@ -164,7 +164,7 @@ def check_mindir_input(path: str, batch: int, crop: Tuple[int, int]) -> None:
     want = [batch, 3, crop[0], crop[1]]
     if dims != want:
         layout = " (channels last? this project feeds NCHW)" if len(dims) == 4 and dims[3] == 3 else ""
-        raise BackendError(f"{path} takes input {dims} but evaluation feeds {want}{layout}; a MINDIR is fixed to "
+        raise BackendError(f"{path} takes input {shown(dims, 200)} but evaluation feeds {want}{layout}; a MINDIR is fixed to "
                            f"its export shape: use the export's batch and eval.test_h / test_w, or export again")
 
 
@@ -210,21 +210,21 @@ def check_onnx_model(path: str, batch: int, crop: Tuple[int, int], meta: Optiona
         raise BackendError(f"{path}: its input is {name.lower()}, not float32 (export it with export.py)")
     dims = [d.dim_value if d.HasField("dim_value") else d.dim_param or "?" for d in t.shape.dim]
     if len(dims) != 4:
-        raise BackendError(f"{path}: its input has {len(dims)} dimensions {dims}; expected (N, 3, H, W)")
+        raise BackendError(f"{path}: its input has {len(dims)} dimensions {shown(dims, 200)}; expected (N, 3, H, W)")
     if dims[1] != 3:
         layout = " (channels last? this project feeds NCHW)" if dims[3] == 3 else ""
-        raise BackendError(f"{path}: its input is {dims}, not (N, 3, H, W){layout}")
+        raise BackendError(f"{path}: its input is {shown(dims, 200)}, not (N, 3, H, W){layout}")
     want = [batch, 3, crop[0], crop[1]]
     if any(isinstance(d, int) and d != w for d, w in zip(dims, want)):
-        raise BackendError(f"{path} takes input {dims} but evaluation feeds {want}; use the export's batch and "
-                           f"eval.test_h / test_w")
+        raise BackendError(f"{path} takes input {shown(dims, 200)} but evaluation feeds {want}; use the export's "
+                           f"batch and eval.test_h / test_w")
     nested = [n.op_type for n in g.node if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
                                                 for a in n.attribute)]
     ops = {n.op_type for n in g.node}
     recorded = set(meta.get("onnx_ops", ONNX_OPS)) if meta else ONNX_OPS
     foreign = sorted((ops - ONNX_OPS) | (ops - recorded) | set(nested))
     if foreign or model.functions:
-        what = ", ".join(foreign[:8]) or "local functions"
+        what = shown_names(foreign, 8, 60) or "local functions"
         raise BackendError(f"{path}: operators this project's exports never use: {what}; refusing to run it "
                            f"(export the model with export.py)")
     out = g.output[0].type.tensor_type if len(g.output) else None

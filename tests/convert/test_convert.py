@@ -77,6 +77,7 @@ def test_shape_mismatch_and_unknown_key_refused(tmp_path, reference_keys):
     write_pth(sd, str(tmp_path / "bad.pth"))
     with pytest.raises(ConversionError) as info:
         convert_file(str(tmp_path / "bad.pth"), str(tmp_path / "bad.ckpt"))
+    assert str(info.value).startswith(f"{tmp_path / 'bad.pth'}: the weights do not fit")  # the file is named
     assert "layer1.0.conv1.weight" in str(info.value) and "layer9.weird" in str(info.value)
     assert not (tmp_path / "bad.ckpt").exists()
     report = convert_file(str(tmp_path / "bad.pth"), str(tmp_path / "bad.ckpt"), allow_mismatch=True)

@@ -1,0 +1,120 @@
+"""A name chosen by an attacker, carried by every kind of file the project reads: a .pth key and import, a
+checkpoint entry, a list file's path, a YAML key and value, an ONNX operator, a file in predict's input folder.
+
+Each reader refuses the file with one message that names it; the name reaches the message only through
+src.errors.shown (escaped, bounded), so no escape sequence reaches the terminal, no forged line reaches the log,
+and the message stays short. A reader that formats such a name itself fails here.
+"""
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from src.errors import PSPNetError, has_control_chars, shown
+
+ROOT = Path(__file__).resolve().parents[2]
+EVIL = "evil\x1b[2J\r\nFAKE LINE: all good\x07"  # clears the screen, then forges a log line and rings the bell
+LONG = EVIL + "x" * 5000
+
+
+def _checked(message: str, source) -> str:
+    assert str(source) in message, message
+    assert not has_control_chars(message.replace("\n  ", "  ")), repr(message)  # list problems: "\n  " each
+    assert not any(line.startswith("FAKE") for line in message.splitlines())
+    assert "evil\\x1b[2J" in message, message  # the name is shown, escaped
+    assert len(message) < 2000, len(message)
+    return message
+
+
+def _refused(call, source) -> str:
+    with pytest.raises(PSPNetError) as info:
+        call()
+    return _checked(str(info.value), source)
+
+
+def test_shown_escapes_and_bounds_without_reading_the_whole_text():
+    assert shown("layer0.0.weight") == "layer0.0.weight"
+    text = shown(LONG)
+    assert len(text) == 100 and text.endswith("...") and text.startswith("evil\\x1b[2J\\r\\nFAKE")
+    assert shown("a" * 100) == "a" * 100 and shown("a" * 101) == "a" * 97 + "..."
+    assert has_control_chars("a\x85b") and has_control_chars("\x7f") and not has_control_chars("caf\u00e9 \u00a0x")
+
+
+def test_a_pth_key(tmp_path):
+    from pth_writer import write_pth
+    from src.convert.weights import convert_file
+
+    layer3 = {f"layer3.{i}.conv1.weight": np.ones((1, 1, 1, 1), np.float32) for i in range(6)}  # ResNet-50's
+    path = tmp_path / "keys.pth"
+    write_pth({**layer3, LONG: np.ones(2, np.float32)}, str(path))
+    _refused(lambda: convert_file(str(path), str(tmp_path / "out.ckpt"), kind="semseg_backbone"), path)
+    assert not (tmp_path / "out.ckpt").exists()
+
+
+def test_a_pth_import(tmp_path):
+    from pth_writer import Raw, write_pth
+    from src.convert.pth import load_pth
+
+    module = LONG.encode()
+    raw = Raw(b"X" + struct.pack("<I", len(module)) + module + b"\x94\x8c\x06system\x94\x93")  # STACK_GLOBAL
+    path = tmp_path / "import.pth"
+    write_pth({"w": np.ones(2, np.float32), "evil": raw}, str(path))
+    _refused(lambda: load_pth(str(path)), path)
+
+
+def test_a_checkpoint_entry(tmp_path):
+    from mindspore import nn
+    from src.checkpoint import arrays_to_entries, load_checkpoint_strict, save_checkpoint_atomic
+
+    net = nn.Dense(2, 2)
+    params = {p.name: p.asnumpy() for p in net.get_parameters()}
+    path = save_checkpoint_atomic(arrays_to_entries({**params, LONG: np.ones(1, np.float32)}), tmp_path / "w.ckpt")
+    _refused(lambda: load_checkpoint_strict(net, str(path)), path)
+
+
+def test_a_list_file_path(tmp_path):
+    from src.data.dataset import read_list
+
+    listing = tmp_path / "train.txt"
+    listing.write_text(f"{LONG}.jpg {LONG}.png\n", encoding="utf-8")
+    _refused(lambda: read_list(listing, tmp_path), listing)
+
+
+@pytest.mark.parametrize("where", ["key", "value", "section"])
+def test_a_yaml_key_or_value(tmp_path, where):
+    import yaml
+    from src.config import load_config
+
+    text = {"key": {"model": {LONG: 1}}, "value": {"data": {"data_root": LONG}}, "section": {LONG: {}}}[where]
+    path = tmp_path / "hostile.yaml"
+    path.write_text(yaml.safe_dump(text), encoding="utf-8")
+    _refused(lambda: load_config(str(path)), path)
+
+
+def test_an_onnx_operator(tmp_path):
+    import onnx
+    from onnx import TensorProto as T, helper
+    from src.runtime.backends import make_predict
+
+    io = [helper.make_tensor_value_info(n, T.FLOAT, [2, c, 9, 9]) for n, c in (("x", 3), ("y", 6))]
+    graph = helper.make_graph([helper.make_node(LONG, ["x"], ["y"])], "g", io[:1], io[1:])
+    path = tmp_path / "op.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), str(path))
+    _refused(lambda: make_predict("onnx", str(path), None, 6, 2, (9, 9)), path)
+
+
+def test_a_file_name_in_predicts_input_folder(tmp_path):
+    from src.deploy.predict import collect_images
+
+    (tmp_path / "ok.png").write_bytes(b"")
+    (tmp_path / (EVIL.replace("\n", "") + ".png")).write_bytes(b"")  # a file name cannot hold "/"; "\n" it can
+    (tmp_path / (EVIL + ".png")).write_bytes(b"")
+    _refused(lambda: collect_images([str(tmp_path)]), tmp_path)
+
+
+def test_only_src_errors_escapes_text_for_messages():
+    """The one owner: no other module of src/ escapes or cuts file-derived text on its own way."""
+    owners = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "src").rglob("*.py")
+                    if "isprintable" in p.read_text(encoding="utf-8"))
+    assert owners == ["src/errors.py"]
