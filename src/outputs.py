@@ -33,7 +33,7 @@ from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, 
 
 import numpy as np
 
-from src.errors import PSPNetError
+from src.errors import PSPNetError, shown
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +92,8 @@ def ensure_output_file(path: str | os.PathLike, what: str) -> Path:
 def refuse_link(path: str | os.PathLike, what: str = "output") -> None:
     """One :class:`OutputPathError` when ``path`` is a symbolic link: nothing is ever written through one."""
     if os.path.islink(path):
-        raise OutputPathError(f"{what} {path} is a symbolic link (to {os.readlink(path)}); refusing to write "
-                              f"through it: remove the link or choose another name")
+        raise OutputPathError(f"{what} {path} is a symbolic link (to {shown(os.readlink(path), 300)}); refusing to "
+                              f"write through it: remove the link or choose another name")
 
 
 def free_bytes(path: str | os.PathLike) -> int:
@@ -509,8 +509,8 @@ class OutputFolder:
         self.claim(f"{sub.rstrip('/')}/.probe", check_only=True)
         path = self.root / sub
         if path.is_symlink():
-            raise OutputPathError(f"{path} is a symbolic link (to {os.readlink(path)}); refusing to work through it: "
-                                  f"remove the link or choose another folder")
+            raise OutputPathError(f"{path} is a symbolic link (to {shown(os.readlink(path), 300)}); refusing to work "
+                                  f"through it: remove the link or choose another folder")
         return path
 
     def remove_partials(self, sub: str = "") -> List[Path]:
@@ -584,8 +584,8 @@ class OutputFolder:
         for i in range(1, len(parts)):
             sub = self.root.joinpath(*parts[:i])
             if sub.is_symlink():
-                raise OutputPathError(f"{sub} is a symbolic link (to {os.readlink(sub)}); refusing to write "
-                                      f"{name} through it: remove the link or choose another folder")
+                raise OutputPathError(f"{sub} is a symbolic link (to {shown(os.readlink(sub), 300)}); refusing to "
+                                      f"write {name} through it: remove the link or choose another folder")
             if sub.exists() and not sub.is_dir():
                 raise OutputPathError(f"{sub} is a file, not a folder; cannot write {name}")
         if unique and name in self.written and not check_only:

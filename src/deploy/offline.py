@@ -24,6 +24,7 @@ from src.data.dataset import DataError, Sample, load_sample, read_image, read_li
 from src.data.labels import DatasetSpec
 from src.evaluation.evaluate import result_lines, write_json
 from src.evaluation.pictures import save_or_stop
+from src.errors import shown_names
 from src.progress import Progress
 from src.evaluation.metrics import ConfusionMatrix, scores_from_matrix
 from src.evaluation.protocol import (Predict, Protocol, WindowPlan, check_working_set, combine_scales, full_batch,
@@ -276,7 +277,7 @@ def prepare_work_dir(work_dir: "str | Path | OutputFolder", overwrite: bool = Fa
     others = sorted(p.name for p in work.iterdir() if not p.name.startswith(".pspnet") and p.name != ".run.lock")
     if others:
         logger.warning("work folder %s: left %d entries the flow did not write: %s", work, len(others),
-                       ", ".join(others[:10]))
+                       shown_names(others, 10))
     return folder
 
 

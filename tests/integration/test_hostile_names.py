@@ -118,3 +118,11 @@ def test_only_src_errors_escapes_text_for_messages():
     owners = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "src").rglob("*.py")
                     if "isprintable" in p.read_text(encoding="utf-8"))
     assert owners == ["src/errors.py"]
+
+
+def test_a_symbolic_link_target(tmp_path):
+    from src.outputs import ensure_output_file
+
+    link = tmp_path / "out.ckpt"
+    link.symlink_to(EVIL + ("/" + "x" * 200) * 15)  # dangling; its target is the attacker's text
+    _refused(lambda: ensure_output_file(str(link), "--dst"), link)
