@@ -392,7 +392,8 @@ def _set_key(cfg: Config, dotted: str, value: Any, source: str) -> None:
         section, key = dotted.split(".", 1)
         if section not in SECTIONS:
             raise ConfigError(
-                f"{source}: unknown section '{shown(section)}' in key '{shown(dotted)}' (sections: {', '.join(SECTIONS)})"
+                f"{source}: unknown section '{shown(section)}' in key '{shown(dotted)}' "
+                f"(sections: {', '.join(SECTIONS)})"
             )
     else:
         owners = [s for s in SECTIONS if dotted in _field_types(type(getattr(cfg, s)))]

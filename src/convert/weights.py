@@ -172,15 +172,15 @@ def check_against(params: Dict[str, np.ndarray], report: ConversionReport,
     report.unknown, report.mismatched = unknown, mismatched
     report.missing = [n for n in expected if n not in params]
     if (unknown or mismatched) and not allow_mismatch:
-        shown = "; ".join(f"{t} ({len(v)}): {shown_names(v, 4)}" for t, v in (("unknown", unknown),
-                                                                            ("shape mismatch", mismatched)) if v)
+        listed = "; ".join(f"{t} ({len(v)}): {shown_names(v, 4)}" for t, v in (("unknown", unknown),
+                                                                             ("shape mismatch", mismatched)) if v)
         stem = any(m.startswith("layer0.0.weight:") for m in mismatched)
         seven = any(re.match(r"layer0\.0\.weight: file \(\d+, \d+, 7, 7\)", m) for m in mismatched)
         fix = ("the stem does not fit: these are " + ("torchvision weights (a 7x7 stem): use --kind torchvision "
                "and train with model.deep_stem false" if seven else "weights of a deep stem: use --kind "
                "semseg_backbone")) if stem and report.kind != "semseg_pspnet" \
             else "check --kind / --layers against the file, or pass --allow-mismatch to drop these and convert the rest"
-        raise ConversionError(f"the weights do not fit the {report.kind} network: {shown} - {fix}")
+        raise ConversionError(f"the weights do not fit the {report.kind} network: {listed} - {fix}")
     bad = set(unknown) | {m.split(":")[0] for m in mismatched}
     return {n: v for n, v in params.items() if n not in bad}
 

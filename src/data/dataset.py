@@ -78,7 +78,8 @@ def read_list(list_file: str | os.PathLike, data_root: str | os.PathLike, requir
         parts = [p.strip() for p in raw.split("\t")] if "\t" in raw else line.split()
         parts = [p for p in parts if p]
         if len(parts) > 2:
-            problems.append(f"{list_file}:{no}: expected 'image [label]', got {len(parts)} columns: {shown(line, 300)}")
+            problems.append(f"{list_file}:{no}: expected 'image [label]', got {len(parts)} columns: "
+                            f"{shown(line, 300)}")
             continue
         if len(parts) == 1 and require_labels:
             problems.append(f"{list_file}:{no}: no label column: {shown(line, 300)}")

@@ -164,8 +164,9 @@ def check_mindir_input(path: str, batch: int, crop: Tuple[int, int]) -> None:
     want = [batch, 3, crop[0], crop[1]]
     if dims != want:
         layout = " (channels last? this project feeds NCHW)" if len(dims) == 4 and dims[3] == 3 else ""
-        raise BackendError(f"{path} takes input {shown(dims, 200)} but evaluation feeds {want}{layout}; a MINDIR is fixed to "
-                           f"its export shape: use the export's batch and eval.test_h / test_w, or export again")
+        raise BackendError(f"{path} takes input {shown(dims, 200)} but evaluation feeds {want}{layout}; a MINDIR is "
+                           f"fixed to its export shape: use the export's batch and eval.test_h / test_w, or export "
+                           f"again")
 
 
 # The operators this project's ONNX exports use (the fixed-size form, opset 11; logits, softmax or argmax head),
