@@ -111,10 +111,10 @@ def load_params_strict(net: nn.Cell, params: Mapping[str, np.ndarray], source: s
     skipped_missing = sorted(n for n in net_params if n not in params)
     if skipped_extra:
         logger.info("%s: %d checkpoint entries not used by this network (allowed): %s", source,
-                    len(skipped_extra), ", ".join(skipped_extra[:10]) + (" ..." if len(skipped_extra) > 10 else ""))
+                    len(skipped_extra), shown_names(skipped_extra, 10))
     if skipped_missing:
         logger.warning("%s: %d network parameters keep their initial values (allowed): %s", source,
-                       len(skipped_missing), ", ".join(skipped_missing[:10]) + (" ..." if len(skipped_missing) > 10 else ""))
+                       len(skipped_missing), shown_names(skipped_missing, 10))
     _check_dtypes(net_params, params, source)
     bad = non_finite_names({n: params[n] for n in net_params if n in params})
     if bad and not allow_non_finite:

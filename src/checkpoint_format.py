@@ -87,16 +87,16 @@ def _checkpoint_values(path: Path) -> List[Tuple[str, List[int], str, List[bytes
 def _entry_array(path: Path, name: str, dims: List[int], dtype: str, parts: List[bytes]) -> np.ndarray:
     """One entry as an array, after its declared sizes are checked against its content."""
     if dtype not in CKPT_DTYPES:
-        raise CheckpointError(f"{path}: {name}: unsupported dtype {dtype[:40]!r} (this program reads "
+        raise CheckpointError(f"{path}: {shown(name)}: unsupported dtype '{shown(dtype, 40)}' (this program reads "
                               f"{', '.join(CKPT_DTYPES)})")
     if any(d < 0 for d in dims) or len(dims) > 8:
-        raise CheckpointError(f"{path}: {name} declares dimensions {dims[:9]}: not a tensor's shape")
+        raise CheckpointError(f"{path}: {shown(name)} declares dimensions {dims[:9]}: not a tensor's shape")
     shape = () if dims == [0] else tuple(dims)  # MindSpore writes a scalar as dims [0]
     np_dtype = np.dtype(CKPT_DTYPES[dtype])
     need = int(np.prod(shape, dtype=object)) * np_dtype.itemsize
     have = sum(len(p) for p in parts)
     if have != need:
-        raise CheckpointError(f"{path}: {name} declares {dtype} {list(shape)} ({need} bytes) but holds {have} "
+        raise CheckpointError(f"{path}: {shown(name)} declares {dtype} {list(shape)} ({need} bytes) but holds {have} "
                               f"bytes; the file is damaged or was not written by a save")
     return np.frombuffer(parts[0] if len(parts) == 1 else b"".join(parts), np_dtype).reshape(shape)
 

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from src.errors import shown
 from src.config import (SECTIONS, Config, ConfigError, apply_overrides, config_from_dict, parse_overrides,
                         parse_scalar, read_yaml)
 
@@ -30,14 +31,14 @@ def _path(value: Any) -> Any:
 def _backbone(value: Any) -> Any:
     depths = {"resnet50": 50, "resnet101": 101, "resnet152": 152}
     if value not in depths:
-        raise ConfigError(f"backbone {value!r}: this project builds resnet50, resnet101 or resnet152")
+        raise ConfigError(f"backbone {shown(repr(value))}: this project builds resnet50, resnet101 or resnet152")
     return depths[value]
 
 
 def _must(expected: Any, what: str) -> Callable[[Any], None]:
     def check(value: Any) -> None:
         if str(value).strip() != str(expected):
-            raise ConfigError(f"{what} {value!r} has no equivalent here (only {expected!r}): it would change "
+            raise ConfigError(f"{what} {shown(repr(value))} has no equivalent here (only {expected!r}): it would change "
                               f"the results")
     return check
 
@@ -45,7 +46,7 @@ def _must(expected: Any, what: str) -> Callable[[Any], None]:
 def _must_be_empty(what: str, instead: str) -> Callable[[Any], None]:
     def check(value: Any) -> None:
         if str(value).strip().lower() not in EMPTY:
-            raise ConfigError(f"{what} {value!r} has no equivalent here; {instead}")
+            raise ConfigError(f"{what} {shown(repr(value))} has no equivalent here; {instead}")
     return check
 
 
@@ -132,10 +133,11 @@ def _flat(raw: Mapping[str, Any], source: str) -> Dict[str, Any]:
         if section == "ONNX_INFER" or values is None:
             continue
         if not isinstance(values, dict):
-            raise ConfigError(f"{source}: section {section} must hold keys, got {type(values).__name__}")
+            raise ConfigError(f"{source}: section {shown(section)} must hold keys, got {type(values).__name__}")
         for key, value in values.items():
             if key in flat and flat[key] != value:
-                raise ConfigError(f"{source}: {key} is set in {where[key]} and in {section} with different values")
+                raise ConfigError(f"{source}: {shown(key)} is set in {shown(where[key])} and in {shown(section)} with "
+                                  f"different values")
             flat[key], where[key] = value, section
     return flat
 
@@ -155,7 +157,7 @@ def translate(raw: Mapping[str, Any], source: str, overrides: Sequence[Tuple[str
             ignored.append(key)
             continue
         if key not in MAP:
-            raise ConfigError(f"{source}: key {key!r} has no equivalent in this project and is not known to be "
+            raise ConfigError(f"{source}: key '{shown(key)}' has no equivalent in this project and is not known to be "
                               f"without effect; remove it (docs/CONFIGURATION.md maps every semseg / zoo key)")
         target, fn = MAP[key]
         try:

@@ -54,7 +54,7 @@ class _StrictLoader(yaml.SafeLoader):
                 continue
             line = key_node.start_mark.line + 1
             if key_node.value in seen:
-                raise _DuplicateKey(f"key '{key_node.value[:80]}' appears twice (lines {seen[key_node.value]} "
+                raise _DuplicateKey(f"key '{shown(key_node.value, 80)}' appears twice (lines {seen[key_node.value]} "
                                     f"and {line}); PyYAML would silently keep the second")
             seen[key_node.value] = line
         return super().construct_mapping(node, deep=deep)
@@ -125,9 +125,9 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: {exc}") from None
     except yaml.MarkedYAMLError as exc:
         where = f"{path}:{exc.problem_mark.line + 1}" if exc.problem_mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML: {exc.problem or exc.context}") from None
+        raise ConfigError(f"{where}: not valid YAML: {shown(exc.problem or exc.context, 300)}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())[:300]}") from None
+        raise ConfigError(f"{path}: not valid YAML: {shown(' '.join(str(exc).split()), 300)}") from None
     except RecursionError:
         raise ConfigError(f"{path}: nested too deeply to be a config") from None
     if _expanded_size(raw, MAX_CONFIG_NODES) > MAX_CONFIG_NODES:
@@ -471,7 +471,7 @@ def parse_overrides(items: Sequence[str]) -> List[Tuple[str, str]]:
             i += 1
         else:
             if i + 1 >= len(items):
-                raise ConfigError(f"override '{item}' has no value (use KEY VALUE or KEY=VALUE)")
+                raise ConfigError(f"override '{shown(item)}' has no value (use KEY VALUE or KEY=VALUE)")
             key, text = item, items[i + 1]
             i += 2
         pairs.append((key, text))

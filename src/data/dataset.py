@@ -71,9 +71,13 @@ def read_list(list_file: str | os.PathLike, data_root: str | os.PathLike, requir
         line_no = data[:exc.start].count(b"\n") + 1
         raise DataError(f"{list_file}:{line_no}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
                         f"save the list file as UTF-8") from None
-    for no, raw in enumerate(text.splitlines(), start=1):
+    for no, raw in enumerate(text.split("\n"), start=1):  # splitlines() would also split at \x0b, \x1c, \u2028...
+        raw = raw[:-1] if raw.endswith("\r") else raw
         line = raw.strip()
         if not line or line.startswith("#"):
+            continue
+        if has_control_chars(raw.replace("\t", "")):  # before splitting: str.split() cuts at some of them
+            problems.append(f"{list_file}:{no}: the line holds control characters: {shown(line, 300)}")
             continue
         parts = [p.strip() for p in raw.split("\t")] if "\t" in raw else line.split()
         parts = [p for p in parts if p]
@@ -84,14 +88,10 @@ def read_list(list_file: str | os.PathLike, data_root: str | os.PathLike, requir
         if len(parts) == 1 and require_labels:
             problems.append(f"{list_file}:{no}: no label column: {shown(line, 300)}")
             continue
-        odd = [p for p in parts if has_control_chars(p)]
-        if odd:
-            problems.append(f"{list_file}:{no}: a path holds control characters: {shown(odd[0], 300)}")
-            continue
         image = str(root / parts[0])
         label = str(root / parts[1]) if len(parts) == 2 else None
         if check_files:
-            problems += [f"{list_file}:{no}: {what}: {path}" for path in (image, label)
+            problems += [f"{list_file}:{no}: {what}: {shown(path, 300)}" for path in (image, label)
                          for what in [_missing(path)] if what]
         samples.append(Sample(image, label, str(list_file), no))
     if problems:

@@ -24,7 +24,7 @@ from src.data.dataset import DataError, Sample, load_sample, read_image, read_li
 from src.data.labels import DatasetSpec
 from src.evaluation.evaluate import result_lines, write_json
 from src.evaluation.pictures import save_or_stop
-from src.errors import shown_names
+from src.errors import has_control_chars, shown, shown_names
 from src.progress import Progress
 from src.evaluation.metrics import ConfusionMatrix, scores_from_matrix
 from src.evaluation.protocol import (Predict, Protocol, WindowPlan, check_working_set, combine_scales, full_batch,
@@ -96,7 +96,8 @@ def read_meta(work_dir: str | Path) -> Dict:
 
 def _plain_name(value) -> bool:
     """A file name without folders: what preprocess writes, so nothing is read or written outside the work folder."""
-    return isinstance(value, str) and value not in ("", ".", "..") and Path(value).name == value and "\\" not in value
+    return isinstance(value, str) and value not in ("", ".", "..") and Path(value).name == value and \
+        "\\" not in value and not has_control_chars(value)
 
 
 def check_meta(meta, path: Path) -> None:
@@ -114,7 +115,7 @@ def check_meta(meta, path: Path) -> None:
     shape = meta.get("input_shape")
     if not (isinstance(shape, list) and len(shape) == 4 and
             all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)):
-        raise bad(f"input_shape must be 4 positive integers, got {shape!r}")
+        raise bad(f"input_shape must be 4 positive integers, got {shown(repr(shape))}")
     for i, entry in enumerate(meta["images"]):
         if not isinstance(entry, dict) or not _plain_name(entry.get("name")) or \
                 not isinstance(entry.get("scales"), list):
@@ -122,7 +123,7 @@ def check_meta(meta, path: Path) -> None:
         for s in entry["scales"]:
             if not isinstance(s, dict) or not isinstance(s.get("plan"), dict) or \
                     not isinstance(s.get("files"), list) or not all(_plain_name(f) for f in s["files"]):
-                raise bad(f"images[{i}] ({entry['name']}): each scale needs a plan and plain input file names")
+                raise bad(f"images[{i}] ({shown(entry['name'])}): each scale needs a plan and plain input file names")
 
 
 def _from_meta(cls, values: Dict, path: Path, what: str):
@@ -130,8 +131,8 @@ def _from_meta(cls, values: Dict, path: Path, what: str):
     try:
         return cls(**values)
     except TypeError as exc:
-        raise DataError(f"{path}: {what} does not match this version's ({exc}); run inference/preprocess.py "
-                        f"again") from None
+        raise DataError(f"{path}: {what} does not match this version's ({shown(exc, 200)}); run "
+                        f"inference/preprocess.py again") from None
 
 
 def runner_predict(work_dir: str, model_path: str, backend: Optional[str] = None, lite_target: str = "cpu",

@@ -109,12 +109,13 @@ def _check_shape(meta: Optional[Dict], path: str, batch: int, crop: Tuple[int, i
         return
     want = [batch, 3, crop[0], crop[1]]
     if list(meta["input_shape"]) != want:
-        raise BackendError(f"{path} was exported for input {meta['input_shape']} but evaluation feeds {want}; "
-                           f"set eval.batch_size / eval.test_h / eval.test_w to match, or export again")
+        raise BackendError(f"{path} was exported for input {shown(meta['input_shape'], 100)} but evaluation feeds "
+                           f"{want}; set eval.batch_size / eval.test_h / eval.test_w to match, or export again")
     if meta.get("output", "logits") != "logits":
-        raise BackendError(f"{path} outputs {meta['output']}; evaluation needs a model exported with logits output")
+        raise BackendError(f"{path} outputs {shown(meta['output'])}; evaluation needs a model exported with logits "
+                           f"output")
     if int(meta.get("classes", classes)) != classes:
-        raise BackendError(f"{path} predicts {meta['classes']} classes but the config has {classes}")
+        raise BackendError(f"{path} predicts {shown(meta['classes'])} classes but the config has {classes}")
 
 
 def mindir_predict(path: str, batch: int, crop: Tuple[int, int], classes: int) -> Predict:

@@ -24,7 +24,7 @@ from src.checkpoint import (CHECKSUM_SUFFIX, CheckpointError, checksum_path, is_
                             read_checkpoint, save_checkpoint_atomic, verify_checksum)
 from src.config import TrainConfig
 from src.distributed import allreduce_sum
-from src.errors import TrainingError
+from src.errors import TrainingError, shown, shown_names
 from src.outputs import OutputFolder
 
 logger = logging.getLogger(__name__)
@@ -105,14 +105,33 @@ def resume_position(params: Optional[Mapping[str, np.ndarray]], path: Optional[P
     return _counter(params, "epoch_num", path), _counter(params, "step_num", path)
 
 
+def _refuse_odd_floats(entries: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
+    """CheckpointError naming the training-state entries that are not float arrays or hold NaN / inf."""
+    odd = sorted(n for n, v in entries.items()
+                 if np.asarray(v).dtype.kind != "f" or not np.isfinite(np.asarray(v)).all())
+    if odd:
+        raise CheckpointError(f"{path}: {len(odd)} optimizer entries are not finite floats: {shown_names(odd)}; the "
+                              f"file is not a checkpoint this program wrote")
+
+
+def _one_number(params: Mapping[str, np.ndarray], name: str, path: str | os.PathLike) -> float:
+    """The single finite number a training checkpoint keeps under ``name``, else CheckpointError."""
+    value = np.asarray(params[name]).reshape(-1)
+    number = float(value[0]) if value.size == 1 and value.dtype.kind in "fiu" else math.nan
+    if not math.isfinite(number):
+        raise CheckpointError(f"{path}: its {shown(name)} is {shown(value.tolist()[:4])}, not one finite number; "
+                              f"the file is not a checkpoint this program wrote")
+    return number
+
+
 def saved_optimizer_state(params: Mapping[str, np.ndarray], path: str | os.PathLike) -> Dict[str, np.ndarray]:
     """A training checkpoint's optimizer entries under nn.Momentum's names.
 
     A checkpoint from before the switch holds nn.SGD's ``accum.X`` (the momentum buffer) and ``stat.X`` (1 until
     X's first update, when nn.SGD takes the gradient itself as the buffer). nn.Momentum does the same update with
-    a zero buffer, so ``moments.X`` is ``accum.X`` where the flag is 0 and 0 where it is set: the run continues
-    exactly as nn.SGD would have. A file that mixes both spellings, or whose buffers and flags do not pair up, is
-    refused naming the entry.
+    a zero buffer, so ``moments.X`` is ``accum.X`` where the flag is 0 and 0 where it is above 0 (nn.SGD's test):
+    the run continues exactly as nn.SGD would have. A file that mixes both spellings, whose buffers and flags do
+    not pair up, or whose entries are not finite floats, is refused naming the entry.
     """
     saved = {n: v for n, v in params.items() if n.startswith(OPTIMIZER_STATE_PREFIXES)}
     buffers = {n[len(SGD_BUFFER):]: v for n, v in params.items() if n.startswith(SGD_BUFFER)}
@@ -125,12 +144,15 @@ def saved_optimizer_state(params: Mapping[str, np.ndarray], path: str | os.PathL
     unpaired = sorted(set(buffers) ^ set(flags))
     if unpaired:
         has, lacks = (SGD_BUFFER, SGD_FLAG) if unpaired[0] in buffers else (SGD_FLAG, SGD_BUFFER)
-        raise CheckpointError(f"{path}: {has}{unpaired[0]} has no {lacks}{unpaired[0]} beside it")
+        name = shown(unpaired[0])
+        raise CheckpointError(f"{path}: {has}{name} has no {lacks}{name} beside it")
+    _refuse_odd_floats({SGD_FLAG + n: v for n, v in flags.items()}, path)
     for name, buffer in buffers.items():
         buffer, flag = np.asarray(buffer), np.asarray(flags[name])
         if flag.shape != buffer.shape:
-            raise CheckpointError(f"{path}: {SGD_FLAG}{name} has shape {flag.shape}, its buffer {buffer.shape}")
-        saved["moments." + name] = np.where(flag != 0, np.zeros((), buffer.dtype), buffer)
+            raise CheckpointError(f"{path}: {SGD_FLAG}{shown(name)} has shape {flag.shape}, its buffer "
+                                  f"{buffer.shape}")
+        saved["moments." + name] = np.where(flag > 0, np.zeros((), buffer.dtype), buffer)
     logger.info("%s: written with nn.SGD by an earlier version; its momentum buffers continue as nn.Momentum's", path)
     return saved
 
@@ -150,19 +172,23 @@ def load_train_state(params: Mapping[str, np.ndarray], path: str | os.PathLike, 
     missing = sorted(set(opt) - set(opt_saved))
     unexpected = sorted(set(opt_saved) - set(opt))
     if missing or unexpected:
-        raise CheckpointError(f"{path}: optimizer state does not match (missing {missing[:5]}, "
-                              f"unexpected {unexpected[:5]})")
+        raise CheckpointError(f"{path}: optimizer state does not match (missing: {shown_names(missing, 5) or '-'}; "
+                              f"unexpected: {shown_names(unexpected, 5) or '-'})")
+    _refuse_odd_floats({n: v for n, v in opt_saved.items() if n != "global_step"}, path)
+    step, updates = _counter(params, "step_num", path), _counter(params, "global_step", path)
+    if updates > step:  # fewer only where a dynamic loss scale skipped overflowing steps
+        raise CheckpointError(f"{path}: its global_step ({updates}) is ahead of its step_num ({step}); the file "
+                              f"is not a checkpoint this program wrote")
     for name, p in opt.items():
         if tuple(opt_saved[name].shape) != tuple(p.shape):
             raise CheckpointError(f"{path}: optimizer entry {name} has shape {opt_saved[name].shape}, "
                                   f"expected {p.shape}")
         p.set_data(ms.Tensor(opt_saved[name], p.dtype))
-    state = TrainState(_counter(params, "epoch_num", path), _counter(params, "step_num", path),
-                       float(params["best_miou"][0]))
-    if not math.isfinite(state.best_miou):
-        raise CheckpointError(f"{path}: its best_miou is {state.best_miou}; the file is not a checkpoint this "
-                              f"program wrote")
+    state = TrainState(_counter(params, "epoch_num", path), step, _one_number(params, "best_miou", path))
     bests = np.asarray(params.get(LOCAL_BEST_NAME, np.zeros(0)), np.float64).reshape(-1)
+    if not np.isfinite(bests).all():
+        raise CheckpointError(f"{path}: its {LOCAL_BEST_NAME} holds {shown(bests.tolist()[:4])}; the file is not a "
+                              f"checkpoint this program wrote")
     if rank < bests.size:  # each device gets back its own best (older checkpoints have none)
         state.local_best, state.device_bests = float(bests[rank]), bests.tolist()
     return state
@@ -279,8 +305,7 @@ def check_same_resume(step: int, resume_path: Optional[Path], rank: int, group_s
 
 def check_schedule(params: Mapping[str, np.ndarray], path: Path, current: Mapping[str, float], allow: bool) -> None:
     """Refuse to resume under another schedule (the poly lr would not continue) unless ``allow``."""
-    saved = {n[len(SCHEDULE_PREFIX):]: float(np.asarray(v).reshape(-1)[0]) for n, v in params.items()
-             if n.startswith(SCHEDULE_PREFIX)}
+    saved = {n[len(SCHEDULE_PREFIX):]: _one_number(params, n, path) for n in params if n.startswith(SCHEDULE_PREFIX)}
     changes = schedule_changes(saved, current)
     if changes and not allow:
         raise TrainingError(f"refusing to resume {path} with a different schedule ({'; '.join(changes)}): the "

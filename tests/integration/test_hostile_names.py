@@ -126,3 +126,71 @@ def test_a_symbolic_link_target(tmp_path):
     link = tmp_path / "out.ckpt"
     link.symlink_to(EVIL + ("/" + "x" * 200) * 15)  # dangling; its target is the attacker's text
     _refused(lambda: ensure_output_file(str(link), "--dst"), link)
+
+
+@pytest.mark.parametrize("sep", ["\x1c", "\x0b", "\x85", "\u2028"])
+def test_a_list_line_is_not_cut_where_python_would_cut_it(tmp_path, sep):
+    """str.splitlines() and str.split() cut at these too: the line is refused whole, shown escaped (\\u2028 is no
+    control character: its line is refused for its three columns), and the line numbers stay the file's."""
+    from src.data.dataset import DataError, read_list
+
+    listing = tmp_path / "val.txt"
+    listing.write_text(f"ok.jpg ok.png\r\nimg{sep}x.jpg lab.png\nz.jpg z.png\n", encoding="utf-8")
+    with pytest.raises(DataError) as info:
+        read_list(listing, tmp_path)
+    lines = str(info.value).splitlines()
+    assert all(not has_control_chars(line) for line in lines)
+    problems = [line.strip() for line in lines[1:]]
+    assert all(p.startswith(f"{listing}:") for p in problems)
+    assert any(p.startswith(f"{listing}:2: ") and "img\\" in p for p in problems)  # line 2, escaped
+    assert not any(p.startswith(f"{listing}:4:") for p in problems)  # no line was split in two
+
+
+def test_an_allowed_unused_checkpoint_entry_in_the_log(tmp_path, caplog):
+    """Evaluation allows unused aux.* entries and lists them in the log: a forged log line must not get in."""
+    from mindspore import nn
+    from src.checkpoint import arrays_to_entries, load_checkpoint_strict, save_checkpoint_atomic
+
+    net = nn.Dense(2, 2)
+    params = {p.name: p.asnumpy() for p in net.get_parameters()}
+    path = save_checkpoint_atomic(arrays_to_entries({**params, "aux." + LONG: np.ones(1, np.float32)}),
+                                  tmp_path / "w.ckpt")
+    caplog.set_level("INFO")
+    load_checkpoint_strict(net, str(path), allow_unexpected=("aux.",))
+    line = next(r.getMessage() for r in caplog.records if "not used by this network" in r.getMessage())
+    _checked(line, path)
+
+
+def test_an_export_sidecar_field(tmp_path):
+    import json
+    from src.runtime.backends import make_predict
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"")
+    (tmp_path / "m.onnx.json").write_text(json.dumps({"input_shape": [2, 3, 9, 9], "output": LONG, "classes": 6}))
+    _refused(lambda: make_predict("onnx", str(model), None, 6, 2, (9, 9)), model)
+
+
+def test_a_310_flow_meta_file(tmp_path):
+    from src.deploy.offline import check_meta
+
+    path = tmp_path / "meta.json"
+    meta = {"protocol": {}, "images": [], "input_shape": [LONG]}
+    _refused(lambda: check_meta(meta, path), path)
+    meta = {"protocol": {}, "images": [{"name": EVIL, "scales": []}], "input_shape": [1, 3, 9, 9]}
+    with pytest.raises(PSPNetError, match=r"images\[0\] needs a plain file name"):
+        check_meta(meta, path)
+
+
+def test_a_duplicate_yaml_key_and_an_override_without_value(tmp_path):
+    from src.config import load_config, parse_overrides
+
+    path = tmp_path / "twice.yaml"
+    key = EVIL.replace("\n", "") + "x" * 100  # one YAML line
+    path.write_text(f'model:\n  "{key}": 1\n  "{key}": 2\n'.replace("\x1b", "\\e").replace("\r", "\\r")
+                    .replace("\x07", "\\a"), encoding="utf-8")
+    message = _refused(lambda: load_config(str(path)), path)
+    assert "appears twice" in message
+    with pytest.raises(PSPNetError) as info:
+        parse_overrides(["data.classes", "3", LONG])
+    _checked(str(info.value), "has no value")

@@ -237,3 +237,75 @@ def test_an_sgd_checkpoint_whose_entries_do_not_pair_up_is_refused(change, needl
         params["stat.cls.4.bias"] = np.zeros(1, np.float32)
     with pytest.raises(CheckpointError, match=rf"run\.ckpt.*{needle}"):
         saved_optimizer_state(params, "run.ckpt")
+
+
+@pytest.fixture(scope="module")
+def resumable():
+    """A tiny network, its optimizer and the entries of a training checkpoint at step 2."""
+    net = PSPNet(classes=3, layers=TINY_DEPTH, width_divisor=TINY)
+    opt = build_optimizer(net, 0.01, 10, head_lr_mult=1.0)
+    params = {p.name: p.asnumpy().copy() for p in net.get_parameters()}
+    params.update({p.name: np.zeros(p.shape, np.float32) for p in opt.get_parameters() if p.name.startswith("moments.")})
+    params.update({"global_step": np.array([2], np.int32), "epoch_num": np.array([1], np.int32),
+                   "step_num": np.array([2], np.int32), "best_miou": np.array([0.5], np.float32)})
+    return net, opt, params
+
+
+@pytest.mark.parametrize("change, needle", [
+    ("nan buffer", "1 optimizer entries are not finite floats: moments.cls.4.bias"),
+    ("bool buffer", "not finite floats: moments.cls.4.bias"),
+    ("nan flag", r"not finite floats: stat\.cls\.4\.bias"),
+    ("global ahead", r"global_step \(5\) is ahead of its step_num \(2\)"),
+    ("negative global", "global_step is \\[-7\\], not a count"),
+    ("empty best", r"best_miou is \[\], not one finite number"),
+    ("nan device best", "local_best_miou holds \\[nan"),
+    ("hostile name", r"unexpected: moments\.\\x1b\[2J\\nFAKE"),
+])
+def test_training_state_that_no_run_wrote_is_refused_in_one_line(resumable, change, needle):
+    from src.checkpoint import CheckpointError
+    from src.train.run_state import load_train_state
+
+    net, opt, good = resumable
+    params = dict(good)
+    bias = np.zeros(params["moments.cls.4.bias"].shape, np.float32)
+    if change == "nan buffer":
+        params["moments.cls.4.bias"] = bias + np.nan
+    elif change == "bool buffer":
+        params["moments.cls.4.bias"] = bias.astype(bool)
+    elif change == "nan flag":
+        params = {("accum." + n[8:] if n.startswith("moments.") else n): v for n, v in params.items()}
+        params.update({"stat." + n[6:]: np.zeros_like(v) for n, v in params.items() if n.startswith("accum.")})
+        params["stat.cls.4.bias"] = bias + np.nan
+    elif change == "global ahead":
+        params["global_step"] = np.array([5], np.int32)
+    elif change == "negative global":
+        params["global_step"] = np.array([-7], np.int32)
+    elif change == "empty best":
+        params["best_miou"] = np.zeros(0, np.float32)
+    elif change == "nan device best":
+        params["local_best_miou"] = np.array([np.nan], np.float32)
+    else:
+        params["moments.\x1b[2J\nFAKE LINE" + "x" * 5000] = bias
+    before = {p.name: p.asnumpy().copy() for p in opt.get_parameters() if p.name.startswith("moments.")}
+    with pytest.raises(CheckpointError, match=needle) as info:
+        load_train_state(params, "run.ckpt", net, opt)
+    message = str(info.value)
+    assert message.startswith("run.ckpt") and "\n" not in message and len(message) < 1500
+    assert all(np.array_equal(p.asnumpy(), before[p.name]) for p in opt.get_parameters() if p.name in before)
+    assert load_train_state(good, "run.ckpt", net, opt).step == 2  # the unchanged file resumes
+
+
+def test_a_negative_sgd_flag_keeps_its_buffer_as_sgd_does():
+    """nn.SGD treats a flag as set only when it is above 0 (its kernel's test), so -1 keeps the buffer."""
+    from src.train.run_state import saved_optimizer_state
+
+    params = {"accum.w": np.array([1.0, 2.0, 3.0], np.float32), "stat.w": np.array([-1.0, 1.0, 0.0], np.float32)}
+    np.testing.assert_array_equal(saved_optimizer_state(params, "x.ckpt")["moments.w"], [1.0, 0.0, 3.0])
+
+
+def test_a_schedule_entry_that_is_not_one_number_is_refused(tmp_path):
+    from src.checkpoint import CheckpointError
+    from src.train.run_state import check_schedule
+
+    with pytest.raises(CheckpointError, match=r"run\.ckpt: its schedule\.base_lr is \[\]"):
+        check_schedule({"schedule.base_lr": np.zeros(0)}, tmp_path / "run.ckpt", {"base_lr": 0.01}, allow=False)
