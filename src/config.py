@@ -190,6 +190,7 @@ class TrainConfig:
     base_lr: float = 0.01
     power: float = 0.9
     warmup_steps: int = 0  # linear warm-up into the poly curve (0 = the reference schedule)
+    output_stride: int = 0  # train at this stride, evaluate and export at model.output_stride (0 = the same)
     momentum: float = 0.9
     weight_decay: float = 1e-4
     head_lr_mult: float = 10.0
@@ -264,6 +265,7 @@ _CHOICES: Dict[str, Tuple[Any, ...]] = {
     "model.layers": (50, 101, 152, 14),  # 14: the tests' one-block-per-stage network (not for real use)
     "model.width_divisor": (1, 2, 4, 8, 16, 32, 64),
     "model.output_stride": (8, 16, 32),
+    "train.output_stride": (0, 8, 16, 32),
     "model.graph_form": ("auto", "fixed", "dynamic"),
     "device.target": ("auto", "Ascend", "GPU", "CPU"),
     "device.mode": ("GRAPH", "PYNATIVE"),

@@ -27,7 +27,7 @@ from src.outputs import OutputExistsError, OutputFolder, ensure_output_dir, writ
 from src.train.lr import build_optimizer, current_lrs, lr_tables, lrs_at
 from src.train.progress import Clock, LossWindow, first_non_finite
 from src.train.records import MetricsLog, plot_curves
-from src.train.setup import StepPlan, build_network, loss_scale_for, sink_steps
+from src.train.setup import StepPlan, build_network, loss_scale_for, sink_steps, validation_network
 from src.train.step import NetWithLoss, TrainStep
 
 __all__ = ["Trainer", "TrainingError", "run_training", "sink_steps"]
@@ -60,6 +60,7 @@ class Trainer:
         point = self.ckpts.open(resume, rank, group_size)
         self._check_outputs(point, overwrite)
         self.net = build_network(cfg, device_target, group_size)
+        self.device_target, self._val_net = device_target, None  # the validation network, built when first needed
         loss_scale = loss_scale_for(t, device_target)
         if cfg.model.pretrained and point.path is None:
             load_pretrained(self.net, cfg.model.pretrained, cfg.model.allow_non_finite)
@@ -202,7 +203,8 @@ class Trainer:
     def _evaluate_and_record(self) -> float:
         """Global mIoU over every rank's shard; records it, and saves best.ckpt when it improved."""
         state, group_size = self.state, self.group_size
-        local, count = evaluate_network(self.net, self.cfg, self.cfg.train.eval_mode, self.rank, group_size,
+        self._val_net = validation_network(self.cfg, self.device_target, self.net, self._val_net)
+        local, count = evaluate_network(self._val_net, self.cfg, self.cfg.train.eval_mode, self.rank, group_size,
                                         self.error_log)
         local_miou = scores_from_matrix(local).miou
         state.local_best = max(state.local_best, local_miou)

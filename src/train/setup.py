@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Tuple
 
 import mindspore as ms
+import numpy as np
 from mindspore import nn
 
-from src.config import Config, ConfigError, TrainConfig
+from src.checkpoint import load_params_strict
+from src.config import Config, ConfigError, ModelConfig, TrainConfig
 from src.model.lean import lean_backward
 from src.model.pspnet import build_pspnet, training_input_hw
 from src.model.resnet import batch_norm
@@ -54,8 +56,13 @@ def build_network(cfg: Config, device_target: str, group_size: int) -> nn.Cell:
     static_hw = training_input_hw(cfg.model.graph_form, device_target, (t.crop_h, t.crop_w))
     check_eval_fits(cfg, static_hw)
     ms.set_seed(t.seed)
-    net = build_pspnet(cfg.model, cfg.data.classes, for_training=True,
+    model = training_model(cfg)
+    net = build_pspnet(model, cfg.data.classes, for_training=True,
                        norm=norm_factory(device_target, group_size, t.sync_bn), static_hw=static_hw)
+    if model.output_stride != cfg.model.output_stride:
+        logger.info("train.output_stride %d: training at output stride %d; validation, eval.py and export.py run "
+                    "the same weights at model.output_stride %d", t.output_stride, t.output_stride,
+                    cfg.model.output_stride)
     if static_hw:
         logger.info("model.graph_form %s: network built for %dx%d inputs (constant-matrix pooling and resizes)",
                     cfg.model.graph_form, *static_hw)
@@ -64,6 +71,30 @@ def build_network(cfg: Config, device_target: str, group_size: int) -> nn.Cell:
         logger.info("train.lean_backward %s: %d convolutions compute their input gradient as a forward "
                     "convolution (less memory on MindSpore's CPU kernels)", t.lean_backward, count)
     return apply_amp(net, t.amp_level) if device_target != "CPU" else net
+
+
+def training_model(cfg: Config) -> ModelConfig:
+    """The architecture training builds: the model's, at ``train.output_stride`` where that is set.
+
+    The stride changes only the strides and dilations of layer3/layer4, never a parameter, so weights trained at
+    16 load strictly into the stride-8 network (DeepLabv3's recipe: train at 16, evaluate at 8)."""
+    return replace(cfg.model, output_stride=cfg.train.output_stride or cfg.model.output_stride)
+
+
+def validation_network(cfg: Config, device_target: str, train_net: nn.Cell,
+                       held: Optional[nn.Cell] = None) -> nn.Cell:
+    """The network validation during training runs, so that it scores what eval.py will: ``train_net`` itself,
+    or, when ``train.output_stride`` differs from ``model.output_stride``, ``held`` (built here when None) at
+    the model's stride holding ``train_net``'s current weights (copied strictly; the aux head is training's)."""
+    if training_model(cfg).output_stride == cfg.model.output_stride:
+        return train_net
+    if held is None:
+        t = cfg.train
+        held = build_pspnet(cfg.model, cfg.data.classes, for_training=False,
+                            static_hw=training_input_hw(cfg.model.graph_form, device_target, (t.crop_h, t.crop_w)))
+    weights = {p.name: p.asnumpy().astype(np.float32) for p in train_net.get_parameters()}
+    load_params_strict(held, weights, "the training network", allow_unexpected=("aux.",))
+    return held
 
 
 @dataclass(frozen=True)

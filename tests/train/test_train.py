@@ -6,6 +6,7 @@ import mindspore as ms
 
 from helpers import TINY, TINY_DEPTH, make_shapes, tiny_config
 from src.checkpoint import read_checkpoint
+from src.config import ConfigError
 from src.evaluation.metrics import ConfusionMatrix
 from src.model.pspnet import PSPNet
 from src.train.run_state import epoch_checkpoints
@@ -135,8 +136,6 @@ def test_non_finite_loss_stops_without_saving(shapes, tmp_path):
 
 
 def test_cpu_refuses_amp(shapes, tmp_path):
-    from src.config import ConfigError
-
     with pytest.raises(ConfigError, match="CPU"):
         Trainer(tiny_config(shapes, tmp_path / "amp", train={"amp_level": "O2", "loss_scale": "dynamic"}),
                 device_target="CPU")
@@ -309,3 +308,27 @@ def test_a_schedule_entry_that_is_not_one_number_is_refused(tmp_path):
 
     with pytest.raises(CheckpointError, match=r"run\.ckpt: its schedule\.base_lr is \[\]"):
         check_schedule({"schedule.base_lr": np.zeros(0)}, tmp_path / "run.ckpt", {"base_lr": 0.01}, allow=False)
+
+
+def test_training_at_stride_16_validates_and_exports_at_the_models_stride(shapes, tmp_path):
+    """train.output_stride 16 with model.output_stride 8: the training network runs at 16, while validation
+    inside training scores the stride-8 network eval.py loads from the saved checkpoint (strictly)."""
+    from src.runtime.backends import load_eval_network
+
+    cfg = tiny_config(shapes, tmp_path / "run", train={"epochs": 1, "output_stride": 16, "eval_interval": 1,
+                                                       "eval_mode": "full"})
+    trainer = Trainer(cfg)
+    trainer.run()
+    records = [r for r in MetricsLog(tmp_path / "run" / "metrics.jsonl").read() if r["kind"] == "eval"]
+    assert len(records) == 1
+    ckpt = epoch_checkpoints(tmp_path / "run" / "checkpoints")[-1][1]
+    loaded = load_eval_network(cfg.model, cfg.data.classes, str(ckpt))
+    x = ms.Tensor(np.random.default_rng(0).normal(size=(1, 3, 33, 33)).astype(np.float32))
+    trainer.net.set_train(False)
+    trainer._val_net.set_train(False)
+    at_16 = trainer.net(x).asnumpy()
+    validated, exported = trainer._val_net(x).asnumpy(), loaded(x).asnumpy()
+    np.testing.assert_allclose(validated, exported, rtol=1e-5, atol=1e-5)
+    assert np.abs(at_16 - exported).max() > 1e-3  # the training network itself is another function
+    with pytest.raises(ConfigError, match="train.output_stride"):
+        tiny_config(shapes, tmp_path / "bad", train={"output_stride": 4})
