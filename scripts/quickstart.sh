@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # From a fresh clone to a trained, evaluated, exported and visualized PSPNet on CPU, on the embedded
-# synthetic data set (no downloads). 10.5-14 minutes on 2 cores (more on slower ones) with .venv set up, plus the
+# synthetic data set (no downloads). 6-9 minutes on 2 cores (more on slower ones) with .venv set up, plus the
 # pip install on a fresh machine.
 # Usage: bash scripts/quickstart.sh [OUT_DIR=outputs/quickstart]
 set -euo pipefail
