@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from src.errors import shown
+from src.errors import shown, shown_names
 from src.config import (SECTIONS, Config, ConfigError, apply_overrides, config_from_dict, parse_overrides,
                         parse_scalar, read_yaml)
 
@@ -182,7 +182,7 @@ def load_foreign(raw: Mapping[str, Any], source: str, overrides: Sequence[Tuple[
     ours, ignored = translate(raw, source, overrides)
     if ignored:
         logger.info("%s: a semseg / model-zoo config; keys with no effect here (ignored): %s", source,
-                    ", ".join(ignored))
+                    shown_names(ignored, 40))
     return config_from_dict(ours, source)
 
 

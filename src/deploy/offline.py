@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -100,6 +101,45 @@ def _plain_name(value) -> bool:
         "\\" not in value and not has_control_chars(value)
 
 
+def _whole(v, low: int, high: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _real(v, low: float, high: float) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and low <= v <= high
+
+
+# The protocol fields preprocess writes and the bounds the config allows them (src/config.py's ranges).
+_PROTOCOL_FIELDS: Dict[str, Tuple[str, Callable[[object], bool]]] = {
+    "classes": ("an integer from 1 to 255", lambda v: _whole(v, 1, 255)),
+    "crop_h": ("an integer from 1 to 8192", lambda v: _whole(v, 1, 8192)),
+    "crop_w": ("an integer from 1 to 8192", lambda v: _whole(v, 1, 8192)),
+    "base_size": ("an integer from 1 to 8192", lambda v: _whole(v, 1, 8192)),
+    "batch_size": ("an integer from 1 to 1024", lambda v: _whole(v, 1, 1024)),
+    "scales": ("a list of 1 to 16 numbers from 0.001 to 8",
+               lambda v: isinstance(v, list) and 1 <= len(v) <= 16 and all(_real(x, 1e-3, 8) for x in v)),
+    "flip": ("true or false", lambda v: isinstance(v, bool)),
+    "stride_rate": ("a number from 0.001 to 1", lambda v: _real(v, 1e-3, 1)),
+    "mean": ("3 numbers from 0 to 255",
+             lambda v: isinstance(v, list) and len(v) == 3 and all(_real(x, 0, 255) for x in v)),
+    "std": ("3 numbers from 1e-6 to 255",
+            lambda v: isinstance(v, list) and len(v) == 3 and all(_real(x, 1e-6, 255) for x in v)),
+    "max_image_gb": ("a number from 0.001 to 4096", lambda v: _real(v, 1e-3, 4096)),
+}
+
+
+def _check_protocol(protocol: Dict, bad: Callable[[str], DataError]) -> None:
+    """Every protocol field present, of its type and within its bounds: the runner and postprocess compute
+    with them (a class count sizes the confusion matrix and the output files)."""
+    for key, (what, ok) in _PROTOCOL_FIELDS.items():
+        if key not in protocol or not ok(protocol[key]):
+            got = shown(repr(protocol[key]), 60) if key in protocol else "nothing (another version's?)"
+            raise bad(f"protocol.{key} must be {what}, got {got}")
+    extra = sorted(set(protocol) - set(_PROTOCOL_FIELDS))
+    if extra:
+        raise bad(f"protocol has fields this version does not know: {shown_names(extra)}")
+
+
 def check_meta(meta, path: Path) -> None:
     """The shape preprocess writes; anything else (a hand-edited or foreign file) is one :class:`DataError`.
 
@@ -116,10 +156,15 @@ def check_meta(meta, path: Path) -> None:
     if not (isinstance(shape, list) and len(shape) == 4 and
             all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)):
         raise bad(f"input_shape must be 4 positive integers, got {shown(repr(shape))}")
+    _check_protocol(meta["protocol"], bad)
     for i, entry in enumerate(meta["images"]):
         if not isinstance(entry, dict) or not _plain_name(entry.get("name")) or \
                 not isinstance(entry.get("scales"), list):
             raise bad(f"images[{i}] needs a plain file name and a list of scales")
+        if not (_whole(entry.get("h"), 1, 2**20) and _whole(entry.get("w"), 1, 2**20) and
+                isinstance(entry.get("image"), str) and (entry.get("label") is None or isinstance(entry["label"], str))):
+            raise bad(f"images[{i}] ({shown(entry['name'])}): needs the image's path, its label's path or null, "
+                      f"and its size h, w")
         for s in entry["scales"]:
             if not isinstance(s, dict) or not isinstance(s.get("plan"), dict) or \
                     not isinstance(s.get("files"), list) or not all(_plain_name(f) for f in s["files"]):

@@ -199,7 +199,9 @@ class PSPNet(nn.Cell):
             self.up_aux = Resize()
         else:
             self.up_main = FixedResize(feat_hw, static_hw)
-            self.up_aux = FixedResize(feat_hw, static_hw)
+            aux_stride = min(output_stride, 16)  # layer3 keeps stride 16 when layer4 goes to 32
+            self.up_aux = FixedResize((feature_size(static_hw[0], aux_stride), feature_size(static_hw[1], aux_stride)),
+                                      static_hw)
 
     def construct(self, x):
         size = (x.shape[2], x.shape[3])

@@ -27,7 +27,8 @@ from src.outputs import OutputExistsError, OutputFolder, ensure_output_dir, writ
 from src.train.lr import build_optimizer, current_lrs, lr_tables, lrs_at
 from src.train.progress import Clock, LossWindow, first_non_finite
 from src.train.records import MetricsLog, plot_curves
-from src.train.setup import StepPlan, build_network, loss_scale_for, sink_steps, validation_network
+from src.train.setup import (StepPlan, build_network, loss_scale_for, sink_steps, training_model,
+                             validation_network)
 from src.train.step import NetWithLoss, TrainStep
 
 __all__ = ["Trainer", "TrainingError", "run_training", "sink_steps"]
@@ -69,7 +70,7 @@ class Trainer:
                                          t.weight_decay, t.warmup_steps)
         self.lr_tables = lr_tables(self.optimizer)  # host copies: the log line needs no device read
         self.sink_size, self._sink = sink_steps(t.sink_size, device_target, self.steps_per_epoch, self.total_steps), None
-        self.schedule = schedule_of(t, group_size, self.total_steps)
+        self.schedule = schedule_of(t, group_size, self.total_steps, training_model(cfg).output_stride)
         self.state = self.ckpts.restore(point, self.net, self.optimizer, rank, self.schedule, allow_schedule_change)
         self.resumed = point.path is not None
         if self.records and point.path is not None and self.records.truncate_after(self.state.step):

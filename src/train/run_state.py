@@ -58,12 +58,13 @@ def optimizer_state(optimizer: nn.Optimizer) -> Dict[str, ms.Parameter]:
     return {p.name: p for p in optimizer.get_parameters() if p.name.startswith(OPTIMIZER_STATE_PREFIXES)}
 
 
-def schedule_of(train_cfg: TrainConfig, group_size: int, total_steps: int) -> Dict[str, float]:
-    """The values a resumed run must share with the run it continues (else its lr schedule is not the same)."""
+def schedule_of(train_cfg: TrainConfig, group_size: int, total_steps: int, output_stride: int) -> Dict[str, float]:
+    """The values a resumed run must share with the run it continues (else its lr schedule, or what its steps
+    train, is not the same); ``output_stride`` is the one the training network runs at."""
     t = train_cfg
     return {"batch_size": t.batch_size, "epochs": t.epochs, "base_lr": t.base_lr, "power": t.power,
             "crop_h": t.crop_h, "crop_w": t.crop_w, "devices": group_size, "total_steps": total_steps,
-            "warmup_steps": t.warmup_steps}
+            "warmup_steps": t.warmup_steps, "output_stride": output_stride}
 
 
 def schedule_changes(saved: Mapping[str, float], current: Mapping[str, float]) -> List[str]:
@@ -90,10 +91,10 @@ def save_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.O
 def _counter(params: Mapping[str, np.ndarray], name: str, path: str | os.PathLike) -> int:
     """A loop counter of a training checkpoint: one finite, whole, non-negative number, else CheckpointError."""
     value = np.asarray(params[name]).reshape(-1)
-    number = float(value[0]) if value.size == 1 else math.nan
-    if not math.isfinite(number) or number < 0 or number != int(number) or number > 2**53:
-        raise CheckpointError(f"{path}: its {name} is {value.tolist()[:4]}, not a count of 0 or more; the file is "
-                              f"not a checkpoint this program wrote")
+    number = float(value[0]) if value.size == 1 and value.dtype.kind in "iu" else math.nan
+    if not math.isfinite(number) or number < 0 or number > 2**53:
+        raise CheckpointError(f"{path}: its {name} is {shown(value.tolist()[:4])} ({value.dtype}), not a count of 0 "
+                              f"or more; the file is not a checkpoint this program wrote")
     return int(number)
 
 
@@ -102,7 +103,13 @@ def resume_position(params: Optional[Mapping[str, np.ndarray]], path: Optional[P
     resume (no checkpoint, or one without counters, which :func:`load_train_state` then refuses)."""
     if params is None or "epoch_num" not in params or "step_num" not in params:
         return 0, -1
-    return _counter(params, "epoch_num", path), _counter(params, "step_num", path)
+    epoch, step = _counter(params, "epoch_num", path), _counter(params, "step_num", path)
+    for count, name, limit in ((epoch, "epoch_num", "epochs"), (step, "step_num", "total_steps")):
+        if SCHEDULE_PREFIX + limit in params and count > _one_number(params, SCHEDULE_PREFIX + limit, path):
+            raise CheckpointError(f"{path}: its {name} ({count}) is past the end of the schedule it records "
+                                  f"({limit} {_one_number(params, SCHEDULE_PREFIX + limit, path):g}); the file is not "
+                                  f"a checkpoint this program wrote")
+    return epoch, step
 
 
 def _refuse_odd_floats(entries: Mapping[str, np.ndarray], path: str | os.PathLike) -> None:
@@ -114,13 +121,15 @@ def _refuse_odd_floats(entries: Mapping[str, np.ndarray], path: str | os.PathLik
                               f"file is not a checkpoint this program wrote")
 
 
-def _one_number(params: Mapping[str, np.ndarray], name: str, path: str | os.PathLike) -> float:
-    """The single finite number a training checkpoint keeps under ``name``, else CheckpointError."""
+def _one_number(params: Mapping[str, np.ndarray], name: str, path: str | os.PathLike,
+                low: float = -math.inf, high: float = math.inf) -> float:
+    """The single finite float in [low, high] a training checkpoint keeps under ``name``, else CheckpointError."""
     value = np.asarray(params[name]).reshape(-1)
-    number = float(value[0]) if value.size == 1 and value.dtype.kind in "fiu" else math.nan
-    if not math.isfinite(number):
-        raise CheckpointError(f"{path}: its {shown(name)} is {shown(value.tolist()[:4])}, not one finite number; "
-                              f"the file is not a checkpoint this program wrote")
+    number = float(value[0]) if value.size == 1 and value.dtype.kind == "f" else math.nan
+    if not (math.isfinite(number) and low <= number <= high):
+        within = f" in [{low:g}, {high:g}]" if math.isfinite(low) or math.isfinite(high) else ""
+        raise CheckpointError(f"{path}: its {shown(name)} is {shown(value.tolist()[:4])} ({value.dtype}), not one "
+                              f"finite float{within}; the file is not a checkpoint this program wrote")
     return number
 
 
@@ -184,11 +193,13 @@ def load_train_state(params: Mapping[str, np.ndarray], path: str | os.PathLike, 
             raise CheckpointError(f"{path}: optimizer entry {name} has shape {opt_saved[name].shape}, "
                                   f"expected {p.shape}")
         p.set_data(ms.Tensor(opt_saved[name], p.dtype))
-    state = TrainState(_counter(params, "epoch_num", path), step, _one_number(params, "best_miou", path))
-    bests = np.asarray(params.get(LOCAL_BEST_NAME, np.zeros(0)), np.float64).reshape(-1)
-    if not np.isfinite(bests).all():
-        raise CheckpointError(f"{path}: its {LOCAL_BEST_NAME} holds {shown(bests.tolist()[:4])}; the file is not a "
-                              f"checkpoint this program wrote")
+    state = TrainState(_counter(params, "epoch_num", path), step, _one_number(params, "best_miou", path, -1, 1))
+    saved_bests = np.asarray(params.get(LOCAL_BEST_NAME, np.zeros(0)))
+    bests = saved_bests.astype(np.float64).reshape(-1) if saved_bests.dtype.kind == "f" else np.array([np.nan])
+    if not (np.isfinite(bests).all() and (np.abs(bests) <= 1).all()):  # mIoU, or -1 before the first eval
+        raise CheckpointError(f"{path}: its {LOCAL_BEST_NAME} holds {shown(saved_bests.tolist(), 60)} "
+                              f"({saved_bests.dtype}), not mIoUs in [-1, 1]; the file is not a checkpoint this "
+                              f"program wrote")
     if rank < bests.size:  # each device gets back its own best (older checkpoints have none)
         state.local_best, state.device_bests = float(bests[rank]), bests.tolist()
     return state

@@ -177,9 +177,21 @@ def test_a_310_flow_meta_file(tmp_path):
     path = tmp_path / "meta.json"
     meta = {"protocol": {}, "images": [], "input_shape": [LONG]}
     _refused(lambda: check_meta(meta, path), path)
-    meta = {"protocol": {}, "images": [{"name": EVIL, "scales": []}], "input_shape": [1, 3, 9, 9]}
+    protocol = {"classes": 6, "crop_h": 9, "crop_w": 9, "base_size": 12, "batch_size": 1, "scales": [1.0],
+                "flip": False, "stride_rate": 0.5, "mean": [1, 2, 3], "std": [1, 1, 1], "max_image_gb": 1.0}
+    meta = {"protocol": protocol, "images": [{"name": EVIL, "scales": []}], "input_shape": [1, 3, 9, 9]}
     with pytest.raises(PSPNetError, match=r"images\[0\] needs a plain file name"):
         check_meta(meta, path)
+    for key, value in [("classes", EVIL), ("scales", [EVIL]), ("flip", EVIL)]:  # a class count sizes the matrix
+        _refused(lambda: check_meta({**meta, "protocol": {**protocol, key: value}}, path), path)
+    with pytest.raises(PSPNetError, match=r"protocol\.classes must be an integer from 1 to 255, got 6\.5"):
+        check_meta({**meta, "protocol": {**protocol, "classes": 6.5}}, path)
+    with pytest.raises(PSPNetError, match=r"protocol\.classes must be .*, got nothing"):
+        check_meta({**meta, "protocol": {k: v for k, v in protocol.items() if k != "classes"}}, path)
+    entry = {"name": "a", "image": "a.png", "label": None, "h": 9, "w": 9, "scales": []}
+    check_meta({**meta, "images": [entry]}, path)
+    with pytest.raises(PSPNetError, match=r"images\[0\] \(a\): needs the image's path"):
+        check_meta({**meta, "images": [{**entry, "h": "9"}]}, path)
 
 
 def test_a_duplicate_yaml_key_and_an_override_without_value(tmp_path):
@@ -194,3 +206,12 @@ def test_a_duplicate_yaml_key_and_an_override_without_value(tmp_path):
     with pytest.raises(PSPNetError) as info:
         parse_overrides(["data.classes", "3", LONG])
     _checked(str(info.value), "has no value")
+
+
+def test_an_ignored_key_of_a_zoo_config_in_the_log(tmp_path, caplog):
+    from src.compat import load_foreign
+
+    caplog.set_level("INFO")
+    load_foreign({"TRAIN": {"art_" + LONG: 1, "art_base_lr": 0.01}}, str(tmp_path / "zoo.yaml"))
+    line = next(r.getMessage() for r in caplog.records if "ignored" in r.getMessage())
+    _checked(line, tmp_path / "zoo.yaml")

@@ -122,6 +122,21 @@ def test_static_export_form_equals_dynamic():
     np.testing.assert_allclose(fixed(x).asnumpy(), dyn(x).asnumpy(), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("stride", [8, 32])
+def test_static_training_form_with_aux_equals_dynamic(stride):
+    """The aux head reads layer3, which stays at stride 16 when layer4 goes to 32: its fixed-size upsampling
+    must start from layer3's size (it took layer4's and failed at the first step)."""
+    hw = (41, 33)
+    nets = [PSPNet(classes=3, layers=TINY_DEPTH, dropout=0.0, output_stride=stride, static_hw=form,
+                   width_divisor=TINY) for form in (None, hw)]
+    for a, b in zip(*(n.get_parameters() for n in nets)):
+        b.set_data(a.data.copy())
+    x = ms.Tensor(np.random.default_rng(5).standard_normal((2, 3) + hw).astype(np.float32))
+    (main_d, aux_d), (main_f, aux_f) = [n.set_train(True)(x) for n in nets]
+    np.testing.assert_allclose(main_f.asnumpy(), main_d.asnumpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(aux_f.asnumpy(), aux_d.asnumpy(), rtol=1e-4, atol=1e-4)
+
+
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="depth"):
         PSPNet(classes=2, layers=34)

@@ -255,9 +255,13 @@ def resumable():
     ("bool buffer", "not finite floats: moments.cls.4.bias"),
     ("nan flag", r"not finite floats: stat\.cls\.4\.bias"),
     ("global ahead", r"global_step \(5\) is ahead of its step_num \(2\)"),
-    ("negative global", "global_step is \\[-7\\], not a count"),
-    ("empty best", r"best_miou is \[\], not one finite number"),
+    ("negative global", r"global_step is \[-7\] \(int32\), not a count"),
+    ("float counter", r"epoch_num is \[1\.0\] \(float64\), not a count"),
+    ("empty best", r"best_miou is \[\] \(float32\), not one finite float"),
+    ("best above one", r"best_miou is \[5\.0\] \(float32\), not one finite float in \[-1, 1\]"),
+    ("whole best", r"best_miou is \[1\] \(int64\), not one finite float"),
     ("nan device best", "local_best_miou holds \\[nan"),
+    ("device best 7", r"local_best_miou holds \[0\.5, 7\.0\] \(float32\), not mIoUs in \[-1, 1\]"),
     ("hostile name", r"unexpected: moments\.\\x1b\[2J\\nFAKE"),
 ])
 def test_training_state_that_no_run_wrote_is_refused_in_one_line(resumable, change, needle):
@@ -279,8 +283,16 @@ def test_training_state_that_no_run_wrote_is_refused_in_one_line(resumable, chan
         params["global_step"] = np.array([5], np.int32)
     elif change == "negative global":
         params["global_step"] = np.array([-7], np.int32)
+    elif change == "float counter":
+        params["epoch_num"] = np.array([1.0])
     elif change == "empty best":
         params["best_miou"] = np.zeros(0, np.float32)
+    elif change == "best above one":
+        params["best_miou"] = np.array([5.0], np.float32)
+    elif change == "whole best":
+        params["best_miou"] = np.array([1], np.int64)
+    elif change == "device best 7":
+        params["local_best_miou"] = np.array([0.5, 7.0], np.float32)
     elif change == "nan device best":
         params["local_best_miou"] = np.array([np.nan], np.float32)
     else:
@@ -310,6 +322,32 @@ def test_a_schedule_entry_that_is_not_one_number_is_refused(tmp_path):
         check_schedule({"schedule.base_lr": np.zeros(0)}, tmp_path / "run.ckpt", {"base_lr": 0.01}, allow=False)
 
 
+@pytest.mark.parametrize("counter, value, limit", [("epoch_num", 99, "epochs"), ("step_num", 1000, "total_steps")])
+def test_counters_past_the_schedule_the_file_records_are_refused(counter, value, limit):
+    """A run that 'finished' 99 of 2 epochs would otherwise end at once, exit 0 and train nothing."""
+    from src.checkpoint import CheckpointError
+    from src.train.run_state import resume_position
+
+    params = {"epoch_num": np.array([1], np.int32), "step_num": np.array([2], np.int32),
+              "schedule.epochs": np.array([2.0]), "schedule.total_steps": np.array([10.0])}
+    assert resume_position(params, "run.ckpt") == (1, 2)
+    params[counter] = np.array([value], np.int32)
+    with pytest.raises(CheckpointError, match=rf"run\.ckpt: its {counter} \({value}\) is past the end of the "
+                                              rf"schedule it records \({limit} "):
+        resume_position(params, "run.ckpt")
+
+
+def test_resuming_at_another_training_stride_is_a_schedule_change(tmp_path):
+    from src.train.run_state import check_schedule, schedule_of
+
+    t = tiny_config(tmp_path, tmp_path / "run").train
+    saved = {"schedule." + k: np.array([float(v)]) for k, v in schedule_of(t, 1, 10, 16).items()}
+    check_schedule(saved, tmp_path / "run.ckpt", schedule_of(t, 1, 10, 16), allow=False)
+    with pytest.raises(TrainingError, match="output_stride: checkpoint 16, now 32"):
+        check_schedule(saved, tmp_path / "run.ckpt", schedule_of(t, 1, 10, 32), allow=False)
+    check_schedule(saved, tmp_path / "run.ckpt", schedule_of(t, 1, 10, 32), allow=True)
+
+
 def test_training_at_stride_16_validates_and_exports_at_the_models_stride(shapes, tmp_path):
     """train.output_stride 16 with model.output_stride 8: the training network runs at 16, while validation
     inside training scores the stride-8 network eval.py loads from the saved checkpoint (strictly)."""
@@ -320,7 +358,7 @@ def test_training_at_stride_16_validates_and_exports_at_the_models_stride(shapes
     trainer = Trainer(cfg)
     trainer.run()
     records = [r for r in MetricsLog(tmp_path / "run" / "metrics.jsonl").read() if r["kind"] == "eval"]
-    assert len(records) == 1
+    assert len(records) == 1 and trainer.schedule["output_stride"] == 16  # a resume at another stride is refused
     ckpt = epoch_checkpoints(tmp_path / "run" / "checkpoints")[-1][1]
     loaded = load_eval_network(cfg.model, cfg.data.classes, str(ckpt))
     x = ms.Tensor(np.random.default_rng(0).normal(size=(1, 3, 33, 33)).astype(np.float32))
