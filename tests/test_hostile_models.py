@@ -69,16 +69,16 @@ def test_dataparallel_prefix_that_collides_is_refused():
     assert list(extract_state_dict({"module.w": a, "module.v": b}, "ok.pth")) == ["w", "v"]
 
 
-def _train_ckpt(path, epoch, step):
-    entries = {"w": np.ones(3, np.float32), "epoch_num": np.array([epoch], np.float32),
-               "step_num": np.array([step], np.float32), "best_miou": np.array([0.5], np.float32),
+def _train_ckpt(path, epoch, step, counter_dtype=np.int32):
+    entries = {"w": np.ones(3, np.float32), "epoch_num": np.array([epoch], counter_dtype),
+               "step_num": np.array([step], counter_dtype), "best_miou": np.array([0.5], np.float32),
                "global_step": np.array([1], np.int32)}
     return save_checkpoint_atomic(arrays_to_entries(entries), path)
 
 
 @pytest.mark.parametrize("epoch,step", [(-3, 5), (np.nan, 5), (2, np.inf), (1.5, 4)])
 def test_loop_counters_that_are_not_counts_are_refused(tmp_path, epoch, step):
-    _train_ckpt(tmp_path / "epoch_0002.ckpt", epoch, step)
+    _train_ckpt(tmp_path / "epoch_0002.ckpt", epoch, step, np.float32 if epoch != -3 else np.int32)
     found, params = open_resume("auto", tmp_path)
     with pytest.raises(CheckpointError, match="epoch_0002.ckpt: its (epoch|step)_num is"):
         resume_position(params, found)

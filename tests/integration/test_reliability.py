@@ -355,9 +355,14 @@ def test_hostile_export_sidecar_is_one_backend_error(tmp_path, payload):
         onnx_predict(str(model), 1, (33, 33), 6)
 
 
+PROTOCOL = {"classes": 6, "crop_h": 33, "crop_w": 33, "base_size": 48, "batch_size": 1, "scales": [1.0],
+            "flip": False, "stride_rate": 0.5, "mean": [1, 2, 3], "std": [1, 1, 1], "max_image_gb": 1.0}
+
+
 def _meta(files=("00000_s0_000.bin",), name="a"):
-    return {"protocol": {}, "input_shape": [1, 3, 33, 33],
-            "images": [{"name": name, "scales": [{"plan": {}, "files": list(files)}]}]}
+    return {"protocol": dict(PROTOCOL), "input_shape": [1, 3, 33, 33],
+            "images": [{"name": name, "image": "a.png", "label": None, "h": 33, "w": 33,
+                        "scales": [{"plan": {}, "files": list(files)}]}]}
 
 
 @pytest.mark.parametrize("payload,match", [
@@ -390,9 +395,13 @@ def test_meta_json_of_another_version_or_missing_inputs_is_one_data_error(tmp_pa
     from src.deploy.offline import postprocess, run_inputs
 
     (tmp_path / "input").mkdir()
-    (tmp_path / "meta.json").write_text(json.dumps({**_meta(), "protocol": {"classes": 6, "not_a_field": 1}}))
-    with pytest.raises(DataError, match="the protocol does not match this version's"):
+    (tmp_path / "meta.json").write_text(json.dumps({**_meta(), "protocol": {**PROTOCOL, "not_a_field": 1}}))
+    with pytest.raises(DataError, match="protocol has fields this version does not know: not_a_field"):
         postprocess(str(tmp_path), dataset_spec("synthetic", 6))
+    (tmp_path / "meta.json").write_text(json.dumps({**_meta(), "protocol": {"classes": 6}}))
+    with pytest.raises(DataError, match=r"protocol\.crop_h must be an integer from 1 to 8192, got nothing"):
+        postprocess(str(tmp_path), dataset_spec("synthetic", 6))
+    (tmp_path / "meta.json").write_text(json.dumps(_meta()))
     with pytest.raises(DataError, match=r"input[/\\]00000_s0_000\.bin not found"):
         run_inputs(str(tmp_path), lambda x: x)
 
