@@ -296,6 +296,12 @@ _RANGES: Dict[str, Tuple[float, float]] = {
 }
 
 
+def value_range(dotted: str) -> Tuple[float, float]:
+    """The lowest and highest value a numeric key (``eval.test_h``) may take, both allowed: for files that carry
+    settings written from a config (the 310 flow's meta.json), checked against the same bounds."""
+    return _RANGES[dotted]
+
+
 def _check_ranges(cfg: "Config", src: str) -> None:
     """Every numeric key within :data:`_RANGES` (each item of a list key too)."""
     for dotted, (low, high) in _RANGES.items():

@@ -21,6 +21,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from src.config import value_range
 from src.data.dataset import DataError, Sample, load_sample, read_image, read_list
 from src.data.labels import DatasetSpec
 from src.evaluation.evaluate import result_lines, write_json
@@ -109,33 +110,42 @@ def _real(v, low: float, high: float) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and low <= v <= high
 
 
-# The protocol fields preprocess writes and the bounds the config allows them (src/config.py's ranges).
-_PROTOCOL_FIELDS: Dict[str, Tuple[str, Callable[[object], bool]]] = {
-    "classes": ("an integer from 1 to 255", lambda v: _whole(v, 1, 255)),
-    "crop_h": ("an integer from 1 to 8192", lambda v: _whole(v, 1, 8192)),
-    "crop_w": ("an integer from 1 to 8192", lambda v: _whole(v, 1, 8192)),
-    "base_size": ("an integer from 1 to 8192", lambda v: _whole(v, 1, 8192)),
-    "batch_size": ("an integer from 1 to 1024", lambda v: _whole(v, 1, 1024)),
-    "scales": ("a list of 1 to 16 numbers from 0.001 to 8",
-               lambda v: isinstance(v, list) and 1 <= len(v) <= 16 and all(_real(x, 1e-3, 8) for x in v)),
-    "flip": ("true or false", lambda v: isinstance(v, bool)),
-    "stride_rate": ("a number from 0.001 to 1", lambda v: _real(v, 1e-3, 1)),
-    "mean": ("3 numbers from 0 to 255",
-             lambda v: isinstance(v, list) and len(v) == 3 and all(_real(x, 0, 255) for x in v)),
-    "std": ("3 numbers from 1e-6 to 255",
-            lambda v: isinstance(v, list) and len(v) == 3 and all(_real(x, 1e-6, 255) for x in v)),
-    "max_image_gb": ("a number from 0.001 to 4096", lambda v: _real(v, 1e-3, 4096)),
+# The protocol fields preprocess writes: the config key each comes from (its bounds are that key's) and its form.
+_PROTOCOL_KEYS: Dict[str, Tuple[str, str]] = {
+    "classes": ("data.classes", "integer"), "crop_h": ("eval.test_h", "integer"),
+    "crop_w": ("eval.test_w", "integer"), "base_size": ("eval.base_size", "integer"),
+    "batch_size": ("eval.batch_size", "integer"), "scales": ("eval.scales", "scales"), "flip": ("eval.flip", "bool"),
+    "stride_rate": ("eval.stride_rate", "number"), "mean": ("data.mean", "rgb"), "std": ("data.std", "rgb"),
+    "max_image_gb": ("eval.max_image_gb", "number"),
 }
+
+
+def _protocol_rule(key: str, form: str) -> Tuple[str, Callable[[object], bool]]:
+    """What a protocol field of ``form`` must be, in words and as a test, within config key ``key``'s bounds."""
+    if form == "bool":
+        return "true or false", lambda v: isinstance(v, bool)
+    low, high = value_range(key)
+    span = f"from {low:g} to {high:g}"
+    if form == "integer":
+        return f"an integer {span}", lambda v: _whole(v, low, high)
+    if form == "number":
+        return f"a number {span}", lambda v: _real(v, low, high)
+    if form == "rgb":
+        return f"3 numbers {span}", lambda v: isinstance(v, list) and len(v) == 3 and \
+            all(_real(x, low, high) for x in v)
+    return (f"a list of 1 to 16 numbers {span}",
+            lambda v: isinstance(v, list) and 1 <= len(v) <= 16 and all(_real(x, low, high) for x in v))
 
 
 def _check_protocol(protocol: Dict, bad: Callable[[str], DataError]) -> None:
     """Every protocol field present, of its type and within its bounds: the runner and postprocess compute
     with them (a class count sizes the confusion matrix and the output files)."""
-    for key, (what, ok) in _PROTOCOL_FIELDS.items():
+    for key, (config_key, form) in _PROTOCOL_KEYS.items():
+        what, ok = _protocol_rule(config_key, form)
         if key not in protocol or not ok(protocol[key]):
             got = shown(repr(protocol[key]), 60) if key in protocol else "nothing (another version's?)"
             raise bad(f"protocol.{key} must be {what}, got {got}")
-    extra = sorted(set(protocol) - set(_PROTOCOL_FIELDS))
+    extra = sorted(set(protocol) - set(_PROTOCOL_KEYS))
     if extra:
         raise bad(f"protocol has fields this version does not know: {shown_names(extra)}")
 

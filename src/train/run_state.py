@@ -105,10 +105,10 @@ def resume_position(params: Optional[Mapping[str, np.ndarray]], path: Optional[P
         return 0, -1
     epoch, step = _counter(params, "epoch_num", path), _counter(params, "step_num", path)
     for count, name, limit in ((epoch, "epoch_num", "epochs"), (step, "step_num", "total_steps")):
-        if SCHEDULE_PREFIX + limit in params and count > _one_number(params, SCHEDULE_PREFIX + limit, path):
+        end = _one_number(params, SCHEDULE_PREFIX + limit, path) if SCHEDULE_PREFIX + limit in params else math.inf
+        if count > end:
             raise CheckpointError(f"{path}: its {name} ({count}) is past the end of the schedule it records "
-                                  f"({limit} {_one_number(params, SCHEDULE_PREFIX + limit, path):g}); the file is not "
-                                  f"a checkpoint this program wrote")
+                                  f"({limit} {end:g}); the file is not a checkpoint this program wrote")
     return epoch, step
 
 
