@@ -17,11 +17,11 @@ import reprlib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import yaml
 
-from src.errors import PSPNetError, has_control_chars, shown
+from src.errors import PSPNetError, has_control_chars, shown, shown_names
 
 
 class ConfigError(PSPNetError, ValueError):
@@ -151,6 +151,9 @@ class DataConfig:
     std: List[float] = field(default_factory=lambda: [0.229 * 255, 0.224 * 255, 0.225 * 255])
     workers: int = 2
     on_bad_sample: str = "error"
+    reduce_zero_label: bool = False  # label 0 = unlabeled (ignored); 1..N are classes 0..N-1 (mmseg's option)
+    allow_absent_classes: List[str] = field(default_factory=list)  # classes that may have no training pixel
+    class_colors: List[List[int]] = field(default_factory=list)  # custom sets: [r, g, b] per class (fix colors)
 
 
 @dataclass
@@ -166,6 +169,8 @@ class ModelConfig:
     dropout: float = 0.1
     zero_init_residual: bool = False  # from scratch: each bottleneck's last BN scale starts at 0
     pretrained: str = ""
+    pretrained_head: str = "strict"  # strict: the heads must fit; match: keep the rows of shared class names; fresh
+    pretrained_class_names: List[str] = field(default_factory=list)  # the class names of model.pretrained's heads
     allow_non_finite: bool = False  # load weights holding NaN/inf (refused by default: they predict nonsense)
     width_divisor: int = 1  # test-only: divide every channel count (1 = the paper's network; tests use 16 with layers 14)
     graph_form: str = "auto"  # fixed: built for the train crop (AI Core ops only); dynamic: any size; auto: fixed on Ascend
@@ -195,6 +200,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     head_lr_mult: float = 10.0
     aux_weight: float = 0.4
+    class_weights: Union[List[float], str] = "none"  # none, auto (median frequency) or one weight per class
     seed: int = 123
     save_dir: str = "outputs/voc2012_pspnet50"
     save_every: int = 1
@@ -267,6 +273,7 @@ _CHOICES: Dict[str, Tuple[Any, ...]] = {
     "model.output_stride": (8, 16, 32),
     "train.output_stride": (0, 8, 16, 32),
     "model.graph_form": ("auto", "fixed", "dynamic"),
+    "model.pretrained_head": ("strict", "match", "fresh"),
     "device.target": ("auto", "Ascend", "GPU", "CPU"),
     "device.mode": ("GRAPH", "PYNATIVE"),
     "train.amp_level": ("O0", "O1", "O2"),
@@ -321,19 +328,31 @@ _FLOAT_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 NULL_TEXTS = ("null", "~", "")
 
 
+def _split_items(text: str) -> List[str]:
+    """The items of a list's inside, split at the commas outside brackets (``[1, 2], [3, 4]`` is two items)."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            items.append(text[start:i].strip())
+            start = i + 1
+    return items + [text[start:].strip()]
+
+
 def parse_scalar(text: str, tp: Any) -> Any:
     """The text of a config value or an override read as type ``tp``, strictly; the text itself when it is
     not one (the type check then names the key). Integers and floats: decimal, a float with an optional
     exponent; booleans: true / false; strings: the text as given; lists: ``[a, b]``."""
     if typing.get_origin(tp) is typing.Union:
-        if text.strip().lower() in NULL_TEXTS:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) < len(typing.get_args(tp)) and text.strip().lower() in NULL_TEXTS:
             return None
-        return parse_scalar(text, [a for a in typing.get_args(tp) if a is not type(None)][0])
+        return parse_scalar(text, args[0]) if len(args) == 1 else text  # a choice of types: _check_value tries each
     if typing.get_origin(tp) in (list, List):
         inner = text.strip()
         if not (inner.startswith("[") and inner.endswith("]")):
             return text
-        items = [t.strip() for t in inner[1:-1].split(",")] if inner[1:-1].strip() else []
+        items = _split_items(inner[1:-1]) if inner[1:-1].strip() else []
         (item_tp,) = typing.get_args(tp)
         return [parse_scalar(t[1:-1] if len(t) > 1 and t[0] == t[-1] and t[0] in "'\"" else t, item_tp)
                 for t in items]
@@ -358,9 +377,24 @@ def _check_value(value: Any, tp: Any, key: str, source: str) -> Any:
     )
     if origin is typing.Union:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None:
+        if value is None and len(args) < len(typing.get_args(tp)):
             return None
-        return _check_value(value, args[0], key, source)
+        for arg in args[:-1]:  # a choice of types (a list or a word): the first that takes the value
+            if isinstance(value, str) and arg is not str:
+                value_as = parse_scalar(value, arg)
+                if value_as is value:
+                    continue
+            try:
+                return _check_value(value, arg, key, source)
+            except ConfigError:
+                continue
+        if len(args) > 1:
+            try:
+                return _check_value(value, args[-1], key, source)
+            except ConfigError:
+                raise ConfigError(f"{source}: key '{key}' must be one of "
+                                  f"{' or '.join(_type_name(a) for a in args)}, got {_show(value)}") from None
+        return _check_value(value, args[-1], key, source)
     if origin in (list, List):
         (item_tp,) = typing.get_args(tp)
         if isinstance(value, tuple):
@@ -539,6 +573,64 @@ def validate(cfg: Config, source: Optional[str] = None) -> None:
     if not 0 < e.stride_rate <= 1:
         raise ConfigError(f"{src}: eval.stride_rate must be in (0, 1], got {e.stride_rate}")
     _check_ranges(cfg, src)
+    _validate_labels(cfg.data, cfg.train, src)
+
+
+# Data sets whose label files are already read with a fixed map (ADE20K's 0 = other, Cityscapes' labelIds, ...):
+# data.reduce_zero_label would shift them a second time.
+SHIFTED_BY_NAME = ("voc2012", "ade20k", "cityscapes", "camvid", "kitti_road")
+
+
+def _validate_labels(d: DataConfig, t: TrainConfig, src: str) -> None:
+    """The label contract: the ignore value is no class, reduce_zero_label only where labels are not already
+    mapped, class colours and weights one per class."""
+    if d.ignore_label < d.classes:
+        hint = (" If 0 marks unlabeled pixels in your masks, keep data.ignore_label 255 and set "
+                "data.reduce_zero_label true (classes 1..N are read as 0..N-1)" if d.ignore_label == 0 else "")
+        raise ConfigError(f"{src}: data.ignore_label {d.ignore_label} is one of the {d.classes} classes "
+                          f"(0..{d.classes - 1}): that class could never be learned or scored; choose an ignore "
+                          f"value of {d.classes} or more.{hint}")
+    if d.reduce_zero_label and d.dataset in SHIFTED_BY_NAME:
+        how = "already reads 0 as unlabeled (0 -> ignore, 1..150 -> 0..149)" if d.dataset == "ade20k" else \
+            "has its own fixed label map"
+        raise ConfigError(f"{src}: data.reduce_zero_label with data.dataset {d.dataset}: that data set {how}, so "
+                          f"the shift would apply twice; remove data.reduce_zero_label (it is for custom data)")
+    if d.reduce_zero_label and d.classes >= 255:
+        raise ConfigError(f"{src}: data.reduce_zero_label reads values 1..{d.classes} as classes: at most 254")
+    if d.class_colors:
+        if len(d.class_colors) != d.classes:
+            raise ConfigError(f"{src}: data.class_colors has {len(d.class_colors)} colours for {d.classes} classes "
+                              f"(one [r, g, b] per class)")
+        for i, c in enumerate(d.class_colors):
+            if len(c) != 3 or any(not 0 <= v <= 255 for v in c):
+                raise ConfigError(f"{src}: data.class_colors[{i}] must be [r, g, b] with values 0-255, got "
+                                  f"{_show(c)}")
+        seen: Dict[tuple, int] = {}
+        for i, c in enumerate(d.class_colors):
+            if tuple(c) in seen:
+                raise ConfigError(f"{src}: data.class_colors[{i}] repeats the colour of class {seen[tuple(c)]} "
+                                  f"({', '.join(map(str, c))}); each class needs its own colour")
+            seen[tuple(c)] = i
+    if d.class_names and d.allow_absent_classes:
+        unknown = [n for n in d.allow_absent_classes if n not in d.class_names]
+        if unknown:
+            raise ConfigError(f"{src}: data.allow_absent_classes names {shown_names(unknown, 5, 60)}, not among "
+                              f"data.class_names")
+    w = t.class_weights
+    if isinstance(w, str):
+        if w not in ("none", "auto"):
+            raise ConfigError(f"{src}: train.class_weights must be none, auto or a list of one weight per class, "
+                              f"got {_show(w)}")
+    else:
+        if len(w) != d.classes:
+            raise ConfigError(f"{src}: train.class_weights has {len(w)} weights for {d.classes} classes (one per "
+                              f"class, in class order)")
+        bad = [i for i, v in enumerate(w) if not (math.isfinite(v) and 0 <= v <= 1e6)]
+        if bad:
+            raise ConfigError(f"{src}: train.class_weights[{bad[0]}] must be a finite number from 0 to 1e6, got "
+                              f"{w[bad[0]]}")
+        if not any(v > 0 for v in w):
+            raise ConfigError(f"{src}: train.class_weights are all 0: no pixel would count in the loss")
 
 
 def config_to_dict(cfg: Config) -> Dict[str, Dict[str, Any]]:

@@ -7,13 +7,13 @@ import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from src.data.labels import IGNORE, DatasetSpec
+from src.data.labels import DatasetSpec
 from src.errors import PSPNetError, has_control_chars, shown
 from src.outputs import append_line
 
@@ -224,13 +224,19 @@ def read_image(path: str, where: str = "") -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB).astype(np.float32)
 
 
-def read_label(path: str, spec: DatasetSpec, where: str = "") -> np.ndarray:
-    """Read a label file as (H, W) uint8 class indices with 255 = ignore.
+class LabelKindError(DataError):
+    """A label file of a kind the loader does not read (an RGB colour mask); ``kind`` says which."""
 
-    Palette PNGs give their indices (not their colors); single-channel files
-    their values; color ground truth is mapped through ``spec.color_classes``.
-    The dataset's label map (ADE20K shift, Cityscapes trainIds...) is applied.
-    """
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def read_raw_label(path: str, spec: DatasetSpec, where: str = "") -> np.ndarray:
+    """A label file's values as (H, W) uint8, before the data set's label map: palette PNGs give their indices
+    (not their colours), single-channel files their values, colour ground truth goes through
+    ``spec.color_classes`` (unmatched colours become ``spec.ignore_label``).  Values that do not fit 0..255
+    (16/32-bit files, negative numbers) are refused, never wrapped."""
     prefix = f"{where + ': ' if where else ''}"
     _check_file(path, prefix, "label")
     header_size(path, prefix, "label")
@@ -242,28 +248,54 @@ def read_label(path: str, spec: DatasetSpec, where: str = "") -> np.ndarray:
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"{prefix}cannot read label {path}: {exc}") from None
     if mode in ("P", "L"):
-        label = arr.astype(np.uint8)
-    elif mode in ("I", "I;16", "I;16B"):
-        if arr.max(initial=0) > 255:
-            raise DataError(f"{prefix}label {path} has values above 255")
-        label = arr.astype(np.uint8)
-    elif mode in ("RGB", "RGBA") and spec.color_classes:
-        label = np.full(arr.shape[:2], IGNORE, dtype=np.uint8)
+        return arr.astype(np.uint8)
+    if mode in ("I", "I;16", "I;16B", "I;16L"):
+        if arr.size and (int(arr.max()) > 255 or int(arr.min()) < 0):
+            raise DataError(f"{prefix}label {path} has values outside 0..255 ({int(arr.min())} to "
+                            f"{int(arr.max())}); class indices and the ignore value fit 0..255")
+        return arr.astype(np.uint8)
+    if mode in ("RGB", "RGBA") and spec.color_classes:
+        label = np.full(arr.shape[:2], spec.ignore_label, dtype=np.uint8)
         for color, cls in spec.color_classes.items():
             label[np.all(arr[..., :3] == np.asarray(color, np.uint8), axis=-1)] = cls
-    else:
-        raise DataError(f"{prefix}label {path} is a {mode} image; expected a single-channel or palette PNG "
-                        f"of class indices")
-    return spec.label_map(label)
+        return label
+    if mode in ("RGB", "RGBA"):
+        raise LabelKindError(f"{prefix}label {path} is an RGB colour mask; the loader reads class indices. Convert "
+                             f"a copy: set data.class_colors ([r, g, b] per class) and run `python -m src prepare "
+                             f"check --config CONFIG --fix colors --out DIR`", "rgb")
+    raise DataError(f"{prefix}label {path} is a {mode} image; expected a single-channel or palette PNG "
+                    f"of class indices")
 
 
-def check_label_values(label: np.ndarray, classes: int, path: str, where: str = "") -> None:
-    """Raise DataError if a label holds values other than 0..classes-1 and 255."""
-    valid = label[label != IGNORE]
-    if valid.size and int(valid.max()) >= classes:
-        bad = np.unique(valid[valid >= classes])
-        raise DataError(f"{where + ': ' if where else ''}label {path} has values {bad.tolist()[:10]} outside "
-                        f"[0, {classes}) and not {IGNORE}")
+def read_label(path: str, spec: DatasetSpec, where: str = "") -> np.ndarray:
+    """Read a label file as (H, W) uint8 class indices, ``spec.ignore_label`` where no class is given.
+
+    :func:`read_raw_label`, then the dataset's label map (ADE20K shift, Cityscapes trainIds, reduce_zero_label).
+    """
+    return spec.map_label(read_raw_label(path, spec, where))
+
+
+def label_value_hint(values: Sequence[int], spec: DatasetSpec) -> str:
+    """Why a label may hold the out-of-range ``values`` (file values), and the fix: '' when no cause is known."""
+    values = sorted(set(int(v) for v in values))
+    if spec.reduce_zero_label:
+        return ""
+    if values == [spec.classes]:
+        return (f" (values 1..{spec.classes} with 0 for unlabeled pixels? set data.reduce_zero_label true, or "
+                f"data.classes {spec.classes + 1} if 0 is a class)")
+    if values == [255] and spec.ignore_label != 255:
+        return f" (255 is not data.ignore_label {spec.ignore_label} here: is 255 your masks' ignore value?)"
+    return ""
+
+
+def check_label_values(raw: np.ndarray, spec: DatasetSpec, path: str, where: str = "") -> None:
+    """Raise DataError if a label file holds values that are neither a class of ``spec`` nor its ignore value."""
+    bad = spec.out_of_range(raw)
+    if bad:
+        kept = "0 (unlabeled), " if spec.reduce_zero_label else ""
+        allowed = f"1..{spec.classes}" if spec.reduce_zero_label else f"[0, {spec.classes})"
+        raise DataError(f"{where + ': ' if where else ''}label {path} has values {bad[:10]} outside {kept}{allowed} "
+                        f"and not data.ignore_label {spec.ignore_label}{label_value_hint(bad, spec)}")
 
 
 def load_sample(sample: Sample, spec: DatasetSpec, classes: int) -> Tuple[np.ndarray, Optional[np.ndarray]]:
@@ -271,12 +303,14 @@ def load_sample(sample: Sample, spec: DatasetSpec, classes: int) -> Tuple[np.nda
     image = read_image(sample.image, sample.where)
     if sample.label is None:
         return image, None
-    label = read_label(sample.label, spec, sample.where)
-    if label.shape != image.shape[:2]:
+    raw = read_raw_label(sample.label, spec, sample.where)
+    if raw.shape != image.shape[:2]:
         raise DataError(f"{sample.where}: image {sample.image} is {image.shape[1]}x{image.shape[0]} but label "
-                        f"{sample.label} is {label.shape[1]}x{label.shape[0]}")
-    check_label_values(label, classes, sample.label, sample.where)
-    return image, label
+                        f"{sample.label} is {raw.shape[1]}x{raw.shape[0]}")
+    if classes != spec.classes:
+        raise ValueError(f"{classes} classes for a data set of {spec.classes}")
+    check_label_values(raw, spec, sample.label, sample.where)
+    return image, spec.map_label(raw)
 
 
 class SegDataset:

@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from src.config import DATASETS, ConfigError, DataConfig
 from src.outputs import palette_png, write_bytes
-
-IGNORE = 255
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
@@ -70,7 +68,6 @@ def voc_palette(n: int = 256) -> np.ndarray:
 def _palette_from(colors: Sequence[Sequence[int]]) -> np.ndarray:
     pal = voc_palette(256)
     pal[: len(colors)] = np.asarray(colors, dtype=np.uint8)
-    pal[IGNORE] = (255, 255, 255)
     return pal
 
 
@@ -95,50 +92,86 @@ def spread_palette(n: int) -> np.ndarray:
     return np.asarray(colors, dtype=np.uint8)
 
 
-def identity_map(label: np.ndarray) -> np.ndarray:
+def identity_map(label: np.ndarray, ignore_label: int) -> np.ndarray:
+    """The file's values are the classes (and the ignore value) as they are."""
     return label
 
 
-def ade20k_map(label: np.ndarray) -> np.ndarray:
-    """ADE20K stores 0 = 'other' and classes as 1..150: shift by -1, 0 -> 255."""
+def ade20k_map(label: np.ndarray, ignore_label: int) -> np.ndarray:
+    """ADE20K stores 0 = 'other' and classes as 1..150: shift by -1, 0 -> the ignore value."""
     out = label.astype(np.int32) - 1
-    out[out < 0] = IGNORE
+    out[out < 0] = ignore_label
     return out.astype(np.uint8)
 
 
-def cityscapes_map(label: np.ndarray) -> np.ndarray:
-    """Cityscapes labelIds -> the 19 trainIds, everything else 255."""
-    lut = np.full(256, IGNORE, dtype=np.uint8)
+def _zero_reduced(label: np.ndarray, ignore_label: int) -> np.ndarray:
+    """data.reduce_zero_label: 0 -> ignore, the ignore value stays, every other value v -> v - 1."""
+    out = label.astype(np.int32) - 1
+    out[(label == 0) | (label == ignore_label)] = ignore_label
+    return out.astype(np.uint8)
+
+
+def cityscapes_map(label: np.ndarray, ignore_label: int) -> np.ndarray:
+    """Cityscapes labelIds -> the 19 trainIds, everything else the ignore value."""
+    lut = np.full(256, ignore_label, dtype=np.uint8)
     for label_id, train_id in CITYSCAPES_LABEL_TO_TRAIN.items():
         lut[label_id] = train_id
     return lut[label]
 
 
-def camvid_map(label: np.ndarray) -> np.ndarray:
-    """CamVid-11 (SegNet format): 0..10 classes, 11 = void -> 255."""
+def camvid_map(label: np.ndarray, ignore_label: int) -> np.ndarray:
+    """CamVid-11 (SegNet format): 0..10 classes, 11 = void -> the ignore value."""
     out = label.copy()
-    out[out == 11] = IGNORE
+    out[out == 11] = ignore_label
     return out
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """What the code needs to know about one dataset family."""
+    """What the code needs to know about one dataset family, and how its label files are read.
+
+    ``ignore_label`` is the config's ``data.ignore_label``: the value a label holds (after ``label_map``) where no
+    class is given; ``reduce_zero_label``: the files use 0 for unlabeled and 1..N for the classes."""
 
     name: str
     classes: int
     class_names: List[str]
     palette: np.ndarray
-    label_map: Callable[[np.ndarray], np.ndarray] = identity_map
-    # For datasets whose ground truth is a color image (KITTI road): color -> class, others -> 255.
+    label_map: Callable[[np.ndarray, int], np.ndarray] = identity_map
+    # For datasets whose ground truth is a color image (KITTI road): color -> class, others -> ignore.
     color_classes: Optional[Dict[tuple, int]] = None
+    ignore_label: int = DataConfig.ignore_label
+    reduce_zero_label: bool = False
+
+    def map_label(self, raw: np.ndarray) -> np.ndarray:
+        """A label file's values (uint8) -> class indices with ``ignore_label`` where no class is given."""
+        label = self.label_map(raw, self.ignore_label)
+        return _zero_reduced(label, self.ignore_label) if self.reduce_zero_label else label
+
+    def out_of_range(self, raw: np.ndarray) -> List[int]:
+        """The file values (sorted, distinct) that are neither a class nor the ignore value once read."""
+        values = np.unique(raw)
+        if self.reduce_zero_label:
+            ok = (values == 0) | (values == self.ignore_label) | ((values >= 1) & (values <= self.classes))
+        else:
+            mapped = self.label_map(values.reshape(1, -1), self.ignore_label).reshape(-1)
+            ok = (mapped < self.classes) | (mapped == self.ignore_label)
+        return [int(v) for v in values[~ok]]
 
 
-def dataset_spec(name: str, classes: Optional[int] = None, class_names: Sequence[str] = ()) -> DatasetSpec:
+def dataset_spec(name: str, classes: Optional[int] = None, class_names: Sequence[str] = (),
+                 ignore_label: int = DataConfig.ignore_label, reduce_zero_label: bool = False) -> DatasetSpec:
     """The spec for a dataset name; ``custom`` and ``synthetic`` take their class count from the config.
 
-    A ``classes`` that contradicts a known dataset is an error.
+    A ``classes`` that contradicts a known dataset is an error.  Ignored pixels are white in the palette.
     """
+    spec = _named_spec(name, classes, class_names)
+    palette = spec.palette.copy()
+    palette[ignore_label] = (255, 255, 255)
+    return replace(spec, palette=palette, ignore_label=ignore_label, reduce_zero_label=reduce_zero_label)
+
+
+def _named_spec(name: str, classes: Optional[int], class_names: Sequence[str]) -> DatasetSpec:
     known = {
         "voc2012": DatasetSpec("voc2012", 21, VOC_CLASSES, voc_palette()),
         "ade20k": DatasetSpec("ade20k", 150, ADE20K_CLASSES, _palette_from(spread_palette(150)), ade20k_map),
@@ -166,8 +199,14 @@ def dataset_spec(name: str, classes: Optional[int] = None, class_names: Sequence
 
 
 def spec_of(data_cfg: DataConfig) -> DatasetSpec:
-    """The :class:`DatasetSpec` a config's data section describes."""
-    return dataset_spec(data_cfg.dataset, data_cfg.classes, data_cfg.class_names)
+    """The :class:`DatasetSpec` a config's data section describes (its class colours are its palette)."""
+    spec = dataset_spec(data_cfg.dataset, data_cfg.classes, data_cfg.class_names, data_cfg.ignore_label,
+                        data_cfg.reduce_zero_label)
+    if data_cfg.class_colors:
+        palette = spec.palette.copy()
+        palette[:len(data_cfg.class_colors)] = np.asarray(data_cfg.class_colors, dtype=np.uint8)
+        spec = replace(spec, palette=palette)
+    return spec
 
 
 def colorize(label: np.ndarray, palette: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ Usage:
 """
 from __future__ import annotations
 
-import collections
+import copy
 import logging
 import os
 from pathlib import Path
@@ -19,8 +19,11 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from src.data.dataset import DataError, read_image, read_label
-from src.data.labels import IGNORE, dataset_spec
+from src.config import Config, ConfigError, DataConfig, config_yaml
+from src.data.dataset import DataError, LabelKindError, Sample, read_list, read_raw_label
+from src.data.doctor import ListScan, bar_chart, diagnose, report_lines, scan_list
+from src.data.labels import DatasetSpec, dataset_spec, spec_of
+from src.errors import shown, shown_names
 from src.outputs import OutputFolder, index_png
 
 logger = logging.getLogger(__name__)
@@ -145,55 +148,26 @@ def prepare_camvid(root: str, overwrite: bool = False) -> Dict[str, int]:
 
 
 def check_list(list_file: str, data_root: str, dataset: str, classes: Optional[int] = None,
-               class_names: Sequence[str] = ()) -> Dict[str, object]:
+               class_names: Sequence[str] = (), ignore_label: int = DataConfig.ignore_label,
+               reduce_zero_label: bool = False) -> Dict[str, object]:
     """Walk every line of a list file and collect every problem, without stopping at the first.
 
     Returns ``{'samples': n, 'ok': n, 'problems': {kind: [messages]}}`` with
     kinds ``missing_file``, ``malformed_line``, ``unreadable_image``,
-    ``unreadable_label``, ``size_mismatch`` and ``label_out_of_range``.
+    ``unreadable_label``, ``rgb_masks``, ``size_mismatch`` and ``label_out_of_range``.
     """
-    spec = dataset_spec(dataset, classes, class_names)
-    problems: Dict[str, List[str]] = collections.defaultdict(list)
-    path = Path(list_file)
-    if not path.is_file():
-        raise DataError(f"list file not found: {path}")
-    lines = [(no, line.split()) for no, line in enumerate(path.read_text().splitlines(), 1)
-             if line.strip() and not line.strip().startswith("#")]
-    ok = 0
-    for no, parts in lines:
-        where = f"{path}:{no}"
-        if len(parts) != 2:
-            problems["malformed_line"].append(f"{where}: expected 'image label', got {len(parts)} columns")
-            continue
-        img_path, lab_path = (str(Path(data_root) / p) for p in parts)
-        missing = [p for p in (img_path, lab_path) if not os.path.isfile(p)]
-        if missing:
-            problems["missing_file"].extend(f"{where}: file not found: {p}" for p in missing)
-            continue
-        try:
-            image = read_image(img_path, where)
-        except DataError as exc:
-            problems["unreadable_image"].append(str(exc))
-            image = None
-        try:
-            label = read_label(lab_path, spec, where)
-        except DataError as exc:
-            problems["unreadable_label"].append(str(exc))
-            continue
-        bad_sample = image is None
-        if image is not None and image.shape[:2] != label.shape:
-            problems["size_mismatch"].append(f"{where}: image {image.shape[1]}x{image.shape[0]} vs label "
-                                             f"{label.shape[1]}x{label.shape[0]}")
-            bad_sample = True
-        values = np.unique(label)
-        out_of_range = [int(v) for v in values if v >= spec.classes and v != IGNORE]
-        if out_of_range:
-            problems["label_out_of_range"].append(f"{where}: {lab_path} has values {out_of_range[:10]}")
-            bad_sample = True
-        ok += not bad_sample
-    if not lines:
-        problems["malformed_line"].append(f"{path}: the list is empty")
-    return {"samples": len(lines), "ok": ok, "problems": dict(problems)}
+    spec = dataset_spec(dataset, classes, class_names, ignore_label, reduce_zero_label)
+    scan = _scan(list_file, data_root, spec)
+    return {"samples": scan.samples, "ok": scan.ok, "problems": dict(scan.problems)}
+
+
+def _scan(list_file: str, data_root: str, spec: DatasetSpec) -> ListScan:
+    if not Path(list_file).is_file():
+        raise DataError(f"list file not found: {list_file}")
+    scan = scan_list(list_file, data_root, spec, read_images=True)
+    if not scan.samples and not scan.problems:
+        scan.problems["malformed_line"].append(f"{list_file}: the list is empty")
+    return scan
 
 
 def check_lines(report: Dict[str, object], list_file: str, show: int = 20) -> List[str]:
@@ -208,27 +182,279 @@ def check_lines(report: Dict[str, object], list_file: str, show: int = 20) -> Li
     return lines
 
 
-def check_command(config: Optional[str], which: str, list_file: Optional[str], root: Optional[str], dataset: str,
-                  classes: Optional[int]) -> Tuple[List[str], bool]:
-    """``prepare check``: the report lines for the config's lists (``which``: train, val, both) or for one
-    ``list_file`` under ``root``; and whether every list is clean."""
-    if config:
-        from src.config import load_config
+REPORT_NAME, CHART_NAME = "data_report.md", "class_pixels.png"
 
-        d = load_config(config).data
-        lists = {"train": [d.train_list], "val": [d.val_list], "both": [d.train_list, d.val_list]}[which]
-        jobs = [(os.path.join(d.data_root, lst), d.data_root, d.dataset, d.classes, d.class_names) for lst in lists]
+
+def check_command(config: Optional[str], which: str, list_file: Optional[str], root: Optional[str], dataset: str,
+                  classes: Optional[int], out: Optional[str] = None, overwrite: bool = False,
+                  overrides: Sequence[str] = ()) -> Tuple[List[str], bool]:
+    """``prepare check`` (the data doctor): the report lines for the config's lists (``which``: train, val,
+    both) or for one ``list_file`` under ``root``, and whether the data is clean. With ``out`` the table and a
+    class bar chart are also written there."""
+    if config:
+        from src.compat import load_any_config
+
+        cfg = load_any_config(config, list(overrides))
+        d = cfg.data
+        spec = spec_of(d)
+        lists = {"train": ["train"], "val": ["val"], "both": ["train", "val"]}[which]
+        jobs = {name: (_in_root(d.data_root, d.train_list if name == "train" else d.val_list), d.data_root)
+                for name in lists}
+        allow = d.allow_absent_classes
     elif list_file and root:
-        jobs = [(list_file, root, dataset, classes, ())]
+        spec = dataset_spec(dataset, classes)
+        jobs, allow, config = {"list": (list_file, root)}, (), "CONFIG"
     else:
         raise DataError("prepare check needs --config, or --list and --root")
-    lines: List[str] = []
-    clean = True
-    for job in jobs:
-        report = check_list(*job)
-        lines += check_lines(report, job[0])
-        clean &= not report["problems"]
+    scans = {name: _scan(path, data_root, spec) for name, (path, data_root) in jobs.items()}
+    found = diagnose(scans.get("train"), scans.get("val"), spec, config, allow)
+    lines = report_lines(scans, found, spec)
+    if out:
+        with OutputFolder(out, "--out", "prepare", overwrite) as folder:
+            folder.refuse_earlier([REPORT_NAME, CHART_NAME], "pass --overwrite to replace them")
+            folder.put_text(REPORT_NAME, "# Data report\n\n" + "\n".join(lines) + "\n")
+            folder.put_figure(CHART_NAME, bar_chart(scans, spec))
+        lines.append(f"report: {Path(out) / REPORT_NAME}, {Path(out) / CHART_NAME}")
+    clean = not found and not any(s.problems for s in scans.values())
     return lines, clean
+
+
+def _in_root(data_root: str, name: str) -> str:
+    return name if os.path.isabs(name) else os.path.join(data_root, name)
+
+
+# --- fixes: new copies of the masks, never in place ----------------------------------------------------------------
+
+FIXES = ("binary", "colors")
+
+
+def fix_command(config: str, kind: str, out: str, overwrite: bool = False,
+                overrides: Sequence[str] = ()) -> List[str]:
+    """``prepare check --fix binary|colors --out DIR``: fixed copies of every train and val mask, the two list
+    files and a ``config.yaml`` (absolute paths) that trains as it is; the user's masks are only read."""
+    from src.compat import load_any_config
+
+    cfg = load_any_config(config, list(overrides))
+    d = cfg.data
+    if kind == "colors" and not d.class_colors:
+        raise ConfigError(f"{config}: --fix colors needs data.class_colors: one [r, g, b] per class, in class "
+                          f"order (e.g. data: {{class_colors: [[0, 0, 0], [128, 0, 0], ...]}})")
+    if kind == "binary" and d.classes < 2:
+        raise ConfigError(f"{config}: --fix binary writes classes 0 (background) and 1 (foreground): set "
+                          f"data.classes 2")
+    out_path = Path(out).resolve()
+    splits = {name: read_list(_in_root(d.data_root, lst), d.data_root)
+              for name, lst in (("train", d.train_list), ("val", d.val_list))}
+    spec = spec_of(d)
+    colors = {tuple(c): i for i, c in enumerate(d.class_colors)}
+    palette = spec.palette
+    written = 0
+    with OutputFolder(out_path, "--out", "prepare", overwrite) as folder:
+        folder.refuse_earlier(["masks/", "train.txt", "val.txt", "config.yaml"],
+                              "pass --overwrite to write the fixed copies again")
+        lists: Dict[str, List[str]] = {}
+        names: Dict[str, str] = {}
+        for split, samples in splits.items():
+            lines = []
+            for sample in samples:
+                if sample.label not in names:  # a mask listed twice (in both splits) is written once
+                    names[sample.label] = _mask_name(sample.label, d.data_root, names.values())
+                    folder.put_palette_png(names[sample.label], _fixed_mask(sample, kind, colors), palette)
+                    written += 1
+                name = names[sample.label]
+                lines.append(f"{os.path.abspath(sample.image)}\t{name}")
+            lists[split] = lines
+        for split, lines in lists.items():
+            folder.put_text(f"{split}.txt", "\n".join(lines) + "\n")
+        fixed_cfg = _absolute_config(cfg, out_path)
+        folder.put_text("config.yaml", f"# written by `prepare check --fix {kind}` from {cfg.source}\n"
+                        + config_yaml(fixed_cfg))
+    return [f"wrote {written} fixed masks ({kind}) under {out_path / 'masks'}, train.txt ({len(lists['train'])}), "
+            f"val.txt ({len(lists['val'])}) and config.yaml; your masks were only read",
+            f"next: python -m src prepare check --config {out_path / 'config.yaml'}",
+            f"then: python train.py --config {out_path / 'config.yaml'}"]
+
+
+def _mask_name(label: str, data_root: str, taken) -> str:
+    """The fixed copy's name under masks/: the label's path below the data root, as .png, made unique."""
+    try:
+        rel = Path(os.path.relpath(label, data_root))
+        rel = rel if ".." not in rel.parts else Path(Path(label).name)
+    except ValueError:
+        rel = Path(Path(label).name)
+    base = (Path("masks") / rel).with_suffix(".png").as_posix()
+    name, i = base, 1
+    taken = set(taken)
+    while name in taken:
+        name, i = f"{base[:-4]}_{i}.png", i + 1
+    return name
+
+
+def _fixed_mask(sample: Sample, kind: str, colors: Dict[tuple, int]) -> np.ndarray:
+    """One mask's fixed class indices; a mask the fix does not fit is one DataError naming the file."""
+    path, where = sample.label, sample.where
+    if kind == "binary":
+        raw = read_raw_label(path, dataset_spec("custom", 2), where)
+        values = sorted(set(np.unique(raw).tolist()) - {0, 255})
+        if values:
+            raise DataError(f"{where}: label {path} holds values {values[:10]} besides 0 and 255: it is not a 0/255 "
+                            f"binary mask; --fix binary maps only 255 -> 1")
+        return (raw == 255).astype(np.uint8)
+    rgb = read_rgb_mask(path, where)
+    flat = rgb.reshape(-1, 3)
+    codes = (flat[:, 0].astype(np.int64) << 16) | (flat[:, 1].astype(np.int64) << 8) | flat[:, 2]
+    found, inverse = np.unique(codes, return_inverse=True)
+    lut = np.full(len(found), -1, np.int64)
+    for j, code in enumerate(found.tolist()):
+        lut[j] = colors.get(((code >> 16) & 255, (code >> 8) & 255, code & 255), -1)
+    unknown = [f"{(c >> 16) & 255}, {(c >> 8) & 255}, {c & 255}" for c, v in zip(found.tolist(), lut) if v < 0]
+    if unknown:
+        raise DataError(f"{where}: label {path} has colour(s) {'; '.join(unknown[:5])}"
+                        f"{' ...' if len(unknown) > 5 else ''} that data.class_colors does not list; add each "
+                        f"colour to its class (or paint those pixels with a listed colour)")
+    return lut[inverse].reshape(rgb.shape[:2]).astype(np.uint8)
+
+
+def read_rgb_mask(path: str, where: str) -> np.ndarray:
+    """A mask file as (H, W, 3) uint8 RGB, whatever its mode (palette masks through their palette), with the same
+    file and size checks as every label read."""
+    from src.data.dataset import _check_file, header_size
+
+    prefix = f"{where}: "
+    _check_file(path, prefix, "label")
+    header_size(path, prefix, "label")
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+                raise DataError(f"{prefix}label {path} is a {im.mode} image of numbers, not a colour mask")
+            return np.array(im.convert("RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{prefix}cannot read label {path}: {exc}") from None
+
+
+def _absolute_config(cfg: Config, data_root: Path) -> Config:
+    """A copy of ``cfg`` reading the fixed lists in ``data_root``, every path absolute (config paths resolve
+    from the folder a command runs in, so the file works from any folder)."""
+    new = copy.deepcopy(cfg)
+    new.data.data_root, new.data.train_list, new.data.val_list = str(data_root), "train.txt", "val.txt"
+    new.data.dataset = "custom" if new.data.dataset not in ("custom", "synthetic") else new.data.dataset
+    if not new.data.class_names:
+        new.data.class_names = list(spec_of(cfg.data).class_names)
+    for section, key in (("train", "save_dir"), ("eval", "save_dir"), ("eval", "model_path"),
+                         ("model", "pretrained")):
+        value = getattr(getattr(new, section), key)
+        if value:
+            setattr(getattr(new, section), key, os.path.abspath(value))
+    return new
+
+
+# --- from two folders ----------------------------------------------------------------------------------------------
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".gif")
+MAX_COLORS = 64  # distinct colours in RGB masks before they are called photographs, not masks
+
+
+def _by_stem(folder: Path, suffixes: Sequence[str], what: str) -> Dict[str, Path]:
+    """Files under ``folder`` (recursively) by their path without the extension; two files of one stem refused."""
+    if not folder.is_dir():
+        raise DataError(f"{what} folder not found: {shown(folder, 300)}")
+    found: Dict[str, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() not in suffixes or not path.is_file() or path.name.startswith("."):
+            continue
+        stem = path.relative_to(folder).with_suffix("").as_posix()
+        if stem in found:
+            raise DataError(f"{what}: {shown(found[stem], 300)} and {shown(path, 300)} share the name "
+                            f"'{shown(stem, 100)}'; pairing by name needs one file per name")
+        found[stem] = path
+    return found
+
+
+def prepare_folders(images: str, masks: str, out: str, val_fraction: float = 0.2, seed: int = 0,
+                    overwrite: bool = False) -> Dict[str, object]:
+    """``prepare folders``: pair images and masks by name, count the classes the masks hold, and write
+    ``train.txt`` / ``val.txt`` and a ``config.yaml`` (absolute paths, the recipe's defaults) into ``out``."""
+    if not 0 <= val_fraction < 1:
+        raise DataError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    imgs = _by_stem(Path(images), IMAGE_SUFFIXES, "--images")
+    msks = _by_stem(Path(masks), MASK_SUFFIXES, "--masks")
+    pairs = sorted(set(imgs) & set(msks))
+    lonely_images, lonely_masks = sorted(set(imgs) - set(msks)), sorted(set(msks) - set(imgs))
+    for what, items, other in (("image", lonely_images, "mask"), ("mask", lonely_masks, "image")):
+        if items:
+            logger.warning("%d %s(s) without a%s %s, left out: %s", len(items), what, "n" if other == "image" else "",
+                           other, shown_names(items, 10, 100))
+    if len(pairs) < 2:
+        raise DataError(f"{len(pairs)} image/mask pair(s) found by name in {shown(images, 200)} and "
+                        f"{shown(masks, 200)}: at least 2 are needed (one to train, one to validate)")
+    values, colors = _mask_values([msks[s] for s in pairs])
+    n_val = 0 if val_fraction == 0 else min(len(pairs) - 1, max(1, int(round(len(pairs) * val_fraction))))
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    val_idx = set(order[:n_val].tolist())
+    line = "{}\t{}".format
+    train_lines = [line(imgs[s].resolve(), msks[s].resolve()) for i, s in enumerate(pairs) if i not in val_idx]
+    val_lines = [line(imgs[s].resolve(), msks[s].resolve()) for i, s in enumerate(pairs) if i in val_idx]
+    cfg, notes = _folders_config(values, colors, Path(out).resolve())
+    with OutputFolder(out, "--out", "prepare", overwrite) as folder:
+        folder.refuse_earlier(["train.txt", "val.txt", "config.yaml"], "pass --overwrite to write them again")
+        folder.put_text("train.txt", "\n".join(train_lines) + "\n")
+        folder.put_text("val.txt", "\n".join(val_lines or train_lines[:1]) + "\n")
+        head = ["# written by `python -m src prepare folders`: fill in data.class_names, then check the data with",
+                f"#   python -m src prepare check --config {Path(out).resolve() / 'config.yaml'}"]
+        folder.put_text("config.yaml", "\n".join(head + [f"# {n}" for n in notes]) + "\n" + config_yaml(cfg))
+    if not val_lines:
+        logger.warning("--val-fraction 0: val.txt holds the first training sample only (a smoke check, not a score)")
+    return {"pairs": len(pairs), "train": len(train_lines), "val": len(val_lines), "images_without_mask":
+            len(lonely_images), "masks_without_image": len(lonely_masks), "classes": cfg.data.classes,
+            "config": str(Path(out).resolve() / "config.yaml"), "notes": notes}
+
+
+def _mask_values(paths: Sequence[Path]) -> Tuple[List[int], List[Tuple[int, int, int]]]:
+    """The values the index masks hold, and the colours the RGB masks hold (sorted)."""
+    spec = dataset_spec("custom", 1)
+    values: set = set()
+    colors: set = set()
+    for path in paths:
+        try:
+            raw = read_raw_label(str(path), spec)
+            values.update(np.unique(raw).tolist())
+        except LabelKindError:
+            rgb = read_rgb_mask(str(path), str(path))
+            colors.update(map(tuple, np.unique(rgb.reshape(-1, 3), axis=0).tolist()))
+            if len(colors) > MAX_COLORS:
+                raise DataError(f"{shown(path, 300)}: the RGB masks hold more than {MAX_COLORS} colours: are they "
+                                f"photographs (or saved as JPEG, which blurs the colours)? Masks must be lossless "
+                                f"(PNG) with one colour per class") from None
+    return sorted(values), sorted(colors)
+
+
+def _folders_config(values: List[int], colors: List[Tuple[int, int, int]], out: Path) -> Tuple[Config, List[str]]:
+    """The config ``prepare folders`` writes, and the notes on what the masks looked like."""
+    cfg = Config(source=str(out / "config.yaml"))
+    d = cfg.data
+    d.dataset, d.data_root, d.train_list, d.val_list = "custom", str(out), "train.txt", "val.txt"
+    cfg.train.save_dir = str(out / "run")
+    notes: List[str] = []
+    if colors:
+        d.classes = max(len(colors), 2)
+        d.class_colors = [list(c) for c in colors] + ([[255, 255, 254]] if len(colors) < 2 else [])
+        notes.append(f"the masks are RGB colour masks with {len(colors)} colour(s), one class each (in data."
+                     f"class_colors): write index copies with `prepare check --config THIS --fix colors --out DIR`")
+    else:
+        classes = [v for v in values if v != d.ignore_label]
+        if set(values) <= {0, 255}:
+            d.classes = 2
+            notes.append("the masks hold only 0 and 255 (0/255 binary): 255 is data.ignore_label, so write copies "
+                         "with 255 -> 1 first: `prepare check --config THIS --fix binary --out DIR`")
+        else:
+            d.classes = max(max(classes, default=0) + 1, 2)
+            notes.append(f"the masks hold values {shown_names(values, 12, 10)}: {d.classes} classes (0.."
+                         f"{d.classes - 1}); {d.ignore_label} is data.ignore_label (unlabeled)")
+            if 0 in values and len(classes) >= 2:
+                notes.append("if 0 marks unlabeled pixels, set data.reduce_zero_label true and data.classes one less")
+    d.class_names = [f"class_{i}" for i in range(d.classes)]
+    return cfg, notes
 
 
 if __name__ == "__main__":  # python -m src.data.prepare: the documented alias of python -m src prepare

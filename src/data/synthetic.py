@@ -29,7 +29,8 @@ import cv2
 import numpy as np
 
 from src.data.dataset import DataError
-from src.data.labels import IGNORE, voc_palette
+from src.config import DataConfig
+from src.data.labels import voc_palette
 from src.outputs import OutputFolder, as_folder
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,8 @@ def _shape_mask(rng: np.random.Generator, cls: int, h: int, w: int) -> np.ndarra
 def _ignore_border(label: np.ndarray, mask: np.ndarray) -> None:
     """Mark a 1-pixel outline of ``mask`` as 255, like VOC's object boundaries."""
     edge = cv2.morphologyEx(mask, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
-    label[edge & (cv2.dilate(mask, np.ones((3, 3), np.uint8)) > 0) & (mask == 0)] = IGNORE
+    # the demo configs read it with the default data.ignore_label
+    label[edge & (cv2.dilate(mask, np.ones((3, 3), np.uint8)) > 0) & (mask == 0)] = DataConfig.ignore_label
 
 
 def make_shapes_sample(rng: np.random.Generator, h: int, w: int) -> Tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 
 from src.config import DataConfig, TrainConfig
-from src.data.labels import IGNORE
 
 
 def rand_scale(image, label, rng, scale_min: float, scale_max: float):
@@ -29,8 +28,8 @@ def rand_scale(image, label, rng, scale_min: float, scale_max: float):
 
 
 def rand_rotate(image, label, rng, angle_min: float, angle_max: float, prob: float, mean: Sequence[float],
-                ignore_label: int = IGNORE):
-    """With probability ``prob`` rotate about the center; the image border is ``mean``, the label's 255."""
+                ignore_label: int):
+    """With probability ``prob`` rotate about the center; the image border is ``mean``, the label's ``ignore_label``."""
     if rng.random() >= prob:
         return image, label
     angle = rng.uniform(angle_min, angle_max)
@@ -73,8 +72,8 @@ def pad_with_mean(image: np.ndarray, crop_h: int, crop_w: int, mean: Sequence[fl
     return image, top, left
 
 
-def pad_to(image, label, crop_h: int, crop_w: int, mean: Sequence[float], ignore_label: int = IGNORE):
-    """Pad image and label alike to at least crop size: the image with the mean, the label with 255."""
+def pad_to(image, label, crop_h: int, crop_w: int, mean: Sequence[float], ignore_label: int):
+    """Pad image and label alike to at least crop size: the image with the mean, the label with ``ignore_label``."""
     h, w = label.shape
     padded, top, left = pad_with_mean(image, crop_h, crop_w, mean)
     if padded.shape[:2] != (h, w):
@@ -83,7 +82,7 @@ def pad_to(image, label, crop_h: int, crop_w: int, mean: Sequence[float], ignore
     return padded, label
 
 
-def crop(image, label, rng, crop_h: int, crop_w: int, mean: Sequence[float], ignore_label: int = IGNORE,
+def crop(image, label, rng, crop_h: int, crop_w: int, mean: Sequence[float], ignore_label: int,
          center: bool = False):
     """Pad to the crop if smaller, then a random (or center) crop of crop_h x crop_w."""
     image, label = pad_to(image, label, crop_h, crop_w, mean, ignore_label)
@@ -111,7 +110,7 @@ class TrainTransform:
     recipe: TrainConfig
     mean: Tuple[float, float, float]
     std: Tuple[float, float, float]
-    ignore_label: int = IGNORE
+    ignore_label: int
 
     AUG_BYTES_PER_PIXEL = 36  # measured: a 4096x4096 image at scale 2.0 peaked at 2.4 GB (float32 copies)
 
@@ -137,13 +136,13 @@ class TrainTransform:
 
 @dataclass
 class CenterCropTransform:
-    """Fast validation: pad to the crop with mean/255, center crop, normalize (semseg's val transform)."""
+    """Fast validation: pad to the crop with the mean / the ignore value, center crop, normalize (semseg's val transform)."""
 
     crop_h: int
     crop_w: int
     mean: Tuple[float, float, float]
     std: Tuple[float, float, float]
-    ignore_label: int = IGNORE
+    ignore_label: int
 
     def __call__(self, image, label, rng=None):
         image, label = crop(image, label, None, self.crop_h, self.crop_w, self.mean, self.ignore_label, center=True)

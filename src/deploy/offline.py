@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from src.config import value_range
+from src.config import DataConfig, value_range
 from src.data.dataset import DataError, Sample, load_sample, read_image, read_list
 from src.data.labels import DatasetSpec
 from src.evaluation.evaluate import result_lines, write_json
@@ -238,7 +238,7 @@ def _read_output(path: Path, batch: int, classes: int, crop_h: int, crop_w: int)
     return y.reshape(batch, classes, crop_h, crop_w)
 
 
-def postprocess(work_dir: "str | Path | OutputFolder", spec: DatasetSpec, ignore_label: int = 255,
+def postprocess(work_dir: "str | Path | OutputFolder", spec: DatasetSpec, ignore_label: int = DataConfig.ignore_label,
                 results_dir: "Optional[str | OutputFolder]" = None, gallery: Optional[Gallery] = None,
                 matrix: Optional[ConfusionMatrix] = None, show_progress: bool = True) -> np.ndarray:
     """Merge the runner's outputs into class maps, score them; returns the confusion matrix.
@@ -277,7 +277,7 @@ def postprocess(work_dir: "str | Path | OutputFolder", spec: DatasetSpec, ignore
     return cm.matrix
 
 
-def postprocess_and_report(work_dir: "str | OutputFolder", spec: DatasetSpec, ignore_label: int = 255,
+def postprocess_and_report(work_dir: "str | OutputFolder", spec: DatasetSpec, ignore_label: int = DataConfig.ignore_label,
                            results_dir: "Optional[str | OutputFolder]" = None,
                            report_dir: "Optional[str | OutputFolder]" = None) -> Dict:
     """:func:`postprocess`, then the same ``results.json`` and ``report.md`` eval.py writes; returns the scores.
@@ -416,7 +416,7 @@ def _chunk_outputs(meta: Dict) -> List[str]:
 
 
 def run_flow(samples: Sequence[Sample], work_dir: str | Path, protocol: Protocol, runner: Callable[[Path], None],
-             spec: DatasetSpec, ignore_label: int = 255, max_disk_gb: float = DEFAULT_MAX_DISK_GB,
+             spec: DatasetSpec, ignore_label: int = DataConfig.ignore_label, max_disk_gb: float = DEFAULT_MAX_DISK_GB,
              save_images: bool = False, overwrite: bool = False) -> Dict:
     """The 310 flow over ``samples`` in chunks: preprocess -> runner -> merge -> delete, then results and report.
 

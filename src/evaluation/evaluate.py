@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from src.config import DATASETS, Config, config_to_dict
+from src.config import DataConfig, DATASETS, Config, config_to_dict
 from src.data.dataset import DataError, Sample, load_sample, read_list
 from src.data.labels import DatasetSpec, spec_of
 from src.distributed import allreduce_sum, shard
@@ -54,7 +54,7 @@ def open_results_dir(path: str | os.PathLike, overwrite: bool, lock: bool = True
 
 
 def evaluate_samples(samples: Sequence[Sample], spec: DatasetSpec, predict: Predict, protocol: Protocol,
-                     ignore_label: int = 255, results_dir: "Optional[Path | OutputFolder]" = None,
+                     ignore_label: int = DataConfig.ignore_label, results_dir: "Optional[Path | OutputFolder]" = None,
                      gallery: Optional[Gallery] = None) -> np.ndarray:
     """Confusion matrix over ``samples``; with ``results_dir`` also the gray/color/overlay pictures (one
     distinct name per image), with ``gallery`` each image's IoU (and thumbnails of the best and worst)."""

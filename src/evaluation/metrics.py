@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from src.config import DataConfig
 
 
 class ConfusionMatrix:
     """Accumulates a (classes x classes) matrix, rows = ground truth, columns = prediction."""
 
-    def __init__(self, classes: int, ignore_label: int = 255) -> None:
+    def __init__(self, classes: int, ignore_label: int = DataConfig.ignore_label) -> None:
         self.classes = classes
         self.ignore_label = ignore_label
         self.matrix = np.zeros((classes, classes), dtype=np.int64)

@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from src.config import DataConfig
 from src.data.labels import colorize
 from src.evaluation.metrics import Scores
 from src.outputs import OutputFolder, as_folder, write_figure
@@ -27,7 +28,7 @@ from src.plotting import label_axes, new_figure
 THUMB_SIDE = 192  # longest side of the pictures kept for the best/worst grid
 
 
-def image_iou(pred: np.ndarray, label: np.ndarray, classes: int, ignore_label: int = 255) -> float:
+def image_iou(pred: np.ndarray, label: np.ndarray, classes: int, ignore_label: int = DataConfig.ignore_label) -> float:
     """Mean IoU over the classes present in this image's ground truth or prediction (ignored pixels left out)."""
     valid = label != ignore_label
     p, t = pred[valid].astype(np.int64), label[valid].astype(np.int64)
@@ -60,7 +61,7 @@ class Gallery:
     """Keeps small copies of the ``keep`` worst and ``keep`` best images by per-image IoU, and every score."""
 
     classes: int
-    ignore_label: int = 255
+    ignore_label: int = DataConfig.ignore_label
     keep: int = 4
     scores: List[Tuple[str, float]] = field(default_factory=list)
     _worst: List = field(default_factory=list)  # max-heap by IoU (negated): the lowest kept

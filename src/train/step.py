@@ -1,9 +1,12 @@
 """The training step: loss (total, main, aux), gradients, all-reduce, optional loss scaling, SGD update."""
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
 import mindspore as ms
 from mindspore import nn, ops
 
+from src.config import DataConfig
 from src.model.loss import PSPLoss
 
 # Norm layers that must stay float32 under AMP. MindSpore's own O2 black list lacks SyncBatchNorm
@@ -39,10 +42,11 @@ def make_loss_scale(kind: str, value: float = 1024.0):
 class NetWithLoss(nn.Cell):
     """The network and :class:`PSPLoss`: ``(main + aux_weight * aux, main, aux)``, aux 0 without an aux head."""
 
-    def __init__(self, net: nn.Cell, ignore_label: int = 255, aux_weight: float = 0.4) -> None:
+    def __init__(self, net: nn.Cell, ignore_label: int = DataConfig.ignore_label, aux_weight: float = 0.4,
+                 class_weights: Optional[Sequence[float]] = None) -> None:
         super().__init__(auto_prefix=False)  # keep the network's parameter names (layer0..., not net.layer0...)
         self.net = net
-        self.loss = PSPLoss(ignore_label, aux_weight)
+        self.loss = PSPLoss(ignore_label, aux_weight, class_weights)
 
     def construct(self, image, label):
         return self.loss(self.net(image), label)

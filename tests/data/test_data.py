@@ -6,13 +6,14 @@ from PIL import Image
 
 from src.config import config_from_dict
 from src.data.dataset import DataError, SegDataset, read_label, read_list
-from src.data.labels import IGNORE, VOC_CLASSES, ADE20K_CLASSES, dataset_spec, voc_palette
+from src.data.labels import VOC_CLASSES, ADE20K_CLASSES, dataset_spec, voc_palette
 from src.data.pipeline import EpochShardSampler, build_train_pipeline, make_dataset
 from src.data.prepare import check_list, prepare_voc_aug
 from src.data.labels import write_palette_png
 from src.data.synthetic import generate
 from src.data.transforms import crop, pad_to, rand_rotate, rand_scale, normalize
 
+IGNORE = 255  # the value these tests' labels use for unlabeled pixels
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)
 
@@ -60,7 +61,7 @@ def test_rotate_borders_mean_and_ignore():
     rng = np.random.default_rng(0)
     image = np.full((41, 41, 3), 7.0, np.float32)
     label = np.zeros((41, 41), np.uint8)
-    img, lab = rand_rotate(image, label, rng, 10, 10, prob=1.0, mean=MEAN)
+    img, lab = rand_rotate(image, label, rng, 10, 10, prob=1.0, mean=MEAN, ignore_label=IGNORE)
     assert lab[0, 0] == IGNORE and lab[20, 20] == 0
     np.testing.assert_allclose(img[0, 0], MEAN, atol=1e-3)
     np.testing.assert_allclose(img[20, 20], 7.0)
@@ -77,13 +78,13 @@ def test_scale_keeps_label_values_nearest():
 def test_crop_pads_small_images_with_mean_and_ignore():
     image = np.full((10, 20, 3), 50.0, np.float32)
     label = np.ones((10, 20), np.uint8)
-    img, lab = crop(image, label, np.random.default_rng(0), 16, 24, MEAN)
+    img, lab = crop(image, label, np.random.default_rng(0), 16, 24, MEAN, IGNORE)
     assert img.shape == (16, 24, 3) and lab.shape == (16, 24)
     # pad 6 rows (3 top, 3 bottom) and 4 cols (2 left, 2 right)
     assert (lab[:3] == IGNORE).all() and (lab[-3:] == IGNORE).all() and (lab[:, :2] == IGNORE).all()
     assert (lab[3:13, 2:22] == 1).all()
     np.testing.assert_allclose(img[0, 0], MEAN)
-    img2, lab2 = pad_to(image, label, 5, 5, MEAN)
+    img2, lab2 = pad_to(image, label, 5, 5, MEAN, IGNORE)
     assert img2.shape == image.shape  # already big enough: untouched
 
 

@@ -305,7 +305,7 @@ def test_bad_labels_name_list_line_and_file(tmp_path, kind):
     else:
         with Image.open(samples[0].image) as im:
             Image.new("L", im.size, 17).save(label)
-    needle = {"rgb": "is a RGB image", "16bit": "values above 255", "size": "but label", "values": "outside"}[kind]
+    needle = {"rgb": "is an RGB colour mask", "16bit": "values outside 0..255", "size": "but label", "values": "outside"}[kind]
     with pytest.raises(DataError, match=needle) as info:
         SegDataset(samples, dataset_spec("synthetic", 6), 6)[0]
     assert "train.txt:" in str(info.value) and label.name in str(info.value)

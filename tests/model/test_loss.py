@@ -53,3 +53,37 @@ def test_main_plus_weighted_aux():
     only_main, _, no_aux = (x.asnumpy() for x in PSPLoss()(ms.Tensor(logits), ms.Tensor(labels)))
     assert no_aux == 0
     np.testing.assert_allclose(only_main, numpy_ce(logits, labels), rtol=1e-5)
+
+
+def numpy_weighted_ce(logits, labels, weights, ignore):
+    """PyTorch's CrossEntropyLoss(weight=w, ignore_index=ignore) with mean reduction, pixel by pixel."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    total = norm = 0.0
+    for (i, y, x), t in np.ndenumerate(labels):
+        if t == ignore:
+            continue
+        total -= weights[t] * logp[i, t, y, x]
+        norm += weights[t]
+    return total / norm if norm else 0.0
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_class_weights_match_numpy_with_another_ignore_value(seed):
+    logits, labels = _data(seed)
+    labels[labels == 255] = 250  # data.ignore_label 250
+    weights = np.random.default_rng(seed).uniform(0.1, 5.0, logits.shape[1])
+    got = IgnoreCrossEntropy(250, weights)(ms.Tensor(logits), ms.Tensor(labels)).asnumpy()
+    np.testing.assert_allclose(got, numpy_weighted_ce(logits, labels, weights, 250), rtol=1e-5)
+    plain = IgnoreCrossEntropy(250)(ms.Tensor(logits), ms.Tensor(labels)).asnumpy()
+    np.testing.assert_allclose(plain, numpy_ce(logits, labels, ignore=250), rtol=1e-5)
+    assert abs(float(got) - float(plain)) > 1e-4  # the weights changed the loss
+
+
+def test_class_weights_reach_main_and_aux():
+    logits, labels = _data(7)
+    aux, _ = _data(8)
+    w = [0.0, 1.0, 2.0, 3.0, 4.0]
+    total = PSPLoss(aux_weight=0.4, class_weights=w)((ms.Tensor(logits), ms.Tensor(aux)), ms.Tensor(labels))[0]
+    want = numpy_weighted_ce(logits, labels, w, 255) + 0.4 * numpy_weighted_ce(aux, labels, w, 255)
+    np.testing.assert_allclose(total.asnumpy(), want, rtol=1e-5)
