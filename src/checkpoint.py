@@ -4,6 +4,7 @@ Reading a file's entries: :mod:`src.checkpoint_format`; a training run's checkpo
 counters, schedule; resume, rotation, best): :mod:`src.train.run_state`."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -25,7 +26,11 @@ logger = logging.getLogger(__name__)
 # those of MindSpore's own optimizers and loss scaling (the model zoo's checkpoints carry them).
 TRAINING_STATE_PREFIXES = ("global_step", "accum.", "stat.", "epoch_num", "step_num", "best_miou", "schedule.",
     "local_best_miou", "moments.", "learning_rate", "momentum", "scale_sense", "current_iterator_step",
-    "last_overflow_iterator_step")
+    "last_overflow_iterator_step", "class_names", "class_weights")
+# A training checkpoint's class names, in the classifier's order: UTF-8 JSON (a list of strings) as one uint8
+# array. Read back only where they are used (model.pretrained_head match), checked and bounded: a file can be hostile.
+CLASS_NAMES_ENTRY = "class_names"
+MAX_CLASS_NAMES_BYTES = 1 << 20  # as large as a whole config may be; 150 names take about 2 KB
 
 
 class NonFiniteWeights(CheckpointError):
@@ -51,9 +56,10 @@ def match_parameters(net_shapes: Mapping[str, Tuple[int, ...]], ckpt: Mapping[st
 
 
 def _format_problems(source: str, missing: List[str], unexpected: List[str], mismatched: List[str],
-                     zoo: str = "") -> str:
+                     zoo: str = "", pretrained: bool = False) -> str:
     """One line: what does not match, and the likely fix when the mismatch has a known cause. For a file in the
-    model zoo's names (``zoo``: its kind), each of our names is followed by the file's spelling of it."""
+    model zoo's names (``zoo``: its kind), each of our names is followed by the file's spelling of it;
+    ``pretrained``: the file is model.pretrained (a fine-tuner's other class set has its own fix)."""
     def spelled(items: List[str]) -> List[str]:  # an item is a name, or "name: why" for a mis-shaped one
         names = [i.split(":")[0] for i in items]
         theirs = [zoo_spelling(n, zoo) if zoo else n for n in names]
@@ -64,10 +70,11 @@ def _format_problems(source: str, missing: List[str], unexpected: List[str], mis
                          [shown(n) for n in unexpected]), ("shape mismatch", spelled(mismatched))):
         if items:
             parts.append(f"{title} ({len(items)}): " + ", ".join(items[:6]) + (" ..." if len(items) > 6 else ""))
-    return f"checkpoint {source} does not match the network: {'; '.join(parts)}{_hint(missing, unexpected, mismatched)}"
+    hint = _hint(missing, unexpected, mismatched, pretrained)
+    return f"checkpoint {source} does not match the network: {'; '.join(parts)}{hint}"
 
 
-def _hint(missing: List[str], unexpected: List[str], mismatched: List[str]) -> str:
+def _hint(missing: List[str], unexpected: List[str], mismatched: List[str], pretrained: bool = False) -> str:
     """The fix for the mismatches whose cause is known from their names and shapes."""
     if missing and not mismatched and not any(n.startswith(("layer", "ppm.", "cls.", "aux.")) for n in unexpected) \
             and "layer0.0.weight" in missing and "layer1.0.conv1.weight" in missing:
@@ -77,6 +84,15 @@ def _hint(missing: List[str], unexpected: List[str], mismatched: List[str]) -> s
     if any(re.match(r"layer0\.0\.weight: checkpoint \(\d+, \d+, 7, 7\)", m) for m in mismatched) or \
             ("layer0.3.weight" in missing and "layer0.6.weight" in missing):
         return " - a 7x7 stem (torchvision ResNet): set model.deep_stem false"
+    heads_only = mismatched and not missing and not unexpected and \
+        all(m.startswith(("cls.4.", "aux.4.")) for m in mismatched)
+    if pretrained and heads_only:
+        counts = re.match(r"cls\.4\.bias: checkpoint \((\d+),\) vs network \((\d+),\)",
+                          next((m for m in mismatched if m.startswith("cls.4.bias:")), ""))
+        numbers = f" (the checkpoint's {counts.group(1)}, this network's {counts.group(2)})" if counts else ""
+        return (f" - another class count{numbers}: to fine-tune to your classes set model.pretrained_head match "
+                f"(keep the rows of the classes both share, by name) or fresh (new heads); to keep the "
+                f"checkpoint's classes set data.classes to its count")
     if any(m.startswith(("cls.4.", "aux.4.")) for m in mismatched):
         return " - another class count: set data.classes to the checkpoint's"
     if any(m.startswith("ppm.") for m in mismatched) or any(n.startswith("ppm.features.") for n in missing):
@@ -94,19 +110,20 @@ def non_finite_names(params: Mapping[str, np.ndarray]) -> List[str]:
 
 def load_params_strict(net: nn.Cell, params: Mapping[str, np.ndarray], source: str = "<memory>",
                        allow_missing: Sequence[str] = (), allow_unexpected: Sequence[str] = (),
-                       allow_non_finite: bool = False, zoo: str = "") -> List[str]:
+                       allow_non_finite: bool = False, zoo: str = "", pretrained: bool = False) -> List[str]:
     """Load ``params`` into ``net``; every network parameter must be present with its exact shape.
 
     Raises :class:`CheckpointError` listing every missing, unexpected and
     mis-shaped name, and every parameter holding NaN/inf (unless
     ``allow_non_finite``).  Returns the names that were loaded.  Names skipped by an
-    allowance are logged, never dropped silently.
+    allowance are logged, never dropped silently. ``pretrained``: the file is model.pretrained (the hints
+    name the fine-tuning keys).
     """
     net_params = {p.name: p for p in net.get_parameters()}
     shapes = {n: tuple(p.shape) for n, p in net_params.items()}
     missing, unexpected, mismatched = match_parameters(shapes, params, allow_missing, allow_unexpected)
     if missing or unexpected or mismatched:
-        raise CheckpointError(_format_problems(source, missing, unexpected, mismatched, zoo))
+        raise CheckpointError(_format_problems(source, missing, unexpected, mismatched, zoo, pretrained))
     skipped_extra = sorted(n for n in params if n not in net_params)
     skipped_missing = sorted(n for n in net_params if n not in params)
     if skipped_extra:
@@ -166,8 +183,53 @@ def read_weights(path: str | os.PathLike) -> Tuple[Dict[str, np.ndarray], str]:
     """The network weights of checkpoint ``path`` (training state left out) under this network's names, and the
     model zoo's kind of names the file had ("" for ours): a checkpoint of the MindSpore model zoo's PSPNet or of
     its ResNet backbone is renamed (:func:`from_zoo_names`)."""
-    params = {n: v for n, v in read_checkpoint(path).items() if not is_training_state(n)}
-    return from_zoo_names(params, str(path))
+    weights, zoo, _ = read_weights_and_state(path)
+    return weights, zoo
+
+
+def read_weights_and_state(path: str | os.PathLike) -> Tuple[Dict[str, np.ndarray], str, Dict[str, np.ndarray]]:
+    """:func:`read_weights` and, third, the file's training-state entries (e.g. :data:`CLASS_NAMES_ENTRY`), from
+    one read of the file."""
+    entries = read_checkpoint(path)
+    state = {n: v for n, v in entries.items() if is_training_state(n)}
+    weights, zoo = from_zoo_names({n: v for n, v in entries.items() if n not in state}, str(path))
+    return weights, zoo, state
+
+
+def class_names_entry(names: Sequence[str]) -> Optional[np.ndarray]:
+    """The :data:`CLASS_NAMES_ENTRY` array recording ``names`` (UTF-8 JSON as uint8); None when it would be
+    larger than a reader accepts (:data:`MAX_CLASS_NAMES_BYTES`)."""
+    data = json.dumps(list(names), ensure_ascii=False).encode("utf-8")
+    return np.frombuffer(data, np.uint8).copy() if len(data) <= MAX_CLASS_NAMES_BYTES else None
+
+
+def saved_class_names(state: Mapping[str, np.ndarray], source: str) -> Optional[List[str]]:
+    """The class names a checkpoint records in :data:`CLASS_NAMES_ENTRY` (None when it has none), checked: one
+    uint8 array of at most :data:`MAX_CLASS_NAMES_BYTES` bytes holding UTF-8 JSON, a list of distinct, non-empty
+    strings; anything else is one CheckpointError line naming ``source``."""
+    if CLASS_NAMES_ENTRY not in state:
+        return None
+    value = np.asarray(state[CLASS_NAMES_ENTRY])
+    where = f"{source}: its {CLASS_NAMES_ENTRY} entry"
+    fix = "the file is damaged or was not written by this program"
+    if value.dtype != np.uint8 or value.ndim != 1:
+        raise CheckpointError(f"{where} is {value.dtype} {list(value.shape)}, not the UTF-8 text (uint8, one "
+                              f"dimension) this program writes; {fix}")
+    if value.size > MAX_CLASS_NAMES_BYTES:
+        raise CheckpointError(f"{where} holds {value.size} bytes, more than class names take (at most "
+                              f"{MAX_CLASS_NAMES_BYTES}); {fix}")
+    try:
+        names = json.loads(value.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise CheckpointError(f"{where} is not UTF-8 JSON ({type(exc).__name__}: {shown(exc, 80)}); {fix}") from None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+        raise CheckpointError(f"{where} is {shown(names, 80)}, not a list of class names (non-empty strings); {fix}")
+    seen, repeated = set(), set()
+    for name in names:
+        (repeated if name in seen else seen).add(name)
+    if repeated:
+        raise CheckpointError(f"{where} names a class twice ({shown_names(sorted(repeated), 3, 40)}); {fix}")
+    return names
 
 
 def is_training_state(name: str) -> bool:

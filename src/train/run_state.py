@@ -14,14 +14,15 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import mindspore as ms
 from mindspore import nn
 
-from src.checkpoint import (CHECKSUM_SUFFIX, CheckpointError, checksum_path, is_training_state, load_params_strict,
-                            read_checkpoint, save_checkpoint_atomic, verify_checksum)
+from src.checkpoint import (CHECKSUM_SUFFIX, CLASS_NAMES_ENTRY, CheckpointError, checksum_path, class_names_entry,
+                            is_training_state, load_params_strict, read_checkpoint, save_checkpoint_atomic,
+                            verify_checksum)
 from src.config import TrainConfig
 from src.distributed import allreduce_sum
 from src.errors import TrainingError, shown, shown_names
@@ -35,6 +36,7 @@ OPTIMIZER_STATE_PREFIXES = ("global_step", "moments.")
 SGD_BUFFER, SGD_FLAG = "accum.", "stat."
 LOOP_STATE_NAMES = ("epoch_num", "step_num", "best_miou")
 SCHEDULE_PREFIX = "schedule."
+CLASS_WEIGHTS_NAME = "class_weights"  # train.class_weights as the run used them (auto: the numbers computed)
 LOCAL_BEST_NAME = "local_best_miou"  # this device's best mIoU on its own shard (absent from older checkpoints)
 
 CKPT_RE = re.compile(r"^epoch_(\d+)\.ckpt$")  # the epoch checkpoints that rotation and --resume auto see
@@ -51,6 +53,7 @@ class TrainState:
     best_miou: float = -1.0
     local_best: float = -1.0  # this device's best on its own shard
     device_bests: List[float] = field(default_factory=list)  # every device's local_best, gathered at eval
+    class_weights: Optional[List[float]] = None  # the loss's class weights (train.class_weights), None: unweighted
 
 
 def optimizer_state(optimizer: nn.Optimizer) -> Dict[str, ms.Parameter]:
@@ -74,11 +77,20 @@ def schedule_changes(saved: Mapping[str, float], current: Mapping[str, float]) -
 
 
 def save_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.Optimizer, state: TrainState,
-                          schedule: Optional[Mapping[str, float]] = None, folder: Optional[OutputFolder] = None) -> Path:
-    """Weights + optimizer state + epoch/step/best mIoU (+ the schedule it ran under), written atomically."""
+                          schedule: Optional[Mapping[str, float]] = None, folder: Optional[OutputFolder] = None,
+                          class_names: Optional[Sequence[str]] = None) -> Path:
+    """Weights + optimizer state + epoch/step/best mIoU (+ the schedule it ran under, + the names of the
+    classifier's classes, which fine-tuning matches by: ``src.checkpoint.CLASS_NAMES_ENTRY``), written atomically."""
     entries = [{"name": p.name, "data": p.data} for p in net.get_parameters()]
+    names = class_names_entry(class_names) if class_names else None
+    if class_names and names is None:
+        logger.warning("the class names are too long to record in the checkpoint; fine-tuning from it will need "
+                       "model.pretrained_class_names")
+    entries += [{"name": CLASS_NAMES_ENTRY, "data": ms.Tensor(names)}] if names is not None else []
     entries += [{"name": SCHEDULE_PREFIX + k, "data": ms.Tensor(np.array([v], np.float64))}
                 for k, v in (schedule or {}).items()]
+    if state.class_weights is not None:
+        entries.append({"name": CLASS_WEIGHTS_NAME, "data": ms.Tensor(np.asarray(state.class_weights, np.float32))})
     entries += [{"name": n, "data": p.data} for n, p in optimizer_state(optimizer).items()]
     entries += [{"name": "epoch_num", "data": ms.Tensor(np.array([state.epoch], np.int32))},
                 {"name": "step_num", "data": ms.Tensor(np.array([state.step], np.int32))},
@@ -202,16 +214,29 @@ def load_train_state(params: Mapping[str, np.ndarray], path: str | os.PathLike, 
                               f"program wrote")
     if rank < bests.size:  # each device gets back its own best (older checkpoints have none)
         state.local_best, state.device_bests = float(bests[rank]), bests.tolist()
+    state.class_weights = saved_class_weights(params, path)
     return state
+
+
+def saved_class_weights(params: Mapping[str, np.ndarray], path: str | os.PathLike) -> Optional[List[float]]:
+    """The class weights a run's checkpoint recorded (None when it ran unweighted or predates them); anything but
+    one finite, non-negative float per class is refused naming the entry."""
+    if CLASS_WEIGHTS_NAME not in params:
+        return None
+    w = np.asarray(params[CLASS_WEIGHTS_NAME])
+    if w.dtype.kind != "f" or w.ndim != 1 or not 1 <= w.size <= 255 or not np.isfinite(w).all() or (w < 0).any():
+        raise CheckpointError(f"{path}: its {CLASS_WEIGHTS_NAME} entry ({w.dtype}, shape {tuple(w.shape)}) is not one "
+                              f"finite non-negative weight per class; the file is not a checkpoint this program wrote")
+    return [float(v) for v in w]
 
 
 BEST_INFO = "best.json"  # best.ckpt's mIoU, so resuming need not read a second ~390 MB file
 
 
 def save_best_checkpoint(folder: OutputFolder, sub: str, net: nn.Cell, optimizer: nn.Optimizer,
-                         state: TrainState) -> Path:
+                         state: TrainState, class_names: Optional[Sequence[str]] = None) -> Path:
     """``<sub>/best.ckpt`` in the run's output folder and, beside it, its mIoU in ``best.json``."""
-    path = save_train_checkpoint(f"{sub}/best.ckpt", net, optimizer, state, folder=folder)
+    path = save_train_checkpoint(f"{sub}/best.ckpt", net, optimizer, state, folder=folder, class_names=class_names)
     folder.put_json(f"{sub}/{BEST_INFO}", {"best_miou": state.best_miou, "epoch": state.epoch, "step": state.step},
                       indent=None)
     return path
@@ -331,9 +356,12 @@ class RunCheckpoints:
 
     SUB = "checkpoints"
 
-    def __init__(self, save_dir: str | os.PathLike, train_cfg: TrainConfig, folder: Optional[OutputFolder]) -> None:
-        """``folder``: the run's output folder (rank 0 writes); None on the other ranks, which only read."""
+    def __init__(self, save_dir: str | os.PathLike, train_cfg: TrainConfig, folder: Optional[OutputFolder],
+                 class_names: Optional[Sequence[str]] = None) -> None:
+        """``folder``: the run's output folder (rank 0 writes); None on the other ranks, which only read.
+        ``class_names``: recorded in every checkpoint saved (None: the classes have no names worth matching)."""
         self.dir, self.cfg, self.folder = Path(save_dir) / self.SUB, train_cfg, folder
+        self.class_names = list(class_names) if class_names else None
         self.is_main = folder is not None
 
     def open(self, resume: Optional[str], rank: int, group_size: int) -> ResumePoint:
@@ -370,14 +398,15 @@ class RunCheckpoints:
         if not self.is_main or not due:
             return None
         path = save_train_checkpoint(f"{self.SUB}/epoch_{state.epoch:04d}.ckpt", net, optimizer, state, schedule,
-                                     self.folder)
+                                     self.folder, self.class_names)
         rotate_checkpoints(self.folder, self.SUB, t.keep_last)
         logger.info("saved %s", path)
         return path
 
     def save_best(self, net: nn.Cell, optimizer: nn.Optimizer, state: TrainState) -> Optional[Path]:
         """``best.ckpt`` (main rank)."""
-        return save_best_checkpoint(self.folder, self.SUB, net, optimizer, state) if self.is_main else None
+        return save_best_checkpoint(self.folder, self.SUB, net, optimizer, state, self.class_names) \
+            if self.is_main else None
 
     def last_saved(self) -> Optional[Path]:
         """The newest epoch checkpoint, or None."""
