@@ -15,25 +15,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Optional
 
+from src.device import peak_rss_gb, rss_gb  # noqa: F401 - the one memory reading (memory_probe, torch_peer use it)
 from src.outputs import export_files, write_json, write_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def peak_rss_gb(digits: Optional[int] = None) -> float:
-    """This process image's peak RSS in GB (VmHWM; ru_maxrss would include the parent's size at fork), rounded
-    to ``digits`` when given. The one memory reading of every benchmark (with :func:`rss_gb`, the current)."""
-    with open("/proc/self/status") as f:
-        gb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024 ** 2
-    return gb if digits is None else round(gb, digits)
-
-
-def rss_gb() -> float:
-    """This process's resident memory now, in GiB (a baseline before a measured step)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
 
 
 def cpu_info() -> dict:

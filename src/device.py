@@ -1,4 +1,4 @@
-"""Device and execution-mode setup for MindSpore.
+"""Device and execution-mode setup for MindSpore, and this process's memory peaks (host and device).
 
 All environment changes happen inside :func:`setup_device`, never at import.
 """
@@ -112,3 +112,42 @@ def setup_device(target: str = "auto", mode: str = "GRAPH", device_id: Optional[
         ms.set_seed(seed)
     logger.info("device %s (id %s, from %s), %s mode", resolved, device_id, source, mode)
     return resolved
+
+
+def peak_rss_gb(digits: Optional[int] = None) -> float:
+    """This process image's peak resident memory in GiB, rounded to ``digits`` when given.
+
+    Linux's ``VmHWM`` (``ru_maxrss`` would count the parent's size at a fork); elsewhere ``ru_maxrss``.
+    Host memory: on CPU it is the training's memory, on Ascend / GPU the host side only."""
+    try:
+        with open("/proc/self/status") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+    except (OSError, StopIteration):
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        kib = peak / 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KiB elsewhere
+    gb = kib / 1024 ** 2
+    return gb if digits is None else round(gb, digits)
+
+
+def rss_gb() -> float:
+    """This process's resident memory now, in GiB (a baseline before a measured step)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
+
+
+def device_peak_gb(target: str) -> Optional[float]:
+    """The device memory pool's peak held by tensors since the process started, in GiB
+    (``mindspore.runtime.max_memory_allocated``), or None where MindSpore has no such figure (CPU)."""
+    if target == "CPU":
+        return None
+    try:
+        import mindspore as ms
+
+        peak = ms.runtime.max_memory_allocated()
+    except (AttributeError, RuntimeError) as exc:  # an older MindSpore, or a backend without the statistic
+        logger.debug("device memory peak unavailable: %s", exc)
+        return None
+    return peak / 2 ** 30 if peak else None

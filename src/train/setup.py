@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, replace
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 import mindspore as ms
 import numpy as np
@@ -15,7 +15,8 @@ from src.config import Config, ConfigError, ModelConfig, TrainConfig
 from src.model.lean import lean_backward
 from src.model.pspnet import build_pspnet, training_input_hw
 from src.model.resnet import batch_norm
-from src.train.step import apply_amp, make_loss_scale
+from src.train.lr import build_optimizer
+from src.train.step import NetWithLoss, TrainStep, apply_amp, make_loss_scale
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,25 @@ def build_network(cfg: Config, device_target: str, group_size: int) -> nn.Cell:
         logger.info("train.lean_backward %s: %d convolutions compute their input gradient as a forward "
                     "convolution (less memory on MindSpore's CPU kernels)", t.lean_backward, count)
     return apply_amp(net, t.amp_level) if device_target != "CPU" else net
+
+
+def training_optimizer(cfg: Config, net: nn.Cell, total_steps: int) -> nn.Optimizer:
+    """The optimizer a run trains ``net`` with: poly lr over ``total_steps``, 10x head groups (:mod:`src.train.lr`)."""
+    t = cfg.train
+    return build_optimizer(net, t.base_lr, total_steps, t.power, t.head_lr_mult, t.momentum, t.weight_decay,
+                           t.warmup_steps)
+
+
+def training_step(cfg: Config, net: nn.Cell, optimizer: nn.Optimizer, group_size: int, loss_scale,
+                  class_weights: Optional[Sequence[float]] = None) -> TrainStep:
+    """The step cell a run calls: ``net`` with the loss (weighted by ``class_weights`` when given), gradients
+    (averaged over ``group_size`` ranks) and the update, in training mode; ``loss_scale`` is
+    :func:`loss_scale_for`'s."""
+    t = cfg.train
+    cell = TrainStep(NetWithLoss(net, cfg.data.ignore_label, t.aux_weight, class_weights), optimizer, group_size,
+                     loss_scale)
+    cell.set_train(True)
+    return cell
 
 
 def training_model(cfg: Config) -> ModelConfig:
