@@ -65,12 +65,34 @@ class MetricsLog:
         return records, bad
 
 
-def plot_curves(records: List[Dict], path: str | os.PathLike, folder: Optional[OutputFolder] = None) -> Dict[str, Dict]:
+NO_VALIDATION = ("no validation during training\n(train.eval_interval 0):\nthe scores are in eval.py's report.md\n"
+                 "(python eval.py --config C --ckpt M)")
+
+
+def validation_protocol(mode: str, crop_h: int, crop_w: int) -> str:
+    """What the validation inside training measures, for its log line, its metrics.jsonl record and its panel:
+    ``fast`` scores one center crop of the training crop's size per image, a quick check whose mIoU is not the
+    one eval.py reports (sliding windows over the whole image); ``full`` runs eval.py's protocol (``eval.*``)."""
+    if mode == "fast":
+        return f"center-crop {crop_h}x{crop_w} (fast check, not eval.py's protocol)"
+    return "eval.py's protocol"
+
+
+def validation_of(train_cfg) -> Optional[str]:
+    """:func:`validation_protocol` of a ``train`` config section, or None with ``train.eval_interval`` 0."""
+    t = train_cfg
+    return validation_protocol(t.eval_mode, t.crop_h, t.crop_w) if t.eval_interval else None
+
+
+def plot_curves(records: List[Dict], path: str | os.PathLike, folder: Optional[OutputFolder] = None,
+                validation: Optional[str] = None) -> Dict[str, Dict]:
     """Write a PNG of the run so far: losses and learning rates per step, validation scores per epoch.
 
-    Drawn with matplotlib's Agg canvas (no display, no global backend
-    change).  Returns, per panel, its title, axis labels and each series'
-    label and number of points, so callers and tests can check the content.
+    ``validation`` is the in-training validation's protocol (:func:`validation_of`; else the last eval
+    record's ``protocol``) for the third panel's title; None with no eval record draws the panel as "no
+    validation during training", pointing to eval.py.  Drawn with matplotlib's Agg canvas (no display, no
+    global backend change).  Returns, per panel, its title, axis labels, each series' label and number of
+    points, and the texts drawn on it (``notes``), so callers and tests can check the content.
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -98,17 +120,23 @@ def plot_curves(records: List[Dict], path: str | os.PathLike, folder: Optional[O
     ax_eval.set_ylim(0.0, 1.0)
     for ax in (ax_loss, ax_lr, ax_eval):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    _label(ax_eval, "validation (whole val set)", "epoch", "score (0-1)")
+    validation = validation or next((r["protocol"] for r in reversed(evals) if r.get("protocol")), None)
+    if validation is None and not evals:
+        _label(ax_eval, "validation during training: none", "epoch", "score (0-1)", NO_VALIDATION)
+    else:
+        protocol = (validation or "protocol not recorded").replace(" (", "\n(")  # two lines fit the panel
+        _label(ax_eval, f"validation during training: {protocol}", "epoch", "score (0-1)")
     if folder is not None:
         folder.put_figure(os.path.relpath(path, folder.root), fig)
     else:
         write_figure(path, fig)
     return {ax.get_title(): {"xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
-                             "series": {ln.get_label(): len(ln.get_xdata()) for ln in ax.get_lines()}}
+                             "series": {ln.get_label(): len(ln.get_xdata()) for ln in ax.get_lines()},
+                             "notes": [t.get_text() for t in ax.texts]}
             for ax in (ax_loss, ax_lr, ax_eval)}
 
 
-def _label(ax, title: str, xlabel: str, ylabel: str) -> None:
+def _label(ax, title: str, xlabel: str, ylabel: str, empty: str = "no data yet") -> None:
     label_axes(ax, xlabel, ylabel, title)
     if not ax.get_lines():
-        ax.text(0.5, 0.5, "no data yet", transform=ax.transAxes, ha="center", va="center", color="gray")
+        ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center", va="center", color="gray")
