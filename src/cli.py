@@ -65,7 +65,25 @@ def _load(a: argparse.Namespace, extra: Sequence[str] = ()):
     device aliases (and ``extra``) applied and checked."""
     from src.compat import load_any_config
 
-    return load_any_config(a.config, [*getattr(a, "overrides", []), *a.opts, *device_overrides(a), *extra])
+    cfg = load_any_config(a.config, [*getattr(a, "overrides", []), *a.opts, *device_overrides(a), *extra])
+    native_logs(a, cfg.device.quiet)
+    return cfg
+
+
+def native_logs(a: argparse.Namespace, quiet: bool) -> None:
+    """``device.quiet`` as ``GLOG_v``: 3 (errors only) when quiet, MindSpore's default (warnings) when not.
+
+    MindSpore reads ``GLOG_v`` once, when it is first imported (its Python logger, which prints the plugin
+    lines "Backend Ascend is not available" on CPU, and its C++ logs), so :func:`main` applies the default
+    before a command runs and :func:`_load` the config's value, both before a command body imports MindSpore.
+    A ``GLOG_v`` the user set (``a.user_glog_v``, noted by :func:`main`) wins; without that note nothing changes.
+    """
+    if getattr(a, "user_glog_v", True):
+        return
+    if quiet:
+        os.environ["GLOG_v"] = "3"
+    else:
+        os.environ.pop("GLOG_v", None)
 
 
 def _model_path(a: argparse.Namespace, cfg) -> str:
@@ -129,14 +147,22 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="start fresh in a train.save_dir that holds another run: that run's files (only those) are "
                         "replaced")
+    p.add_argument("--plan", action="store_true",
+                   help="build the run, time three training steps and print its peak memory, compile time, s/step "
+                        "and the schedule's estimated time; writes nothing (train.save_dir is not created)")
 
 
 def _train(a: argparse.Namespace) -> None:
+    cfg = _load(a)  # before MindSpore's import: device.quiet
     from src.train.loop import run_training
 
-    cfg = _load(a)
     target = _device(cfg, seed=cfg.train.seed, id_from_flag=a.device_id is not None)
     rank, size = _ranks(always=cfg.train.distributed)
+    if a.plan:  # before any output folder or log file: a plan writes nothing
+        from src.train.plan import plan_training
+
+        plan_training(cfg, target, rank, size)
+        return
 
     def opener(path, overwrite):  # a fresh run over another run is refused before the log file is touched
         from src.outputs import OutputFolder
@@ -202,11 +228,10 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 
 
 def _eval(a: argparse.Namespace) -> None:
+    cfg = _load(a, ["eval.scales", MULTI_SCALES] if a.multi_scale else [])  # before MindSpore's import
     from src.evaluation.evaluate import EVAL_LOG, open_results_dir, results_dir_of, run_eval
-
     from src.runtime.backends import backend_from_extension
 
-    cfg = _load(a, ["eval.scales", MULTI_SCALES] if a.multi_scale else [])
     stack = contextlib.ExitStack()
     model = _pth_as_checkpoint(_model_path(a, cfg), stack)
     a.backend = a.backend or backend_from_extension(model)
@@ -288,13 +313,18 @@ def _synthetic_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val_fraction", "--val-fraction", type=float, default=0.2)
     p.add_argument("--overwrite", action="store_true", help="write over a data set an earlier run wrote in OUT")
+    p.add_argument("--layout", choices=["voc", "folders"], default="voc",
+                   help="voc: JPEGImages/, SegmentationClassAug/ and lists; folders: images/ and masks/ as a user "
+                        "brings them (then `prepare folders`)")
+    p.add_argument("--masks", choices=["index", "binary", "colors"], default="index",
+                   help="with --layout folders: class indices, 0/255 binary masks, or RGB colour masks")
 
 
 def _synthetic(a: argparse.Namespace) -> None:
     from src.data.synthetic import generate
 
     with _command_folder(a.out, "--out", "synthetic", a.overwrite) as folder:
-        print(json.dumps(generate(folder, a.task, a.num, a.size, a.seed, a.val_fraction)))
+        print(json.dumps(generate(folder, a.task, a.num, a.size, a.seed, a.val_fraction, a.layout, a.masks)))
 
 
 def _prepare_args(p: argparse.ArgumentParser) -> None:
@@ -308,13 +338,29 @@ def _prepare_args(p: argparse.ArgumentParser) -> None:
         sp = sub.add_parser(name, help=f"write the {name} list files")
         sp.add_argument("--root", required=True)
         sp.add_argument("--overwrite", action="store_true", help="write the lists again over an earlier prepare's")
-    c = sub.add_parser("check", help="report every bad sample in a list file (exit 1 if there is one)")
-    c.add_argument("--config", help="take list, root, dataset and classes from this config")
+    c = sub.add_parser("check", help="the data doctor: every bad sample, per-class counts, mask kinds and their "
+                       "fixes (exit 1 if there is a problem); --fix writes fixed copies")
+    c.add_argument("--config", help="take lists, root, dataset, classes and label settings from this config")
+    c.add_argument("--opts", nargs="*", default=[], help="config overrides: KEY VALUE ... or KEY=VALUE ...")
     c.add_argument("--which", choices=["train", "val", "both"], default="both")
     c.add_argument("--list")
     c.add_argument("--root")
     c.add_argument("--dataset", default="voc2012")
     c.add_argument("--classes", type=int, default=None)
+    c.add_argument("--out", default=None, help="also write the report (data_report.md) and a class bar chart "
+                   "(class_pixels.png) here; with --fix, where the fixed copies go")
+    c.add_argument("--fix", choices=["binary", "colors"], default=None,
+                   help="write fixed copies of the masks, the lists and a config.yaml into --out: binary (0/255 "
+                        "masks: 255 -> 1), colors (RGB masks -> class indices by data.class_colors)")
+    c.add_argument("--overwrite", action="store_true", help="replace what an earlier check or fix wrote in --out")
+    f = sub.add_parser("folders", help="pair an images folder and a masks folder by name; write train/val lists "
+                       "and a config.yaml that trains at once")
+    f.add_argument("--images", required=True, help="folder of images (searched recursively)")
+    f.add_argument("--masks", required=True, help="folder of masks with the images' names (any extension)")
+    f.add_argument("--out", required=True, help="where train.txt, val.txt and config.yaml go")
+    f.add_argument("--val_fraction", "--val-fraction", type=float, default=0.2)
+    f.add_argument("--seed", type=int, default=0, help="the shuffle that picks the val samples")
+    f.add_argument("--overwrite", action="store_true", help="write the lists and config again over an earlier one")
 
 
 def _prepare(a: argparse.Namespace) -> int:
@@ -324,8 +370,20 @@ def _prepare(a: argparse.Namespace) -> int:
         print(prepare.prepare_voc_aug(a.voc_root, a.sbd_root, a.out, a.overwrite))
     elif a.cmd in ("ade20k", "cityscapes", "camvid"):
         print(getattr(prepare, f"prepare_{a.cmd}")(a.root, a.overwrite))
+    elif a.cmd == "folders":
+        summary = prepare.prepare_folders(a.images, a.masks, a.out, a.val_fraction, a.seed, a.overwrite)
+        print(json.dumps({k: v for k, v in summary.items() if k != "notes"}))
+        print("\n".join(f"note: {n}" for n in summary["notes"]))
+        print(f"next: python -m src prepare check --config {summary['config']}")
+    elif a.fix:
+        if not (a.config and a.out):
+            from src.config import ConfigError
+
+            raise ConfigError("prepare check --fix needs --config (the data to fix) and --out (where the copies go)")
+        print("\n".join(prepare.fix_command(a.config, a.fix, a.out, a.overwrite, a.opts)))
     else:
-        lines, clean = prepare.check_command(a.config, a.which, a.list, a.root, a.dataset, a.classes)
+        lines, clean = prepare.check_command(a.config, a.which, a.list, a.root, a.dataset, a.classes, a.out,
+                                             a.overwrite, a.opts)
         print("\n".join(lines))
         return 0 if clean else 1
     return 0
@@ -341,10 +399,10 @@ def _preprocess_args(p: argparse.ArgumentParser) -> None:
 
 
 def _preprocess(a: argparse.Namespace) -> None:
+    cfg = _load(a, ["eval.batch_size", str(a.batch_size)] if a.batch_size is not None else [])  # before MindSpore
     from src.deploy.offline import preprocess
     from src.evaluation.protocol import protocol_from_config
 
-    cfg = _load(a, ["eval.batch_size", str(a.batch_size)] if a.batch_size is not None else [])
     lst = a.list or os.path.join(cfg.data.data_root, cfg.data.val_list)
     with _command_folder(a.out, "work folder (--out)", "preprocess", True) as folder:
         folder.remove_owned(["input/", "output/"])  # an earlier preprocess's windows (its own files only)
@@ -384,11 +442,11 @@ def _postprocess_args(p: argparse.ArgumentParser) -> None:
 
 
 def _postprocess(a: argparse.Namespace) -> None:
+    cfg = _load(a)  # before MindSpore's import: device.quiet
     from src.data.labels import spec_of
     from src.deploy.offline import postprocess_and_report
     from src.outputs import OutputFolder
 
-    cfg = _load(a)
     with _command_folder(a.work, "work folder (--work)", "postprocess", True) as work:
         report = work
         if a.report_dir and os.path.abspath(a.report_dir) != os.path.abspath(a.work):
@@ -422,6 +480,7 @@ def _flow310_args(p: argparse.ArgumentParser) -> None:
 
 
 def _flow310(a: argparse.Namespace) -> None:
+    cfg = _load(a, ["eval.batch_size", str(a.batch_size)] if a.batch_size is not None else [])  # before MindSpore
     from src.data.dataset import DataError, read_list
     from src.data.labels import spec_of
     from src.deploy.offline import app_runner, python_runner, run_flow
@@ -429,7 +488,6 @@ def _flow310(a: argparse.Namespace) -> None:
     from src.evaluation.protocol import protocol_from_config
     from src.runtime.backends import backend_from_extension, make_predict, read_sidecar, sidecar_path
 
-    cfg = _load(a, ["eval.batch_size", str(a.batch_size)] if a.batch_size is not None else [])
     if not os.path.isfile(a.model):
         raise DataError(f"model not found: {a.model}")
     if a.batch_size is None and read_sidecar(a.model) is None:
@@ -457,29 +515,33 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     _config_args(p)
     p.add_argument("--model", required=True, help=".ckpt (backend ms), .mindir or .onnx")
     p.add_argument("--backend", default=None, choices=["ms", "mindir", "onnx"], help="default: from the extension")
-    p.add_argument("--input", nargs="+", required=True, help="image files and/or folders")
-    p.add_argument("--out", required=True, help="writes OUT/gray, OUT/color, OUT/overlay")
+    p.add_argument("--input", nargs="+", required=True, help="image files, video files and/or folders")
+    p.add_argument("--out", required=True, help="writes OUT/gray, OUT/color, OUT/overlay; a video: "
+                                                "OUT/<name>_overlay.<ext>")
+    p.add_argument("--video-frames", action="store_true", help="also write gray/color masks of every video frame "
+                                                               "(OUT/gray/<name>_f000123.png)")
     p.add_argument("--overwrite", action="store_true", help="replace masks an earlier predict wrote in OUT")
 
 
 def _predict(a: argparse.Namespace) -> None:
+    cfg = _load(a)  # before MindSpore's import: device.quiet
     from src.data.labels import spec_of
-    from src.deploy.predict import collect_images, predict_images
+    from src.deploy.predict import collect_inputs, predict_inputs
     from src.evaluation.evaluate import batch_from_model
     from src.evaluation.protocol import protocol_from_config
     from src.runtime.backends import backend_from_extension, make_predict
 
-    cfg = _load(a)
     backend = a.backend or backend_from_extension(a.model)
     if backend != "onnx":
         _device(cfg)
     protocol = batch_from_model(protocol_from_config(cfg.data, cfg.eval), backend, a.model)  # an export's batch
     predict = make_predict(backend, a.model, cfg.model, cfg.data.classes, protocol.batch_size,
                            (protocol.crop_h, protocol.crop_w))
-    images = collect_images(a.input)
+    inputs = collect_inputs(a.input)
     with _command_folder(a.out, "--out", "predict", a.overwrite) as folder:
-        written = predict_images(images, predict, protocol, folder, spec_of(cfg.data).palette)
-    logger.info("wrote %d masks to %s (gray/, color/, overlay/)", len(written), a.out)
+        predict_inputs(inputs, predict, protocol, folder, spec_of(cfg.data).palette, a.video_frames)
+    logger.info("wrote the masks of %d images to %s (gray/, color/, overlay/) and %d overlay videos",
+                len(inputs.images), a.out, len(inputs.videos))
 
 
 # --- tools ----------------------------------------------------------------------------------------------------------
@@ -536,9 +598,11 @@ def _context_demo_args(p: argparse.ArgumentParser) -> None:
 
 def _context_demo(a: argparse.Namespace) -> None:
     from src.config import load_config
-    from examples.context_demo import run_context_demo
 
     cfg = load_config(a.config)  # --opts are applied per run, on top of each variant's own settings
+    native_logs(a, cfg.device.quiet)  # before MindSpore's import
+    from examples.context_demo import run_context_demo
+
     _device(cfg)
     run_context_demo(cfg, a.out, a.num, a.size, a.seed, a.opts, task=a.task, train_seeds=a.train_seeds)
     print(Path(a.out, "results.md").read_text(encoding="utf-8"))
@@ -657,6 +721,8 @@ def main(argv: Optional[List[str]] = None, command: Optional[str] = None, descri
     from src.logging_setup import close_log_files, setup_logging
 
     a = build_parser(command, description, prog).parse_args(argv)
+    a.user_glog_v = "GLOG_v" in os.environ
+    native_logs(a, quiet=True)  # device.quiet's default until a command's config says otherwise
     setup_logging()
     bind_to_launcher()
     try:

@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import os
+import stat
 import re
 import shutil
 import socket
@@ -280,6 +281,22 @@ def export_files(writer: Callable[[str], None], path: str | os.PathLike,
         shutil.rmtree(private, ignore_errors=True)
 
 
+def written_file(writer: Callable[[str], None], path: str | os.PathLike) -> str:
+    """Let a third-party writer that wants a file name (a video encoder, which picks its container by the
+    extension) write a temporary file beside ``path``, then place it atomically; returns its SHA-256.
+
+    ``writer(tmp)`` writes ``tmp``, whose name ends in ``path``'s extension. When it raises, or leaves no
+    non-empty regular file, nothing is placed and an earlier file of that name is intact.
+    """
+    path = Path(path)
+    with atomic_path(path, suffix=PART + path.suffix) as tmp:
+        writer(tmp)
+        if os.path.islink(tmp) or not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
+            raise OSError(errno.EIO, "the writer reported no error but left no file", str(path))
+        digest = file_sha256(tmp)
+    return digest
+
+
 def append_line(path: str | os.PathLike, line: str) -> None:
     """Append ``line`` + newline with one ``write`` (whole lines, even from several processes); never through a
     symbolic link."""
@@ -306,6 +323,31 @@ def open_append(path: str | os.PathLike) -> IO[str]:
     stream = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
     stream.buffer.raw.name = str(path)  # its name, not the descriptor's number, in messages
     return stream
+
+
+def read_small_file(path: str | os.PathLike, max_bytes: int) -> Optional[bytes]:
+    """The bytes of ``path`` when it is a regular file of at most ``max_bytes`` (None otherwise: missing, a
+    symbolic link, a FIFO, a device, too large): opened once without following a link or blocking, and the open
+    file is what is checked and read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
+            return None
+        chunks, left = [], max_bytes + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        return data if len(data) <= max_bytes else None
+    finally:
+        os.close(fd)
 
 
 def remove_file(path: str | os.PathLike) -> bool:
@@ -561,7 +603,7 @@ class OutputFolder:
 
     def refuse_earlier(self, names: Iterable[str], hint: str) -> None:
         """Refuse (one line) when an earlier run's outputs among ``names`` exist and ``overwrite`` is off."""
-        earlier = self.owned(names)
+        earlier = [n for n in self.owned(names) if n not in self.written]  # this run's own outputs are not earlier
         if earlier and not self.overwrite:
             shown = ", ".join(earlier[:5]) + (f" and {len(earlier) - 5} more" if len(earlier) > 5 else "")
             raise OutputExistsError(f"{self.what} {self.root} holds an earlier result ({shown}); {hint}")
@@ -656,6 +698,13 @@ class OutputFolder:
         self._record(name, export_files(writer, path, check))
         return path
 
+    def put_written(self, name: str, writer: Callable[[str], None], unique: bool = False) -> Path:
+        """Output ``name`` written by a third-party writer to the temporary file it is given (see
+        :func:`written_file`), placed atomically and recorded; claimed first, so a user's file is never replaced."""
+        path = self.claim(name, unique=unique)
+        self._record(name, written_file(writer, path))
+        return path
+
     def link(self, name: str, target: str | os.PathLike) -> Path:
         """A symbolic link ``name`` -> ``target`` (a data set's image folder), recorded as this folder's output."""
         path = self.claim(name)
@@ -730,8 +779,8 @@ class SubFolder:
     """A view of an :class:`OutputFolder` whose output names start with ``prefix`` (one manifest, one lock)."""
 
     NAMED = ("put_bytes", "put_text", "put_json", "put_image", "put_palette_png", "put_figure", "put_array",
-             "put_checkpoint", "put_export", "link", "append", "open_log", "claim", "remove", "adopt", "unchanged",
-             "path")
+             "put_checkpoint", "put_export", "put_written", "link", "append", "open_log", "claim", "remove", "adopt",
+             "unchanged", "path")
 
     def __init__(self, parent: OutputFolder, prefix: str) -> None:
         self.parent, self.prefix = parent, prefix.strip("/") + "/"

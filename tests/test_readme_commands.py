@@ -58,11 +58,16 @@ def test_the_readme_has_commands_to_check():
 def _help(argv):
     if argv[1] == "-m":
         head, rest = [sys.executable, "-m", argv[2]], argv[3:]
-        assert (ROOT / (argv[2].replace(".", "/") + ".py")).is_file(), argv[2]
+        module = ROOT / argv[2].replace(".", "/")
+        assert module.with_suffix(".py").is_file() or (module / "__main__.py").is_file(), argv[2]
     else:
         head, rest = [sys.executable, argv[1]], argv[2:]
         assert (ROOT / argv[1]).is_file(), f"{argv[1]} does not exist"
-    sub = [rest[0]] if rest and not rest[0].startswith("-") and not os.path.splitext(rest[0])[1] else []
+    sub = []  # the command and its sub-command (python -m src prepare folders ...)
+    for word in rest[:2]:
+        if word.startswith("-") or os.path.splitext(word)[1] or "/" in word:
+            break
+        sub.append(word)
     returncode, out, err = _help_text(tuple(head + sub))
     assert returncode == 0, f"{' '.join(argv[:3])} --help failed: {err[-500:]}"
     return out

@@ -168,13 +168,23 @@ MAKERS = {"shapes": make_shapes_sample, "context": make_context_sample, "context
 DATA_FILES = ("train.txt", "val.txt", "info.json", "JPEGImages/", "SegmentationClassAug/")
 
 
+FOLDER_MASKS = ("index", "binary", "colors")
+
+
 def generate(out: "str | Path | OutputFolder", task: str = "shapes", num: int = 100, size: int = 128, seed: int = 0,
-             val_fraction: float = 0.2) -> Dict[str, object]:
+             val_fraction: float = 0.2, layout: str = "voc", masks: str = "index") -> Dict[str, object]:
     """Write the data set under ``out``; returns its info (also saved as ``info.json``).
 
     Images are ``size`` wide and ``ASPECT[task] * size`` high.  Sample ``i`` depends only
-    on ``(seed, i)``, so the same call writes the same files.
+    on ``(seed, i)``, so the same call writes the same files.  ``layout`` ``folders`` writes what a user brings
+    instead: ``images/`` and ``masks/`` of the same names, no lists, the masks as ``masks`` says (``index``:
+    class indices, ``binary``: 0 background / 255 any object, ``colors``: RGB in the palette's colours), without
+    the ignored outlines.
     """
+    if layout == "folders":
+        return _generate_folders(out, task, num, size, seed, masks)
+    if layout != "voc":
+        raise DataError(f"unknown layout '{layout}'; choose voc or folders")
     if task not in TASKS:
         raise DataError(f"unknown task '{task}'; choose {', '.join(TASKS)}")
     if num < 2:
@@ -202,6 +212,36 @@ def generate(out: "str | Path | OutputFolder", task: str = "shapes", num: int = 
     folder.put_json("info.json", info)
     out = folder.root
     logger.info("wrote %d %s samples (%d train, %d val) of %dx%d to %s", num, task, num - n_val, n_val, w, h, out)
+    return info
+
+
+def _generate_folders(out: "str | Path | OutputFolder", task: str, num: int, size: int, seed: int,
+                      masks: str) -> Dict[str, object]:
+    """``generate(layout="folders")``: a user's two folders of photos and masks."""
+    if task not in TASKS or masks not in FOLDER_MASKS or num < 2 or size < 32:
+        raise DataError(f"synthetic folders: need a task of {', '.join(TASKS)}, masks of {', '.join(FOLDER_MASKS)}, "
+                        f"num >= 2 and size >= 32")
+    folder = as_folder(out, "--out", "synthetic")
+    folder.refuse_earlier(["images/", "masks/", "info.json"], "pass --overwrite to write it again")
+    h, w = int(size * ASPECT[task]), size
+    palette = voc_palette()
+    for i in range(num):
+        image, label = MAKERS[task](np.random.default_rng([seed, i]), h, w)
+        label = np.where(label == DataConfig.ignore_label, 0, label).astype(np.uint8)
+        name = f"{task}_{i:05d}"
+        folder.put_image(f"images/{name}.jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        if masks == "binary":
+            folder.put_image(f"masks/{name}.png", np.where(label > 0, 255, 0).astype(np.uint8))
+        elif masks == "colors":
+            folder.put_image(f"masks/{name}.png", cv2.cvtColor(palette[label], cv2.COLOR_RGB2BGR))
+        else:
+            folder.put_image(f"masks/{name}.png", label)
+    names = ["background", "object"] if masks == "binary" else TASKS[task]
+    info = {"task": task, "layout": "folders", "masks": masks, "classes": len(names), "class_names": names,
+            "class_colors": palette[:len(names)].tolist(), "num": num, "height": h, "width": w, "seed": seed}
+    folder.put_json("info.json", info)
+    logger.info("wrote %d %s photos and %s masks of %dx%d to %s/images and %s/masks", num, task, masks, w, h,
+                folder.root, folder.root)
     return info
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
 import mindspore as ms
 
-from src.checkpoint import load_params_strict, read_weights
+from src.checkpoint import load_params_strict, read_weights_and_state
 from src.train.run_state import ResumePoint, RunCheckpoints, epoch_checkpoints, schedule_of
 from src.config import Config, config_yaml
 from src.data.dataset import read_list
@@ -24,12 +25,13 @@ from src.errors import PSPNetError, TrainingError
 from src.evaluation.evaluate import evaluate_network
 from src.evaluation.metrics import scores_from_matrix
 from src.outputs import OutputExistsError, OutputFolder, ensure_output_dir, write_text
-from src.train.lr import build_optimizer, current_lrs, lr_tables, lrs_at
+from src.train.lr import current_lrs, lr_tables, lrs_at
 from src.train.progress import Clock, LossWindow, first_non_finite
-from src.train.records import MetricsLog, plot_curves
+from src.train.data_check import check_training_data
+from src.train.finetune import named_classes, pretrained_arrays
+from src.train.records import MetricsLog, plot_curves, validation_of, validation_protocol
 from src.train.setup import (StepPlan, build_network, loss_scale_for, sink_steps, training_model,
-                             validation_network)
-from src.train.step import NetWithLoss, TrainStep
+                             training_optimizer, training_step, validation_network)
 
 __all__ = ["Trainer", "TrainingError", "run_training", "sink_steps"]
 
@@ -57,17 +59,18 @@ class Trainer:
         self.outputs = outputs
         if self.is_main and outputs is None:
             self.outputs = OutputFolder(self.save_dir, "train.save_dir", "train", overwrite, lock=False).__enter__()
-        self.ckpts = RunCheckpoints(self.save_dir, t, self.outputs if self.is_main else None)
+        self.ckpts = RunCheckpoints(self.save_dir, t, self.outputs if self.is_main else None, named_classes(cfg.data))
         point = self.ckpts.open(resume, rank, group_size)
         self._check_outputs(point, overwrite)
+        # before anything is built: labels that cannot teach the config's classes are refused here, in one line
+        weights = check_training_data(cfg, rank, group_size, self.outputs if self.is_main else None)
         self.net = build_network(cfg, device_target, group_size)
         self.device_target, self._val_net = device_target, None  # the validation network, built when first needed
         loss_scale = loss_scale_for(t, device_target)
         if cfg.model.pretrained and point.path is None:
-            load_pretrained(self.net, cfg.model.pretrained, cfg.model.allow_non_finite)
+            load_config_pretrained(self.net, cfg)
         self._build_data(point)  # the sampler needs the epoch to resume at; the weights come after
-        self.optimizer = build_optimizer(self.net, t.base_lr, self.total_steps, t.power, t.head_lr_mult, t.momentum,
-                                         t.weight_decay, t.warmup_steps)
+        self.optimizer = training_optimizer(cfg, self.net, self.total_steps)
         self.lr_tables = lr_tables(self.optimizer)  # host copies: the log line needs no device read
         self.sink_size, self._sink = sink_steps(t.sink_size, device_target, self.steps_per_epoch, self.total_steps), None
         self.schedule = schedule_of(t, group_size, self.total_steps, training_model(cfg).output_stride)
@@ -75,21 +78,36 @@ class Trainer:
         self.resumed = point.path is not None
         if self.records and point.path is not None and self.records.truncate_after(self.state.step):
             logger.info("metrics.jsonl: dropped the records after step %d (from the interrupted run)", self.state.step)
-        self.step_cell = TrainStep(NetWithLoss(self.net, cfg.data.ignore_label, t.aux_weight), self.optimizer,
-                                   group_size, loss_scale)
-        self.step_cell.set_train(True)
+        self.state.class_weights = self._class_weights(weights, self.state.class_weights if self.resumed else None)
+        self.step_cell = training_step(cfg, self.net, self.optimizer, group_size, loss_scale, self.state.class_weights)
         if self.is_main:  # only once the run could start, so a failed start keeps the previous run's file
             self._write_config()
 
+    def _class_weights(self, computed: Optional[List[float]], saved: Optional[List[float]]) -> Optional[List[float]]:
+        """The loss's class weights: the config's; for ``auto`` on a resume, the numbers the run started with."""
+        if self.cfg.train.class_weights == "auto" and saved is not None:
+            if computed is not None and not np.allclose(saved, computed, rtol=1e-5):
+                logger.warning("train.class_weights auto: the training labels give other weights now; the resumed "
+                               "run keeps the ones it started with (%s)", ", ".join(f"{w:.4g}" for w in saved))
+            return saved
+        if saved is not None and computed != saved:
+            logger.warning("train.class_weights: this run started with %s and continues with %s (the config changed)",
+                           [round(w, 4) for w in saved], computed if computed is None else [round(w, 4) for w in computed])
+        return computed
+
     def _write_config(self) -> None:
-        """The resolved config as ``config.yaml``, unless that file is the user's own ``--config``."""
+        """The resolved config as ``config.yaml`` (``train.class_weights auto`` as the weights it gave), unless that
+        file is the user's own ``--config``."""
         target = self.save_dir / CONFIG_NAME
         if self.cfg.source and os.path.isfile(self.cfg.source) and target.exists() and \
                 os.path.samefile(self.cfg.source, target):
             logger.info("%s is the config this run was started with: left as it is (the resolved values are in "
                         "train.log)", target)
             return
-        self.outputs.put_text(CONFIG_NAME, config_yaml(self.cfg))
+        cfg = self.cfg
+        if cfg.train.class_weights == "auto" and self.state.class_weights is not None:
+            cfg = replace(cfg, train=replace(cfg.train, class_weights=list(self.state.class_weights)))
+        self.outputs.put_text(CONFIG_NAME, config_yaml(cfg))
 
     def _check_outputs(self, point: ResumePoint, overwrite: bool) -> None:
         """Everything that can be checked before the first step: the output folder, an earlier run, the val list."""
@@ -215,21 +233,24 @@ class Trainer:
         scores = scores_from_matrix(allreduce_sum(local, group_size))
         improved = scores.miou > state.best_miou
         state.best_miou = max(state.best_miou, scores.miou)
-        logger.info("eval epoch %d device %d: best mIoU %.4f mIoU %.4f (own shard, %d images) | global mIoU %.4f "
-                    "mAcc %.4f allAcc %.4f best %.4f", state.epoch, self.rank, state.local_best, local_miou, count,
-                    scores.miou, scores.macc, scores.allacc, state.best_miou)
+        t = self.cfg.train  # the log line, record and panel say which mIoU this is: a center crop's or eval.py's
+        protocol = validation_protocol(t.eval_mode, t.crop_h, t.crop_w)
+        logger.info("validation epoch %d [%s] device %d: best mIoU %.4f mIoU %.4f (own shard, %d images) | global "
+                    "mIoU %.4f mAcc %.4f allAcc %.4f best %.4f", state.epoch, protocol, self.rank, state.local_best,
+                    local_miou, count, scores.miou, scores.macc, scores.allacc, state.best_miou)
         if improved:  # before the records: a failed picture must not cost the best checkpoint
             self.ckpts.save_best(self.net, self.optimizer, state)
         if self.records:
             self.records.write({"kind": "eval", "epoch": state.epoch, "step": state.step, "miou": scores.miou,
-                                "macc": scores.macc, "allacc": scores.allacc, "best_miou": state.best_miou})
+                                "macc": scores.macc, "allacc": scores.allacc, "best_miou": state.best_miou,
+                                "protocol": protocol})
             self._plot()
         return scores.miou
 
     def _plot(self) -> None:
         """``curves.png``; a failed write is a warning: the numbers are in metrics.jsonl and train.log."""
         try:
-            plot_curves(self.records.read(), self.save_dir / CURVES_NAME, self.outputs)
+            plot_curves(self.records.read(), self.save_dir / CURVES_NAME, self.outputs, validation_of(self.cfg.train))
         except OSError as exc:
             logger.warning("cannot write %s (%s); the figures' numbers are in %s", self.save_dir / CURVES_NAME,
                            exc, self.records.path)
@@ -268,7 +289,7 @@ class Trainer:
         state = self.state
         return {"epoch": state.epoch, "step": state.step, "best_miou": state.best_miou, "last_miou": last_miou,
                 "lr": current_lrs(self.optimizer), "bad_samples": self.source.bad_count,
-                "save_dir": str(self.save_dir), **extra}
+                "save_dir": str(self.save_dir), "validation": validation_of(self.cfg.train) or "none", **extra}
 
     def run(self, stop_after_epoch: Optional[int] = None) -> Dict:
         """Train to ``train.epochs`` (or ``max_steps``); returns a summary dict.
@@ -312,12 +333,24 @@ class Trainer:
         return self._summary(last_miou)
 
 
-def load_pretrained(net, path: str, allow_non_finite: bool = False) -> List[str]:
+def load_config_pretrained(net, cfg: Config) -> List[str]:
+    """``model.pretrained`` into ``net`` as a fresh run loads it (the Trainer, and ``train --plan``)."""
+    m = cfg.model
+    return load_pretrained(net, m.pretrained, m.allow_non_finite, m.pretrained_head, named_classes(cfg.data),
+                           m.pretrained_class_names)
+
+
+def load_pretrained(net, path: str, allow_non_finite: bool = False, head: str = "strict",
+                    class_names: Optional[List[str]] = None, pretrained_class_names: Optional[List[str]] = None
+                    ) -> List[str]:
     """ImageNet weights for the backbone, strictly (only ppm/cls/aux may stay initial): this project's names,
-    or the model zoo's ``resnet_deepbase.ckpt`` names mapped by name (:func:`src.checkpoint.read_weights`)."""
-    params, zoo = read_weights(path)
+    or the model zoo's ``resnet_deepbase.ckpt`` names mapped by name (:func:`src.checkpoint.read_weights`); or a
+    trained PSPNet, its heads' last layers as model.pretrained_head ``head`` says (this network's
+    ``class_names``, the checkpoint's ``pretrained_class_names``: :func:`src.train.finetune.pretrained_arrays`)."""
+    params, zoo, state = read_weights_and_state(path)
+    params = pretrained_arrays(params, state, net, head, class_names, pretrained_class_names or [], path)
     return load_params_strict(net, params, path, allow_missing=("ppm.", "cls.", "aux."), zoo=zoo,
-                              allow_non_finite=allow_non_finite)
+                              allow_non_finite=allow_non_finite, pretrained=True)
 
 
 def refuse_fresh_over_earlier(out: OutputFolder) -> None:

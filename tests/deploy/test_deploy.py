@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import full_disk_at, make_shapes, tiny_config
+from helpers import ANY_CLASS_MAY_BE_ABSENT, full_disk_at, make_shapes, tiny_config
 from src import cli
 from src.checkpoint import CheckpointError
 from src.data.dataset import DataError
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("deploy")
     root = make_shapes(tmp / "data", num=5, size=48, seed=6)
-    cfg = tiny_config(root, tmp / "run", train={"epochs": 1, "max_steps": 1},
+    cfg = tiny_config(root, tmp / "run", train={"epochs": 1, "max_steps": 1}, data=ANY_CLASS_MAY_BE_ABSENT,
                       eval_={"base_size": 40, "test_h": 33, "test_w": 33, "batch_size": 2, "save_images": True})
     Trainer(cfg).run()
     ckpt = tmp / "run" / "checkpoints" / "epoch_0001.ckpt"
