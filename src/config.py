@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import yaml
 
 from src.errors import PSPNetError, has_control_chars, shown, shown_names
@@ -618,6 +619,9 @@ def _validate_labels(d: DataConfig, t: TrainConfig, src: str) -> None:
                               f"data.class_names")
     w = t.class_weights
     if isinstance(w, str):
+        if w.strip().startswith("["):
+            raise ConfigError(f"{src}: train.class_weights must be a list of finite numbers (one per class), got "
+                              f"{_show(w)}")
         if w not in ("none", "auto"):
             raise ConfigError(f"{src}: train.class_weights must be none, auto or a list of one weight per class, "
                               f"got {_show(w)}")
@@ -629,8 +633,9 @@ def _validate_labels(d: DataConfig, t: TrainConfig, src: str) -> None:
         if bad:
             raise ConfigError(f"{src}: train.class_weights[{bad[0]}] must be a finite number from 0 to 1e6, got "
                               f"{w[bad[0]]}")
-        if not any(v > 0 for v in w):
-            raise ConfigError(f"{src}: train.class_weights are all 0: no pixel would count in the loss")
+        if not any(float(np.float32(v)) > 0 for v in w):  # the loss computes in float32: 1e-300 is 0 there
+            raise ConfigError(f"{src}: train.class_weights are all 0 (in float32, as the loss computes): no pixel "
+                              f"would count in the loss")
 
 
 def config_to_dict(cfg: Config) -> Dict[str, Dict[str, Any]]:

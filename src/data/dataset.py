@@ -242,12 +242,15 @@ def read_raw_label(path: str, spec: DatasetSpec, where: str = "") -> np.ndarray:
     header_size(path, prefix, "label")
     try:
         with Image.open(path) as im:
+            if im.format == "JPEG":
+                raise DataError(f"{prefix}label {path} is a JPEG: its lossy compression invents values along every "
+                                f"edge (new classes, shifted borders); save masks losslessly (PNG)")
             im.load()
             mode = im.mode
             arr = np.array(im)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"{prefix}cannot read label {path}: {exc}") from None
-    if mode in ("P", "L"):
+    if mode in ("P", "L", "1"):  # "1": a 1-bit mask, read as 0 and 1
         return arr.astype(np.uint8)
     if mode in ("I", "I;16", "I;16B", "I;16L"):
         if arr.size and (int(arr.max()) > 255 or int(arr.min()) < 0):

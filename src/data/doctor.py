@@ -21,6 +21,7 @@ import numpy as np
 
 from src.data.dataset import (DataError, LabelKindError, Sample, header_size, label_value_hint, read_image,
                               read_list, read_raw_label)
+from src.config import ConfigError
 from src.data.labels import DatasetSpec
 from src.errors import shown, shown_names
 from src.progress import Progress
@@ -28,7 +29,7 @@ from src.progress import Progress
 logger = logging.getLogger(__name__)
 
 MOSTLY_IGNORED = 0.95  # training refuses labels whose pixels are at least this share ignored
-SCAN_VERSION = 1  # bump when what a scan records changes: older caches are scanned again
+SCAN_VERSION = 2  # bump when what a scan records changes: older caches are scanned again
 
 
 @dataclass
@@ -46,6 +47,8 @@ class ListScan:
     ignored: int = 0
     pixels: int = 0
     rgb_masks: int = 0
+    binary_files: int = 0  # masks holding 0 and 255 and nothing else
+    class_files: int = 0  # masks holding a value from 1 to classes-1
     images: List[str] = field(default_factory=list)
     problems: Dict[str, List[str]] = field(default_factory=lambda: collections.defaultdict(list))
 
@@ -66,7 +69,8 @@ class ListScan:
                 "class_pixels": self.class_pixels.tolist(), "class_images": self.class_images.tolist(),
                 "raw_values": self.raw_values.tolist(), "class_image_pixels": self.class_image_pixels.tolist(),
                 "ignored": self.ignored, "pixels": self.pixels,
-                "rgb_masks": self.rgb_masks, "problems": {k: v for k, v in self.problems.items()}}
+                "rgb_masks": self.rgb_masks, "binary_files": self.binary_files, "class_files": self.class_files,
+                "problems": {k: v for k, v in self.problems.items()}}
 
     @classmethod
     def from_json(cls, obj: Dict) -> "ListScan":
@@ -75,7 +79,7 @@ class ListScan:
                    np.asarray(obj["class_pixels"], np.int64), np.asarray(obj["class_images"], np.int64),
                    np.asarray(obj["raw_values"], np.int64),
                    np.asarray(obj["class_image_pixels"], np.int64), int(obj["ignored"]), int(obj["pixels"]),
-                   int(obj["rgb_masks"]))
+                   int(obj["rgb_masks"]), int(obj["binary_files"]), int(obj["class_files"]))
         if scan.class_pixels.shape != (scan.classes,) or scan.class_images.shape != (scan.classes,) or \
                 scan.raw_values.shape != (256,) or scan.class_image_pixels.shape != (scan.classes,):
             raise ValueError("counts of the wrong length")
@@ -95,7 +99,7 @@ def scan_samples(samples: Sequence[Sample], spec: DatasetSpec, list_file: str, r
     its size) and count; every problem is collected, none stops the scan."""
     scan = ListScan(list_file, spec.classes, samples=len(samples))
     lut = value_map(spec)
-    progress = Progress(len(samples), what) if len(samples) >= 200 else None
+    progress = Progress(len(samples), what) if len(samples) >= 2000 else None  # a VOC-sized list takes a minute
     for i, sample in enumerate(samples, start=1):
         scan.ok += _scan_one(sample, spec, lut, scan, read_images)
         scan.images.append(os.path.normpath(sample.image))
@@ -107,6 +111,10 @@ def scan_samples(samples: Sequence[Sample], spec: DatasetSpec, list_file: str, r
 def _scan_one(sample: Sample, spec: DatasetSpec, lut: np.ndarray, scan: ListScan, read_images: bool) -> bool:
     """Count one sample into ``scan``; False when it has a problem (recorded under its kind)."""
     where = sample.where
+    if sample.label and os.path.normpath(sample.image) == os.path.normpath(sample.label):
+        scan.problems["image_is_mask"].append(f"{where}: the image and the label are one file "
+                                              f"({shown(sample.image, 300)})")
+        return False
     missing = [p for p in (sample.image, sample.label) if p and not os.path.isfile(p)]
     if missing:
         scan.problems["missing_file"] += [f"{where}: file not found: {shown(p, 300)}" for p in missing]
@@ -140,6 +148,9 @@ def _scan_one(sample: Sample, spec: DatasetSpec, lut: np.ndarray, scan: ListScan
         fine = False
     hist = np.bincount(raw.ravel(), minlength=256).astype(np.int64)
     scan.raw_values += hist
+    values = set(np.flatnonzero(hist).tolist())
+    scan.binary_files += values == {0, 255} or values == {255}
+    scan.class_files += any(1 <= v < spec.classes for v in values)
     bad = spec.out_of_range(np.flatnonzero(hist).astype(np.uint8))
     if bad:
         scan.problems["label_out_of_range"].append(f"{where}: {sample.label} has values {bad[:10]}"
@@ -198,6 +209,12 @@ def diagnose(train: Optional[ListScan], val: Optional[ListScan], spec: DatasetSp
                 f"{name}: the masks hold only 0 and 255: 0/255 binary masks? The foreground is 255 = "
                 f"data.ignore_label, so it would be ignored and nothing but background learned. Write fixed copies "
                 f"(255 -> 1): python -m src prepare check --config {config} --fix binary --out DIR")
+        elif scan.binary_files and scan.class_files and spec.classes == 2 and spec.ignore_label == 255 and \
+                not spec.reduce_zero_label:
+            found["binary_masks"].append(
+                f"{name}: {scan.binary_files} of the masks hold only 0 and 255 while {scan.class_files} hold class 1: "
+                f"0/255 masks among 0/1 ones? Their foreground is 255 = data.ignore_label and would be ignored. Write "
+                f"fixed copies of those (255 -> 1) or save them as 0/1")
         elif scan.rgb_masks:
             found["rgb_masks"].append(
                 f"{name}: {scan.rgb_masks} label file(s) are RGB colour masks; the loader reads class indices. With "
@@ -229,9 +246,34 @@ def diagnose(train: Optional[ListScan], val: Optional[ListScan], spec: DatasetSp
     return dict(found)
 
 
+RARE_SHARE = 1e-4  # a class under this share of the labelled pixels is named as rare (a stray value or colour?)
+
+
+def rare_classes(scan: ListScan, spec: DatasetSpec) -> List[str]:
+    """Notes (not problems) on classes so rare in ``scan`` that they may be a stray value or colour."""
+    total = int(scan.class_pixels.sum())
+    notes = []
+    for c in range(spec.classes):
+        pixels = int(scan.class_pixels[c])
+        if total and 0 < pixels < RARE_SHARE * total:
+            notes.append(f"class {shown(spec.class_names[c], 40)} has {pixels} pixel(s) ({pixels / total:.4%} of the "
+                         f"labelled ones) in {int(scan.class_images[c])} image(s): a stray value or colour in the "
+                         f"masks? (train.class_weights auto would weight it very high)")
+    return notes
+
+
+def check_allowed_absent(allow_absent: Sequence[str], spec: DatasetSpec) -> None:
+    """``data.allow_absent_classes`` must name classes of the data set."""
+    unknown = [n for n in allow_absent if n not in spec.class_names]
+    if unknown:
+        raise ConfigError(f"data.allow_absent_classes names {shown_names(unknown, 5, 60)}, which is no class of this "
+                          f"data set ({shown_names(spec.class_names, 6, 30)})")
+
+
 def training_label_check(scan: ListScan, spec: DatasetSpec, allow_absent: Sequence[str], config: str) -> None:
     """Refuse to train (one :class:`DataError` line naming the class and the fix) on labels that cannot teach
     what the config declares: a class without a pixel, or labels that are mostly ignored."""
+    check_allowed_absent(allow_absent, spec)
     found = diagnose(scan, None, spec, config, allow_absent)
     for kind in ("binary_masks", "rgb_masks", "zero_unlabeled", "absent_classes", "mostly_ignored"):
         if found.get(kind):
@@ -284,6 +326,9 @@ def report_lines(scans: Dict[str, ListScan], found: Dict[str, List[str]], spec: 
                 lines.append(f"    ... and {len(items) - show} more")
     if any(s.pixels for s in scans.values()):
         lines += [""] + class_table(scans, spec)
+    notes = rare_classes(scans["train"], spec) if "train" in scans else []
+    if notes:
+        lines += ["", "notes:"] + [f"  train: {n}" for n in notes]
     if found:
         lines += ["", "problems with the data:"]
         for kind, items in found.items():

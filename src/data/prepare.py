@@ -23,7 +23,7 @@ from src.config import Config, ConfigError, DataConfig, config_yaml
 from src.data.dataset import DataError, LabelKindError, Sample, read_list, read_raw_label
 from src.data.doctor import ListScan, bar_chart, diagnose, report_lines, scan_list
 from src.data.labels import DatasetSpec, dataset_spec, spec_of
-from src.errors import shown, shown_names
+from src.errors import has_control_chars, shown, shown_names
 from src.outputs import OutputFolder, index_png
 
 logger = logging.getLogger(__name__)
@@ -249,6 +249,8 @@ def fix_command(config: str, kind: str, out: str, overwrite: bool = False,
     colors = {tuple(c): i for i, c in enumerate(d.class_colors)}
     palette = spec.palette
     written = 0
+    _refuse_writing_over_inputs(out_path, splits, d.data_root,
+                                [_in_root(d.data_root, d.train_list), _in_root(d.data_root, d.val_list), config])
     with OutputFolder(out_path, "--out", "prepare", overwrite) as folder:
         folder.refuse_earlier(["masks/", "train.txt", "val.txt", "config.yaml"],
                               "pass --overwrite to write the fixed copies again")
@@ -273,6 +275,25 @@ def fix_command(config: str, kind: str, out: str, overwrite: bool = False,
             f"val.txt ({len(lists['val'])}) and config.yaml; your masks were only read",
             f"next: python -m src prepare check --config {out_path / 'config.yaml'}",
             f"then: python train.py --config {out_path / 'config.yaml'}"]
+
+
+def _refuse_writing_over_inputs(out: Path, splits: Dict[str, List[Sample]], data_root: str,
+                                others: Sequence[str]) -> None:
+    """One line, before anything is written, when a fixed copy, a list or the config would land on a file the fix
+    reads (an image, a mask, a list, the config: ``--out`` is the data's own folder): with or without
+    --overwrite, a fix never writes in place."""
+    inputs = {os.path.realpath(p) for samples in splits.values() for s in samples for p in (s.image, s.label) if p}
+    inputs |= {os.path.realpath(p) for p in others}
+    names: Dict[str, str] = {}
+    for samples in splits.values():
+        for sample in samples:
+            if sample.label not in names:
+                names[sample.label] = _mask_name(sample.label, data_root, names.values())
+    for name in [*names.values(), "train.txt", "val.txt", "config.yaml"]:
+        target = os.path.realpath(out / name)
+        if target in inputs:
+            raise DataError(f"--out {shown(out, 200)} would write {name} over {shown(target, 200)}, a file the fix "
+                            f"reads: fixes write new copies, never in place; choose another --out")
 
 
 def _mask_name(label: str, data_root: str, taken) -> str:
@@ -325,6 +346,9 @@ def read_rgb_mask(path: str, where: str) -> np.ndarray:
     header_size(path, prefix, "label")
     try:
         with Image.open(path) as im:
+            if im.format == "JPEG":
+                raise DataError(f"{prefix}label {path} is a JPEG: its lossy compression invents colours along every "
+                                f"edge; save masks losslessly (PNG)")
             if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
                 raise DataError(f"{prefix}label {path} is a {im.mode} image of numbers, not a colour mask")
             return np.array(im.convert("RGB"))
@@ -360,14 +384,25 @@ def _by_stem(folder: Path, suffixes: Sequence[str], what: str) -> Dict[str, Path
     if not folder.is_dir():
         raise DataError(f"{what} folder not found: {shown(folder, 300)}")
     found: Dict[str, Path] = {}
+    odd: List[str] = []
     for path in sorted(folder.rglob("*")):
+        if path.is_symlink() and path.is_dir():
+            logger.warning("%s: %s is a link to a folder; its files are not searched (link the files, or pass the "
+                           "folder itself)", what, shown(path, 200))
+            continue
         if path.suffix.lower() not in suffixes or not path.is_file() or path.name.startswith("."):
+            continue
+        if has_control_chars(str(path.relative_to(folder))):
+            odd.append(str(path.relative_to(folder)))
             continue
         stem = path.relative_to(folder).with_suffix("").as_posix()
         if stem in found:
             raise DataError(f"{what}: {shown(found[stem], 300)} and {shown(path, 300)} share the name "
                             f"'{shown(stem, 100)}'; pairing by name needs one file per name")
         found[stem] = path
+    if odd:
+        logger.warning("%s: %d file(s) whose names hold control characters (a tab or a newline would break the "
+                       "list files) are left out: %s; rename them", what, len(odd), shown_names(odd, 5, 80))
     return found
 
 
@@ -380,6 +415,16 @@ def prepare_folders(images: str, masks: str, out: str, val_fraction: float = 0.2
     imgs = _by_stem(Path(images), IMAGE_SUFFIXES, "--images")
     msks = _by_stem(Path(masks), MASK_SUFFIXES, "--masks")
     pairs = sorted(set(imgs) & set(msks))
+    same = [s for s in pairs if os.path.realpath(imgs[s]) == os.path.realpath(msks[s])]
+    if same:
+        raise DataError(f"--images and --masks give the same file for {len(same)} name(s) "
+                        f"({shown(imgs[same[0]], 200)}): keep the masks in a folder of their own")
+    jpeg_masks = [p for p in Path(masks).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg")] if \
+        Path(masks).resolve() != Path(images).resolve() else []
+    if jpeg_masks:
+        logger.warning("--masks holds %d JPEG file(s) (%s ...): masks must be lossless (PNG, BMP, TIFF), a JPEG "
+                       "invents values along every edge; they were not used", len(jpeg_masks),
+                       shown(jpeg_masks[0], 200))
     lonely_images, lonely_masks = sorted(set(imgs) - set(msks)), sorted(set(msks) - set(imgs))
     for what, items, other in (("image", lonely_images, "mask"), ("mask", lonely_masks, "image")):
         if items:
@@ -451,7 +496,15 @@ def _folders_config(values: List[int], colors: List[Tuple[int, int, int]], out: 
             d.classes = max(max(classes, default=0) + 1, 2)
             notes.append(f"the masks hold values {shown_names(values, 12, 10)}: {d.classes} classes (0.."
                          f"{d.classes - 1}); {d.ignore_label} is data.ignore_label (unlabeled)")
-            if 0 in values and len(classes) >= 2:
+            if len(classes) < d.classes / 2 and max(classes, default=0) >= 32:
+                top = max(classes)
+                notes.append(f"only {len(classes)} distinct values for {d.classes} classes: is {top} your masks' "
+                             f"unlabeled value? Then set data.ignore_label {top} and data.classes "
+                             f"{max([v for v in classes if v != top], default=0) + 1}")
+            if 0 not in values:
+                notes.append(f"no mask holds 0: if your classes are 1..{max(classes, default=1)}, set "
+                             f"data.reduce_zero_label true and data.classes {max(classes, default=1)}")
+            elif len(classes) >= 3:
                 notes.append("if 0 marks unlabeled pixels, set data.reduce_zero_label true and data.classes one less")
     d.class_names = [f"class_{i}" for i in range(d.classes)]
     return cfg, notes

@@ -10,6 +10,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from src.errors import shown_names
 from src.config import DataConfig, DATASETS, Config, config_to_dict
 from src.data.dataset import DataError, Sample, load_sample, read_list
 from src.data.labels import DatasetSpec, spec_of
@@ -178,6 +179,12 @@ def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool 
     tag = DATASETS[cfg.data.dataset] + ("-ss" if len(protocol.scales) == 1 else "-ms")
     for line in result_lines(scores, spec.class_names, tag):
         logger.info(line)
+    absent = [spec.class_names[c] for c in range(spec.classes) if not scores.present[c]]
+    if absent:
+        logger.warning("class(es) %s have no pixel in the val labels: each counts as IoU 0 in the mIoU above (over "
+                       "the classes present: %.4f). If that is not expected, check the masks: `python -m src prepare "
+                       "check --config %s` (0/255 masks, for one, read their foreground as data.ignore_label)",
+                       shown_names(absent, 8, 40), scores.miou_present, cfg.source)
     result = {"model": model_path, "backend": backend, "images": len(samples), "tag": tag,
               "confusion_matrix": matrix.tolist(), "config": config_to_dict(cfg)}
     if rank == 0:

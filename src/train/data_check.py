@@ -3,6 +3,7 @@ and gives ``train.class_weights: auto`` its numbers. The scan is kept in the run
 a fingerprint of the list and the label files, so a resume or a second run does not scan again."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -13,11 +14,11 @@ import numpy as np
 
 from src.config import Config
 from src.data.dataset import DataError, read_list
-from src.data.doctor import ListScan, median_frequency_weights, scan_fingerprint, scan_samples, training_label_check
+from src.data.doctor import ListScan, median_frequency_weights, rare_classes, scan_fingerprint, scan_samples, training_label_check
 from src.data.labels import spec_of
 from src.distributed import allreduce_sum, shard
-from src.errors import shown
-from src.outputs import OutputFolder, read_small_file
+from src.errors import PSPNetError, shown
+from src.outputs import OutputFolder, read_manifest, read_small_file
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +27,18 @@ MAX_SCAN_BYTES = 1 << 20  # the counts of 255 classes and 256 values, with up to
 
 
 def _cached(path: Path, fingerprint: str) -> Optional[ListScan]:
-    """The scan saved at ``path`` when it is a regular file whose fingerprint matches; None otherwise."""
+    """The scan saved at ``path`` when it is a regular file that this program wrote there (the folder's record
+    of it has these bytes' digest: counts edited by hand are not trusted) and whose fingerprint matches; None
+    otherwise."""
     data = read_small_file(path, MAX_SCAN_BYTES)
     if data is None:
+        return None
+    try:
+        record = read_manifest(path.parent).get(path.name) or {}
+    except (OSError, ValueError, PSPNetError):
+        record = {}
+    if record.get("sha256") != hashlib.sha256(data).hexdigest():
+        logger.warning("%s was not written by this program (or changed since): scanning the labels again", path)
         return None
     try:
         obj = json.loads(data.decode("utf-8"))
@@ -43,17 +53,18 @@ def _cached(path: Path, fingerprint: str) -> Optional[ListScan]:
 def _vector(scan: ListScan) -> np.ndarray:
     """The counts one rank adds to the whole scan, as one non-negative int64 vector."""
     problems = sum(len(v) for k, v in scan.problems.items())
-    head = [scan.samples, scan.ok, scan.ignored, scan.pixels, scan.rgb_masks, problems]
+    head = [scan.samples, scan.ok, scan.ignored, scan.pixels, scan.rgb_masks, problems, scan.binary_files,
+            scan.class_files]
     return np.concatenate([np.asarray(head, np.int64), scan.class_pixels, scan.class_images,
                            scan.class_image_pixels, scan.raw_values]).astype(np.int64)
 
 
 def _from_vector(vec: np.ndarray, mine: ListScan) -> Tuple[ListScan, int]:
     c = mine.classes
-    samples, ok, ignored, pixels, rgb, problems = (int(v) for v in vec[:6])
-    body = vec[6:]
+    samples, ok, ignored, pixels, rgb, problems, binary, with_classes = (int(v) for v in vec[:8])
+    body = vec[8:]
     scan = ListScan(mine.list_file, c, samples, ok, body[:c].copy(), body[c:2 * c].copy(), body[3 * c:].copy(),
-                    body[2 * c:3 * c].copy(), ignored, pixels, rgb)
+                    body[2 * c:3 * c].copy(), ignored, pixels, rgb, binary, with_classes)
     scan.problems = mine.problems
     return scan, problems
 
@@ -100,6 +111,8 @@ def check_training_data(cfg: Config, rank: int = 0, group_size: int = 1,
     scan = scan_training_labels(cfg, rank, group_size, folder)
     spec = spec_of(cfg.data)
     training_label_check(scan, spec, cfg.data.allow_absent_classes, cfg.source)
+    for note in rare_classes(scan, spec):
+        logger.warning("training labels: %s", note)
     shares = scan.class_pixels / max(int(scan.class_pixels.sum()), 1)
     rare = int(np.argmin(shares))
     logger.info("training labels: %d classes, ignored pixels %.1f%%, rarest class %s (%.2f%% of labelled pixels)",

@@ -294,3 +294,71 @@ def test_prepare_folders_pairs_by_name_and_writes_a_config_that_loads_anywhere(t
     assert check_command(str(tmp_path / "ds" / "config.yaml"), "both", None, None, "custom", None)[1]
     with pytest.raises(DataError, match="0 image/mask pair"):
         prepare_folders(str(photos), str(tmp_path), str(tmp_path / "ds2"))
+
+
+# --- from a hostile review ----------------------------------------------------------------------------------------
+
+def test_a_few_0_255_masks_among_0_1_masks_are_named(tmp_path):
+    root = tmp_path / "d"
+    masks = _binary_masks(6, value=1)
+    masks[1], masks[4] = masks[1] * 255, masks[4] * 255  # two saved the other way
+    _photos(root, masks)
+    _listed(root, 6, 6)
+    (root / "val.txt").write_text("photos/p0.jpg\tmasks/p0.png\n")
+    lines, clean = check_command(str(_config(tmp_path, root)), "train", None, None, "custom", None)
+    assert not clean and "binary_masks: train: 2 of the masks hold only 0 and 255 while 4 hold class 1" in \
+        "\n".join(lines)
+
+
+def test_jpeg_masks_are_refused_and_1_bit_masks_read(tmp_path):
+    Image.fromarray(np.array([[0, 1, 1, 0]] * 4, np.uint8)).save(tmp_path / "m.png", format="JPEG")
+    with pytest.raises(DataError, match="is a JPEG: its lossy compression invents values"):
+        read_label(str(tmp_path / "m.png"), dataset_spec("custom", 2))
+    Image.fromarray(np.array([[0, 1, 1, 0]], bool)).convert("1").save(tmp_path / "b.png")
+    np.testing.assert_array_equal(read_label(str(tmp_path / "b.png"), dataset_spec("custom", 2)), [[0, 1, 1, 0]])
+
+
+def test_a_fix_never_writes_over_the_masks_it_reads_even_with_overwrite(tmp_path):
+    root = tmp_path / "d"
+    photos, masks = _photos(root, _binary_masks())
+    _listed(root, 6, 4)
+    before = _digests(masks)
+    cfg = _config(tmp_path, root)
+    with pytest.raises(DataError, match=r"would write train.txt over .*d/train.txt, a file the fix reads"):
+        fix_command(str(cfg), "binary", str(root), overwrite=True)
+    # masks listed by absolute path outside the data root keep their own name: --out at their parent folder
+    (root / "train.txt").write_text("".join(f"{photos}/p{i}.jpg\t{masks}/p{i}.png\n" for i in range(4)))
+    other = _config(tmp_path, tmp_path / "elsewhere")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "train.txt").write_text((root / "train.txt").read_text())
+    (tmp_path / "elsewhere" / "val.txt").write_text((root / "train.txt").read_text())
+    with pytest.raises(DataError, match=r"would write masks/p0.png over .*masks/p0.png, a file the fix reads"):
+        fix_command(str(other), "binary", str(root), overwrite=True)
+    assert _digests(masks) == before and not (root / "config.yaml").exists()
+    assert not (root / "masks" / "masks").exists()
+
+
+def test_folders_refuse_images_that_are_the_masks_and_name_rare_classes(tmp_path):
+    _, masks = _photos(tmp_path / "m", _binary_masks(4, value=1))
+    with pytest.raises(DataError, match="--images and --masks give the same file"):
+        prepare_folders(str(masks), str(masks), str(tmp_path / "same"))
+    root = tmp_path / "r"
+    big = [np.zeros((120, 120), np.uint8) for _ in range(3)]
+    big[0][:60] = 1
+    big[1][0, 0] = 2  # one stray pixel of a third value
+    _photos(root, big)
+    _listed(root, 3, 3)
+    (root / "val.txt").write_text("photos/p0.jpg\tmasks/p0.png\n")
+    lines, _ = check_command(str(_config(tmp_path, root, classes=3)), "train", None, None, "custom", None)
+    assert "class class_2 has 1 pixel(s)" in "\n".join(lines)
+
+
+def test_weights_that_vanish_in_float32_and_unknown_absent_classes_are_refused():
+    with pytest.raises(ConfigError, match=r"all 0 \(in float32"):
+        apply_overrides(Config(), ["data.dataset", "custom", "data.classes", "2", "train.class_weights", "[0, 1e-300]"])
+    with pytest.raises(ConfigError, match="must be a list of finite numbers"):
+        apply_overrides(Config(), ["data.dataset", "custom", "data.classes", "2", "train.class_weights", "[nan, 1]"])
+    from src.data.doctor import check_allowed_absent
+
+    with pytest.raises(ConfigError, match="data.allow_absent_classes names nope, which is no class"):
+        check_allowed_absent(["nope"], dataset_spec("custom", 2))

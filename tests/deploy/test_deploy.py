@@ -52,10 +52,14 @@ def exported(trained):
     return out
 
 
-def test_eval_ms_backend_writes_report_and_pictures(trained):
+def test_eval_ms_backend_writes_report_and_pictures(trained, caplog):
     cfg, ckpt, tmp = trained
-    res = run_eval(cfg, str(ckpt), "ms", results_dir=str(tmp / "ev_ms"))
+    with caplog.at_level("WARNING"):
+        res = run_eval(cfg, str(ckpt), "ms", results_dir=str(tmp / "ev_ms"))
     data = json.loads((tmp / "ev_ms" / "results.json").read_text())
+    gt = np.array(data["confusion_matrix"]).sum(axis=1)
+    missing = [f"class_{c}" for c in range(6) if gt[c] == 0]
+    assert missing and f"{missing[0]}" in caplog.text and "have no pixel in the val labels" in caplog.text
     assert data["mIoU"] == pytest.approx(res["mIoU"]) and len(data["per_class"]) == 6
     assert data["tag"] == "Synthetic-ss" and np.array(data["confusion_matrix"]).sum() > 0
     gray = _gray(tmp / "ev_ms")

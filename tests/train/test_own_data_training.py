@@ -79,13 +79,21 @@ def test_one_scan_is_kept_and_changed_masks_are_scanned_again(binary_set, tmp_pa
         first = check_training_data(cfg, folder=folder)
     assert len(scans) == 1 and (tmp_path / "run" / SCAN_NAME).is_file()
     assert check_training_data(cfg) == first and len(scans) == 1  # from the kept scan
+    kept = json.loads((tmp_path / "run" / SCAN_NAME).read_text())
+    forged = dict(kept, scan=dict(kept["scan"], class_pixels=[1, 1]))  # counts edited, fingerprint kept
+    (tmp_path / "run" / SCAN_NAME).write_text(json.dumps(forged))
+    assert check_training_data(cfg) == first and len(scans) == 2  # not trusted: scanned again
+    (tmp_path / "run" / SCAN_NAME).unlink()
+    with OutputFolder(tmp_path / "run", "train.save_dir", "train") as folder:
+        check_training_data(cfg, folder=folder)
+    scans.clear()
     mask = sorted((tmp_path / "fixed" / "masks").glob("*.png"))[0]
     Image.fromarray(np.ones(np.asarray(Image.open(mask)).shape, np.uint8)).save(mask)
     os.utime(mask, ns=(1, 1))
     changed = check_training_data(cfg)
-    assert len(scans) == 2 and changed != first  # the changed mask was read again, and its pixels count
+    assert len(scans) == 1 and changed != first  # the changed mask was read again, and its pixels count
     (tmp_path / "run" / SCAN_NAME).write_text(json.dumps({"fingerprint": "x" * 64, "scan": {}}))
-    assert check_training_data(cfg) == changed and len(scans) == 3  # a foreign or stale file: scanned again
+    assert check_training_data(cfg) == changed and len(scans) == 2  # a foreign or stale file: scanned again
 
 
 def test_auto_class_weights_reach_the_loss_the_config_record_and_a_resume(binary_set, tmp_path):
