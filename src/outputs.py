@@ -2,14 +2,18 @@
 
 Rules (README "Nothing lost"; docs/RELIABILITY.md):
 
-- Every file goes to a temporary name in its own folder, is flushed to disk and renamed over the target. A
-  failed write leaves the previous file (or nothing) and is one :class:`OutputPathError`.
-- A target that is a symbolic link is refused; nothing is written through it.
-- An output folder (:class:`OutputFolder`) records what this program wrote there in ``.pspnet_outputs.jsonl``
-  (name, size, SHA-256). A command replaces or removes only files listed there and unchanged since; anything
-  else in the folder, a user's file that collides with an output's name included, is left alone and named.
-- One command at a time per output folder: ``.run.lock`` names its holder; a lock whose process is gone
-  (kill -9) is taken over with a warning.
+- Every file goes to a temporary name in its own folder, is flushed to disk, recorded, then placed: with a
+  link that cannot replace (a file that appeared meanwhile is refused), or, over an earlier own file re-checked at
+  that moment, a rename. A failed write leaves the previous file (or nothing) and is one :class:`OutputPathError`.
+- An output folder (:class:`OutputFolder`) is opened once; everything below it is reached through that handle and
+  sub-folder handles opened without following links, so a symbolic link anywhere below is refused before
+  anything is written or removed, and a FIFO where a file is expected is refused, never waited on.
+- It records what this program wrote there in ``.pspnet_outputs.jsonl`` (name, size, SHA-256, the command). A
+  command replaces or removes only files its own kind wrote, listed there and unchanged since; anything else in
+  the folder, a user's file that collides with an output's name included, is left alone and named.
+- One command at a time per output folder: an flock on ``.run.lock`` held for the command's life; the kernel lets
+  it go however the holder ends, so a lock nobody holds is simply taken (the file's text names the holder, for
+  messages only).
 
 ``tests/test_architecture.py`` fails when code outside this module writes, renames or removes files.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import io
 import json
@@ -30,7 +35,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -231,54 +236,61 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint_file(entries: List[Dict], path: str | os.PathLike) -> str:
-    """``ms.save_checkpoint(entries)`` into ``path`` atomically; returns the file's SHA-256."""
+def checkpoint_to(entries: List[Dict], tmp: str, path: str | os.PathLike) -> None:
+    """``ms.save_checkpoint(entries)`` into the temporary file ``tmp`` (for ``path``; a failure names it)."""
     import mindspore as ms
 
+    try:
+        ms.save_checkpoint(entries, tmp)
+    except RuntimeError as exc:  # MindSpore wraps a failed write in a RuntimeError
+        raise OSError(errno.EIO, str(exc).splitlines()[0][:300] if str(exc) else "write failed", str(path))
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(os.path.splitext(tmp)[0] + ".tmp")  # MindSpore's own temporary file
+
+
+def save_checkpoint_file(entries: List[Dict], path: str | os.PathLike) -> str:
+    """``ms.save_checkpoint(entries)`` into ``path`` atomically; returns the file's SHA-256."""
     with atomic_path(path, suffix=".part.ckpt") as tmp:
-        try:
-            ms.save_checkpoint(entries, tmp)
-        except RuntimeError as exc:  # MindSpore wraps a failed write in a RuntimeError
-            raise OSError(errno.EIO, str(exc).splitlines()[0][:300] if str(exc) else "write failed", str(path))
-        finally:
-            with contextlib.suppress(OSError):
-                os.remove(os.path.splitext(tmp)[0] + ".tmp")  # MindSpore's own temporary file
+        checkpoint_to(entries, tmp, path)
         digest = file_sha256(tmp)
     return digest
 
 
-def export_files(writer: Callable[[str], None], path: str | os.PathLike,
-                 check: Optional[Callable[[str], None]] = None) -> str:
-    """Run an exporter in a private temporary folder beside ``path``, check its file there, then move it into
-    place; returns its SHA-256.
+def export_to(writer: Callable[[str], None], tmp: str, path: str | os.PathLike,
+              check: Optional[Callable[[str], None]] = None) -> None:
+    """Run an exporter in a private temporary folder beside ``tmp``, check its file there, then copy it into the
+    temporary file ``tmp`` (for ``path``).
 
     ``writer(base)`` must write ``base + <path's extension>``; ``check(file)`` may raise to refuse it (nothing
     is then placed). MindSpore's exporter changes the mode of the folder it writes into (0700) and leaves the
-    file 0400: both stay confined to the private folder, and the file arrives with ordinary permissions.
+    file 0400: both stay confined to the private folder.
     """
-    path = Path(path)
-    refuse_link(path, "--file_name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    private = tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".export", dir=str(path.parent))
+    private = tempfile.mkdtemp(prefix=f".{Path(path).name}.", suffix=".export", dir=os.path.dirname(tmp) or ".")
     try:
         base = os.path.join(private, "model")
         writer(base)
-        made = base + path.suffix
-        if not os.path.isfile(made):
+        made = base + Path(path).suffix
+        if not os.path.isfile(made) or os.path.islink(made):
             raise OSError(errno.ENOENT, "the exporter reported no error but wrote no file", str(path))
         if check is not None:
             check(made)
-        with atomic_path(path) as tmp:
-            shutil.copyfile(made, tmp)
-        return file_sha256(path)
-    except OSError as exc:
-        if isinstance(exc, OutputPathError):
-            raise
-        raise WriteFailedError(f"cannot write {path}: {exc.strerror or exc} ({free_bytes(path.parent) / 2**20:.1f} "
-                               f"MiB free); nothing was replaced") from None
+        shutil.copyfile(made, tmp)
     finally:
         os.chmod(private, 0o700)
         shutil.rmtree(private, ignore_errors=True)
+
+
+def export_files(writer: Callable[[str], None], path: str | os.PathLike,
+                 check: Optional[Callable[[str], None]] = None) -> str:
+    """:func:`export_to` placed at ``path`` atomically (a file arriving with ordinary permissions); returns its
+    SHA-256."""
+    path = Path(path)
+    refuse_link(path, "--file_name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        export_to(writer, tmp, path, check)
+    return file_sha256(path)
 
 
 def written_file(writer: Callable[[str], None], path: str | os.PathLike) -> str:
@@ -297,15 +309,20 @@ def written_file(writer: Callable[[str], None], path: str | os.PathLike) -> str:
     return digest
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to ``fd``, continuing after a short write (an error stops it)."""
+    view = memoryview(data)
+    while view:
+        done = os.write(fd, view)
+        if done <= 0:
+            raise OSError(errno.EIO, "a write wrote nothing")
+        view = view[done:]
+
+
 def append_line(path: str | os.PathLike, line: str) -> None:
     """Append ``line`` + newline with one ``write`` (whole lines, even from several processes); never through a
     symbolic link."""
-    data = (line.rstrip("\n") + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, _umask_mode())
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+    _append_record(None, str(path), line)
 
 
 def clear_log(path: str | os.PathLike) -> None:
@@ -382,28 +399,18 @@ def private_folder() -> Iterator[str]:
 
 
 # --- the lock -------------------------------------------------------------------------------------------------------
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    try:  # a zombie has exited: its lock is stale
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().split(b") ")[-1][:1] != b"Z"
-    except OSError:
-        return True
+# A lock is an flock(2) on the folder's .run.lock, held by an open descriptor for the command's life: the kernel
+# releases it when the holder dies, however it dies, so a lock is stale exactly when nobody holds it - no pid is
+# judged. The file's text (host, pid, command, start) is for messages only. On a network file system Linux maps
+# flock onto the server's byte-range locks (NFS), which hold across hosts only where the server supports them.
 
 
 def read_lock(path: Path) -> Optional[Dict]:
-    """The holder recorded in a lock file, or None when the file is unreadable or not one of ours."""
+    """The holder recorded in a lock file (for messages), or None when it is unreadable or not one of ours."""
+    data = read_small_file(path, MAX_LOCK_BYTES)
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_LOCK_BYTES + 1)
-        holder = json.loads(raw.decode("utf-8")) if len(raw) <= MAX_LOCK_BYTES else None
-    except (OSError, UnicodeDecodeError, ValueError):
+        holder = json.loads(data.decode("utf-8")) if data else None
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     if not isinstance(holder, dict) or not isinstance(holder.get("pid"), int) or \
             not isinstance(holder.get("host"), str):
@@ -413,95 +420,205 @@ def read_lock(path: Path) -> Optional[Dict]:
 
 def _describe(holder: Optional[Dict]) -> str:
     if holder is None:
-        return "an unreadable lock"
+        return "a holder that did not say who it is"
     started = holder.get("started")
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) if isinstance(started, (int, float)) else "?"
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) \
+        if isinstance(started, (int, float)) and 0 <= started < 1e11 else "?"
     what = holder.get("command")
-    return f"{what + ', ' if isinstance(what, str) else ''}pid {holder['pid']} on {holder['host'][:100]}, started {when}"
+    return (f"{shown(what, 40) + ', ' if isinstance(what, str) else ''}pid {shown(holder['pid'], 30)} on "
+            f"{shown(holder['host'], 100)}, started {when}")
 
 
-def acquire(folder: str | os.PathLike, what: str = "train.save_dir", command: str = "train") -> Path:
-    """Take ``<folder>/.run.lock`` for this process; returns its path, or raises :class:`RunLockedError`."""
-    folder = ensure_output_dir(folder, what)
+class _Lock:
+    """A held lock: the descriptor whose flock it is, and the lock file's path (for messages and release)."""
+
+    def __init__(self, fd: int, path: Path, dir_fd: int) -> None:
+        self.fd, self.path, self.dir_fd = fd, path, dir_fd
+
+    def release(self) -> None:
+        """Remove the lock file while still holding it, then let it go (idempotent)."""
+        if self.fd < 0:
+            return
+        with contextlib.suppress(OSError):
+            st, now = os.fstat(self.fd), os.stat(LOCK_NAME, dir_fd=self.dir_fd, follow_symlinks=False)
+            if (st.st_ino, st.st_dev) == (now.st_ino, now.st_dev):
+                os.unlink(LOCK_NAME, dir_fd=self.dir_fd)
+        os.close(self.fd)
+        self.fd = -1
+
+
+def _lock_in(dir_fd: int, folder: Path, what: str, command: str) -> _Lock:
+    """Take the lock of the folder open as ``dir_fd``: one :class:`RunLockedError` line when another command holds
+    it, or when ``.run.lock`` is not a regular file (a FIFO there would have blocked the opener forever)."""
     path = folder / LOCK_NAME
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), "command": command}
-    for _ in range(3):
+    for _ in range(5):
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        except FileExistsError:
-            holder = read_lock(path)
-            mine = holder is not None and holder["pid"] == me["pid"] and holder["host"] == me["host"]
-            stale = holder is not None and holder["host"] == me["host"] and not _alive(holder["pid"])
-            if (mine or stale) and not path.is_symlink():
-                if stale:
-                    logger.warning("%s: taking over a stale lock (%s; that process no longer exists)", path,
-                                   _describe(holder))
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                continue
-            raise RunLockedError(f"{what} {folder} is in use by another run ({_describe(holder)}); wait for "
-                                 f"it, choose another folder, or remove {path} if that run is gone") from None
+            fd = os.open(LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644,
+                         dir_fd=dir_fd)
         except OSError as exc:
-            if exc.errno in (errno.EROFS, errno.EACCES, errno.ELOOP):
-                raise RunLockedError(f"cannot lock {what} {folder}: {exc.strerror}") from None
+            kind = "a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
+            raise RunLockedError(f"cannot lock {what} {folder}: {path}: {kind}") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise RunLockedError(f"cannot lock {what} {folder}: {path} is not a regular file (a FIFO, a device or "
+                                     f"a socket?); this program never makes one: remove it")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunLockedError(f"{what} {folder} is in use by another run ({_describe(read_lock(path))}); "
+                                     f"wait for it or choose another folder") from None
+            try:  # the name may have been released (unlinked) between our open and our lock: lock the file it names
+                now = os.stat(LOCK_NAME, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                now = None
+            if now is None or (now.st_ino, now.st_dev) != (st.st_ino, st.st_dev):
+                os.close(fd)
+                continue
+            if st.st_size:
+                earlier = read_lock(path)
+                if earlier is not None:
+                    logger.warning("%s: taking over a lock its holder did not release (%s; no process holds it)",
+                                   path, _describe(earlier))
+            os.ftruncate(fd, 0)
+            _write_all(fd, json.dumps(me).encode("utf-8"))
+            return _Lock(fd, path, dir_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.close(fd)
             raise
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(me))
-        return path
     raise RunLockedError(f"cannot lock {what} {folder}: {path} keeps changing (another run starting?)")
 
 
-def release(path: Path) -> None:
-    """Remove the lock if this process still holds it."""
-    holder = read_lock(path)
-    if holder is not None and holder["pid"] == os.getpid() and holder["host"] == socket.gethostname():
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+def acquire(folder: str | os.PathLike, what: str = "train.save_dir", command: str = "train") -> _Lock:
+    """Take ``<folder>/.run.lock`` for this process (a folder opened by path: for callers without an
+    :class:`OutputFolder`); release it with ``.release()``."""
+    folder = ensure_output_dir(folder, what)
+    dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        lock = _lock_in(dir_fd, Path(folder), what, command)
+    except BaseException:
+        os.close(dir_fd)
+        raise
+    lock.own_dir = True  # type: ignore[attr-defined]
+    return lock
+
+
+def release(lock: "_Lock") -> None:
+    """Let a lock from :func:`acquire` go."""
+    lock.release()
+    if getattr(lock, "own_dir", False):
+        with contextlib.suppress(OSError):
+            os.close(lock.dir_fd)
+        lock.own_dir = False  # type: ignore[attr-defined]
 
 
 # --- ownership: the manifest ------------------------------------------------------------------------------------------
 
-def read_manifest(folder: str | os.PathLike) -> Dict[str, Dict]:
-    """``name -> {size, sha256, mtime_ns}`` of the files this program wrote in ``folder`` and did not remove.
+# Commands that share one folder as one kind (the 310 flow's steps write into one work folder); every other command
+# is its own kind: --overwrite replaces or removes only files its own kind wrote.
+COMMAND_KINDS = {"preprocess": "310 flow", "infer": "310 flow", "postprocess": "310 flow", "flow310": "310 flow",
+                 "report": "eval"}
 
-    A cut-short last line (a kill mid-write) or a foreign line is skipped with a warning.
-    """
-    path = Path(folder) / MANIFEST
-    if path.is_symlink():
-        raise OutputPathError(f"{path} is a symbolic link; this program never writes one: remove it")
-    if not path.is_file():
-        return {}
-    with open(path, "rb") as f:
-        raw = f.read(MAX_MANIFEST_BYTES + 1)
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise OutputPathError(f"{path} is larger than {MAX_MANIFEST_BYTES >> 20} MiB; not a manifest this program "
-                              f"wrote")
+
+def command_kind(command: Optional[str]) -> Optional[str]:
+    """The kind a command's outputs belong to (None for records older than the command field)."""
+    return COMMAND_KINDS.get(command, command) if isinstance(command, str) else None
+
+
+def _parse_manifest(raw: bytes, where: Path) -> Tuple[Dict[str, Dict], int]:
+    """Entries and line count of a manifest's bytes. A line cut short (a full disk, a kill mid-write) or glued to the
+    next record is recovered record by record; what cannot be read is skipped with a warning."""
     entries: Dict[str, Dict] = {}
-    bad = 0
-    for line in raw.decode("utf-8", errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-            name = rec["name"]
-            if not isinstance(name, str) or name.startswith("/") or ".." in Path(name).parts:
-                raise ValueError(name)
-        except (ValueError, KeyError, TypeError):
-            bad += 1
+    bad = lines = 0
+    for line in raw.decode("utf-8", errors="replace").split("\n"):
+        if not line.strip():
             continue
-        if rec.get("removed"):
-            entries.pop(name, None)
-        else:
-            entries[name] = rec
+        lines += 1
+        pieces = [line] if line.startswith('{"name"') and line.count('{"name"') == 1 else \
+            ['{"name"' + p for p in line.split('{"name"')[1:]]
+        for piece in pieces:
+            try:
+                rec = json.loads(piece)
+                name = rec["name"]
+                if not isinstance(name, str) or not name or name.startswith("/") or ".." in Path(name).parts:
+                    raise ValueError(name)
+            except (ValueError, KeyError, TypeError, RecursionError):
+                bad += 1
+                continue
+            if rec.get("removed"):
+                entries.pop(name, None)
+            else:
+                entries[name] = rec
     if bad:
-        logger.warning("%s: skipped %d unreadable line(s) (a write cut short?)", path, bad)
-    return entries
+        logger.warning("%s: skipped %d unreadable record(s) (a write cut short?)", where, bad)
+    return entries, lines
+
+
+def _read_regular(dir_fd: Optional[int], name: str | os.PathLike, max_bytes: int, what: str) -> Optional[bytes]:
+    """The bytes of a file the program keeps (a manifest): None when absent; one line when it is a link, not a
+    regular file, or larger than ``max_bytes``. Opened once, without following a link or blocking on a FIFO."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise OutputPathError(f"{what}: cannot read it ({'a symbolic link' if exc.errno == errno.ELOOP else exc.strerror})"
+                              f"; this program never writes one: remove it") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OutputPathError(f"{what} is not a regular file (a FIFO, a device or a socket?); this program never "
+                                  f"writes one: remove it")
+        if st.st_size > max_bytes:
+            raise OutputPathError(f"{what} is larger than {max_bytes >> 20} MiB; this program compacts its manifests "
+                                  f"long before: it is not one of its own (move it away, with the folder's outputs)")
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 22)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def read_manifest(folder: str | os.PathLike) -> Dict[str, Dict]:
+    """``name -> record`` of the files this program wrote in ``folder`` and did not remove (read by path: for
+    callers that hold no :class:`OutputFolder`)."""
+    raw = _read_regular(None, Path(folder) / MANIFEST, MAX_MANIFEST_BYTES, str(Path(folder) / MANIFEST))
+    return _parse_manifest(raw, Path(folder) / MANIFEST)[0] if raw else {}
+
+
+def _append_record(dir_fd: Optional[int], name: str, line: str) -> None:
+    """Append one whole line to the file ``name`` of the folder ``dir_fd`` (a manifest or a log): never through a
+    link, never blocking on a FIFO; a line an earlier failure cut short is ended first, and a short write is
+    continued until the line is whole."""
+    fd = os.open(name, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                 _umask_mode(), dir_fd=dir_fd)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OutputPathError(f"{name} is not a regular file (a FIFO?); this program never makes one: remove it")
+        data = (line.rstrip("\n") + "\n").encode("utf-8")
+        if st.st_size and os.pread(fd, 1, st.st_size - 1) != b"\n":
+            data = b"\n" + data
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
 
 
 class OutputFolder:
     """One command's output folder: its lock, its manifest, and every write into it.
 
-    ``overwrite`` allows replacing files an earlier run of this program wrote (listed in the manifest and
-    unchanged since). Files it did not write are never replaced or removed. Outputs written with
-    ``unique=True`` (pictures) may not be written twice in one run (the second would replace the first).
+    The folder is opened once; every open, stat, link, rename and removal below it is relative to that handle
+    and to sub-folder handles opened one level at a time without following a link, so a symbolic link anywhere
+    below is refused before anything is written or removed. A file is placed under its final name with a link
+    that cannot replace (a file that appeared meanwhile is refused), or, for an earlier own file re-checked at that
+    moment, a rename. ``overwrite`` allows replacing files an earlier run of this command's kind wrote (listed in
+    the manifest and unchanged since); files it did not write are never replaced or removed. Outputs written with
+    ``unique=True`` (pictures) may not be written twice in one run.
     """
 
     def __init__(self, root: str | os.PathLike, what: str, command: str, overwrite: bool = False,
@@ -510,61 +627,124 @@ class OutputFolder:
         self.overwrite, self.lock = overwrite, lock
         self.entries: Dict[str, Dict] = {}
         self.written: set = set()
-        self._lock_path: Optional[Path] = None
+        self._lock: Optional[_Lock] = None
+        self._fd = -1
+        self._lines = 0
 
     def __enter__(self) -> "OutputFolder":
         ensure_output_dir(self.root, self.what)
-        if self.lock:
-            self._lock_path = acquire(self.root, self.what, self.command)
+        self._fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            self.entries = read_manifest(self.root)
             if self.lock:
-                self._compact()
+                self._lock = _lock_in(self._fd, self.root, self.what, self.command)
+            raw = _read_regular(self._fd, MANIFEST, MAX_MANIFEST_BYTES, str(self.root / MANIFEST))
+            self.entries, self._lines = _parse_manifest(raw, self.root / MANIFEST) if raw else ({}, 0)
+            self._compact()
         except BaseException:
             self.close()
             raise
         return self
 
     def _compact(self) -> None:
-        """Rewrite the manifest with its live entries when most of its lines are history (a folder reused by
-        many runs); only under the lock, so no other process appends meanwhile."""
-        path = self.root / MANIFEST
-        if not path.is_file() or path.stat().st_size < COMPACT_BYTES:
+        """Rewrite the manifest with its live entries once most of its lines are history (a folder reused by many
+        runs, a run of many files replaced); only under the lock, so no other process appends meanwhile."""
+        if self._lock is None or self._lines <= 2 * len(self.entries) + COMPACT_SLACK:
             return
-        with open(path, "rb") as f:
-            lines = sum(1 for _ in f)
-        if lines > 2 * len(self.entries) + COMPACT_SLACK:
-            write_text(path, "".join(json.dumps(rec) + "\n" for rec in self.entries.values()))
+        text = "".join(json.dumps(rec) + "\n" for rec in self.entries.values())
+        with self._dir(MANIFEST, create=False) as (dir_fd, leaf):
+            self._place_bytes(dir_fd, leaf, text.encode("utf-8"), replace=True)
+        self._lines = len(self.entries)
 
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def __del__(self) -> None:  # an unlocked folder opened by as_folder() for one call: its handle goes with it
+        with contextlib.suppress(Exception):
+            self.close()
+
     def close(self) -> None:
-        """Release the lock (idempotent)."""
-        if self._lock_path is not None:
-            release(self._lock_path)
-            self._lock_path = None
+        """Release the lock and the folder's handle (idempotent)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    # handles
+    @staticmethod
+    def _parts(name: str) -> Tuple[str, ...]:
+        parts = Path(name).parts
+        if not parts or Path(name).is_absolute() or ".." in parts or "." in parts:
+            raise OutputPathError(f"output name {shown(name)} is not a plain path inside its folder")
+        return parts
+
+    @contextmanager
+    def _dir(self, name: str, create: bool = True) -> Iterator[Tuple[Optional[int], str]]:
+        """``(handle of the folder holding name, name's last part)``; folders on the way are opened one at a time
+        without following a link (one line naming it when one is a link or a file) and created when ``create``.
+        The handle is None when a folder on the way does not exist (and ``create`` is off)."""
+        if self._fd < 0:
+            raise OutputPathError(f"{self.what} {self.root}: the folder is not open")
+        parts = self._parts(name)
+        fd, opened = self._fd, []
+        try:
+            for i, part in enumerate(parts[:-1]):
+                try:
+                    fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        yield None, parts[-1]
+                        return
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, 0o777, dir_fd=fd)
+                    fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    sub = self.root.joinpath(*parts[:i + 1])
+                    if os.path.islink(sub):
+                        raise OutputPathError(f"{sub} is a symbolic link (to {shown(os.readlink(sub), 300)}); refusing "
+                                              f"to work through it on {name}: remove the link or choose another "
+                                              f"folder") from None
+                    raise OutputPathError(f"{sub} is not a folder; cannot work on {name} there") from None
+                opened.append(fd)
+            yield fd, parts[-1]
+        finally:
+            for d in opened:
+                os.close(d)
+
+    @staticmethod
+    def _lstat(dir_fd: Optional[int], leaf: str) -> Optional[os.stat_result]:
+        if dir_fd is None:
+            return None
+        try:
+            return os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
 
     # what is here
     def check_folder(self, sub: str) -> Path:
         """``root/sub`` as a folder this command may work in: neither it nor a folder between is a link or a file."""
-        self.claim(f"{sub.rstrip('/')}/.probe", check_only=True)
-        path = self.root / sub
-        if path.is_symlink():
-            raise OutputPathError(f"{path} is a symbolic link (to {shown(os.readlink(path), 300)}); refusing to work "
-                                  f"through it: remove the link or choose another folder")
-        return path
+        with self._dir(f"{sub.rstrip('/')}/.probe", create=False):
+            pass
+        return self.root / sub
 
     def remove_partials(self, sub: str = "") -> List[Path]:
         """Remove the temporary files an interrupted write of *this program* left in ``root/sub``: exact
-        ``.<name>.<8 random>.part[.ckpt|.tmp]`` names whose ``<name>`` this folder's manifest lists."""
-        folder = self.check_folder(sub) if sub else self.root
+        ``.<name>.<8 random>.part[.<ext>]`` names whose ``<name>`` this folder's manifest lists."""
         prefix = f"{sub.rstrip('/')}/" if sub else ""
-
-        def ours(name: str) -> bool:
-            m = PARTIAL_RE.match(name)
-            return bool(m) and f"{prefix}{m.group(1)}" in self.entries
-        return remove_temporary(folder, ours)
+        removed = []
+        with self._dir(f"{prefix}.probe", create=False) as (dir_fd, _):
+            if dir_fd is None:
+                return []
+            for entry in os.scandir(dir_fd):
+                m = PARTIAL_RE.match(entry.name)
+                if m and f"{prefix}{m.group(1)}" in self.entries and entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.name, dir_fd=dir_fd)
+                    removed.append(self.root / f"{prefix}{entry.name}")
+                    logger.warning("removed a partial file left by an interrupted save: %s", removed[-1])
+        return removed
 
     def sub(self, prefix: str) -> "SubFolder":
         """The outputs under ``prefix/``, written through this folder."""
@@ -574,39 +754,82 @@ class OutputFolder:
         """The full path of output ``name`` (a path relative to the folder)."""
         return self.root / name
 
-    def owned(self, names: Optional[Iterable[str]] = None) -> List[str]:
-        """Names in the manifest that still exist (all, or those among ``names``/prefixes ending in ``/``)."""
+    def _mine(self, rec: Dict) -> bool:
+        """Whether a record is of this command's kind (records older than the command field count as mine)."""
+        kind = command_kind(rec.get("command"))
+        return kind is None or kind == command_kind(self.command)
+
+    def owned(self, names: Optional[Iterable[str]] = None, any_kind: bool = False) -> List[str]:
+        """Names in the manifest that still exist (all, or those among ``names``/prefixes ending in ``/``), written
+        by this command's kind (or any kind with ``any_kind``)."""
+        wanted = list(names) if names is not None else None
         found = []
         for name in sorted(self.entries):
-            if names is not None and not any(name == n or (n.endswith("/") and name.startswith(n)) for n in names):
+            if wanted is not None and not any(name == n or (n.endswith("/") and name.startswith(n)) for n in wanted):
                 continue
-            if os.path.lexists(self.root / name):
-                found.append(name)
+            if not any_kind and not self._mine(self.entries[name]):
+                continue
+            with self._dir(name, create=False) as (dir_fd, leaf):  # a link on the way: one line, nothing done
+                if self._lstat(dir_fd, leaf) is not None:
+                    found.append(name)
         return found
 
     def unchanged(self, name: str) -> bool:
         """True when ``name`` is in the manifest and the file on disk is what this program wrote."""
-        rec, path = self.entries.get(name), self.root / name
-        if rec is not None and rec.get("kind") == "link":
-            return path.is_symlink() and os.readlink(path) == rec.get("target")
-        if rec is None or path.is_symlink() or not path.is_file():
+        rec = self.entries.get(name)
+        if rec is None:
             return False
-        if rec.get("kind") == "log":  # appended by this run's processes: the same file, not the same bytes
-            st = path.stat()
-            return rec.get("ino") is not None and (st.st_ino, st.st_dev) == (rec.get("ino"), rec.get("dev"))
-        st = path.stat()
+        try:
+            with self._dir(name, create=False) as (dir_fd, leaf):
+                return self._matches(dir_fd, leaf, rec)
+        except OutputPathError:
+            return False
+
+    def _matches(self, dir_fd: Optional[int], leaf: str, rec: Dict) -> bool:
+        """The file ``leaf`` of ``dir_fd`` is the one ``rec`` describes (checked on the open file, not the name)."""
+        st = self._lstat(dir_fd, leaf)
+        if st is None:
+            return False
+        if rec.get("kind") == "link":
+            return stat.S_ISLNK(st.st_mode) and os.readlink(leaf, dir_fd=dir_fd) == rec.get("target")
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        if rec.get("kind") == "log":  # appended by this run's processes: the same file (and our mark), not bytes
+            return rec.get("ino") is not None and (st.st_ino, st.st_dev) == (rec.get("ino"), rec.get("dev")) and \
+                _has_mark(dir_fd, leaf, rec.get("mark"))
         if st.st_size != rec.get("size"):
             return False
-        if st.st_mtime_ns == rec.get("mtime_ns"):
+        if st.st_mtime_ns == rec.get("mtime_ns") and st.st_ino == rec.get("ino", st.st_ino):
             return True
-        return file_sha256(path) == rec.get("sha256")
+        try:
+            fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+        except OSError:
+            return False
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return False
+            h = hashlib.sha256()
+            for block in iter(lambda: f.read(4 << 20), b""):
+                h.update(block)
+        return h.hexdigest() == rec.get("sha256")
 
     def refuse_earlier(self, names: Iterable[str], hint: str) -> None:
-        """Refuse (one line) when an earlier run's outputs among ``names`` exist and ``overwrite`` is off."""
+        """Refuse (one line) when an earlier run's outputs among ``names`` exist and ``overwrite`` is off; outputs
+        of another command's kind are refused even with ``overwrite`` (they are not this command's to replace)."""
+        names = list(names)
+        others = [n for n in self.owned(names, any_kind=True) if not self._mine(self.entries[n])]
+        if others:
+            by = sorted({str(self.entries[n].get("command")) for n in others})
+            raise OutputExistsError(f"{self.what} {self.root} holds the outputs of `{'`, `'.join(by)}` "
+                                    f"({self._listed(others)}), not of `{self.command}`: they are left as they are; "
+                                    f"choose another folder")
         earlier = [n for n in self.owned(names) if n not in self.written]  # this run's own outputs are not earlier
         if earlier and not self.overwrite:
-            shown = ", ".join(earlier[:5]) + (f" and {len(earlier) - 5} more" if len(earlier) > 5 else "")
-            raise OutputExistsError(f"{self.what} {self.root} holds an earlier result ({shown}); {hint}")
+            raise OutputExistsError(f"{self.what} {self.root} holds an earlier result ({self._listed(earlier)}); {hint}")
+
+    @staticmethod
+    def _listed(names: List[str]) -> str:
+        return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
     def refuse_foreign(self, names: Iterable[str]) -> None:
         """Refuse (one line) when any of ``names`` exists and this program did not write it."""
@@ -618,55 +841,196 @@ class OutputFolder:
         """The path for output ``name``, after checking it may be (re)written; folders below are created.
 
         ``unique``: ``name`` must not have been written already in this run (one picture per image: two
-        inputs whose outputs share a name would silently keep only the second)."""
+        inputs whose outputs share a name would silently keep only the second). The check is repeated on the
+        file itself at the moment it is placed."""
         path = self.root / name
-        parts = Path(name).parts
-        if not parts or Path(name).is_absolute() or ".." in parts:
-            raise OutputPathError(f"output name {name!r} is not a plain path inside {self.root}")
-        for i in range(1, len(parts)):
-            sub = self.root.joinpath(*parts[:i])
-            if sub.is_symlink():
-                raise OutputPathError(f"{sub} is a symbolic link (to {shown(os.readlink(sub), 300)}); refusing to "
-                                      f"write {name} through it: remove the link or choose another folder")
-            if sub.exists() and not sub.is_dir():
-                raise OutputPathError(f"{sub} is a file, not a folder; cannot write {name}")
         if unique and name in self.written and not check_only:
             raise OutputExistsError(f"two outputs named {path} in one run: the second would replace the first")
-        if os.path.lexists(path):
-            if self.entries.get(name, {}).get("kind") != "link":
-                refuse_link(path)
-            if name not in self.entries:
-                raise OutputExistsError(f"{path} exists and was not written by this program; it is left as it is: "
-                                        f"move it away or choose another folder")
-            if not self.unchanged(name):
-                raise OutputExistsError(f"{path} was changed after this program wrote it; it is left as it is: move "
-                                        f"it away or choose another folder")
-        if not check_only:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        with self._dir(name, create=not check_only) as (dir_fd, leaf):
+            self._check_replaceable(dir_fd, leaf, name)
         return path
 
-    def _record(self, name: str, digest: Optional[str], kind: str = "file") -> None:
-        path = self.root / name
-        st = path.stat()
+    def _check_replaceable(self, dir_fd: Optional[int], leaf: str, name: str) -> Optional[os.stat_result]:
+        """Refuse (one line) unless ``name`` is absent or an unchanged output of this command's kind; returns what
+        is there now."""
+        st = self._lstat(dir_fd, leaf)
+        if st is None:
+            return None
+        path, rec = self.root / name, self.entries.get(name)
+        if stat.S_ISLNK(st.st_mode) and (rec or {}).get("kind") != "link":
+            raise OutputPathError(f"{path} is a symbolic link (to {shown(os.readlink(leaf, dir_fd=dir_fd), 300)}); "
+                                  f"refusing to write through it: remove the link or choose another name")
+        if rec is None:
+            raise OutputExistsError(f"{path} exists and was not written by this program; it is left as it is: move it "
+                                    f"away or choose another folder")
+        if not self._mine(rec):
+            raise OutputExistsError(f"{path} was written by `{shown(rec.get('command'), 40)}`, not by "
+                                    f"`{self.command}`; it is left as it is: choose another folder")
+        if not self._matches(dir_fd, leaf, rec):
+            raise OutputExistsError(f"{path} was changed after this program wrote it; it is left as it is: move it "
+                                    f"away or choose another folder")
+        return st
+
+    def _record(self, name: str, st: os.stat_result, digest: Optional[str], kind: str = "file",
+                mark: Optional[str] = None) -> None:
         rec = {"name": name, "kind": kind, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest,
                "ino": st.st_ino, "dev": st.st_dev, "command": self.command, "time": round(time.time(), 3)}
+        if mark:
+            rec["mark"] = mark
+        self._append_manifest(rec)
         self.entries[name] = rec
         self.written.add(name)
-        append_line(self.root / MANIFEST, json.dumps(rec))
+
+    def _append_manifest(self, rec: Dict) -> None:
+        _append_record(self._fd, MANIFEST, json.dumps(rec))
+        self._lines += 1
+        self._compact()
+
+    def _restore(self, name: str, previous: Optional[Dict]) -> None:
+        """Undo a record whose file could not be placed: the earlier record stands again (or none)."""
+        if previous is None:
+            self._forget(name)
+            return
+        self._append_manifest(previous)
+        self.entries[name] = previous
+
+    def _forget(self, name: str) -> None:
+        self.entries.pop(name, None)
+        self.written.discard(name)
+        self._append_manifest({"name": name, "removed": True})
 
     def adopt(self, name: str) -> None:
         """Record ``name`` as this command's output: a file a child process it ran wrote (the 310 app)."""
-        path = self.root / name
-        refuse_link(path)
-        self._record(name, file_sha256(path))
+        with self._dir(name, create=False) as (dir_fd, leaf):
+            try:
+                fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+            except OSError as exc:
+                raise OutputPathError(f"{self.root / name}: cannot adopt it ({exc.strerror})") from None
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    raise OutputPathError(f"{self.root / name} is not a regular file; not adopted")
+                h = hashlib.sha256()
+                for block in iter(lambda: f.read(4 << 20), b""):
+                    h.update(block)
+            self._record(name, st, h.hexdigest())
+
+    # placing
+    def _place_bytes(self, dir_fd: int, leaf: str, data: bytes, replace: bool) -> os.stat_result:
+        """Write ``data`` to a new temporary file of ``dir_fd``, flush it and place it as ``leaf`` (see
+        :meth:`_place`); the manifest's own rewrite (``replace``) renames without a record."""
+        tmp = self._temporary(dir_fd, leaf)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if replace:
+                os.rename(tmp, leaf, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                return os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
+            return self._place(dir_fd, tmp, leaf, leaf)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+
+    @staticmethod
+    def _temporary(dir_fd: int, leaf: str, suffix: str = PART) -> str:
+        """A new empty temporary file ``.<leaf>.<8 random>.part[suffix]`` in ``dir_fd`` (created, never reused)."""
+        for _ in range(100):
+            tmp = f".{leaf}.{os.urandom(6).hex()[:8]}{suffix}"
+            try:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 _umask_mode(), dir_fd=dir_fd))
+                return tmp
+            except FileExistsError:
+                continue
+        raise OSError(errno.EEXIST, "no free temporary name", leaf)
+
+    def _place(self, dir_fd: int, tmp: str, leaf: str, pending: str, previous: Optional[Dict] = None) -> os.stat_result:
+        """Make the finished temporary file ``tmp`` the output ``pending`` (``leaf`` in ``dir_fd``; the caller records
+        it first): a hard link that fails if ``leaf`` exists, so a file that appeared since the claim is never
+        replaced; an earlier own file is re-checked now and replaced by a rename."""
+        if self._lstat(dir_fd, leaf) is None:
+            try:
+                os.link(tmp, leaf, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+                return os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
+            except FileExistsError:
+                raise OutputExistsError(f"{self.root / pending} appeared while it was being written and was not "
+                                        f"written by this program; it is left as it is") from None
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
+                    raise
+                try:  # no hard links here: claim the name with an exclusive create, then rename over our own claim
+                    os.close(os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                     _umask_mode(), dir_fd=dir_fd))
+                except FileExistsError:
+                    raise OutputExistsError(f"{self.root / pending} appeared while it was being written and was not "
+                                            f"written by this program; it is left as it is") from None
+        elif previous is None:
+            raise OutputExistsError(f"{self.root / pending} appeared while it was being written and was not written "
+                                    f"by this program; it is left as it is")
+        elif not self._mine(previous) or not self._matches(dir_fd, leaf, previous):
+            raise OutputExistsError(f"{self.root / pending} was changed or replaced while it was being written; it is "
+                                    f"left as it is: move it away or choose another folder")
+        os.rename(tmp, leaf, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        return os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
+
+    @contextmanager
+    def _staged(self, name: str, kind: str = "file", unique: bool = False, suffix: str = PART) -> Iterator[str]:
+        """Claim ``name``, yield the full path of a new temporary file beside it for a writer that wants a name,
+        then flush, record and place it (:meth:`_place`). Any failure removes the temporary file and leaves an
+        earlier file of that name as it was."""
+        self.claim(name, kind, unique=unique)
+        with self._dir(name, create=True) as (dir_fd, leaf):
+            tmp = self._temporary(dir_fd, leaf, suffix)
+            try:
+                yield self._by_handle(dir_fd, tmp, name)
+                fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+                with os.fdopen(fd, "rb") as f:
+                    st = os.fstat(f.fileno())
+                    if not stat.S_ISREG(st.st_mode):
+                        raise OSError(errno.EIO, "the writer left no regular file", str(self.root / name))
+                    h = hashlib.sha256()
+                    for block in iter(lambda: f.read(4 << 20), b""):
+                        h.update(block)
+                    os.fchmod(f.fileno(), _umask_mode())
+                    os.fsync(f.fileno())
+                mark = _mark_of(kind)
+                _set_mark(dir_fd, tmp, mark)  # on the file itself: the link below shares it
+                previous = self.entries.get(name)
+                self._record(name, os.stat(tmp, dir_fd=dir_fd, follow_symlinks=False), h.hexdigest(), kind, mark)
+                try:
+                    self._place(dir_fd, tmp, leaf, name, previous)
+                except BaseException:
+                    self._restore(name, previous)
+                    raise
+            except OutputPathError:
+                raise
+            except OSError as exc:
+                raise WriteFailedError(f"cannot write {self.root / name}: {exc.strerror or exc} "
+                                       f"({free_bytes(self.root) / 2**20:.1f} MiB free); nothing was replaced: an "
+                                       f"earlier file of that name is intact") from None
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=dir_fd)
+
+    def _by_handle(self, dir_fd: int, leaf: str, name: str) -> str:
+        """A path to ``leaf`` in the folder held as ``dir_fd`` for writers that want a name: through the handle
+        (``/proc/self/fd``), so a folder renamed or replaced by a link meanwhile is not where they write."""
+        proc = f"/proc/self/fd/{dir_fd}"
+        return f"{proc}/{leaf}" if os.path.isdir(proc) else str(self.root / Path(name).parent / leaf)
 
     # writing
     def put_bytes(self, name: str, data: bytes, kind: str = "file", unique: bool = False) -> Path:
         """Write output ``name`` atomically and record it (``kind`` "log": a file other processes of this run
-        append to, recognised later by its inode rather than its content; ``unique``: see :meth:`claim`)."""
-        path = self.claim(name, kind, unique=unique)
-        self._record(name, write_bytes(path, data), kind)
-        return path
+        append to, recognised later by its inode and a mark this program sets on it; ``unique``: see
+        :meth:`claim`)."""
+        with self._staged(name, kind, unique) as tmp:
+            with open(tmp, "wb") as f:
+                f.write(data)
+        return self.root / name
 
     def put_text(self, name: str, text: str, kind: str = "file") -> Path:
         return self.put_bytes(name, text.encode("utf-8"), kind)
@@ -688,80 +1052,141 @@ class OutputFolder:
 
     def put_checkpoint(self, name: str, entries: List[Dict]) -> Path:
         """A MindSpore checkpoint written atomically and recorded; returns its path."""
-        path = self.claim(name)
-        self._record(name, save_checkpoint_file(entries, path))
-        return path
+        with self._staged(name, suffix=".part.ckpt") as tmp:
+            checkpoint_to(entries, tmp, self.root / name)
+        return self.root / name
 
     def put_export(self, name: str, writer: Callable[[str], None], check: Optional[Callable[[str], None]] = None) -> Path:
-        """An exported model (see :func:`export_files`) placed as output ``name`` and recorded."""
-        path = self.claim(name)
-        self._record(name, export_files(writer, path, check))
-        return path
+        """An exported model (see :func:`export_to`) placed as output ``name`` and recorded."""
+        with self._staged(name) as tmp:
+            export_to(writer, tmp, self.root / name, check)
+        return self.root / name
 
     def put_written(self, name: str, writer: Callable[[str], None], unique: bool = False) -> Path:
-        """Output ``name`` written by a third-party writer to the temporary file it is given (see
-        :func:`written_file`), placed atomically and recorded; claimed first, so a user's file is never replaced."""
-        path = self.claim(name, unique=unique)
-        self._record(name, written_file(writer, path))
-        return path
+        """Output ``name`` written by a third-party writer to the temporary file it is given (its name ends in
+        ``name``'s extension: a video encoder picks its container by it), placed atomically and recorded; claimed
+        first, so a user's file is never replaced."""
+        with self._staged(name, unique=unique, suffix=PART + Path(name).suffix) as tmp:
+            writer(tmp)
+            if os.path.islink(tmp) or not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
+                raise OSError(errno.EIO, "the writer reported no error but left no file", str(self.root / name))
+        return self.root / name
 
     def link(self, name: str, target: str | os.PathLike) -> Path:
         """A symbolic link ``name`` -> ``target`` (a data set's image folder), recorded as this folder's output."""
-        path = self.claim(name)
-        os.symlink(target, path)
-        rec = {"name": name, "kind": "link", "target": str(target), "command": self.command}
-        self.entries[name] = rec
-        append_line(self.root / MANIFEST, json.dumps(rec))
-        return path
+        self.claim(name)
+        with self._dir(name) as (dir_fd, leaf):
+            rec = {"name": name, "kind": "link", "target": str(target), "command": self.command}
+            self._append_manifest(rec)
+            self.entries[name] = rec
+            try:
+                os.symlink(target, leaf, dir_fd=dir_fd)
+            except FileExistsError:
+                self._forget(name)
+                raise OutputExistsError(f"{self.root / name} appeared meanwhile and was not written by this program; "
+                                        f"it is left as it is") from None
+        return self.root / name
 
     def append(self, name: str, line: str) -> Path:
-        """Append one whole line to the log-like output ``name`` (claimed at its first use)."""
-        path = self.root / name
-        if self.entries.get(name, {}).get("kind") != "log" or not path.exists():
-            self.claim(name, kind="log")
-            append_line(path, line)
-            self._record(name, None, kind="log")
-            return path
-        append_line(path, line)
-        return path
+        """Append one whole line to the log-like output ``name`` (claimed at its first use; an earlier own log of
+        this name is continued)."""
+        if not (self.entries.get(name, {}).get("kind") == "log" and self.unchanged(name)):
+            self.put_bytes(name, b"", kind="log")
+        self.written.add(name)
+        with self._dir(name) as (dir_fd, leaf):
+            _append_record(dir_fd, leaf, line)
+        return self.root / name
 
     def open_log(self, name: str) -> IO[str]:
-        """An appending stream for the log file ``name`` (claimed and recorded)."""
-        path = self.claim(name, kind="log")
-        stream = open_append(path)
-        self._record(name, None, kind="log")
+        """An appending stream for the log file ``name`` (claimed and recorded; an earlier own log of this name is
+        continued)."""
+        if not (self.entries.get(name, {}).get("kind") == "log" and self.unchanged(name)):
+            self.put_bytes(name, b"", kind="log")
+        self.claim(name, kind="log")
+        with self._dir(name) as (dir_fd, leaf):
+            fd = os.open(leaf, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OutputPathError(f"{self.root / name} is not a regular file; not written")
+        stream = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+        stream.buffer.raw.name = str(self.root / name)  # its name, not the descriptor's number, in messages
+        self.written.add(name)
         return stream
 
     def claim_log(self, name: str) -> Path:
-        """Claim ``name`` for appends by other processes (data workers); it is recorded as this run's log."""
-        path = self.claim(name, kind="log")
-        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, _umask_mode()))
-        self._record(name, None, kind="log")
-        return path
+        """Claim ``name`` for appends by other processes (data workers); it is recorded as this run's log (an
+        earlier own log of this name is continued as it is)."""
+        if not (self.entries.get(name, {}).get("kind") == "log" and self.unchanged(name)):
+            self.put_bytes(name, b"", kind="log")
+        self.written.add(name)
+        return self.root / name
 
     def remove(self, name: str) -> bool:
-        """Remove output ``name`` if this program wrote it and it is unchanged; else leave it with a warning."""
-        path = self.root / name
-        if not os.path.lexists(path):
-            self.entries.pop(name, None)
-            return False
-        if not self.unchanged(name):
-            logger.warning("%s: not removed - it was not written by this program, or was changed since", path)
-            return False
-        remove_file(path)
-        self.entries.pop(name, None)
-        self.written.discard(name)
-        append_line(self.root / MANIFEST, json.dumps({"name": name, "removed": True}))
+        """Remove output ``name`` if this program (this command's kind) wrote it and it is unchanged, re-checked on
+        the file through the folder's handle; else leave it with a warning."""
+        with self._dir(name, create=False) as (dir_fd, leaf):
+            if self._lstat(dir_fd, leaf) is None:
+                self.entries.pop(name, None)
+                return False
+            rec = self.entries.get(name)
+            if rec is None or not self._mine(rec) or not self._matches(dir_fd, leaf, rec):
+                logger.warning("%s: not removed - it was not written by this command, or was changed since",
+                               self.root / name)
+                return False
+            os.unlink(leaf, dir_fd=dir_fd)
+        self._forget(name)
         return True
 
     def remove_owned(self, names: Iterable[str]) -> List[str]:
-        """Remove every owned output among ``names`` (prefixes ending in ``/`` match folders); returns them."""
-        removed = [n for n in self.owned(names) if self.remove(n)]
+        """Remove every owned output among ``names`` (prefixes ending in ``/`` match folders); returns them. Every
+        folder on the way is checked (no link) before the first file is removed."""
+        targets = self.owned(names)
+        for name in targets:  # one symbolic link among the folders refuses the whole removal, before any of it
+            with self._dir(name, create=False):
+                pass
+        removed = [n for n in targets if self.remove(n)]
         for folder in sorted({str(Path(n).parent) for n in removed}, key=len, reverse=True):
             if folder != ".":
-                with contextlib.suppress(OSError):
-                    (self.root / folder).rmdir()  # only when empty: a user's file in it keeps it
+                with contextlib.suppress(OSError), self._dir(folder, create=False) as (dir_fd, leaf):
+                    if dir_fd is not None:
+                        os.rmdir(leaf, dir_fd=dir_fd)  # only when empty (a user's file in it keeps it); never a link
         return removed
+
+
+# A log's mark: a random token this program records in the manifest and sets on the file as an extended attribute,
+# so a user's file that later takes the same (device, inode) pair is not taken for the log.
+MARK_ATTR = "user.pspnet_output"
+
+
+def _mark_of(kind: str) -> Optional[str]:
+    return os.urandom(8).hex() if kind == "log" else None
+
+
+def _set_mark(dir_fd: int, leaf: str, mark: Optional[str]) -> None:
+    if not mark:
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+        try:
+            os.setxattr(fd, MARK_ATTR, mark.encode())
+        finally:
+            os.close(fd)
+
+
+def _has_mark(dir_fd: Optional[int], leaf: str, mark: Optional[str]) -> bool:
+    """True when the file carries ``mark`` (or when marks cannot be read here, or the record predates them)."""
+    if not mark:
+        return True
+    try:
+        fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return False
+    try:
+        return os.getxattr(fd, MARK_ATTR) == mark.encode()
+    except OSError as exc:
+        return exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP)  # no extended attributes on this file system
+    finally:
+        os.close(fd)
 
 
 def as_folder(target: "str | os.PathLike | OutputFolder", what: str, command: str) -> OutputFolder:

@@ -76,3 +76,13 @@ def full_disk_at(monkeypatch, *names: str) -> None:
                 raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(outputs, "atomic_path", failing)
+    real_staged = outputs.OutputFolder._staged
+
+    @contextmanager
+    def failing_staged(self, name, *args, **kwargs):  # an output folder's own temporary file, before it is placed
+        with real_staged(self, name, *args, **kwargs) as tmp:
+            yield tmp
+            if Path(name).name in names:
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outputs.OutputFolder, "_staged", failing_staged)

@@ -16,51 +16,84 @@ from src.outputs import LOCK_NAME, OutputFolder, RunLockedError, acquire, releas
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _write_lock(folder: Path, pid: int, host: str = None) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / LOCK_NAME
-    path.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(), "started": 1764400000.0}))
-    return path
+HOLD = ("import sys, time; from src.outputs import acquire; lock = acquire(sys.argv[1], command=sys.argv[2]); "
+        "print('locked', flush=True); time.sleep(120)")
+
+
+def _holder(folder: Path, command: str = "train") -> subprocess.Popen:
+    """A real second process holding ``folder``'s lock until it is killed."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), command], cwd=str(ROOT), stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
 
 
 def test_a_live_run_holds_the_folder(tmp_path):
-    other = subprocess.Popen(["sleep", "60"])
+    other = _holder(tmp_path / "run", "eval")
     try:
-        lock = _write_lock(tmp_path / "run", other.pid)
-        before = lock.read_text()
-        with pytest.raises(RunLockedError, match=rf"in use by another run \(pid {other.pid} on .*started 2025-"):
+        before = (tmp_path / "run" / LOCK_NAME).read_text()
+        with pytest.raises(RunLockedError, match=rf"in use by another run \(eval, pid {other.pid} on .*started 20"):
             acquire(tmp_path / "run")
-        assert lock.read_text() == before  # the holder's lock is untouched
+        assert (tmp_path / "run" / LOCK_NAME).read_text() == before  # the holder's lock is untouched
     finally:
         other.kill()
         other.wait()
 
 
-def test_a_lock_from_another_host_or_unreadable_is_refused(tmp_path):
-    _write_lock(tmp_path / "a", os.getpid(), host="node-7")
-    with pytest.raises(RunLockedError, match="on node-7"):
-        acquire(tmp_path / "a")
-    (tmp_path / "b").mkdir()
-    (tmp_path / "b" / LOCK_NAME).write_bytes(b"\xff" * 100000)
-    with pytest.raises(RunLockedError, match=r"an unreadable lock.*remove .*\.run\.lock"):
-        acquire(tmp_path / "b")
+def test_a_lock_file_nobody_holds_is_stale_whatever_it_says(tmp_path, caplog):
+    """No pid is judged: a lock file naming a live pid, another host, pid 2**70 or garbage is stale when no process
+    holds its flock (each of these once blocked the folder or raised OverflowError)."""
+    for i, text in enumerate([json.dumps({"pid": 1, "host": socket.gethostname(), "started": 1.0}),
+                              json.dumps({"pid": 2 ** 70, "host": "node-7", "started": 1e300}), "\xff" * 1000]):
+        (tmp_path / str(i)).mkdir()
+        (tmp_path / str(i) / LOCK_NAME).write_text(text)
+        with caplog.at_level(logging.WARNING, logger="src.outputs"):
+            lock = acquire(tmp_path / str(i))
+        assert json.loads((tmp_path / str(i) / LOCK_NAME).read_text())["pid"] == os.getpid()
+        release(lock)
+        assert not (tmp_path / str(i) / LOCK_NAME).exists()
+    assert "did not release" in caplog.text
+
+
+def test_a_fifo_or_link_in_place_of_the_lock_is_refused_without_waiting(tmp_path):
+    (tmp_path / "f").mkdir()
+    os.mkfifo(tmp_path / "f" / LOCK_NAME)
+    start = time.monotonic()
+    with pytest.raises(RunLockedError, match="not a regular file"):
+        OutputFolder(tmp_path / "f", "--out", "predict").__enter__()
+    (tmp_path / "l").mkdir()
+    (tmp_path / "l" / LOCK_NAME).symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(RunLockedError, match="a symbolic link"):
+        acquire(tmp_path / "l")
+    assert time.monotonic() - start < 10 and not (tmp_path / "elsewhere").exists()
 
 
 def test_the_lock_of_a_killed_run_is_taken_over(tmp_path, caplog):
-    code = ("import sys, time; from src.outputs import acquire; acquire(sys.argv[1]); print('locked', flush=True); "
-            "time.sleep(60)")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "run")], cwd=str(ROOT), stdout=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.stdout.readline().strip() == "locked"
+    proc = _holder(tmp_path / "run")
     with pytest.raises(RunLockedError, match=f"pid {proc.pid}"):
         acquire(tmp_path / "run")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with caplog.at_level(logging.WARNING, logger="src.outputs"):
-        path = acquire(tmp_path / "run")
-    assert "stale lock" in caplog.text and json.loads(path.read_text())["pid"] == os.getpid()
-    release(path)
-    assert not path.exists()
+        lock = acquire(tmp_path / "run")
+    assert "did not release" in caplog.text and json.loads(lock.path.read_text())["pid"] == os.getpid()
+    release(lock)
+    assert not lock.path.exists()
+
+
+def test_four_processes_taking_one_stale_lock_at_once_give_one_holder(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / LOCK_NAME).write_text(json.dumps({"pid": 99999999, "host": socket.gethostname()}))
+    code = ("import sys, time; from src.outputs import acquire, RunLockedError\n"
+            "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+            "try:\n    lock = acquire(sys.argv[1]); print('held', flush=True); time.sleep(3)\n"
+            "except RunLockedError:\n    print('refused', flush=True)\n")
+    start = str(time.time() + 2.0)
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "run"), start], cwd=str(ROOT),
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+             for _ in range(4)]
+    said = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
+    assert said == ["held", "refused", "refused", "refused"], said
 
 
 def test_the_lock_is_released_when_the_run_ends_or_fails(tmp_path):
@@ -76,9 +109,8 @@ def test_the_lock_is_released_when_the_run_ends_or_fails(tmp_path):
 def test_train_command_on_a_held_folder_exits_2_and_writes_nothing(tmp_path, capsys):
     from src import cli
 
-    other = subprocess.Popen(["sleep", "60"])
+    other = _holder(tmp_path / "run")
     try:
-        _write_lock(tmp_path / "run", other.pid)
         start = time.monotonic()
         code = cli.main(["--config", str(ROOT / "config" / "demo_synthetic.yaml"), "--opts", "train.save_dir",
                          str(tmp_path / "run"), "data.data_root", str(tmp_path / "nodata")], command="train")

@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from src.config import DataConfig, value_range
+from src.config import PYRAMIDS, DataConfig, value_range
 from src.data.dataset import DataError, Sample, load_sample, read_image, read_list
 from src.data.labels import DatasetSpec
 from src.evaluation.evaluate import result_lines, write_json
@@ -53,12 +53,15 @@ def preprocess(list_file: str, data_root: str, out_dir: "str | OutputFolder", pr
 
 
 def preprocess_samples(samples: Sequence[Sample], out_dir: "str | Path | OutputFolder", protocol: Protocol,
-                       show_progress: bool = True) -> Dict:
-    """Write window batches and ``meta.json`` for ``samples``; returns the meta dict."""
+                       show_progress: bool = True, pyramid: Optional[str] = None) -> Dict:
+    """Write window batches and ``meta.json`` for ``samples``; returns the meta dict. ``pyramid``: the form the
+    model that will run them computes (from its export sidecar), recorded when known."""
     folder = as_folder(out_dir, "work folder", "preprocess")
     b = protocol.batch_size
     meta: Dict = {"protocol": asdict(protocol), "input_shape": [b, 3, protocol.crop_h, protocol.crop_w],
                   "images": []}
+    if pyramid is not None:
+        meta["pyramid"] = pyramid
     progress = Progress(len(samples)) if show_progress else None
     for idx, sample in enumerate(samples):
         image = read_image(sample.image, sample.where)
@@ -166,6 +169,8 @@ def check_meta(meta, path: Path) -> None:
     if not (isinstance(shape, list) and len(shape) == 4 and
             all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)):
         raise bad(f"input_shape must be 4 positive integers, got {shown(repr(shape))}")
+    if "pyramid" in meta and meta["pyramid"] not in PYRAMIDS:
+        raise bad(f"pyramid must be {' or '.join(PYRAMIDS)} (the model's form), got {shown(repr(meta['pyramid']), 60)}")
     _check_protocol(meta["protocol"], bad)
     for i, entry in enumerate(meta["images"]):
         if not isinstance(entry, dict) or not _plain_name(entry.get("name")) or \
@@ -327,9 +332,14 @@ def prepare_work_dir(work_dir: "str | Path | OutputFolder", overwrite: bool = Fa
         raise WorkDirError(f"work folder {work} is a file")
     folder = work_dir if isinstance(work_dir, OutputFolder) else \
         OutputFolder(work, "work folder (--work)", "flow310", overwrite).__enter__()
-    folder.refuse_earlier(FLOW_RESULTS, "pass --overwrite to replace them, or choose another --work")
-    folder.refuse_foreign([n for n in FLOW_ENTRIES if not n.endswith("/")])
-    folder.remove_owned(FLOW_ENTRIES)
+    try:
+        folder.refuse_earlier(FLOW_RESULTS, "pass --overwrite to replace them, or choose another --work")
+        folder.refuse_foreign([n for n in FLOW_ENTRIES if not n.endswith("/")])
+        folder.remove_owned(FLOW_ENTRIES)
+    except BaseException:
+        if folder is not work_dir:  # a folder this function locked is let go (its lock would outlive the error)
+            folder.close()
+        raise
     others = sorted(p.name for p in work.iterdir() if not p.name.startswith(".pspnet") and p.name != ".run.lock")
     if others:
         logger.warning("work folder %s: left %d entries the flow did not write: %s", work, len(others),
@@ -417,12 +427,13 @@ def _chunk_outputs(meta: Dict) -> List[str]:
 
 def run_flow(samples: Sequence[Sample], work_dir: str | Path, protocol: Protocol, runner: Callable[[Path], None],
              spec: DatasetSpec, ignore_label: int = DataConfig.ignore_label, max_disk_gb: float = DEFAULT_MAX_DISK_GB,
-             save_images: bool = False, overwrite: bool = False) -> Dict:
+             save_images: bool = False, overwrite: bool = False, pyramid: Optional[str] = None) -> Dict:
     """The 310 flow over ``samples`` in chunks: preprocess -> runner -> merge -> delete, then results and report.
 
     The work folder must be new, empty or a previous flow's
     (:func:`prepare_work_dir`); its peak size is bounded by ``max_disk_gb``
-    (printed up front, and checked against the free space).
+    (printed up front, and checked against the free space). ``pyramid``: the form the model computes (its export
+    sidecar's), recorded in each chunk's meta.json and in results.json when known.
     """
     folder = prepare_work_dir(work_dir, overwrite)
     work = folder.root
@@ -439,7 +450,7 @@ def run_flow(samples: Sequence[Sample], work_dir: str | Path, protocol: Protocol
     for start in range(0, len(samples), plan.chunk_images):
         chunk = samples[start:start + plan.chunk_images]
         clear_chunk(folder)
-        meta = preprocess_samples(chunk, folder, protocol, show_progress=False)
+        meta = preprocess_samples(chunk, folder, protocol, show_progress=False, pyramid=pyramid)
         outputs = _chunk_outputs(meta)
         folder.refuse_foreign(outputs)  # the app would write over a user's file of such a name
         runner(folder)
@@ -451,7 +462,7 @@ def run_flow(samples: Sequence[Sample], work_dir: str | Path, protocol: Protocol
         clear_chunk(folder)
         done += len(chunk)
         progress.update(done)
-    scores = _score_and_report(cm.matrix, spec, gallery, folder, folder, f"in chunks: {plan.describe()}",
-                               {"disk": plan.describe()})
+    extra = {"disk": plan.describe(), **({"pyramid": pyramid} if pyramid else {})}
+    scores = _score_and_report(cm.matrix, spec, gallery, folder, folder, f"in chunks: {plan.describe()}", extra)
     return {**scores.as_dict(spec.class_names), "confusion_matrix": cm.matrix.tolist(), "chunks": plan.chunks,
             "peak_bytes": plan.peak_bytes}

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import make_shapes, save_config, tiny_config
+from helpers import full_disk_at, make_shapes, save_config, tiny_config
 from src import outputs
 from src.config import load_config
 from src.data.dataset import read_list
@@ -173,7 +173,21 @@ def test_a_cut_short_manifest_line_is_skipped(tmp_path, caplog):
         f.write('{"name": "b.txt", "kind": "fi')  # killed mid-line
     with caplog.at_level(logging.WARNING), OutputFolder(tmp_path, "--out", "x") as folder:
         assert folder.owned() == ["a.txt"]
-    assert "unreadable line" in caplog.text
+        folder.put_text("c.txt", "c")  # the next record starts on a line of its own
+    assert "unreadable record" in caplog.text
+    with OutputFolder(tmp_path, "--out", "x", overwrite=True) as folder:
+        assert folder.owned() == ["a.txt", "c.txt"] and folder.unchanged("c.txt")
+        folder.put_text("c.txt", "c2")  # its own file, replaced: not refused as "not written by this program"
+
+
+def test_records_glued_to_a_cut_line_are_recovered(tmp_path):
+    with OutputFolder(tmp_path, "--out", "x") as folder:
+        folder.put_text("a.txt", "a")
+        folder.put_text("b.txt", "b")
+    lines = (tmp_path / outputs.MANIFEST).read_text().splitlines()
+    (tmp_path / outputs.MANIFEST).write_text(lines[0][:20] + lines[0] + lines[1] + "\n")  # an older append, cut
+    with OutputFolder(tmp_path, "--out", "x", overwrite=True) as folder:
+        assert folder.owned() == ["a.txt", "b.txt"] and folder.unchanged("b.txt")
 
 
 # --- two commands on one folder ------------------------------------------------------------------------------------
@@ -329,10 +343,7 @@ def test_a_full_disk_at_the_curves_is_a_warning_not_a_lost_epoch(shapes, tmp_pat
     trainer = Trainer(tiny_config(shapes, tmp_path / "run"))
     trainer.records.write({"kind": "step", "step": 1, "loss": 1.0, "lr": 0.01})
 
-    def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(outputs, "write_bytes", full)
+    full_disk_at(monkeypatch, "curves.png")
     with caplog.at_level(logging.WARNING):
         trainer._plot()
     assert "cannot write" in caplog.text and "curves.png" in caplog.text
@@ -448,13 +459,19 @@ def test_a_run_rewrites_its_own_files_but_pictures_are_one_per_name(tmp_path):
 def test_a_manifest_of_many_runs_is_compacted_under_the_lock(tmp_path, monkeypatch):
     monkeypatch.setattr(outputs, "COMPACT_BYTES", 20_000)
     monkeypatch.setattr(outputs, "COMPACT_SLACK", 10)
+    one = 0
     with OutputFolder(tmp_path, "--out", "predict") as folder:
-        for i in range(300):  # 300 rewrites of 3 names: history, not content
+        for i in range(300):  # 300 rewrites of 3 names: history, not content, compacted as the run goes
             folder.put_bytes(f"gray/{i % 3}.png", b"x%d" % i)
-    big = (tmp_path / outputs.MANIFEST).stat().st_size
-    assert big > 20_000
+            one = one or (tmp_path / outputs.MANIFEST).stat().st_size
+            assert len((tmp_path / outputs.MANIFEST).read_text().splitlines()) <= 2 * 3 + 10 + 1
+    assert (tmp_path / outputs.MANIFEST).stat().st_size < 30 * one  # never the 300 records' size
+    with OutputFolder(tmp_path, "--out", "predict", lock=False) as folder:
+        for i in range(30):  # without the lock (other ranks): never rewritten, only appended
+            folder.put_bytes(f"gray/{i % 3}.png", b"y%d" % i)
+    assert len((tmp_path / outputs.MANIFEST).read_text().splitlines()) > 30
     with OutputFolder(tmp_path, "--out", "predict") as folder:
         assert folder.owned() == ["gray/0.png", "gray/1.png", "gray/2.png"]
-    assert (tmp_path / outputs.MANIFEST).stat().st_size < big / 50  # three live entries remain
+    assert len((tmp_path / outputs.MANIFEST).read_text().splitlines()) == 3  # three live entries remain
     with OutputFolder(tmp_path, "--out", "predict") as folder:
         assert folder.owned() == ["gray/0.png", "gray/1.png", "gray/2.png"] and folder.unchanged("gray/2.png")
