@@ -42,7 +42,7 @@ if [ "${1:-}" = "--rank-table" ]; then
   TOTAL=$(echo "$plan" | sed -n '1s/^RANK_SIZE //p')
   echo "$plan" | sed -n '2s/^SERVER \([0-9]*\) \(.*\)/rank table: this host is server_list[\1] (\2)/p' >&2
   export RANK_TABLE_FILE=$RANK_TABLE RANK_SIZE=$TOTAL
-  [ -n "${DRY_RUN:-}" ] || { mkdir -p "$LOG_DIR"; rank_registry; }
+  [ -n "${DRY_RUN:-}" ] || { mkdir -p "$LOG_DIR"; rank_registry "$PY"; }
   ranks=()
   while read -r dev rank; do
     ranks+=("$rank")

@@ -41,9 +41,6 @@ def launched_distributed(env: Optional[Mapping[str, str]] = None) -> bool:
     return False
 
 
-LAUNCH_PID_DIR = "PSPNET_PID_DIR"  # set by scripts/lib/launch.sh: each rank registers there so a stop reaches it
-
-
 def die_with_parent() -> bool:
     """Ask Linux to send this process SIGTERM when its parent (msrun, a launcher) exits (PR_SET_PDEATHSIG);
     True if set. msrun starts each worker in a session of its own, so a signal to msrun's group misses it."""
@@ -55,15 +52,6 @@ def die_with_parent() -> bool:
         return libc.prctl(1, int(signal.SIGTERM), 0, 0, 0) == 0  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return False
-
-
-def process_start_time(pid: int) -> Optional[str]:
-    """Field 22 of /proc/PID/stat (start time in clock ticks): a pid together with it names one process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b") ", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return None
 
 
 # MindSpore's CPU collectives give up after about 30 s (measured: a rank that waited 45 s in AllReduce failed

@@ -1,5 +1,16 @@
 # Shared by the launchers (sourced, not run): the Python to use, the resume choice, and running ranks so
-# that the launcher's exit status is the worst rank's and INT/TERM stop every rank (and its children).
+# that the launcher's exit status is the worst rank's and INT/TERM/HUP, or the launcher's death however it
+# dies, stop every rank (and its children).
+
+# PSPNET_PID_DIR and PSPNET_LAUNCHER belong to a running launcher (rank_registry sets them for its ranks): one
+# left in the environment (an export copied from a rank's shell) is refused, never used.
+for _var in PSPNET_PID_DIR PSPNET_LAUNCHER; do
+  if [ -n "${!_var:-}" ]; then
+    echo "error: $_var=$(printf '%q' "${!_var}") is set in the environment; it belongs to a running launcher, which makes a private folder for each launch: unset $_var" >&2
+    exit 2
+  fi
+done
+unset _var
 
 # pick_python ROOT: $PYTHON if set, else ROOT/.venv/bin/python, else python3.
 pick_python() {
@@ -22,15 +33,50 @@ resume_choice() {
 
 LAUNCH_PIDS=()
 LAUNCH_NAMES=()
+GUARD_PID=
 STOP_GRACE=${STOP_GRACE:-20}
-# Every rank registers in PSPNET_PID_DIR (src.cli.bind_to_launcher: a file named by its pid holding its start
-# time) and dies with its parent (PR_SET_PDEATHSIG): msrun starts each worker in a session of its own, so a
-# signal to msrun's process group alone never reaches the workers.
-# rank_registry: make that folder (removed when the launcher exits); supervising launchers call it first.
+# The launcher's guard (python ROOT launch-guard, src/launch.py) makes the launcher's private registry folder
+# (PSPNET_PID_DIR, in TMPDIR), follows every process the launcher starts and their descendants by parent pid in
+# /proc (msrun's workers too, each in a session of its own), and stops them all when the launcher's INT/TERM/HUP
+# trap asks (stop_all) or the launcher is gone however it died (kill -9, an untrapped signal); it then removes
+# the folder. Each rank also registers in that folder (src.cli.bind_to_launcher: a file named by its pid
+# holding its start time), dies with its parent (PR_SET_PDEATHSIG) and stops itself when the launcher named by
+# PSPNET_LAUNCHER (pid and start time) is gone.
+# rank_registry PY: start the guard and export its folder; supervising launchers call it before any launch.
 rank_registry() {
-  PSPNET_PID_DIR=$(mktemp -d "${TMPDIR:-/tmp}/pspnet_ranks.XXXXXX")
-  export PSPNET_PID_DIR
-  trap 'rm -rf "$PSPNET_PID_DIR"' EXIT
+  local rc=0
+  exec {GUARD_FD}< <(exec "$1" "$ROOT" launch-guard "$$" --grace "$STOP_GRACE")
+  GUARD_PID=$!
+  if read -r -t 120 -u "$GUARD_FD" PSPNET_PID_DIR && read -r -t 5 -u "$GUARD_FD" PSPNET_LAUNCHER \
+      && [ -d "$PSPNET_PID_DIR" ]; then
+    exec {GUARD_FD}<&-
+    export PSPNET_PID_DIR PSPNET_LAUNCHER
+    trap 'rm -rf "$PSPNET_PID_DIR"' EXIT
+    return 0
+  fi
+  exec {GUARD_FD}<&-
+  kill -TERM "$GUARD_PID" 2>/dev/null || true
+  wait "$GUARD_PID" || rc=$?
+  GUARD_PID=
+  [ "$rc" = 2 ] || echo "error: the launcher's guard ($1 $ROOT launch-guard) did not start (status $rc)" >&2
+  exit 2  # status 2: its own one-line error is above
+}
+
+# running PID: true while PID is a process that has not ended (a zombie waiting for its parent has).
+running() {
+  local s
+  { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
+  s=${s##*) }
+  [ "${s:0:1}" != Z ]
+}
+
+# stop_guarded: ask the guard to stop everything it follows (TERM, KILL after STOP_GRACE) and wait for it.
+stop_guarded() {
+  local t
+  [ -n "$GUARD_PID" ] || return 0
+  kill -TERM "$GUARD_PID" 2>/dev/null || true
+  for ((t = 0; t < (STOP_GRACE + 8) * 10; t++)); do running "$GUARD_PID" || break; sleep 0.1; done
+  GUARD_PID=
 }
 
 # launch NAME LOG CMD...: start CMD in its own process group (setsid), output to LOG; remembered for wait_all.
@@ -71,10 +117,11 @@ signal_all() {
 stop_all() {
   local pid t
   echo "$1: stopping ${#LAUNCH_PIDS[@]} process(es) and their ranks ..." >&2
+  stop_guarded
   signal_all TERM
   for ((t = 0; t < STOP_GRACE * 10; t++)); do
     local alive=0
-    for pid in "${LAUNCH_PIDS[@]}" $(registered_ranks); do kill -0 "$pid" 2>/dev/null && alive=1; done
+    for pid in "${LAUNCH_PIDS[@]}" $(registered_ranks); do running "$pid" && alive=1; done
     [ $alive = 0 ] && break
     sleep 0.1
   done
@@ -128,7 +175,7 @@ run_msrun() {
   if [ -n "${DRY_RUN:-}" ]; then printf '%q ' "$@"; echo; exit 0; fi
   export PATH="$(dirname "$(command -v "$py")"):$PATH"
   command -v msrun >/dev/null || { echo "error: msrun not found on PATH (it comes with MindSpore: bash scripts/setup_env.sh)" >&2; exit 2; }
-  rank_registry
+  rank_registry "$py"
   launch msrun - "$@"
   local rc=0
   wait_all || rc=$?
