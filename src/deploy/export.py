@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from typing import Dict, Tuple
 
 import numpy as np
@@ -53,7 +54,8 @@ def export_model(model_cfg: ModelConfig, classes: int, ckpt: str, file_format: s
     MINDIR is reloaded with ``ms.load`` + ``nn.GraphCell`` and compared with
     the network.  ONNX is built from the fixed-size form of the network
     (constant pooling/resize matrices), checked with ``onnx.checker`` and run
-    in ONNX Runtime.  AIR needs the Ascend backend.
+    in ONNX Runtime.  AIR needs the Ascend backend. The network's pyramid form (``model.pyramid``, resolved for
+    the checkpoint's weights: the model zoo's for its PSPNet checkpoints) is the export's, and its sidecar says which.
     """
     fmt, path = _target(file_format, device_target, batch_size, height, width, file_name)
     name = os.path.basename(path)
@@ -61,12 +63,14 @@ def export_model(model_cfg: ModelConfig, classes: int, ckpt: str, file_format: s
         folder.refuse_earlier([name, name + ".json"], "pass --overwrite to replace that export, or choose another "
                               "--file_name")
         folder.refuse_foreign([name, name + ".json"])
-        reference = load_eval_network(model_cfg, classes, ckpt)
+        reference = load_eval_network(model_cfg, classes, ckpt, window=(height, width), window_keys="the export size "
+                                      "(--height/--width, default eval.test_h/test_w)")
+        model_cfg = replace(model_cfg, pyramid=reference.pyramid)
         head = _fixed_size_head(reference, model_cfg, classes, ckpt, (height, width), output)
         shape = (batch_size, 3, height, width)
-        logger.info("exporting %s for input %s, output %s", fmt, shape, output)
+        logger.info("exporting %s for input %s, output %s, %s pyramid", fmt, shape, output, reference.pyramid)
         result: Dict = {"file": path, "format": fmt, "input_shape": list(shape), "output": output, "classes": classes,
-                        "layers": model_cfg.layers, "mean": list(mean) if mean else None,
+                        "layers": model_cfg.layers, "pyramid": reference.pyramid, "mean": list(mean) if mean else None,
                         "std": list(std) if std else None}
 
         def check(made: str) -> None:  # in the private folder, before anything is placed

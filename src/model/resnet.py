@@ -62,18 +62,25 @@ class StemMaxPool(nn.Cell):
     The border is concatenated rather than padded: MindSpore 2.10's CPU
     ``Pad`` kernel took 0.23 s for the 128x237x237 stem output at 473x473
     (a quarter of the stem's time), ``Concat`` 0.015 s, with equal values.
+
+    ``same=True`` pads as ``pad_mode='same'`` does (the model zoo's stem): one
+    zero row / column after the map, and one before it only where that side
+    is odd. For odd sides (237 at a 473 input) both forms are the same.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, same: bool = False) -> None:
         super().__init__()
+        self.same = same
         self.pool = nn.MaxPool2d(kernel_size=3, stride=2)
 
     def construct(self, x):
         n, c, h, w = x.shape
         row = ops.zeros((n, c, 1, w), x.dtype)
-        x = ops.concat((row, x, row), 2)
-        col = ops.zeros((n, c, h + 2, 1), x.dtype)
-        return self.pool(ops.concat((col, x, col), 3))
+        top = not self.same or h % 2 == 1
+        x = ops.concat((row, x, row), 2) if top else ops.concat((x, row), 2)
+        col = ops.zeros((n, c, x.shape[2], 1), x.dtype)
+        left = not self.same or w % 2 == 1
+        return self.pool(ops.concat((col, x, col), 3) if left else ops.concat((x, col), 3))
 
 
 def _he() -> HeNormal:
@@ -147,9 +154,11 @@ def make_layer(inplanes: int, planes: int, blocks: int, stride: int, dilation: i
     return nn.SequentialCell(cells), inplanes
 
 
-def build_stem(deep_stem: bool, norm: NormFactory, width_divisor: int = 1) -> Tuple[nn.SequentialCell, int]:
-    """``layer0``: the deep 3x(3x3) stem (64, 64, 128) or the 7x7 stem, then maxpool 3x3/2."""
-    pool = StemMaxPool()
+def build_stem(deep_stem: bool, norm: NormFactory, width_divisor: int = 1,
+               same_pool: bool = False) -> Tuple[nn.SequentialCell, int]:
+    """``layer0``: the deep 3x(3x3) stem (64, 64, 128) or the 7x7 stem, then maxpool 3x3/2 (padded 'same' with
+    ``same_pool``, as the model zoo's stem)."""
+    pool = StemMaxPool(same_pool)
     c64, c128 = 64 // width_divisor, 128 // width_divisor
     if deep_stem:
         cells = [conv(3, c64, 3, stride=2, weight_init=_he()), norm(c64), nn.ReLU(),
@@ -167,18 +176,20 @@ def check_width_divisor(width_divisor: int) -> None:
 
 
 def build_resnet_stages(layers: int, deep_stem: bool, output_stride: int,
-                        norm: NormFactory = batch_norm, width_divisor: int = 1) -> Sequence[nn.Cell]:
+                        norm: NormFactory = batch_norm, width_divisor: int = 1,
+                        same_pool: bool = False) -> Sequence[nn.Cell]:
     """``layer0`` .. ``layer4`` of a dilated ResNet-``layers`` (50, 101 or 152; 14 for tests).
 
     ``width_divisor`` > 1 divides every channel count: the same layers and
     parameter names with far fewer weights, for tests (1 is the real network).
+    ``same_pool``: the stem's max pool pads 'same' (:class:`StemMaxPool`).
     """
     if layers not in BLOCKS:
         raise ValueError(f"ResNet depth must be one of {sorted(BLOCKS)}, got {layers}")
     check_width_divisor(width_divisor)
     counts = BLOCKS[layers]
     (s3, d3), (s4, d4) = stage_strides(output_stride)
-    layer0, inplanes = build_stem(deep_stem, norm, width_divisor)
+    layer0, inplanes = build_stem(deep_stem, norm, width_divisor, same_pool)
     planes = [c // width_divisor for c in (64, 128, 256, 512)]
     layer1, inplanes = make_layer(inplanes, planes[0], counts[0], 1, 1, norm)
     layer2, inplanes = make_layer(inplanes, planes[1], counts[1], 2, 1, norm)

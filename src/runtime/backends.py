@@ -17,8 +17,8 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from src.config import ModelConfig
-from src.checkpoint import CheckpointError, NonFiniteWeights, load_checkpoint_strict
+from src.config import PYRAMIDS, ModelConfig
+from src.checkpoint import CheckpointError, NonFiniteWeights, load_params_strict, read_weights_and_state, saved_pyramid
 from src.errors import PSPNetError, shown, shown_names
 from src.outputs import OutputFolder, write_json
 from src.runtime.types import Predict
@@ -51,7 +51,16 @@ def read_sidecar(model_path: str | os.PathLike) -> Optional[Dict]:
             or not (isinstance(ops, list) and all(isinstance(o, str) for o in ops)):
         raise BackendError(f"{path}: not an export sidecar (expected an object with input_shape [N, 3, H, W], "
                            f"output and classes); remove it or export again")
+    if meta.get("pyramid", "semseg") not in PYRAMIDS:
+        raise BackendError(f"{path}: not an export sidecar (its pyramid is {shown(repr(meta['pyramid']), 60)}, not "
+                           f"{' or '.join(PYRAMIDS)}); remove it or export again")
     return meta
+
+
+def sidecar_pyramid(meta: Optional[Dict]) -> Optional[str]:
+    """The pyramid form an export computes, from its sidecar (:func:`read_sidecar`): a sidecar written before
+    exports recorded it is the semseg form; None without a sidecar (unknown)."""
+    return None if meta is None else meta.get("pyramid", "semseg")
 
 
 def _is_count(value) -> bool:
@@ -76,13 +85,25 @@ def write_sidecar(model_path: str | os.PathLike, meta: Dict, folder: Optional[Ou
     return path
 
 
-def load_eval_network(model_cfg: ModelConfig, classes: int, ckpt: str, static_hw: Optional[Tuple[int, int]] = None):
-    """The eval network (no aux head) with ``ckpt`` loaded strictly; a training checkpoint's aux is allowed."""
-    from src.model.pspnet import build_pspnet
+def load_eval_network(model_cfg: ModelConfig, classes: int, ckpt: str, static_hw: Optional[Tuple[int, int]] = None,
+                      window: Optional[Tuple[int, int]] = None, window_keys: str = "the evaluation window "
+                      "(eval.test_h/test_w)"):
+    """The eval network (no aux head) with ``ckpt`` loaded strictly; a training checkpoint's aux is allowed.
 
+    ``model.pyramid`` is resolved for the file's weights (``auto``: the model zoo's pyramid for a zoo PSPNet or a
+    network trained in that form, logged; the network's ``pyramid`` attribute says which); in the zoo form the
+    input ``window`` (set by ``window_keys``) must give its 60x60 map, one ConfigError line otherwise."""
+    from src.model.pspnet import build_pspnet, check_zoo_input, resolve_pyramid
+
+    weights, zoo, state = read_weights_and_state(ckpt)
+    model_cfg = resolve_pyramid(model_cfg, ckpt, zoo, saved_pyramid(state, ckpt))
+    for hw in (window, static_hw):
+        if hw is not None:
+            check_zoo_input(model_cfg, hw, window_keys)
     net = build_pspnet(model_cfg, classes, for_training=False, static_hw=static_hw)
     try:
-        load_checkpoint_strict(net, ckpt, allow_unexpected=("aux.",), allow_non_finite=model_cfg.allow_non_finite)
+        load_params_strict(net, weights, ckpt, allow_unexpected=("aux.",), allow_non_finite=model_cfg.allow_non_finite,
+                           zoo=zoo)
     except NonFiniteWeights:
         raise
     except CheckpointError as exc:
@@ -116,6 +137,7 @@ def _check_shape(meta: Optional[Dict], path: str, batch: int, crop: Tuple[int, i
                            f"output")
     if int(meta.get("classes", classes)) != classes:
         raise BackendError(f"{path} predicts {shown(meta['classes'])} classes but the config has {classes}")
+    logger.info("%s: exported with the %s pyramid (its sidecar)", path, sidecar_pyramid(meta))
 
 
 def mindir_predict(path: str, batch: int, crop: Tuple[int, int], classes: int) -> Predict:
@@ -176,7 +198,8 @@ def check_mindir_input(path: str, batch: int, crop: Tuple[int, int]) -> None:
 # ConstantOfShape 25000x25000 took 3 GB, one with a Loop of 10^12 iterations never returned.
 ONNX_OPS = frozenset({"Add", "ArgMax", "BatchNormalization", "Cast", "Concat", "Constant", "Conv", "MatMul",
                       "MaxPool", "Relu", "Reshape", "Softmax", "Transpose", "Pad", "Identity", "Mul", "Sub", "Div",
-                      "Squeeze", "Unsqueeze", "Flatten", "Gemm", "AveragePool", "Slice"})
+                      "Squeeze", "Unsqueeze", "Flatten", "Gemm", "AveragePool", "Slice",
+                      "ReduceMean"})  # ReduceMean: the model zoo's pyramid (model.pyramid zoo)
 MAX_MODEL_BYTES = 2 << 30
 ONNX_FLOAT = 1  # TensorProto.FLOAT
 
@@ -339,7 +362,7 @@ def make_predict(backend: str, model_path: str, model_cfg: Optional[ModelConfig]
     """``ms`` (checkpoint; needs ``model_cfg``), ``mindir``, ``onnx`` or ``lite`` (MINDIR in MindSpore Lite on
     ``lite_target``) -> predict function, its outputs checked by :func:`checked_outputs`."""
     if backend == "ms":
-        predict = ms_predict(load_eval_network(model_cfg, classes, model_path))
+        predict = ms_predict(load_eval_network(model_cfg, classes, model_path, window=crop))
     elif backend == "mindir":
         predict = mindir_predict(model_path, batch, crop, classes)
     elif backend == "onnx":
