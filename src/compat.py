@@ -5,6 +5,11 @@ Both projects write YAML sections (``DATA`` / ``TRAIN`` / ``TEST``; semseg adds 
 where ``SECTION.key`` and ``key`` name the same key.  :func:`translate` maps each key onto this project's
 (``docs/CONFIGURATION.md`` has the table): keys with no effect here are listed once as ignored, keys that
 would change results and have no equivalent are refused with one line.
+
+The two lists are used as each project uses them: training validates on ``val_list`` in both; semseg's
+tool/test.py evaluates ``TEST.test_list`` (here ``eval.list``, which only eval.py and the 310 flow read), while
+the zoo's eval.py evaluates ``DATA.val_list`` and none of its scripts reads ``test_list`` (ignored for a zoo
+config, which :func:`is_zoo` tells from the keys only the zoo writes).
 """
 from __future__ import annotations
 
@@ -35,6 +40,14 @@ def _backbone(value: Any) -> Any:
     return depths[value]
 
 
+def _device_target(value: Any) -> Any:
+    """The zoo's ``TEST.device_target`` (``Ascend``, ``GPU``, ``CPU``, any case) as ``device.target``."""
+    targets = {"ascend": "Ascend", "gpu": "GPU", "cpu": "CPU", "auto": "auto"}
+    if str(value).strip().lower() not in targets:
+        raise ConfigError(f"TEST.device_target {shown(repr(value))}: expected Ascend, GPU or CPU")
+    return targets[str(value).strip().lower()]
+
+
 def _must(expected: Any, what: str) -> Callable[[Any], None]:
     def check(value: Any) -> None:
         if str(value).strip() != str(expected):
@@ -56,7 +69,8 @@ MAP: Dict[str, Tuple[Optional[str], Optional[Callable[[Any], Any]]]] = {
     "data_root": ("data.data_root", None),
     "train_list": ("data.train_list", _path),
     "val_list": ("data.val_list", _path),
-    "test_list": ("data.val_list", _path),  # what semseg's tool/test.py evaluates
+    "test_list": ("eval.list", _path),  # what semseg's tool/test.py evaluates (a zoo config's is ignored)
+    "device_target": ("device.target", _device_target),
     "classes": ("data.classes", None),
     "ignore_label": ("data.ignore_label", None),
     "layers": ("model.layers", None),
@@ -107,7 +121,11 @@ IGNORED = {  # no effect here: where this project takes the setting from instead
     "rank": "msrun", "colors_path": "the data set's palette", "names_path": "the data set's class names",
     "color_txt": "the data set's palette", "name_txt": "the data set's class names", "prefix": "epoch_NNNN.ckpt",
     "obs_save": "(ModelArts)", "feature_size": "the crop (473 -> 60)", "data_name": "data.dataset",
+    "onnx_path": "eval.py --ckpt MODEL.onnx",
 }
+# Keys (and the section) only the model zoo's configs write: a config holding one is the zoo's.
+ZOO_KEYS = ("prefix", "backbone", "pretrain_path", "ckpt", "obs_save", "feature_size", "data_name", "result_path",
+            "color_txt", "name_txt", "device_target", "onnx_path")
 DATASET_OF_CLASSES = {21: "voc2012", 150: "ade20k", 19: "cityscapes"}
 DATASET_OF_PREFIX = {"voc": "voc2012", "ade": "ade20k", "ade20k": "ade20k", "cityscapes": "cityscapes"}
 
@@ -125,12 +143,19 @@ def is_foreign(raw: Any) -> bool:
         not any(k in ("data", "model", "train", "eval", "device") for k in raw)
 
 
+def is_zoo(raw: Mapping[str, Any]) -> bool:
+    """True for the model zoo's config (its ONNX_INFER section, a key only it writes, a ModelArts ``art_`` key),
+    False for semseg's."""
+    keys = [k for values in raw.values() if isinstance(values, dict) for k in values]
+    return "ONNX_INFER" in raw or any(k in ZOO_KEYS or str(k).startswith("art_") for k in keys)
+
+
 def _flat(raw: Mapping[str, Any], source: str) -> Dict[str, Any]:
     """The sections merged into one namespace, as both projects' loaders do (a key in two sections refused)."""
     flat: Dict[str, Any] = {}
     where: Dict[str, str] = {}
     for section, values in raw.items():
-        if section == "ONNX_INFER" or values is None:
+        if values is None:
             continue
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: section {shown(section)} must hold keys, got {type(values).__name__}")
@@ -152,8 +177,10 @@ def translate(raw: Mapping[str, Any], source: str, overrides: Sequence[Tuple[str
     ours: Dict[str, Dict[str, Any]] = {}
     ignored: List[str] = []
     art = [k for k in flat if k.startswith("art_")]
+    zoo = is_zoo(raw)
     for key, value in flat.items():
-        if key in IGNORED or key in art or (key == "manual_seed" and str(value).strip().lower() in EMPTY):
+        if key in IGNORED or key in art or (key == "manual_seed" and str(value).strip().lower() in EMPTY) \
+                or (zoo and key == "test_list"):
             ignored.append(key)
             continue
         if key not in MAP:
@@ -169,6 +196,9 @@ def translate(raw: Mapping[str, Any], source: str, overrides: Sequence[Tuple[str
             continue
         section, name = target.split(".")
         ours.setdefault(section, {})[name] = mapped
+    if zoo and "test_list" in flat and flat.get("test_list") != flat.get("val_list"):
+        logger.info("%s: TEST.test_list is read by none of the model zoo's scripts (its eval.py evaluates "
+                    "DATA.val_list, and so does eval.py here); to evaluate that list, set eval.list", source)
     classes = ours.get("data", {}).get("classes", 21)
     prefix = flat.get("prefix")
     dataset = DATASET_OF_PREFIX.get(str(prefix).lower()) if prefix else DATASET_OF_CLASSES.get(_int(classes))
@@ -192,8 +222,6 @@ def load_any_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> C
     from src.config import load_config
 
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
     raw = read_yaml(path)
     if not is_foreign(raw):
         return load_config(path, overrides)

@@ -130,6 +130,22 @@ def _python_files():
     yield from ROOT.glob("*.py")
 
 
+WRITE_FLAGS = {"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND", "O_TMPFILE"}
+
+
+def _reads_only(attr: str, call: ast.Call) -> bool:
+    """``os.open(path, os.O_RDONLY | ...)`` without a flag that writes, or ``os.fdopen(fd, "rb")``: a read (a
+    user's file opened without blocking), visible in the call itself."""
+    arg = call.args[1] if len(call.args) > 1 else next((k.value for k in call.keywords if k.arg in ("flags", "mode")),
+                                                       None)
+    if attr == "open" and arg is not None:
+        flags = {n.attr for n in ast.walk(arg) if isinstance(n, ast.Attribute)}
+        return "O_RDONLY" in flags and not flags & WRITE_FLAGS
+    if attr == "fdopen":
+        return isinstance(arg, ast.Constant) and isinstance(arg.value, str) and not set(arg.value) & set("wax+")
+    return False
+
+
 def _writes_around_owner(tree: ast.AST):
     """(line, what) for each call that writes, renames or removes a file without the owner."""
     skip = set()
@@ -146,7 +162,7 @@ def _writes_around_owner(tree: ast.AST):
                 yield node.lineno, f"open(..., {mode.value!r})"
         elif isinstance(func, ast.Attribute):
             owner = func.value.id if isinstance(func.value, ast.Name) else None
-            if owner == "os" and func.attr in OS_ATTRS:
+            if owner == "os" and func.attr in OS_ATTRS and not _reads_only(func.attr, node):
                 yield node.lineno, f"os.{func.attr}"
             elif owner == "shutil" and func.attr in SHUTIL_ATTRS:
                 yield node.lineno, f"shutil.{func.attr}"
@@ -156,6 +172,14 @@ def _writes_around_owner(tree: ast.AST):
                 yield node.lineno, "ms.export"
             elif func.attr in WRITE_ATTRS and not (owner == "logging" and func.attr != "FileHandler"):
                 yield node.lineno, f".{func.attr}(...)"
+
+
+def test_only_a_visibly_read_only_open_passes_the_owner_check():
+    calls = {"os.open(p, os.O_RDONLY | os.O_NONBLOCK)": False, "os.fdopen(fd, 'rb')": False,
+             "os.open(p, os.O_RDONLY | os.O_CREAT)": True, "os.open(p, os.O_WRONLY)": True, "os.open(p, flags)": True,
+             "os.fdopen(fd, 'wb')": True, "os.fdopen(fd)": True}
+    for code, writes in calls.items():
+        assert bool(list(_writes_around_owner(ast.parse(code)))) is writes, code
 
 
 def test_nothing_writes_files_around_the_owner():

@@ -233,3 +233,128 @@ def test_the_mapping_table_in_the_docs_lists_every_key():
     table = text.split("## semseg and model-zoo configs", 1)[1]
     missing = [k for k in [*MAP, *IGNORED] if f"| `{k}` |" not in table]
     assert not missing, f"docs/CONFIGURATION.md does not map: {missing}"
+
+
+# The model zoo's config as research/cv/PSPNet/config/voc2012_pspnet50.yaml has it today: TEST.device_target, an
+# ONNX_INFER section, and a TEST.test_list that is not DATA.val_list (none of the zoo's scripts reads test_list).
+ZOO_CURRENT = """DATA:
+  data_root: {root}
+  art_data_root: /cache/data
+  train_list: {root}/train.txt
+  art_train_list: /cache/data/train_list.txt
+  val_list: {root}/val.txt
+  art_val_list: /cache/data/val_list.txt
+  classes: 21
+  prefix: voc
+  save_dir: ./checkpoints/
+  backbone: resnet50
+  pretrain_path: ./data/resnet_deepbase.ckpt
+  art_pretrain_path: /cache/data/resnet_deepbase.ckpt
+  ckpt: ./checkpoints/8P/voc-50_133.ckpt
+  obs_save: obs://bucket/PSPnet/save_checkpoint/voc/
+
+TRAIN:
+  arch: psp
+  feature_size: 60
+  train_h: 473
+  train_w: 473
+  scale_min: 0.5  # random scale, lower end
+  scale_max: 2.0
+  rotate_min: -10
+  rotate_max: 10
+  zoom_factor: 8
+  ignore_label: 255
+  aux_weight: 0.4
+  data_name:
+  batch_size: 8
+  art_batch_size: 4
+  batch_size_val: 8
+  base_lr: 0.005
+  art_base_lr: 0.02
+  epochs: 50
+  start_epoch: 0
+  power: 0.9
+  momentum: 0.9
+  weight_decay: 0.0001
+
+
+TEST:
+  test_list: ./dataset/voc2012/list/val.txt
+  split: val
+  base_size: 512
+  test_h: 473
+  test_w: 473
+  scales: [1.0]
+  index_start: 0
+  index_step: 0
+  result_path: ./result/voc/
+  color_txt: ./voc2012/voc2012_colors.txt
+  name_txt: ./voc2012/voc2012_names.txt
+  device_target: {target}
+
+
+ONNX_INFER:
+  onnx_path: /home/user/pspnet/PSPNet.onnx
+"""
+
+
+def test_the_zoos_current_config_is_accepted_as_it_is(tmp_path, caplog, monkeypatch):
+    """device_target mapped, ONNX_INFER listed as ignored, and test_list (missing here, as on most machines that
+    run the zoo's train.py) read by nothing: training validates on DATA.val_list and eval.py evaluates it too, as
+    the zoo's own eval.py does."""
+    from src.config import config_yaml, eval_list
+    from src.evaluation.evaluate import val_shard
+    from helpers import make_shapes
+
+    root = make_shapes(tmp_path / "voc", num=2)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "zoo.yaml").write_text(ZOO_CURRENT.format(root=root, target="Ascend"))
+    with caplog.at_level(logging.INFO, logger="src.compat"):
+        cfg = load_any_config(tmp_path / "zoo.yaml")
+    assert cfg.device.target == "Ascend" and cfg.data.dataset == "voc2012"
+    assert cfg.data.val_list == str(root / "val.txt") and cfg.eval.list == ""
+    assert "dataset/voc2012/list" not in config_yaml(cfg)  # test_list reaches no key: nothing will open it
+    ignored = [r.message for r in caplog.records if "ignored" in r.message]
+    assert len(ignored) == 1 and "onnx_path" in ignored[0] and "test_list" in ignored[0]
+    assert any("TEST.test_list is read by none of the model zoo's scripts" in r.message for r in caplog.records)
+    # the list training validates on and the one eval.py evaluates: DATA.val_list, which exists
+    assert eval_list(cfg) == cfg.data.val_list and val_shard(cfg)[0][0].list_file == str(root / "val.txt")
+    # device_target in any case, as the zoo's scripts compare it; anything else is one line naming the key
+    (tmp_path / "cpu.yaml").write_text(ZOO_CURRENT.format(root=root, target="cpu"))
+    assert load_any_config(tmp_path / "cpu.yaml").device.target == "CPU"
+    assert load_any_config(tmp_path / "cpu.yaml", ["device.target", "auto"]).device.target == "auto"
+    (tmp_path / "tpu.yaml").write_text(ZOO_CURRENT.format(root=root, target="TPU"))
+    with pytest.raises(ConfigError, match=r"tpu\.yaml: TEST\.device_target 'TPU': expected Ascend, GPU or CPU"):
+        load_any_config(tmp_path / "tpu.yaml")
+
+
+def test_semseg_keeps_val_list_for_training_and_test_list_for_eval(files, tmp_path, monkeypatch, capsys):
+    """semseg's tool/train.py validates on DATA.val_list, its tool/test.py evaluates TEST.test_list: training here
+    reads the first (eval.list holds the second), eval.py and the 310 flow the second."""
+    from src import cli
+    from src.config import config_yaml
+    from src.data.dataset import DataError
+    from src.evaluation.evaluate import run_eval, val_shard
+    from helpers import make_shapes
+
+    make_shapes(tmp_path / "dataset" / "voc2012", num=2)
+    monkeypatch.chdir(tmp_path)
+    text = SEMSEG.replace("data_root: dataset/voc2012/data", "data_root: dataset/voc2012") \
+        .replace("test_list: dataset/voc2012/val.txt", "test_list: dataset/voc2012/test.txt")
+    (tmp_path / "semseg.yaml").write_text(text)
+    cfg = load_any_config(tmp_path / "semseg.yaml")
+    assert cfg.data.val_list == str(tmp_path / "dataset" / "voc2012" / "val.txt")
+    assert cfg.eval.list == str(tmp_path / "dataset" / "voc2012" / "test.txt")
+    assert val_shard(cfg)[0][0].list_file == cfg.data.val_list  # training's validation: DATA.val_list
+    with pytest.raises(DataError, match=r"list file not found: .*test\.txt"):  # eval.py: TEST.test_list
+        run_eval(cfg, str(tmp_path / "none.ckpt"), results_dir=str(tmp_path / "results"))
+    assert not (tmp_path / "results").exists()
+    status = cli.main(["preprocess", "--config", str(tmp_path / "semseg.yaml"), "--out", str(tmp_path / "work")])
+    assert status == 2 and "test.txt" in [l for l in capsys.readouterr().err.splitlines() if "error:" in l][0]
+    # the resolved config keeps both, so a run's config.yaml evaluates the same list
+    assert load_any_config(_write(tmp_path / "resolved.yaml", config_yaml(cfg))).eval.list == cfg.eval.list
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from src.data.labels import DatasetSpec
-from src.errors import PSPNetError, has_control_chars, shown
+from src.errors import PSPNetError, has_control_chars, read_user_file, shown
 from src.outputs import append_line
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,9 @@ def _missing(path: Optional[str]) -> Optional[str]:
     return "a symbolic link to a missing file" if os.path.islink(path) else "file not found"
 
 
+MAX_LIST_BYTES = 1 << 30  # ~15 million lines; ADE20K's training list is 1.4 MB
+
+
 def read_list(list_file: str | os.PathLike, data_root: str | os.PathLike, require_labels: bool = True,
               check_files: bool = True) -> List[Sample]:
     """Parse a list file of ``image_rel [label_rel]`` lines (relative to ``data_root``).
@@ -58,13 +61,11 @@ def read_list(list_file: str | os.PathLike, data_root: str | os.PathLike, requir
     """
     list_file = Path(list_file)
     root = Path(data_root)
-    if not list_file.is_file():
-        raise DataError(f"list file not found: {list_file} (write VOC2012AUG's with `python -m src prepare voc "
-                        f"--voc-root R --sbd-root S`, ADE20K's / Cityscapes' with `prepare ade20k|cityscapes --root "
-                        f"R`, or the demo set with `python -m src synthetic --out DIR`)")
+    data = read_user_file(list_file, "list file", DataError, MAX_LIST_BYTES, missing_hint=(
+        " (write VOC2012AUG's with `python -m src prepare voc --voc-root R --sbd-root S`, ADE20K's / Cityscapes' "
+        "with `prepare ade20k|cityscapes --root R`, or the demo set with `python -m src synthetic --out DIR`)"))
     samples: List[Sample] = []
     problems: List[str] = []
-    data = list_file.read_bytes()
     try:
         text = data.decode("utf-8-sig")  # a byte-order mark (Windows editors) is not part of the first path
     except UnicodeDecodeError as exc:
@@ -108,6 +109,12 @@ MAX_IMAGE_BYTES = 256 << 20  # a file larger than this is refused before it is r
 # The formats the loaders accept; anything else (PIL may not identify it, OpenCV might still decode it
 # without any size check) is refused.
 IMAGE_FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF", "PPM")
+# What the decoders raise on a damaged or hostile file besides OSError, caught around the decoding calls only (a
+# bug elsewhere keeps its traceback): Pillow's plugins raise SyntaxError ("broken PNG file"), struct.error,
+# EOFError, TypeError (a TIFF tag of the wrong type), IndexError, KeyError; OpenCV its cv2.error (a header that it
+# reads larger than Pillow did); either MemoryError.
+DECODER_ERRORS = (OSError, ValueError, SyntaxError, struct.error, EOFError, TypeError, IndexError, KeyError,
+                  MemoryError, cv2.error)
 
 
 def header_size(path: str, prefix: str = "", kind: str = "image") -> Tuple[int, int]:
@@ -122,7 +129,7 @@ def header_size(path: str, prefix: str = "", kind: str = "image") -> Tuple[int, 
     except Image.DecompressionBombError as exc:
         raise DataError(f"{prefix}{kind} {path} declares too many pixels ({exc}); at most {MAX_PIXELS} are "
                         f"allowed") from None
-    except (OSError, ValueError, SyntaxError, struct.error):  # PIL's header parsers raise these
+    except DECODER_ERRORS:
         raise DataError(f"{prefix}cannot read {kind} {path} (corrupt or not an image in one of "
                         f"{', '.join(IMAGE_FORMATS)})") from None
     if w < 1 or h < 1 or w * h > MAX_PIXELS:
@@ -215,7 +222,11 @@ def read_image(path: str, where: str = "") -> np.ndarray:
         raise DataError(f"{prefix}image {path} is a JPEG of {scans} scans (encoders write at most about 12; at most "
                         f"{MAX_JPEG_SCANS} are decoded): its decoding cost is unbounded - re-encode it")
     w, h = header_size(path, prefix, "image")
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except DECODER_ERRORS as exc:
+        why = "not enough memory to decode it" if isinstance(exc, MemoryError) else "corrupt: the decoder refused it"
+        raise DataError(f"{prefix}cannot read image {path} ({why})") from None
     if img is None:
         raise DataError(f"{prefix}cannot read image {path} (corrupt or not an image)")
     if sorted(img.shape[:2]) != sorted((h, w)):  # (OpenCV applies the EXIF orientation)
@@ -248,8 +259,11 @@ def read_raw_label(path: str, spec: DatasetSpec, where: str = "") -> np.ndarray:
             im.load()
             mode = im.mode
             arr = np.array(im)
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{prefix}cannot read label {path}: {exc}") from None
+    except DataError:
+        raise
+    except (Image.DecompressionBombError, *DECODER_ERRORS) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise DataError(f"{prefix}cannot read label {path}: {shown(reason, 200)}") from None
     if mode in ("P", "L", "1"):  # "1": a 1-bit mask, read as 0 and 1
         return arr.astype(np.uint8)
     if mode in ("I", "I;16", "I;16B", "I;16L"):

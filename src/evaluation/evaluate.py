@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from src.errors import shown_names
-from src.config import DataConfig, DATASETS, Config, config_to_dict
+from src.config import DataConfig, DATASETS, Config, config_to_dict, eval_list
 from src.data.dataset import DataError, Sample, load_sample, read_list
 from src.data.labels import DatasetSpec, spec_of
 from src.distributed import allreduce_sum, shard
@@ -114,9 +114,12 @@ def batch_from_model(protocol: Protocol, backend: str, model_path: str) -> Proto
     return protocol
 
 
-def val_shard(cfg: Config, rank: int = 0, group_size: int = 1) -> Tuple[List[Sample], List[Sample]]:
-    """Every sample of ``data.val_list`` and this rank's share of them (every ``group_size``-th)."""
-    samples = read_list(os.path.join(cfg.data.data_root, cfg.data.val_list), cfg.data.data_root)
+def val_shard(cfg: Config, rank: int = 0, group_size: int = 1, list_name: Optional[str] = None
+              ) -> Tuple[List[Sample], List[Sample]]:
+    """Every sample of ``list_name`` (default ``data.val_list``, what training validates on; eval.py passes
+    :func:`src.config.eval_list`) and this rank's share of them (every ``group_size``-th)."""
+    list_name = list_name or cfg.data.val_list
+    samples = read_list(os.path.join(cfg.data.data_root, list_name), cfg.data.data_root)
     return samples, shard(samples, rank, group_size)
 
 
@@ -154,14 +157,16 @@ def _evaluate_crops(net, cfg: Config, rank: int, group_size: int, error_log: Opt
 def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool = False,
              results_dir: Optional[str] = None, rank: int = 0, group_size: int = 1,
              outputs: Optional[OutputFolder] = None) -> Dict:
-    """Evaluate ``model_path`` on ``data.val_list`` by the config's protocol; returns the results dict.
+    """Evaluate ``model_path`` on ``eval.list`` (default ``data.val_list``) by the config's protocol; returns the
+    results dict.
 
     Each rank takes every ``group_size``-th image; confusion matrices are
     summed so every rank reports the same numbers.  Rank 0 writes
     ``results.json`` (and pictures with ``eval.save_images``).
     """
     spec = spec_of(cfg.data)
-    samples, mine = val_shard(cfg, rank, group_size)
+    list_name = eval_list(cfg)
+    samples, mine = val_shard(cfg, rank, group_size, list_name)
     out_dir = results_dir_of(cfg, backend, results_dir)
     if rank == 0 and not isinstance(outputs, OutputFolder):
         outputs = open_results_dir(out_dir, overwrite, lock=False)
@@ -169,7 +174,7 @@ def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool 
     protocol = batch_from_model(protocol, backend, model_path)
     predict = make_predict(backend, model_path, cfg.model, cfg.data.classes, protocol.batch_size,
                            (protocol.crop_h, protocol.crop_w))
-    logger.info("evaluating %d images (%s) with %s backend, scales %s, flip %s", len(mine), cfg.data.val_list,
+    logger.info("evaluating %d images (%s) with %s backend, scales %s, flip %s", len(mine), list_name,
                 backend, list(protocol.scales), protocol.flip)
     gallery = Gallery(cfg.data.classes, cfg.data.ignore_label) if rank == 0 else None
     matrix = evaluate_samples(mine, spec, predict, protocol, cfg.data.ignore_label,
@@ -189,7 +194,7 @@ def run_eval(cfg: Config, model_path: str, backend: str = "ms", overwrite: bool 
               "confusion_matrix": matrix.tolist(), "config": config_to_dict(cfg)}
     if rank == 0:
         part = f" (best/worst images from rank 0's {len(mine)} of {len(samples)})" if group_size > 1 else ""
-        header = [f"Model `{model_path}` ({backend} backend), {len(samples)} images of `{cfg.data.val_list}`, "
+        header = [f"Model `{model_path}` ({backend} backend), {len(samples)} images of `{list_name}`, "
                   f"scales {list(protocol.scales)}, flip {protocol.flip}{part}."]
         with output_writes(out_dir, "the scores are complete in the lines above (and in eval.log if it could be "
                                     "written); only the files of the results folder are missing"):
