@@ -15,7 +15,9 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn
 
-from src.checkpoint_format import CheckpointError, from_zoo_names, read_checkpoint, zoo_spelling
+from src.checkpoint_format import (ZOO_PSPNET_PREFIXES, CheckpointError, from_zoo_names, read_checkpoint, zoo_kind,
+                                   zoo_spelling)
+from src.config import PYRAMIDS
 from src.errors import shown, shown_names
 from src.outputs import (OutputFolder, OutputPathError, ensure_output_file, file_sha256, free_bytes,
                          save_checkpoint_file, write_text)
@@ -26,11 +28,15 @@ logger = logging.getLogger(__name__)
 # those of MindSpore's own optimizers and loss scaling (the model zoo's checkpoints carry them).
 TRAINING_STATE_PREFIXES = ("global_step", "accum.", "stat.", "epoch_num", "step_num", "best_miou", "schedule.",
     "local_best_miou", "moments.", "learning_rate", "momentum", "scale_sense", "current_iterator_step",
-    "last_overflow_iterator_step", "class_names", "class_weights")
+    "last_overflow_iterator_step", "class_names", "class_weights", "pyramid_form")
 # A training checkpoint's class names, in the classifier's order: UTF-8 JSON (a list of strings) as one uint8
 # array. Read back only where they are used (model.pretrained_head match), checked and bounded: a file can be hostile.
 CLASS_NAMES_ENTRY = "class_names"
 MAX_CLASS_NAMES_BYTES = 1 << 20  # as large as a whole config may be; 150 names take about 2 KB
+# The pyramid form (model.pyramid, resolved) a training checkpoint's network computed: its name as ASCII (uint8), so
+# that a network fine-tuned from a model zoo PSPNet is evaluated and exported in the form it was trained in.
+PYRAMID_ENTRY = "pyramid_form"
+ZOO_BACKBONE_MARKS = ("conv1.", "layer1.0.down_sample_layer.")  # enough of the zoo's ResNet names to tell its kind
 
 
 class NonFiniteWeights(CheckpointError):
@@ -230,6 +236,36 @@ def saved_class_names(state: Mapping[str, np.ndarray], source: str) -> Optional[
     if repeated:
         raise CheckpointError(f"{where} names a class twice ({shown_names(sorted(repeated), 3, 40)}); {fix}")
     return names
+
+
+def pyramid_entry(form: str) -> np.ndarray:
+    """The :data:`PYRAMID_ENTRY` array recording ``form`` ("semseg" or "zoo")."""
+    if form not in PYRAMIDS:
+        raise ValueError(f"pyramid form must be one of {PYRAMIDS}, got {form!r}")
+    return np.frombuffer(form.encode("ascii"), np.uint8).copy()
+
+
+def saved_pyramid(state: Mapping[str, np.ndarray], source: str) -> Optional[str]:
+    """The pyramid form a checkpoint records in :data:`PYRAMID_ENTRY` (None when it has none: an older file, or
+    another program's), checked: anything but the ASCII of "semseg" or "zoo" is one CheckpointError line."""
+    if PYRAMID_ENTRY not in state:
+        return None
+    value = np.asarray(state[PYRAMID_ENTRY])
+    text = value.tobytes().decode("ascii", "replace") if value.dtype == np.uint8 and value.ndim == 1 and \
+        value.size <= 16 else None
+    if text not in PYRAMIDS:
+        raise CheckpointError(f"{source}: its {PYRAMID_ENTRY} entry is not one of {', '.join(PYRAMIDS)} as "
+                              f"ASCII (uint8, one dimension; got {value.dtype} {list(value.shape)}); the file is "
+                              f"damaged or was not written by this program")
+    return text
+
+
+def read_pyramid_evidence(path: str | os.PathLike) -> Tuple[str, Optional[str]]:
+    """What tells checkpoint ``path``'s pyramid form, from the entries that carry it: the kind of model zoo names
+    (:func:`src.checkpoint_format.zoo_kind`, from the few names that decide it) and the form the file records
+    (:func:`saved_pyramid`)."""
+    entries = read_checkpoint(path, ZOO_PSPNET_PREFIXES + ZOO_BACKBONE_MARKS + (PYRAMID_ENTRY,))
+    return zoo_kind(n for n in entries if n != PYRAMID_ENTRY), saved_pyramid(entries, str(path))
 
 
 def is_training_state(name: str) -> bool:

@@ -15,7 +15,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from src.errors import PSPNetError, shown, shown_names
+from src.errors import PSPNetError, read_user_file, shown, shown_names
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +40,11 @@ def read_checkpoint(path: str | os.PathLike, names: Sequence[str] = ()) -> Dict[
     whose name starts with one of them are kept.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    if path.stat().st_size > MAX_CKPT_BYTES:
-        raise CheckpointError(f"{path}: {path.stat().st_size} bytes is more than a PSPNet checkpoint holds")
+    # Opened without blocking and checked from its descriptor: a FIFO, folder or device is refused before a read.
+    data = read_user_file(path, "checkpoint", CheckpointError, MAX_CKPT_BYTES,
+                          too_big="{path}: {size} bytes is more than a PSPNet checkpoint holds")
     try:
-        values = _checkpoint_values(path)
+        values = _checkpoint_values(path, data)
     except CheckpointError:
         raise
     except Exception as exc:  # protobuf's DecodeError, an interrupted read, MindSpore's own errors
@@ -59,13 +58,13 @@ def read_checkpoint(path: str | os.PathLike, names: Sequence[str] = ()) -> Dict[
     return out
 
 
-def _checkpoint_values(path: Path) -> List[Tuple[str, List[int], str, List[bytes]]]:
-    """``(name, dims, tensor_type, content parts)`` per entry, consecutive slices joined, names checked once."""
+def _checkpoint_values(path: Path, data: bytes) -> List[Tuple[str, List[int], str, List[bytes]]]:
+    """``(name, dims, tensor_type, content parts)`` per entry of the file's ``data``, consecutive slices joined,
+    names checked once."""
     from mindspore.train import checkpoint_pb2
 
     proto = checkpoint_pb2.Checkpoint()
-    with open(path, "rb") as f:
-        proto.ParseFromString(f.read())
+    proto.ParseFromString(data)
     values: List[Tuple[str, List[int], str, List[bytes]]] = []
     seen = set()
     for value in proto.value:
@@ -109,15 +108,13 @@ ZOO_PYRAMID = {"stage1.1": "features.0.1", "stage1.2": "features.0.2", "stage2.0
                "stage2.1": "features.1.2", "stage3.1": "features.2.1", "stage3.2": "features.2.2",
                "stage4.1": "features.3.1", "stage4.2": "features.3.2"}  # bins 1, 2, 3, 6; stage2 has no pool cell
 LEAF = r"(weight|bias|gamma|beta|moving_mean|moving_variance)"
-ZOO_PSPNET_NOTE = ("the model zoo's PSPNet trained its pyramid's 2x2 branch without pooling (a 1x1 convolution of "
-                   "the whole feature map) and pads its max pool 'same'; this network pools 2x2 and pads 1 as the "
-                   "paper and semseg do, so its scores with these weights differ from the zoo's own")
+ZOO_PSPNET_PREFIXES = ("backbone.layer1.", "ppm.stage", "auxiliary_branch.")  # names only its PSPNet cell has
 
 
 def zoo_kind(names: Iterable[str]) -> str:
     """``"pspnet"`` / ``"backbone"`` for the model zoo's names, ``""`` for anything else."""
     names = set(names)
-    if any(n.startswith(("backbone.layer1.", "ppm.stage", "auxiliary_branch.")) for n in names):
+    if any(n.startswith(ZOO_PSPNET_PREFIXES) for n in names):
         return "pspnet"
     if any(n.partition(".")[0] in ZOO_STEM for n in names) and any(".down_sample_layer." in n for n in names):
         return "backbone"
@@ -195,6 +192,4 @@ def from_zoo_names(params: Mapping[str, np.ndarray], source: str) -> Tuple[Dict[
         logger.warning("%s: skipped the ImageNet classifier, which has no place in PSPNet: %s", source,
                        ", ".join(classifier))
     logger.info("%s: the model zoo's %s names, mapped onto this network's (%d tensors)", source, kind, len(out))
-    if kind == "pspnet":
-        logger.warning("%s: %s", source, ZOO_PSPNET_NOTE)
     return out, kind

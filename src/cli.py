@@ -394,16 +394,18 @@ def _prepare(a: argparse.Namespace) -> int:
 def _preprocess_args(p: argparse.ArgumentParser) -> None:
     _config_args(p)
     p.add_argument("--out", required=True, help="work folder")
-    p.add_argument("--list", default=None, help="list file (default: data.val_list under data.data_root)")
+    p.add_argument("--list", default=None, help="list file (default: eval.list, else data.val_list, under "
+                                                "data.data_root)")
     p.add_argument("--batch_size", type=int, default=None, help="the exported model's batch (default eval.batch_size)")
 
 
 def _preprocess(a: argparse.Namespace) -> None:
     cfg = _load(a, ["eval.batch_size", str(a.batch_size)] if a.batch_size is not None else [])  # before MindSpore
+    from src.config import eval_list
     from src.deploy.offline import preprocess
     from src.evaluation.protocol import protocol_from_config
 
-    lst = a.list or os.path.join(cfg.data.data_root, cfg.data.val_list)
+    lst = a.list or os.path.join(cfg.data.data_root, eval_list(cfg))
     with _command_folder(a.out, "work folder (--out)", "preprocess", True) as folder:
         folder.remove_owned(["input/", "output/"])  # an earlier preprocess's windows (its own files only)
         preprocess(lst, cfg.data.data_root, folder, protocol_from_config(cfg.data, cfg.eval))
@@ -468,7 +470,8 @@ def _flow310_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device_id", "--device-id", type=int, default=0)
     p.add_argument("--precision", default="float32", choices=["float32", "float16"],
                    help="the app's Ascend precision (Lite's Ascend default would be float16)")
-    p.add_argument("--list", default=None, help="list file (default: data.val_list under data.data_root)")
+    p.add_argument("--list", default=None, help="list file (default: eval.list, else data.val_list, under "
+                                                "data.data_root)")
     p.add_argument("--max_disk_gb", "--max-disk-gb",
                    type=float, default=4.0, help="peak size of the work folder (default 4)")
     p.add_argument("--save_images", "--save-images",
@@ -483,14 +486,18 @@ def _flow310(a: argparse.Namespace) -> None:
     cfg = _load(a, ["eval.batch_size", str(a.batch_size)] if a.batch_size is not None else [])  # before MindSpore
     from src.data.dataset import DataError, read_list
     from src.data.labels import spec_of
+    from src.config import eval_list
     from src.deploy.offline import app_runner, python_runner, run_flow
     from src.evaluation.evaluate import batch_from_model
     from src.evaluation.protocol import protocol_from_config
-    from src.runtime.backends import backend_from_extension, make_predict, read_sidecar, sidecar_path
+    from src.runtime.backends import backend_from_extension, make_predict, read_sidecar, sidecar_path, sidecar_pyramid
 
     if not os.path.isfile(a.model):
         raise DataError(f"model not found: {a.model}")
-    if a.batch_size is None and read_sidecar(a.model) is None:
+    pyramid = sidecar_pyramid(read_sidecar(a.model))  # what the exported model computes: semseg's or the zoo's
+    logger.info("%s: %s", a.model, f"the {pyramid} pyramid (its export sidecar)" if pyramid else
+                "no export sidecar: its pyramid form is not known here")
+    if a.batch_size is None and pyramid is None:
         raise DataError(f"{a.model}: no export sidecar {sidecar_path(a.model)}, so the batch it was exported with is "
                         f"unknown; export it with export.py, or pass --batch_size N")
     protocol = batch_from_model(protocol_from_config(cfg.data, cfg.eval), "mindir", a.model)
@@ -505,10 +512,10 @@ def _flow310(a: argparse.Namespace) -> None:
             _device(cfg, mode="GRAPH")
         runner = python_runner(make_predict(backend, a.model, None, cfg.data.classes, protocol.batch_size,
                                             (protocol.crop_h, protocol.crop_w), a.device, a.device_id))
-    lst = a.list or os.path.join(cfg.data.data_root, cfg.data.val_list)
+    lst = a.list or os.path.join(cfg.data.data_root, eval_list(cfg))
     samples = read_list(lst, cfg.data.data_root)
     run_flow(samples, a.work, protocol, runner, spec_of(cfg.data), cfg.data.ignore_label, a.max_disk_gb,
-             a.save_images, a.overwrite)
+             a.save_images, a.overwrite, pyramid)
 
 
 def _predict_args(p: argparse.ArgumentParser) -> None:
@@ -648,6 +655,43 @@ def _rank_table(a: argparse.Namespace) -> None:
     print("\n".join(rank_table_lines(a.table, a.server)))
 
 
+def _launch_guard_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("launcher_pid", type=int, help="the launcher's pid (it must be this guard's parent)")
+    p.add_argument("--grace", type=float, default=20.0, help="seconds between TERM and KILL (STOP_GRACE)")
+
+
+def _launch_guard(a: argparse.Namespace) -> int:
+    """Make the launcher's private folder, print it and the launcher's identity (two lines), then follow and
+    stop what the launcher starts (src.launch.guard); the folder is removed when the guard ends."""
+    import signal
+    import sys
+    import tempfile
+
+    from src.launch import LAUNCHER_FILE, LauncherEnvError, guard, guard_launcher
+    from src.outputs import private_folder, write_text
+
+    launcher = guard_launcher(a.launcher_pid)
+    asked: List[int] = []
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):  # the launcher's traps decide on these
+        signal.signal(sig, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: asked.append(signum))  # the trap's "stop everything"
+    with contextlib.ExitStack() as stack:
+        try:
+            folder = stack.enter_context(private_folder())
+        except OSError as exc:
+            raise LauncherEnvError(f"cannot make the launcher's private folder in {tempfile.gettempdir()} "
+                                   f"({exc.strerror}): set TMPDIR to a writable folder") from None
+        if "\n" in folder:
+            raise LauncherEnvError(f"the temporary folder {folder!r} holds a line break: set TMPDIR to another "
+                                   f"folder")
+        ident = f"{launcher[0]}:{launcher[1]}"
+        write_text(os.path.join(folder, LAUNCHER_FILE), ident + "\n")
+        sys.stdout.write(f"{folder}\n{ident}\n")  # read by scripts/lib/launch.sh, which then closes the pipe
+        sys.stdout.flush()
+        guard(launcher, folder, a.grace, lambda: bool(asked))
+    return 0
+
+
 COMMANDS: Dict[str, Command] = {
     "train": Command("train PSPNet (data-parallel under msrun)", _train_args, _train),
     "eval": Command("evaluate by the reference protocol: mIoU/mAcc/allAcc, results.json, report.md",
@@ -671,6 +715,8 @@ COMMANDS: Dict[str, Command] = {
                             _target_check_args, _target_check),
     "rank-table": Command("this host's DEVICE_ID / RANK_ID lines from an HCCL rank table (the launchers read them)",
                           _rank_table_args, _rank_table),
+    "launch-guard": Command("(started by the launchers, scripts/lib/launch.sh) stop every process a launcher "
+                            "started when it stops or dies", _launch_guard_args, _launch_guard),
     "context-demo": Command("train PSPNet and the no-PPM baseline on a context task and compare",
                             _context_demo_args, _context_demo),
 }
@@ -692,22 +738,31 @@ def build_parser(command: Optional[str] = None, description: Optional[str] = Non
     return p
 
 
-def bind_to_launcher(env: Optional[Dict[str, str]] = None) -> Optional[str]:
-    """Under a launcher (``PSPNET_PID_DIR`` set): die with the parent process, and register this process in
-    that folder (file ``<pid>`` holding its start time) so the launcher's stop reaches it even in a session of
-    its own (msrun's workers). Returns the registration file, or None when no launcher asked."""
-    from src.distributed import LAUNCH_PID_DIR, die_with_parent, process_start_time
+def bind_to_launcher(env: Optional[Dict[str, str]] = None, watch: bool = True) -> Optional[str]:
+    """Under a launcher (scripts/lib/launch.sh sets ``PSPNET_PID_DIR`` and ``PSPNET_LAUNCHER``): check that the
+    launcher they name runs and started this process (a leftover is one LauncherEnvError, nothing written), die
+    with the parent, register in the launcher's private folder (file ``<pid>`` holding its start time) so a stop
+    reaches this process even in a session of its own (msrun's workers), and (``watch``) stop this process and
+    its group when the launcher is gone, however it died. Returns the registration file, or None when no
+    launcher asked."""
+    from src.distributed import die_with_parent
+    from src.launch import LauncherEnvError, check_launcher_env, identity, watch_launcher
     from src.outputs import write_text
 
-    env = os.environ if env is None else env
-    folder = env.get(LAUNCH_PID_DIR)
-    if not folder or not os.path.isdir(folder):
+    found = check_launcher_env(os.environ if env is None else env)
+    if found is None:
         return None
+    folder, launcher = found
     die_with_parent()
-    if os.getppid() == 1:  # the launcher is already gone: it could no longer stop this process
-        raise SystemExit(143)
+    me = identity(os.getpid())
     path = os.path.join(folder, str(os.getpid()))
-    write_text(path, f"{process_start_time(os.getpid())}\n")
+    try:
+        write_text(path, f"{me[1] if me else ''}\n")
+    except OSError as exc:
+        raise LauncherEnvError(f"cannot register with the launcher in {folder} ({exc}); stop the launch and "
+                               f"start it again") from None
+    if watch:
+        watch_launcher(launcher)
     return path
 
 
@@ -724,8 +779,8 @@ def main(argv: Optional[List[str]] = None, command: Optional[str] = None, descri
     a.user_glog_v = "GLOG_v" in os.environ
     native_logs(a, quiet=True)  # device.quiet's default until a command's config says otherwise
     setup_logging()
-    bind_to_launcher()
     try:
+        bind_to_launcher()
         status = COMMANDS[a.command].run(a)
     except PSPNetError as exc:
         logging.getLogger(a.command).error("error: %s", exc)

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import yaml
 
-from src.errors import PSPNetError, has_control_chars, shown, shown_names
+from src.errors import PSPNetError, has_control_chars, read_user_file, shown, shown_names
 
 
 class ConfigError(PSPNetError, ValueError):
@@ -35,6 +35,8 @@ MAX_CONFIG_NODES = 100_000  # values after alias expansion (a few hundred in a r
 
 def _show(value: Any) -> str:
     """A bounded repr of a config value (it may be a huge or self-sharing structure)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"  # repr may refuse it
     short = reprlib.Repr()
     short.maxlevel, short.maxlist, short.maxdict, short.maxstring, short.maxother = 2, 6, 6, 80, 80
     text = short.repr(value)
@@ -59,6 +61,25 @@ class _StrictLoader(yaml.SafeLoader):
                                     f"and {line}); PyYAML would silently keep the second")
             seen[key_node.value] = line
         return super().construct_mapping(node, deep=deep)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """PyYAML's constructors for explicitly tagged values (``!!int``, ``!!float``, ``!!timestamp``) raise
+        Python's own errors on bad text (a 5,000-digit ``!!int`` meets Python's digit limit): those become a
+        YAML error at the value's line. A number's text is bounded before it is converted."""
+        if isinstance(node, yaml.ScalarNode) and node.tag in _NUMBER_TAGS and len(node.value) > MAX_NUMBER_TEXT:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a number written with {len(node.value)} characters: no setting takes one that long",
+                node.start_mark)
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read the {shown(node.tag, 60)} value {shown(getattr(node, 'value', ''), 60)}: "
+                f"{shown(exc, 120)}", node.start_mark) from None
+
+
+MAX_NUMBER_TEXT = 100  # characters of one number: the largest setting (train.max_steps 1e9) needs 10
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 
 
 # Every plain scalar of a config file is read as its text; the key's type then parses it (parse_scalar): the
@@ -107,12 +128,11 @@ def _check_nesting(text: str, path: Path) -> None:
 
 
 def read_yaml(path: Path) -> Any:
-    """Parse a config file: size-capped, UTF-8 (named on failure), duplicate keys and alias bombs refused."""
-    size = path.stat().st_size
-    if size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: {size} bytes is far more than a config holds (at most {MAX_CONFIG_BYTES}); "
-                          f"is this the right file?")
-    data = path.read_bytes()
+    """Parse a config file: size-capped, UTF-8 (named on failure), duplicate keys and alias bombs refused. A
+    folder, FIFO or unreadable file is one ConfigError naming it (:func:`src.errors.read_user_file`)."""
+    data = read_user_file(path, "config file", ConfigError, MAX_CONFIG_BYTES,
+                          too_big="{path}: {size} bytes is far more than a config holds (at most {limit}); is this "
+                                  "the right file?")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -175,6 +195,7 @@ class ModelConfig:
     allow_non_finite: bool = False  # load weights holding NaN/inf (refused by default: they predict nonsense)
     width_divisor: int = 1  # test-only: divide every channel count (1 = the paper's network; tests use 16 with layers 14)
     graph_form: str = "auto"  # fixed: built for the train crop (AI Core ops only); dynamic: any size; auto: fixed on Ascend
+    pyramid: str = "auto"  # semseg: the paper's pyramid; zoo: the model zoo's (60x60 map); auto: zoo for its PSPNets
 
 
 @dataclass
@@ -233,6 +254,7 @@ class EvalConfig:
     save_dir: str = ""
     save_images: bool = False
     model_path: str = ""  # the model eval.py / export.py use when --ckpt is not given (semseg's TEST.model_path)
+    list: str = ""  # the list eval.py and the 310 flow evaluate (semseg's TEST.test_list); empty: data.val_list
     max_image_gb: float = 2.0  # one image's probability maps (classes x scales x pixels) may take at most this
 
 
@@ -266,6 +288,10 @@ DATASETS: Dict[str, str] = {"voc2012": "VOC2012-AUG", "ade20k": "ADE20K", "citys
                             "camvid": "CamVid", "kitti_road": "KITTI-road", "synthetic": "Synthetic",
                             "custom": "Custom"}
 
+# The pyramid pooling module's forms (model.pyramid): semseg's (the paper's, the default) and the MindSpore model
+# zoo's PSPNet (its stages on a fixed 60x60 map, the second without pooling), for that zoo's own checkpoints.
+PYRAMIDS: Tuple[str, ...] = ("semseg", "zoo")
+
 _CHOICES: Dict[str, Tuple[Any, ...]] = {
     "data.on_bad_sample": ("error", "skip"),
     "data.dataset": tuple(DATASETS),
@@ -274,6 +300,7 @@ _CHOICES: Dict[str, Tuple[Any, ...]] = {
     "model.output_stride": (8, 16, 32),
     "train.output_stride": (0, 8, 16, 32),
     "model.graph_form": ("auto", "fixed", "dynamic"),
+    "model.pyramid": ("auto",) + PYRAMIDS,
     "model.pretrained_head": ("strict", "match", "fresh"),
     "device.target": ("auto", "Ascend", "GPU", "CPU"),
     "device.mode": ("GRAPH", "PYNATIVE"),
@@ -343,7 +370,8 @@ def _split_items(text: str) -> List[str]:
 def parse_scalar(text: str, tp: Any) -> Any:
     """The text of a config value or an override read as type ``tp``, strictly; the text itself when it is
     not one (the type check then names the key). Integers and floats: decimal, a float with an optional
-    exponent; booleans: true / false; strings: the text as given; lists: ``[a, b]``."""
+    exponent; booleans: true / false; strings: the text as given; lists: ``[a, b]``. An integer of more than
+    MAX_NUMBER_TEXT digits is a ConfigError (:func:`_check_value` names the key)."""
     if typing.get_origin(tp) is typing.Union:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(args) < len(typing.get_args(tp)) and text.strip().lower() in NULL_TEXTS:
@@ -360,6 +388,9 @@ def parse_scalar(text: str, tp: Any) -> Any:
     if tp is bool and text.strip().lower() in ("true", "false"):
         return text.strip().lower() == "true"
     if tp is int and _INT_TEXT.fullmatch(text.strip()):
+        if len(text.strip()) > MAX_NUMBER_TEXT:  # int() refuses past 4,300 digits, and no setting is near that
+            raise ConfigError(f"a number of {len(text.strip().lstrip('+-'))} digits: no setting takes one that "
+                              f"large")
         return int(text.strip())
     if tp is float and _FLOAT_TEXT.fullmatch(text.strip()):
         return float(text.strip())
@@ -371,7 +402,10 @@ def _check_value(value: Any, tp: Any, key: str, source: str) -> Any:
 
     Text (every plain value of a config file, every override) is first read by :func:`parse_scalar`."""
     if isinstance(value, str) and tp is not str:
-        value = parse_scalar(value, tp)
+        try:
+            value = parse_scalar(value, tp)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: key '{key}': {exc}") from None
     origin = typing.get_origin(tp)
     bad = ConfigError(
         f"{source}: key '{key}' must be {_type_name(tp)}, got {type(value).__name__} {_show(value)}"
@@ -382,7 +416,10 @@ def _check_value(value: Any, tp: Any, key: str, source: str) -> Any:
             return None
         for arg in args[:-1]:  # a choice of types (a list or a word): the first that takes the value
             if isinstance(value, str) and arg is not str:
-                value_as = parse_scalar(value, arg)
+                try:
+                    value_as = parse_scalar(value, arg)
+                except ConfigError as exc:
+                    raise ConfigError(f"{source}: key '{key}': {exc}") from None
                 if value_as is value:
                     continue
             try:
@@ -414,7 +451,10 @@ def _check_value(value: Any, tp: Any, key: str, source: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer past float's range (a YAML !!int 0xfff...)
+            raise ConfigError(f"{source}: key '{key}' must be a finite number, got {_show(value)}") from None
     if tp is str:
         if not isinstance(value, str):
             raise bad
@@ -494,8 +534,6 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     or lists (``[1,2,3]``), then type-checked like the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
     cfg = config_from_dict(read_yaml(path), source=str(path))
     apply_overrides(cfg, overrides)
     return cfg
@@ -636,6 +674,12 @@ def _validate_labels(d: DataConfig, t: TrainConfig, src: str) -> None:
         if not any(float(np.float32(v)) > 0 for v in w):  # the loss computes in float32: 1e-300 is 0 there
             raise ConfigError(f"{src}: train.class_weights are all 0 (in float32, as the loss computes): no pixel "
                               f"would count in the loss")
+
+
+def eval_list(cfg: Config) -> str:
+    """The list file eval.py and the 310 flow evaluate: ``eval.list``, else ``data.val_list`` (the one training
+    validates on); relative to ``data.data_root`` unless absolute."""
+    return cfg.eval.list or cfg.data.val_list
 
 
 def config_to_dict(cfg: Config) -> Dict[str, Dict[str, Any]]:

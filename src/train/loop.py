@@ -30,7 +30,7 @@ from src.train.progress import Clock, LossWindow, first_non_finite
 from src.train.data_check import check_training_data
 from src.train.finetune import named_classes, pretrained_arrays
 from src.train.records import MetricsLog, plot_curves, validation_of, validation_protocol
-from src.train.setup import (StepPlan, build_network, loss_scale_for, sink_steps, training_model,
+from src.train.setup import (StepPlan, build_network, loss_scale_for, sink_steps, training_model, training_pyramid,
                              training_optimizer, training_step, validation_network)
 
 __all__ = ["Trainer", "TrainingError", "run_training", "sink_steps"]
@@ -61,6 +61,7 @@ class Trainer:
             self.outputs = OutputFolder(self.save_dir, "train.save_dir", "train", overwrite, lock=False).__enter__()
         self.ckpts = RunCheckpoints(self.save_dir, t, self.outputs if self.is_main else None, named_classes(cfg.data))
         point = self.ckpts.open(resume, rank, group_size)
+        cfg = self.cfg = training_pyramid(cfg, point.params, str(point.path or ""))  # config.yaml records the form
         self._check_outputs(point, overwrite)
         # before anything is built: labels that cannot teach the config's classes are refused here, in one line
         weights = check_training_data(cfg, rank, group_size, self.outputs if self.is_main else None)

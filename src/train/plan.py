@@ -24,7 +24,7 @@ from src.outputs import private_folder
 from src.progress import eta_text
 from src.train.loop import load_config_pretrained
 from src.train.setup import (StepPlan, build_network, loss_scale_for, sink_steps, training_optimizer,
-                             training_step)
+                             training_pyramid, training_step)
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ def _timed_steps(step_cell, train_ds, source, list_file: str) -> Tuple[List[floa
 def plan_training(cfg: Config, device_target: str = "CPU", rank: int = 0, group_size: int = 1) -> TrainPlan:
     """Build the run as training would, run ``PLAN_STEPS`` steps, log the memory and time figures at INFO and
     return them. Writes nothing; the schedule's steps are the config's from step 0 (a fresh run)."""
+    cfg = training_pyramid(cfg)
     t = cfg.train
     loss_scale = loss_scale_for(t, device_target)
     val_images = len(read_list(os.path.join(cfg.data.data_root, cfg.data.val_list), cfg.data.data_root)) \

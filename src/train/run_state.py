@@ -20,10 +20,10 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn
 
-from src.checkpoint import (CHECKSUM_SUFFIX, CLASS_NAMES_ENTRY, CheckpointError, checksum_path, class_names_entry,
-                            is_training_state, load_params_strict, read_checkpoint, save_checkpoint_atomic,
-                            verify_checksum)
-from src.config import TrainConfig
+from src.checkpoint import (CHECKSUM_SUFFIX, CLASS_NAMES_ENTRY, PYRAMID_ENTRY, CheckpointError, checksum_path,
+                            class_names_entry, is_training_state, load_params_strict, pyramid_entry, read_checkpoint,
+                            save_checkpoint_atomic, verify_checksum)
+from src.config import PYRAMIDS, TrainConfig
 from src.distributed import allreduce_sum
 from src.errors import TrainingError, shown, shown_names
 from src.outputs import OutputFolder
@@ -87,6 +87,8 @@ def save_train_checkpoint(path: str | os.PathLike, net: nn.Cell, optimizer: nn.O
         logger.warning("the class names are too long to record in the checkpoint; fine-tuning from it will need "
                        "model.pretrained_class_names")
     entries += [{"name": CLASS_NAMES_ENTRY, "data": ms.Tensor(names)}] if names is not None else []
+    if getattr(net, "pyramid", None) in PYRAMIDS:  # the form these weights compute in (model.pyramid, resolved)
+        entries.append({"name": PYRAMID_ENTRY, "data": ms.Tensor(pyramid_entry(net.pyramid))})
     entries += [{"name": SCHEDULE_PREFIX + k, "data": ms.Tensor(np.array([v], np.float64))}
                 for k, v in (schedule or {}).items()]
     if state.class_weights is not None:

@@ -4,16 +4,17 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, replace
-from typing import Optional, Sequence, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 import mindspore as ms
 import numpy as np
 from mindspore import nn
 
-from src.checkpoint import load_params_strict
+from src.checkpoint import load_params_strict, saved_pyramid
 from src.config import Config, ConfigError, ModelConfig, TrainConfig
 from src.model.lean import lean_backward
-from src.model.pspnet import build_pspnet, training_input_hw
+from src.model.pspnet import (build_pspnet, check_zoo_input, resolve_pyramid, resolve_pyramid_of_file,
+                               training_input_hw)
 from src.model.resnet import batch_norm
 from src.train.lr import build_optimizer
 from src.train.step import NetWithLoss, TrainStep, apply_amp, make_loss_scale
@@ -39,6 +40,26 @@ def check_eval_fits(cfg: Config, static_hw: Optional[Tuple[int, int]]) -> None:
         raise ConfigError(f"model.graph_form {cfg.model.graph_form} builds the network for {static_hw[0]}x"
                           f"{static_hw[1]} inputs, but train.eval_mode full runs {e.test_h}x{e.test_w} windows: set "
                           f"eval.test_h/test_w to the crop, use train.eval_mode fast, or model.graph_form dynamic")
+
+
+def training_pyramid(cfg: Config, resumed: Optional[Mapping[str, np.ndarray]] = None, resumed_from: str = "") -> Config:
+    """``cfg`` with ``model.pyramid`` resolved for a training run (logged, and so written into its config.yaml):
+    the form the checkpoint of the run being resumed (``resumed``: its entries) records, else the form of
+    ``model.pretrained``'s weights (a model zoo PSPNet fine-tunes in the zoo form; its backbone and a fresh
+    network in the semseg form). The zoo form's training crop and evaluation window are checked."""
+    m = cfg.model
+    recorded = saved_pyramid(resumed, resumed_from) if resumed else None
+    if recorded is not None:
+        if m.pyramid not in ("auto", recorded):
+            raise ConfigError(f"model.pyramid {m.pyramid}, but the run being resumed ({resumed_from}) trained the "
+                              f"{recorded} form: resume with model.pyramid {recorded} (or auto), or start a fresh run")
+        model = resolve_pyramid(m, resumed_from, "", recorded)
+    else:
+        model = resolve_pyramid_of_file(m, m.pretrained)
+    t, e = cfg.train, cfg.eval
+    check_zoo_input(model, (t.crop_h, t.crop_w), "the training crop (train.crop_h/crop_w)", t.output_stride)
+    check_zoo_input(model, (e.test_h, e.test_w), "the evaluation window (eval.test_h/test_w)")
+    return replace(cfg, model=model)
 
 
 def loss_scale_for(train_cfg: TrainConfig, device_target: str):

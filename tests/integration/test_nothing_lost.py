@@ -45,7 +45,7 @@ def tree(folder: Path):
 
 def hold_lock(folder: Path, command: str):
     """A second, real process that holds ``folder``'s lock until killed."""
-    code = ("import sys, time; from src.outputs import OutputFolder; OutputFolder(sys.argv[1], 'x', sys.argv[2])"
+    code = ("import sys, time; from src.outputs import OutputFolder; held = OutputFolder(sys.argv[1], 'x', sys.argv[2])"
             ".__enter__(); print('locked', flush=True); time.sleep(120)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(folder), command], cwd=str(ROOT), stdout=subprocess.PIPE,
                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
