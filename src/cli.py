@@ -563,7 +563,7 @@ def _op_inventory_args(p: argparse.ArgumentParser) -> None:
 
 def _op_inventory(a: argparse.Namespace) -> None:
     from src.device import setup_device
-    from src.outputs import ensure_output_file, write_text
+    from src.outputs import ensure_output_file, put_file
     from src.tools.op_inventory import (ALLOWLIST, ascend_graphs, check_aicore, check_graphs, evidence_table,
                                         load_aicpu_accepted, load_allowlist, load_cann_aicore, report,
                                         wheel_registrations)
@@ -586,7 +586,7 @@ def _op_inventory(a: argparse.Namespace) -> None:
     table = "\n".join(report(graphs, allowlist) + ["", "Which engine: the evidence per primitive", "", *evidence])
     print(table)
     if a.out:
-        write_text(a.out, table + "\n")
+        put_file(a.out, (table + "\n").encode("utf-8"), "--out", "op-inventory")
     check_graphs(graphs, allowlist, allowlist_path)
     check_aicore(graphs, registrations, load_aicpu_accepted(allowlist_path))
     logger.info("all %d primitives are on the allowlist", len(set().union(*[set(g) for g in graphs.values()])))
@@ -631,14 +631,14 @@ def _target_check_args(p: argparse.ArgumentParser) -> None:
 
 
 def _target_check(a: argparse.Namespace) -> int:
-    from src.outputs import write_json
+    from src.outputs import put_file
     from src.tools.target_check import compare_runs, dump_logits
 
     if a.cmd == "logits":
         dump_logits(a.config, a.run, a.target, a.out, a.opts)
         return 0
     result = compare_runs(a.ref_run, a.run, a.ref_logits, a.logits, a.target)
-    write_json(a.out, result)
+    put_file(a.out, json.dumps(result, indent=1).encode("utf-8"), "--out", "target-check")
     print(json.dumps(result, indent=1))
     return 0 if result["agree"] else 1
 

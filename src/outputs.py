@@ -46,10 +46,10 @@ logger = logging.getLogger(__name__)
 MANIFEST = ".pspnet_outputs.jsonl"
 LOCK_NAME = ".run.lock"
 MAX_LOCK_BYTES = 4096
-MAX_MANIFEST_BYTES = 64 << 20
+MAX_MANIFEST_BYTES = 512 << 20  # about 2 million live outputs; compaction keeps it near that count
 COMPACT_BYTES, COMPACT_SLACK = 1 << 20, 1000  # a manifest past both is rewritten with its live entries
 PART = ".part"  # temporary files: .<name>.<random>.part in the target's folder
-PARTIAL_RE = re.compile(r"^\.(.+)\.[a-z0-9_]{8}\.part(?:\.ckpt|\.tmp)?$")
+PARTIAL_RE = re.compile(r"^\.(.+)\.[0-9a-f]{8}\.part$")  # exactly what OutputFolder._temporary makes
 
 
 class OutputPathError(PSPNetError, OSError):
@@ -441,7 +441,7 @@ class _Lock:
             return
         with contextlib.suppress(OSError):
             st, now = os.fstat(self.fd), os.stat(LOCK_NAME, dir_fd=self.dir_fd, follow_symlinks=False)
-            if (st.st_ino, st.st_dev) == (now.st_ino, now.st_dev):
+            if (st.st_ino, st.st_dev) == (now.st_ino, now.st_dev) and st.st_nlink == 1:
                 os.unlink(LOCK_NAME, dir_fd=self.dir_fd)
         os.close(self.fd)
         self.fd = -1
@@ -464,6 +464,10 @@ def _lock_in(dir_fd: int, folder: Path, what: str, command: str) -> _Lock:
             if not stat.S_ISREG(st.st_mode):
                 raise RunLockedError(f"cannot lock {what} {folder}: {path} is not a regular file (a FIFO, a device or "
                                      f"a socket?); this program never makes one: remove it")
+            if st.st_nlink > 1 or (st.st_size and read_lock(path) is None):
+                raise RunLockedError(f"cannot lock {what} {folder}: {path} is not a lock this program wrote ("
+                                     f"{'another name links to it' if st.st_nlink > 1 else 'it holds something else'}"
+                                     f"); it is left as it is: move it away")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -542,7 +546,9 @@ def _parse_manifest(raw: bytes, where: Path) -> Tuple[Dict[str, Dict], int]:
             try:
                 rec = json.loads(piece)
                 name = rec["name"]
-                if not isinstance(name, str) or not name or name.startswith("/") or ".." in Path(name).parts:
+                if not isinstance(name, str) or not name or len(name) > 4096 or "\0" in name or \
+                        name.startswith("/") or any(p in ("..", ".", "") or len(p.encode()) > 255
+                                                    for p in name.split("/")):
                     raise ValueError(name)
             except (ValueError, KeyError, TypeError, RecursionError):
                 bad += 1
@@ -551,6 +557,9 @@ def _parse_manifest(raw: bytes, where: Path) -> Tuple[Dict[str, Dict], int]:
                 entries.pop(name, None)
             else:
                 entries[name] = rec
+    if bad >= 2 and bad * 2 > lines:
+        raise OutputPathError(f"{where}: {bad} of its {lines} lines are no record of this program: it is not a manifest "
+                              f"this program wrote; it is left as it is: move it away (with the folder's outputs)")
     if bad:
         logger.warning("%s: skipped %d unreadable record(s) (a write cut short?)", where, bad)
     return entries, lines
@@ -571,6 +580,9 @@ def _read_regular(dir_fd: Optional[int], name: str | os.PathLike, max_bytes: int
         if not stat.S_ISREG(st.st_mode):
             raise OutputPathError(f"{what} is not a regular file (a FIFO, a device or a socket?); this program never "
                                   f"writes one: remove it")
+        if st.st_nlink > 1:
+            raise OutputPathError(f"{what} has another name linked to it: not a file this program keeps; it is left as "
+                                  f"it is: move it away")
         if st.st_size > max_bytes:
             raise OutputPathError(f"{what} is larger than {max_bytes >> 20} MiB; this program compacts its manifests "
                                   f"long before: it is not one of its own (move it away, with the folder's outputs)")
@@ -601,6 +613,9 @@ def _append_record(dir_fd: Optional[int], name: str, line: str) -> None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise OutputPathError(f"{name} is not a regular file (a FIFO?); this program never makes one: remove it")
+        if st.st_nlink > 1:
+            raise OutputPathError(f"{name} has another name linked to it: not a file this program keeps; it is left "
+                                  f"as it is: move it away")
         data = (line.rstrip("\n") + "\n").encode("utf-8")
         if st.st_size and os.pread(fd, 1, st.st_size - 1) != b"\n":
             data = b"\n" + data
@@ -640,6 +655,10 @@ class OutputFolder:
             raw = _read_regular(self._fd, MANIFEST, MAX_MANIFEST_BYTES, str(self.root / MANIFEST))
             self.entries, self._lines = _parse_manifest(raw, self.root / MANIFEST) if raw else ({}, 0)
             self._compact()
+            if self._lock is not None:  # what an interrupted write of this program left, in every folder it wrote
+                for sub in sorted({str(Path(n).parent) for n in self.entries}):
+                    with contextlib.suppress(OutputPathError):
+                        self.remove_partials("" if sub == "." else sub)
         except BaseException:
             self.close()
             raise
@@ -700,9 +719,9 @@ class OutputFolder:
                         os.mkdir(part, 0o777, dir_fd=fd)
                     fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
                 except OSError as exc:
-                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-                        raise
                     sub = self.root.joinpath(*parts[:i + 1])
+                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise OutputPathError(f"cannot open {sub}: {exc.strerror}") from None
                     if os.path.islink(sub):
                         raise OutputPathError(f"{sub} is a symbolic link (to {shown(os.readlink(sub), 300)}); refusing "
                                               f"to work through it on {name}: remove the link or choose another "
@@ -722,6 +741,8 @@ class OutputFolder:
             return os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise OutputPathError(f"cannot look at {shown(leaf, 100)}: {exc.strerror}") from None
 
     # what is here
     def check_folder(self, sub: str) -> Path:
@@ -740,10 +761,24 @@ class OutputFolder:
                 return []
             for entry in os.scandir(dir_fd):
                 m = PARTIAL_RE.match(entry.name)
-                if m and f"{prefix}{m.group(1)}" in self.entries and entry.is_file(follow_symlinks=False):
+                if not (m and f"{prefix}{m.group(1)}" in self.entries):
+                    continue
+                if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_nlink == 1:
                     os.unlink(entry.name, dir_fd=dir_fd)
-                    removed.append(self.root / f"{prefix}{entry.name}")
-                    logger.warning("removed a partial file left by an interrupted save: %s", removed[-1])
+                elif entry.is_dir(follow_symlinks=False):  # a writer's private staging folder (0700, ours)
+                    sub = os.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+                    try:
+                        for inner in os.listdir(sub):
+                            with contextlib.suppress(OSError):
+                                os.unlink(inner, dir_fd=sub)
+                    finally:
+                        os.close(sub)
+                    with contextlib.suppress(OSError):
+                        os.rmdir(entry.name, dir_fd=dir_fd)
+                else:
+                    continue
+                removed.append(self.root / f"{prefix}{entry.name}")
+                logger.warning("removed a partial file left by an interrupted save: %s", removed[-1])
         return removed
 
     def sub(self, prefix: str) -> "SubFolder":
@@ -755,9 +790,9 @@ class OutputFolder:
         return self.root / name
 
     def _mine(self, rec: Dict) -> bool:
-        """Whether a record is of this command's kind (records older than the command field count as mine)."""
+        """Whether a record is of this command's kind (a record without one, edited by hand, is nobody's)."""
         kind = command_kind(rec.get("command"))
-        return kind is None or kind == command_kind(self.command)
+        return kind is not None and kind == command_kind(self.command)
 
     def owned(self, names: Optional[Iterable[str]] = None, any_kind: bool = False) -> List[str]:
         """Names in the manifest that still exist (all, or those among ``names``/prefixes ending in ``/``), written
@@ -794,9 +829,13 @@ class OutputFolder:
             return stat.S_ISLNK(st.st_mode) and os.readlink(leaf, dir_fd=dir_fd) == rec.get("target")
         if not stat.S_ISREG(st.st_mode):
             return False
-        if rec.get("kind") == "log":  # appended by this run's processes: the same file (and our mark), not bytes
-            return rec.get("ino") is not None and (st.st_ino, st.st_dev) == (rec.get("ino"), rec.get("dev")) and \
-                _has_mark(dir_fd, leaf, rec.get("mark"))
+        if rec.get("kind") == "log":  # appended by this run's processes: our mark on it (a copy with cp -a keeps it),
+            if rec.get("mark") is not None:  # or, for records older than marks, the same file
+                return _has_mark(dir_fd, leaf, rec["mark"])
+            return rec.get("ino") is not None and (st.st_ino, st.st_dev) == (rec.get("ino"), rec.get("dev"))
+        before = rec.get("replaces")
+        if isinstance(before, dict) and self._matches(dir_fd, leaf, {**before, "kind": "file"}):
+            return True
         if st.st_size != rec.get("size"):
             return False
         if st.st_mtime_ns == rec.get("mtime_ns") and st.st_ino == rec.get("ino", st.st_ino):
@@ -867,16 +906,21 @@ class OutputFolder:
             raise OutputExistsError(f"{path} was written by `{shown(rec.get('command'), 40)}`, not by "
                                     f"`{self.command}`; it is left as it is: choose another folder")
         if not self._matches(dir_fd, leaf, rec):
-            raise OutputExistsError(f"{path} was changed after this program wrote it; it is left as it is: move it "
-                                    f"away or choose another folder")
+            copied = " (or copied or moved without its extended attributes: `cp -a` keeps them)" \
+                if rec.get("kind") == "log" else ""
+            raise OutputExistsError(f"{path} was changed after this program wrote it{copied}; it is left as it is: "
+                                    f"move it away or choose another folder")
         return st
 
     def _record(self, name: str, st: os.stat_result, digest: Optional[str], kind: str = "file",
-                mark: Optional[str] = None) -> None:
+                mark: Optional[str] = None, previous: Optional[Dict] = None) -> None:
         rec = {"name": name, "kind": kind, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest,
                "ino": st.st_ino, "dev": st.st_dev, "command": self.command, "time": round(time.time(), 3)}
         if mark:
             rec["mark"] = mark
+        if previous is not None and previous.get("kind", "file") == "file" and kind == "file":
+            # the file it replaces, still ours should the process die between this record and the rename
+            rec["replaces"] = {k: previous.get(k) for k in ("size", "mtime_ns", "sha256", "ino", "dev")}
         self._append_manifest(rec)
         self.entries[name] = rec
         self.written.add(name)
@@ -919,9 +963,8 @@ class OutputFolder:
     def _place_bytes(self, dir_fd: int, leaf: str, data: bytes, replace: bool) -> os.stat_result:
         """Write ``data`` to a new temporary file of ``dir_fd``, flush it and place it as ``leaf`` (see
         :meth:`_place`); the manifest's own rewrite (``replace``) renames without a record."""
-        tmp = self._temporary(dir_fd, leaf)
+        tmp, fd = self._temporary(dir_fd, leaf)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
             try:
                 _write_all(fd, data)
                 os.fsync(fd)
@@ -936,26 +979,32 @@ class OutputFolder:
                 os.unlink(tmp, dir_fd=dir_fd)
 
     @staticmethod
-    def _temporary(dir_fd: int, leaf: str, suffix: str = PART) -> str:
-        """A new empty temporary file ``.<leaf>.<8 random>.part[suffix]`` in ``dir_fd`` (created, never reused)."""
+    def _temporary(dir_fd: int, leaf: str, suffix: str = PART) -> Tuple[str, int]:
+        """A new empty temporary file ``.<leaf>.<8 hex>.part[suffix]`` in ``dir_fd`` (created, never reused; a long
+        ``leaf`` is shortened so the name fits), and the descriptor it was created with (read-write)."""
+        stem = leaf if len(leaf.encode()) <= 200 else leaf[:100]
         for _ in range(100):
-            tmp = f".{leaf}.{os.urandom(6).hex()[:8]}{suffix}"
+            tmp = f".{stem}.{os.urandom(4).hex()}{suffix}"
             try:
-                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                 _umask_mode(), dir_fd=dir_fd))
-                return tmp
+                return tmp, os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                    _umask_mode(), dir_fd=dir_fd)
             except FileExistsError:
                 continue
         raise OSError(errno.EEXIST, "no free temporary name", leaf)
 
-    def _place(self, dir_fd: int, tmp: str, leaf: str, pending: str, previous: Optional[Dict] = None) -> os.stat_result:
+    def _place(self, dir_fd: int, tmp: str, leaf: str, pending: str, previous: Optional[Dict] = None,
+               src_fd: Optional[int] = None, file_fd: Optional[int] = None) -> os.stat_result:
         """Make the finished temporary file ``tmp`` the output ``pending`` (``leaf`` in ``dir_fd``; the caller records
         it first): a hard link that fails if ``leaf`` exists, so a file that appeared since the claim is never
         replaced; an earlier own file is re-checked now and replaced by a rename."""
+        src = dir_fd if src_fd is None else src_fd
         if self._lstat(dir_fd, leaf) is None:
             try:
-                os.link(tmp, leaf, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
-                return os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
+                if file_fd is not None and os.path.isdir("/proc/self/fd"):  # the open file itself, whatever its name
+                    os.link(f"/proc/self/fd/{file_fd}", leaf, dst_dir_fd=dir_fd, follow_symlinks=True)
+                else:
+                    os.link(tmp, leaf, src_dir_fd=src, dst_dir_fd=dir_fd, follow_symlinks=False)
+                return self._placed(dir_fd, leaf, pending, file_fd)
             except FileExistsError:
                 raise OutputExistsError(f"{self.root / pending} appeared while it was being written and was not "
                                         f"written by this program; it is left as it is") from None
@@ -974,38 +1023,67 @@ class OutputFolder:
         elif not self._mine(previous) or not self._matches(dir_fd, leaf, previous):
             raise OutputExistsError(f"{self.root / pending} was changed or replaced while it was being written; it is "
                                     f"left as it is: move it away or choose another folder")
-        os.rename(tmp, leaf, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        return os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
+        os.rename(tmp, leaf, src_dir_fd=src, dst_dir_fd=dir_fd)
+        return self._placed(dir_fd, leaf, pending, file_fd)
+
+    def _placed(self, dir_fd: int, leaf: str, pending: str, file_fd: Optional[int]) -> os.stat_result:
+        """What was placed as ``leaf`` is the file this program wrote (``file_fd``): a temporary name swapped for
+        something else meanwhile is taken back out and refused."""
+        st = os.stat(leaf, dir_fd=dir_fd, follow_symlinks=False)
+        if file_fd is not None:
+            mine = os.fstat(file_fd)
+            if (st.st_ino, st.st_dev) != (mine.st_ino, mine.st_dev):
+                os.unlink(leaf, dir_fd=dir_fd)  # what the swap put under the output's name, placed by us just now
+                raise OutputPathError(f"{self.root / pending}: its temporary file was replaced while it was placed; "
+                                      f"nothing was written there")
+        return st
 
     @contextmanager
-    def _staged(self, name: str, kind: str = "file", unique: bool = False, suffix: str = PART) -> Iterator[str]:
-        """Claim ``name``, yield the full path of a new temporary file beside it for a writer that wants a name,
-        then flush, record and place it (:meth:`_place`). Any failure removes the temporary file and leaves an
-        earlier file of that name as it was."""
+    def _staged(self, name: str, kind: str = "file", unique: bool = False, suffix: str = PART,
+                named: bool = False) -> Iterator[Any]:
+        """Claim ``name`` and yield where to write it: the descriptor of a new temporary file beside it (created
+        with O_EXCL, so nothing can be swapped in under it), or, with ``named``, a path for a writer that wants a
+        name (a video encoder picks its container by the extension; MindSpore's writers keep temporaries of their
+        own): ``name``'s file name inside a private (0700) folder made in the temporary's place. Then the file is
+        checked (regular), flushed, recorded and placed (:meth:`_place`). Any failure removes the temporaries and
+        leaves an earlier file of that name as it was."""
         self.claim(name, kind, unique=unique)
         with self._dir(name, create=True) as (dir_fd, leaf):
-            tmp = self._temporary(dir_fd, leaf, suffix)
+            tmp, tmp_fd = self._temporary(dir_fd, leaf, suffix)
+            priv_fd = -1
             try:
-                yield self._by_handle(dir_fd, tmp, name)
-                fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+                if named:
+                    os.close(tmp_fd)
+                    tmp_fd = -1
+                    os.unlink(tmp, dir_fd=dir_fd)
+                    os.mkdir(tmp, 0o700, dir_fd=dir_fd)
+                    priv_fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+                    yield self._by_handle(priv_fd, leaf, f"{Path(name).parent}/{tmp}/{leaf}")
+                    src_fd, src = priv_fd, leaf
+                    fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=src_fd)
+                else:
+                    yield tmp_fd
+                    src_fd, src, fd, tmp_fd = dir_fd, tmp, tmp_fd, -1
                 with os.fdopen(fd, "rb") as f:
                     st = os.fstat(f.fileno())
-                    if not stat.S_ISREG(st.st_mode):
-                        raise OSError(errno.EIO, "the writer left no regular file", str(self.root / name))
+                    if not stat.S_ISREG(st.st_mode) or (named and st.st_size == 0):
+                        raise OSError(errno.EIO, "the writer reported no error but left no file", str(self.root / name))
+                    f.seek(0)
                     h = hashlib.sha256()
                     for block in iter(lambda: f.read(4 << 20), b""):
                         h.update(block)
                     os.fchmod(f.fileno(), _umask_mode())
                     os.fsync(f.fileno())
-                mark = _mark_of(kind)
-                _set_mark(dir_fd, tmp, mark)  # on the file itself: the link below shares it
-                previous = self.entries.get(name)
-                self._record(name, os.stat(tmp, dir_fd=dir_fd, follow_symlinks=False), h.hexdigest(), kind, mark)
-                try:
-                    self._place(dir_fd, tmp, leaf, name, previous)
-                except BaseException:
-                    self._restore(name, previous)
-                    raise
+                    mark = _mark_of(kind)
+                    _set_mark_fd(f.fileno(), mark)  # on the file itself: the link below shares it
+                    st = os.fstat(f.fileno())
+                    previous = self.entries.get(name)
+                    self._record(name, st, h.hexdigest(), kind, mark, previous)
+                    try:
+                        self._place(dir_fd, src, leaf, name, previous, src_fd, f.fileno())
+                    except BaseException:
+                        self._restore(name, previous)
+                        raise
             except OutputPathError:
                 raise
             except OSError as exc:
@@ -1013,8 +1091,18 @@ class OutputFolder:
                                        f"({free_bytes(self.root) / 2**20:.1f} MiB free); nothing was replaced: an "
                                        f"earlier file of that name is intact") from None
             finally:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp, dir_fd=dir_fd)
+                if tmp_fd >= 0:
+                    os.close(tmp_fd)
+                if priv_fd >= 0:
+                    for entry in os.listdir(priv_fd):  # the writer's own leftovers, in a folder only we made
+                        with contextlib.suppress(OSError):
+                            os.unlink(entry, dir_fd=priv_fd)
+                    os.close(priv_fd)
+                    with contextlib.suppress(OSError):
+                        os.rmdir(tmp, dir_fd=dir_fd)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp, dir_fd=dir_fd)
 
     def _by_handle(self, dir_fd: int, leaf: str, name: str) -> str:
         """A path to ``leaf`` in the folder held as ``dir_fd`` for writers that want a name: through the handle
@@ -1027,9 +1115,8 @@ class OutputFolder:
         """Write output ``name`` atomically and record it (``kind`` "log": a file other processes of this run
         append to, recognised later by its inode and a mark this program sets on it; ``unique``: see
         :meth:`claim`)."""
-        with self._staged(name, kind, unique) as tmp:
-            with open(tmp, "wb") as f:
-                f.write(data)
+        with self._staged(name, kind, unique) as fd:
+            _write_all(fd, data)
         return self.root / name
 
     def put_text(self, name: str, text: str, kind: str = "file") -> Path:
@@ -1052,13 +1139,13 @@ class OutputFolder:
 
     def put_checkpoint(self, name: str, entries: List[Dict]) -> Path:
         """A MindSpore checkpoint written atomically and recorded; returns its path."""
-        with self._staged(name, suffix=".part.ckpt") as tmp:
+        with self._staged(name, named=True) as tmp:
             checkpoint_to(entries, tmp, self.root / name)
         return self.root / name
 
     def put_export(self, name: str, writer: Callable[[str], None], check: Optional[Callable[[str], None]] = None) -> Path:
         """An exported model (see :func:`export_to`) placed as output ``name`` and recorded."""
-        with self._staged(name) as tmp:
+        with self._staged(name, named=True) as tmp:
             export_to(writer, tmp, self.root / name, check)
         return self.root / name
 
@@ -1066,10 +1153,8 @@ class OutputFolder:
         """Output ``name`` written by a third-party writer to the temporary file it is given (its name ends in
         ``name``'s extension: a video encoder picks its container by it), placed atomically and recorded; claimed
         first, so a user's file is never replaced."""
-        with self._staged(name, unique=unique, suffix=PART + Path(name).suffix) as tmp:
+        with self._staged(name, unique=unique, named=True) as tmp:
             writer(tmp)
-            if os.path.islink(tmp) or not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
-                raise OSError(errno.EIO, "the writer reported no error but left no file", str(self.root / name))
         return self.root / name
 
     def link(self, name: str, target: str | os.PathLike) -> Path:
@@ -1162,21 +1247,18 @@ def _mark_of(kind: str) -> Optional[str]:
     return os.urandom(8).hex() if kind == "log" else None
 
 
-def _set_mark(dir_fd: int, leaf: str, mark: Optional[str]) -> None:
-    if not mark:
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
-        try:
+def _set_mark_fd(fd: int, mark: Optional[str]) -> None:
+    if mark:
+        with contextlib.suppress(OSError):
             os.setxattr(fd, MARK_ATTR, mark.encode())
-        finally:
-            os.close(fd)
 
 
 def _has_mark(dir_fd: Optional[int], leaf: str, mark: Optional[str]) -> bool:
     """True when the file carries ``mark`` (or when marks cannot be read here, or the record predates them)."""
     if not mark:
         return True
+    if not isinstance(mark, str):
+        return False
     try:
         fd = os.open(leaf, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
@@ -1187,6 +1269,17 @@ def _has_mark(dir_fd: Optional[int], leaf: str, mark: Optional[str]) -> bool:
         return exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP)  # no extended attributes on this file system
     finally:
         os.close(fd)
+
+
+def put_file(path: str | os.PathLike, data: bytes, what: str, command: str) -> Path:
+    """One output file named by the user (``--out F``), through an unlocked :class:`OutputFolder` on its folder:
+    an earlier file of this command's is replaced, a user's file of that name never (one line naming it)."""
+    path = Path(path)
+    if not path.name or path.name in (".", ".."):
+        raise OutputPathError(f"{what} {path}: give a file name")
+    with OutputFolder(path.parent if str(path.parent) else Path("."), what, command, overwrite=True,
+                      lock=False) as folder:
+        return folder.put_bytes(path.name, data)
 
 
 def as_folder(target: "str | os.PathLike | OutputFolder", what: str, command: str) -> OutputFolder:

@@ -44,7 +44,7 @@ def test_a_lock_file_nobody_holds_is_stale_whatever_it_says(tmp_path, caplog):
     """No pid is judged: a lock file naming a live pid, another host, pid 2**70 or garbage is stale when no process
     holds its flock (each of these once blocked the folder or raised OverflowError)."""
     for i, text in enumerate([json.dumps({"pid": 1, "host": socket.gethostname(), "started": 1.0}),
-                              json.dumps({"pid": 2 ** 70, "host": "node-7", "started": 1e300}), "\xff" * 1000]):
+                              json.dumps({"pid": 2 ** 70, "host": "node-7", "started": 1e300}), ""]):
         (tmp_path / str(i)).mkdir()
         (tmp_path / str(i) / LOCK_NAME).write_text(text)
         with caplog.at_level(logging.WARNING, logger="src.outputs"):
@@ -53,6 +53,19 @@ def test_a_lock_file_nobody_holds_is_stale_whatever_it_says(tmp_path, caplog):
         release(lock)
         assert not (tmp_path / str(i) / LOCK_NAME).exists()
     assert "did not release" in caplog.text
+
+
+def test_a_users_file_in_place_of_the_lock_is_never_truncated_or_removed(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / LOCK_NAME).write_text("my notes")
+    (tmp_path / "precious.txt").write_text("precious")
+    (tmp_path / "b").mkdir()
+    os.link(tmp_path / "precious.txt", tmp_path / "b" / LOCK_NAME)
+    for folder, needle in (("a", "it holds something else"), ("b", "another name links to it")):
+        with pytest.raises(RunLockedError, match=needle):
+            OutputFolder(tmp_path / folder, "--out", "predict").__enter__()
+    assert (tmp_path / "a" / LOCK_NAME).read_text() == "my notes"
+    assert (tmp_path / "precious.txt").read_text() == "precious" and (tmp_path / "b" / LOCK_NAME).exists()
 
 
 def test_a_fifo_or_link_in_place_of_the_lock_is_refused_without_waiting(tmp_path):

@@ -15,7 +15,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from src.errors import PSPNetError
-from src.outputs import npy_bytes, write_bytes
+from src.outputs import npy_bytes, put_file
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def dump_logits(config: str, run_dir: str, target: str, out: str, overrides: Seq
     setup_device(target, "GRAPH")
     net = load_eval_network(cfg.model, cfg.data.classes, str(found[-1][1]))
     logits = ms_predict(net)(fixed_input((cfg.train.crop_h, cfg.train.crop_w)))
-    write_bytes(out, npy_bytes(logits))
+    put_file(out, npy_bytes(logits), "--out", "target-check")
     return logits
 
 

@@ -419,15 +419,19 @@ def test_only_this_programs_own_temporary_files_are_cleaned_up(shapes, tmp_path)
     run = tmp_path / "run"
     with OutputFolder(run, "train.save_dir", "train") as folder:
         folder.put_bytes("checkpoints/epoch_0001.ckpt", b"ours")
-    ours = run / "checkpoints" / ".epoch_0001.ckpt.ab12cd34.part.ckpt"  # an interrupted save of a file we own
+    ours = run / "checkpoints" / ".epoch_0001.ckpt.ab12cd34.part"  # an interrupted save of a file we own
     ours.write_bytes(b"half")
     theirs = [run / "checkpoints" / n for n in (".draft.part", "best.ckpt.before-lr-change.tmp.ckpt",
-                                                 ".notes.txt.ab12cd34.part")]
+                                                 ".notes.txt.ab12cd34.part", ".epoch_0001.ckpt.mynotes1.part")]
     for p in theirs:
         p.write_text("the user's")
+    with OutputFolder(run, "train.save_dir", "train"):  # a locked open cleans every folder it wrote in
+        pass
+    assert not ours.exists() and all(p.read_text() == "the user's" for p in theirs)
+    linked = run / "checkpoints" / ".epoch_0001.ckpt.cd34ab12.part"
+    os.link(theirs[0], linked)  # a hard link to a user's file under a temporary's name: not ours to remove
     with OutputFolder(run, "train.save_dir", "train") as folder:
-        removed = folder.remove_partials("checkpoints")
-    assert removed == [ours] and all(p.read_text() == "the user's" for p in theirs)
+        assert folder.remove_partials("checkpoints") == [] and linked.exists()
 
 
 def test_a_users_file_in_place_of_a_log_is_never_replaced(shapes, tmp_path):

@@ -145,3 +145,67 @@ def test_a_locked_folders_handle_is_the_folder_it_checked(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out_moved").iterdir() if not p.name.startswith(".")) == \
         ["a.png", "b.png"]
     assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_a_link_swapped_in_for_the_temporary_is_never_written_through(tmp_path, monkeypatch):
+    """Another process renames a symbolic link over the temporary file while the owner writes: the bytes go to the
+    file the owner created (it writes through its own descriptor), the victim is untouched, and what is placed is
+    the owner's file, not the link."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    real = outputs._write_all
+
+    def swap_then_write(fd, data):
+        for p in (tmp_path / "out").iterdir():
+            if p.name.startswith(".a.txt."):
+                (tmp_path / "out" / "lnk").symlink_to(victim)
+                os.rename(tmp_path / "out" / "lnk", p)
+        return real(fd, data)
+
+    with OutputFolder(tmp_path / "out", "--out", "predict") as folder:
+        monkeypatch.setattr(outputs, "_write_all", swap_then_write)
+        with pytest.raises(OutputPathError, match="nothing was replaced"):
+            folder.put_bytes("a.txt", b"payload")
+        monkeypatch.setattr(outputs, "_write_all", real)
+        assert "a.txt" not in folder.entries
+    assert victim.read_text() == "precious"  # never written through the link
+    assert not os.path.lexists(tmp_path / "out" / "a.txt")  # and the link was not placed as the output
+
+
+def test_a_record_without_a_command_is_nobodys_and_a_killed_replace_keeps_the_file_ours(tmp_path):
+    with OutputFolder(tmp_path, "--out", "synthetic") as folder:
+        folder.put_bytes("train.txt", b"synthetic's list")
+    manifest = tmp_path / outputs.MANIFEST
+    manifest.write_text(manifest.read_text().replace(', "command": "synthetic"', ""))
+    with OutputFolder(tmp_path, "--out", "prepare", overwrite=True) as folder:
+        with pytest.raises(OutputExistsError):
+            folder.put_bytes("train.txt", b"prepare's list")
+    assert (tmp_path / "train.txt").read_bytes() == b"synthetic's list"
+    # a replace recorded but killed before its rename: the earlier file is still this program's
+    with OutputFolder(tmp_path / "k", "--out", "predict") as folder:
+        folder.put_bytes("a.png", b"first")
+        rec = dict(folder.entries["a.png"])
+    import json
+    killed = {**rec, "size": 6, "sha256": "0" * 64, "ino": 1, "mtime_ns": 1,
+              "replaces": {k: rec[k] for k in ("size", "mtime_ns", "sha256", "ino", "dev")}}
+    with open(tmp_path / "k" / outputs.MANIFEST, "a") as f:
+        f.write(json.dumps(killed) + "\n")
+    with OutputFolder(tmp_path / "k", "--out", "predict", overwrite=True) as folder:
+        assert folder.unchanged("a.png")
+        folder.put_bytes("a.png", b"second")
+
+
+def test_hand_edited_records_are_skipped_not_tracebacks(tmp_path):
+    import json
+    with OutputFolder(tmp_path, "--out", "predict") as folder:
+        folder.put_bytes("a.png", b"a")
+        folder.open_log("p.log").close()
+    with open(tmp_path / outputs.MANIFEST, "a") as f:
+        for name in ("gray/" + "a" * 300, "gray/a\u0000b.png"):
+            f.write(json.dumps({"name": name, "kind": "file", "command": "predict"}) + "\n")
+    lines = (tmp_path / outputs.MANIFEST).read_text().splitlines()
+    log = [json.loads(x) for x in lines if '"p.log"' in x][0]
+    with open(tmp_path / outputs.MANIFEST, "a") as f:
+        f.write(json.dumps({**log, "mark": 5}) + "\n")
+    with OutputFolder(tmp_path, "--out", "predict", overwrite=True) as folder:
+        assert folder.owned() == ["a.png", "p.log"] and not folder.unchanged("p.log")

@@ -203,9 +203,10 @@ def test_partial_checkpoints_removed_at_start(shapes, tmp_path):
         folder.put_bytes("checkpoints/epoch_0001.ckpt", b"a real one")
         folder.put_bytes("checkpoints/epoch_0002.ckpt", b"the one the kill interrupted")
     ckpts = run / "checkpoints"
-    leftovers = [ckpts / ".epoch_0002.ckpt.k3j2x9q1.part.ckpt", ckpts / ".epoch_0002.ckpt.k3j2x9q1.part.tmp"]
-    for p in leftovers:
-        p.write_bytes(b"partial")
+    leftovers = [ckpts / ".epoch_0002.ckpt.3a2f9c01.part", ckpts / ".epoch_0001.ckpt.0b1c2d3e.part"]
+    leftovers[0].write_bytes(b"partial")
+    leftovers[1].mkdir()  # a writer's private staging folder, with MindSpore's own temporary inside
+    (leftovers[1] / "epoch_0001.ckpt.tmp").write_bytes(b"partial")
     with pytest.raises(OutputExistsError, match="--resume auto"):  # stops right after the clean-up
         Trainer(tiny_config(shapes, run, data={"val_list": "nope.txt"}, train={"eval_interval": 1}))
     assert not any(p.exists() for p in leftovers) and (ckpts / "epoch_0001.ckpt").exists()
