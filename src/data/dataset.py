@@ -243,12 +243,9 @@ class LabelKindError(DataError):
         self.kind = kind
 
 
-def read_raw_label(path: str, spec: DatasetSpec, where: str = "") -> np.ndarray:
-    """A label file's values as (H, W) uint8, before the data set's label map: palette PNGs give their indices
-    (not their colours), single-channel files their values, colour ground truth goes through
-    ``spec.color_classes`` (unmatched colours become ``spec.ignore_label``).  Values that do not fit 0..255
-    (16/32-bit files, negative numbers) are refused, never wrapped."""
-    prefix = f"{where + ': ' if where else ''}"
+def label_image(path: str, prefix: str, rgb: bool = False) -> Tuple[str, np.ndarray]:
+    """A label file's mode and pixels (as RGB with ``rgb``: palette masks through their palette), after the file
+    and size checks every label read makes; JPEG masks are refused (lossy: values invented along every edge)."""
     _check_file(path, prefix, "label")
     header_size(path, prefix, "label")
     try:
@@ -256,14 +253,24 @@ def read_raw_label(path: str, spec: DatasetSpec, where: str = "") -> np.ndarray:
             if im.format == "JPEG":
                 raise DataError(f"{prefix}label {path} is a JPEG: its lossy compression invents values along every "
                                 f"edge (new classes, shifted borders); save masks losslessly (PNG)")
+            if rgb and im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+                raise DataError(f"{prefix}label {path} is a {im.mode} image of numbers, not a colour mask")
             im.load()
-            mode = im.mode
-            arr = np.array(im)
+            return im.mode, np.array(im.convert("RGB") if rgb else im)
     except DataError:
         raise
     except (Image.DecompressionBombError, *DECODER_ERRORS) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise DataError(f"{prefix}cannot read label {path}: {shown(reason, 200)}") from None
+
+
+def read_raw_label(path: str, spec: DatasetSpec, where: str = "") -> np.ndarray:
+    """A label file's values as (H, W) uint8, before the data set's label map: palette PNGs give their indices
+    (not their colours), single-channel files their values, colour ground truth goes through
+    ``spec.color_classes`` (unmatched colours become ``spec.ignore_label``).  Values that do not fit 0..255
+    (16/32-bit files, negative numbers) are refused, never wrapped."""
+    prefix = f"{where + ': ' if where else ''}"
+    mode, arr = label_image(path, prefix)
     if mode in ("P", "L", "1"):  # "1": a 1-bit mask, read as 0 and 1
         return arr.astype(np.uint8)
     if mode in ("I", "I;16", "I;16B", "I;16L"):

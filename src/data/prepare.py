@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from src.config import Config, ConfigError, DataConfig, config_yaml
-from src.data.dataset import DataError, LabelKindError, Sample, read_list, read_raw_label
+from src.data.dataset import DataError, LabelKindError, Sample, label_image, read_list, read_raw_label
 from src.data.doctor import ListScan, bar_chart, diagnose, report_lines, scan_list
 from src.data.labels import DatasetSpec, dataset_spec, spec_of
 from src.errors import has_control_chars, shown, shown_names
@@ -339,21 +339,7 @@ def _fixed_mask(sample: Sample, kind: str, colors: Dict[tuple, int]) -> np.ndarr
 def read_rgb_mask(path: str, where: str) -> np.ndarray:
     """A mask file as (H, W, 3) uint8 RGB, whatever its mode (palette masks through their palette), with the same
     file and size checks as every label read."""
-    from src.data.dataset import _check_file, header_size
-
-    prefix = f"{where}: "
-    _check_file(path, prefix, "label")
-    header_size(path, prefix, "label")
-    try:
-        with Image.open(path) as im:
-            if im.format == "JPEG":
-                raise DataError(f"{prefix}label {path} is a JPEG: its lossy compression invents colours along every "
-                                f"edge; save masks losslessly (PNG)")
-            if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-                raise DataError(f"{prefix}label {path} is a {im.mode} image of numbers, not a colour mask")
-            return np.array(im.convert("RGB"))
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{prefix}cannot read label {path}: {exc}") from None
+    return label_image(path, f"{where}: ", rgb=True)[1]
 
 
 def _absolute_config(cfg: Config, data_root: Path) -> Config:
