@@ -225,6 +225,9 @@ def load_any_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> C
     raw = read_yaml(path)
     if not is_foreign(raw):
         return load_config(path, overrides)
+    if "base" in raw:
+        raise ConfigError(f"{shown(path, 300)}: base: is for this project's configs; a semseg / model-zoo config "
+                          f"(DATA / TRAIN / TEST sections) takes none: copy the base's keys into this file")
     pairs = parse_overrides(overrides)
     theirs = [(k, v) for k, v in pairs if k.split(".")[0] not in SECTIONS]
     ours = [item for k, v in pairs if k.split(".")[0] in SECTIONS for item in (k, v)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import reprlib
 import typing
@@ -503,9 +504,19 @@ def _set_key(cfg: Config, dotted: str, value: Any, source: str) -> None:
     setattr(obj, key, checked)
 
 
-def config_from_dict(raw: Any, source: str = "<dict>") -> Config:
-    """Build a Config from a nested mapping ``{section: {key: value}}``."""
+def config_from_dict(raw: Any, source: str = "<dict>", bases: Sequence[Tuple[Any, str]] = ()) -> Config:
+    """Build a Config from a nested mapping ``{section: {key: value}}``. ``bases`` are ``(mapping, file)`` pairs
+    set first, the furthest base first (:func:`load_config`), so a key is checked and named in the file that sets it
+    and the later file's value replaces it whole; the relations between keys are checked once, on the result."""
     cfg = Config(source=source)
+    for layer, where in [*bases, (raw, source)]:
+        _set_sections(cfg, layer, where)
+    validate(cfg)
+    return cfg
+
+
+def _set_sections(cfg: Config, raw: Any, source: str) -> None:
+    """Set every ``section: {key: value}`` of one file's mapping on ``cfg``, each key type-checked."""
     if raw is None:
         raise ConfigError(f"{source}: the config is empty (only comments or blank lines); a config must set at "
                           f"least its data section (see config/demo_synthetic.yaml)")
@@ -522,8 +533,6 @@ def config_from_dict(raw: Any, source: str = "<dict>") -> Config:
             raise ConfigError(f"{source}: section '{shown(section)}' must be a mapping")
         for key, value in values.items():
             _set_key(cfg, f"{section}.{key}", value, source)
-    validate(cfg)
-    return cfg
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
@@ -534,9 +543,43 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     or lists (``[1,2,3]``), then type-checked like the file.
     """
     path = Path(path)
-    cfg = config_from_dict(read_yaml(path), source=str(path))
+    layers = read_with_bases(path)
+    cfg = config_from_dict(layers[-1][0], source=str(path), bases=layers[:-1])
     apply_overrides(cfg, overrides)
     return cfg
+
+
+MAX_BASE_DEPTH = 8  # bases in one chain (a depth or data set variant needs one or two)
+
+
+def read_with_bases(path: Path) -> List[Tuple[Any, str]]:
+    """``(mapping, file)`` for ``path`` and the chain of configs it names with a top-level ``base: FILE`` (a path
+    relative to the naming file), the furthest base first and ``base`` removed. A base that is not a string, cannot
+    be read, closes a cycle or lies more than :data:`MAX_BASE_DEPTH` deep is one ConfigError naming the files."""
+    layers: List[Tuple[Any, str]] = []
+    chain: List[Path] = []
+    while True:
+        try:
+            raw = read_yaml(path)
+        except ConfigError as exc:
+            if not chain:
+                raise
+            raise ConfigError(f"{shown(chain[-1], 300)}: base: {exc}") from None
+        layers.append((raw, str(path)))
+        chain.append(path)
+        if not isinstance(raw, dict) or "base" not in raw:
+            return layers[::-1]
+        base = raw.pop("base")
+        if not isinstance(base, str) or not base.strip() or has_control_chars(base):
+            raise ConfigError(f"{shown(path, 300)}: base must name one config file (a path relative to this file), "
+                              f"got {_show(base)}")
+        path = path.parent / base
+        names = " -> ".join(shown(p, 200) for p in chain + [path])
+        if any(os.path.realpath(p) == os.path.realpath(path) for p in chain):
+            raise ConfigError(f"{shown(chain[0], 300)}: its bases form a cycle ({names}); remove one base: line")
+        if len(chain) > MAX_BASE_DEPTH:
+            raise ConfigError(f"{shown(chain[0], 300)}: more than {MAX_BASE_DEPTH} bases in a chain ({names}); "
+                              f"state the keys in fewer files")
 
 
 def parse_overrides(items: Sequence[str]) -> List[Tuple[str, str]]:

@@ -182,6 +182,18 @@ def test_our_own_configs_still_load_through_the_same_door(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     cfg = load_any_config(os.path.join(root, "config", "demo_synthetic.yaml"), ["train.save_dir", "0100"])
     assert cfg.train.save_dir == "0100"  # a string key keeps its text (YAML 1.1 would read 64)
+    based = load_any_config(os.path.join(root, "config", "voc2012_pspnet101.yaml"))  # base: through the same door
+    assert (based.model.layers, based.train.crop_h, based.data.classes) == (101, 473, 21)
+
+
+@pytest.mark.parametrize("name", ["semseg.yaml", "zoo.yaml"])
+def test_a_semseg_or_zoo_config_takes_no_base(files, name):
+    (files / "ours.yaml").write_text("train:\n  epochs: 3\n")
+    (files / "based.yaml").write_text("base: ours.yaml\n" + (files / name).read_text())
+    with pytest.raises(ConfigError, match=r"based\.yaml: base: is for this project's configs; a semseg / model-zoo "
+                                          r"config .* takes none") as info:
+        load_any_config(files / "based.yaml")
+    assert "\n" not in str(info.value)
 
 
 @pytest.mark.slow

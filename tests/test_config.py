@@ -1,8 +1,12 @@
+import os
+import re
+import threading
 from pathlib import Path
 
 import pytest
+import yaml
 
-from src.config import ConfigError, apply_overrides, config_from_dict, config_yaml, load_config
+from src.config import ConfigError, apply_overrides, config_from_dict, config_to_dict, config_yaml, load_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "config").glob("*.yaml"))
 
@@ -108,3 +112,110 @@ def test_a_config_file_reads_its_values_with_the_same_parser(tmp_path):
     (tmp_path / "d.yaml").write_text("train:\n  epochs: 0x10\n")
     with pytest.raises(ConfigError, match="d.yaml: key 'train.epochs' must be int"):
         load_config(tmp_path / "d.yaml")
+
+
+# Inheritance: ``base: FILE`` (relative to the file naming it)
+
+
+def _files(tmp_path, **texts):
+    for name, text in texts.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+    return tmp_path
+
+
+def test_base_merges_sections_key_by_key_and_replaces_lists_whole(tmp_path):
+    (tmp_path / "sub").mkdir()
+    _files(tmp_path, top="train:\n  epochs: 9\n  base_lr: 0.5\nmodel:\n  bins: [1, 2, 3, 6]\n  dropout: 0.3\n")
+    (tmp_path / "sub" / "mid.yaml").write_text("base: ../top.yaml\ntrain:\n  epochs: 4\nmodel:\n  bins: [2]\n")
+    (tmp_path / "sub" / "leaf.yaml").write_text("base: mid.yaml\neval:\n  scales: [0.5]\n")  # relative to sub/
+    cfg = load_config(tmp_path / "sub" / "leaf.yaml", ["train.seed", "5"])
+    assert (cfg.train.epochs, cfg.train.base_lr, cfg.train.seed) == (4, 0.5, 5)  # the nearer file wins, key by key
+    assert cfg.model.bins == [2] and cfg.model.dropout == 0.3  # a list replaced whole, not merged or appended
+    assert cfg.eval.scales == [0.5] and cfg.source == str(tmp_path / "sub" / "leaf.yaml")
+
+
+def test_the_written_run_config_is_the_merged_one_without_base(tmp_path):
+    _files(tmp_path, a="train:\n  epochs: 9\n  save_dir: out_a\n", b="base: a.yaml\ntrain:\n  save_dir: out_b\n")
+    cfg = load_config(tmp_path / "b.yaml")
+    text = config_yaml(cfg)  # what a run writes as its config.yaml (Trainer._write_config, prepare)
+    assert "base" not in yaml.safe_load(text) and "\nbase:" not in text
+    (tmp_path / "written.yaml").write_text(text)
+    again = load_config(tmp_path / "written.yaml")
+    assert config_to_dict(again) == config_to_dict(cfg) and again.train.epochs == 9
+
+
+@pytest.mark.parametrize("texts,match", [
+    ({"a": "base: a.yaml\n"}, r"a\.yaml: its bases form a cycle \(.*a\.yaml -> .*a\.yaml\)"),
+    ({"a": "base: b.yaml\n", "b": "base: ./a.yaml\n"}, r"a\.yaml: its bases form a cycle \(.*a\.yaml -> .*b\.yaml -> "),
+    ({"a": "base: gone.yaml\n"}, r"a\.yaml: base: config file not found: .*gone\.yaml"),
+    ({"a": "base: [b.yaml, c.yaml]\n"}, r"a\.yaml: base must name one config file .*got \['b\.yaml', 'c\.yaml'\]"),
+    ({"a": "base: {x: 1}\n"}, r"a\.yaml: base must name one config file"),
+    ({"a": "base: !!int 3\n"}, r"a\.yaml: base must name one config file .*got 3"),
+    ({"a": "base:\n"}, r"a\.yaml: base must name one config file"),
+    ({"a": 'base: "b\\0.yaml"\n'}, r"a\.yaml: base must name one config file"),
+    ({"a": "base: .\n"}, r"a\.yaml: base: config file .* is a folder"),
+    ({"a": "base: b.yaml\n", "b": "DATA:\n  classes: 21\n"}, r"b\.yaml: unknown section 'DATA'"),
+])
+def test_bad_bases_are_one_line_naming_the_files(tmp_path, texts, match):
+    _files(tmp_path, **texts)
+    with pytest.raises(ConfigError, match=match) as err:
+        load_config(tmp_path / "a.yaml")
+    assert "\n" not in str(err.value)
+
+
+def test_a_base_chain_deeper_than_the_limit_is_refused(tmp_path):
+    from src.config import MAX_BASE_DEPTH
+
+    for i in range(MAX_BASE_DEPTH + 1):
+        (tmp_path / f"c{i}.yaml").write_text(f"base: c{i + 1}.yaml\n")
+    (tmp_path / f"c{MAX_BASE_DEPTH}.yaml").write_text("train:\n  epochs: 3\n")  # c0 has exactly MAX_BASE_DEPTH bases
+    assert load_config(tmp_path / "c0.yaml").train.epochs == 3
+    (tmp_path / f"c{MAX_BASE_DEPTH}.yaml").write_text(f"base: c{MAX_BASE_DEPTH + 1}.yaml\n")
+    (tmp_path / f"c{MAX_BASE_DEPTH + 1}.yaml").write_text("train:\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match=rf"c0\.yaml: more than {MAX_BASE_DEPTH} bases in a chain \(.*c0\.yaml -> "):
+        load_config(tmp_path / "c0.yaml")
+
+
+def test_a_base_that_is_a_fifo_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "pipe.yaml")
+    _files(tmp_path, a="base: pipe.yaml\n")
+    raised = []
+
+    def load() -> None:
+        try:
+            load_config(tmp_path / "a.yaml")
+        except ConfigError as exc:
+            raised.append(str(exc))
+
+    reader = threading.Thread(target=load, daemon=True)  # a blocking open would leave it waiting for a writer
+    reader.start()
+    reader.join(10)
+    assert not reader.is_alive(), "reading the FIFO base blocked"
+    assert len(raised) == 1 and re.search(r"a\.yaml: base: config file .*pipe\.yaml is not a regular file", raised[0])
+
+
+def test_a_bad_key_in_a_base_is_named_with_the_bases_path(tmp_path):
+    (tmp_path / "bases").mkdir()
+    (tmp_path / "bases" / "b.yaml").write_text("train:\n  epochs: 2\n  base_lrr: 0.1\n")
+    _files(tmp_path, a="base: bases/b.yaml\ntrain:\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match=r"bases[/\\]b\.yaml: unknown key 'train\.base_lrr'"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "bases" / "b.yaml").write_text("train:\n  epochs: ten\n")  # replaced by a.yaml, but still checked
+    with pytest.raises(ConfigError, match=r"bases[/\\]b\.yaml: key 'train\.epochs' must be int"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "bases" / "b.yaml").write_text("data:\n  classes: 3\n")
+    _files(tmp_path, a="base: bases/b.yaml\ndata:\n  class_names: [x, y]\n")  # a relation: named on the result
+    with pytest.raises(ConfigError, match=r"a\.yaml: data\.class_names has 2 names but data\.classes is 3"):
+        load_config(tmp_path / "a.yaml")
+
+
+def test_voc2012_pspnet101_is_pspnet50_with_only_the_keys_it_states():
+    folder = CONFIGS[0].parent
+    raw = yaml.safe_load((folder / "voc2012_pspnet101.yaml").read_text())
+    assert raw.pop("base") == "voc2012_pspnet50.yaml"
+    deep, base = config_to_dict(load_config(folder / "voc2012_pspnet101.yaml")), \
+        config_to_dict(load_config(folder / "voc2012_pspnet50.yaml"))
+    differing = {(s, k) for s in base for k in base[s] if base[s][k] != deep[s][k]}
+    assert differing == {(s, k) for s in raw for k in raw[s]}
+    assert deep["model"]["layers"] == 101 and base["model"]["layers"] == 50
+    assert deep["train"]["save_dir"] != base["train"]["save_dir"]
