@@ -494,7 +494,6 @@ def main() -> None:
     r["eval_image"] = _child("eval_image", [1 if q else 2])
     print("running data pipeline ...", flush=True)
     r["data"] = bench_data()
-    os.makedirs(a.out, exist_ok=True)
     write_json(os.path.join(a.out, "results.json"), r)
     write_markdown(r, os.path.join(a.out, "results.md"))
     print(open(os.path.join(a.out, "results.md")).read())

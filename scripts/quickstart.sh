@@ -24,7 +24,7 @@ else
     exit 2
   fi
   # an older, smaller synthetic set of ours (info.json) is written over; only files the generator wrote are replaced
-  "$PY" -m src.data.synthetic --out "$DATA" --task shapes --num $NUM --size 128 --seed 0 --val-fraction 0.1 --overwrite
+  "$PY" -m src synthetic --out "$DATA" --task shapes --num $NUM --size 128 --seed 0 --val-fraction 0.1 --overwrite
 fi
 
 step "2/6 training PSPNet-50 from scratch on CPU (config $CFG)"

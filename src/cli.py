@@ -608,7 +608,7 @@ def _context_demo(a: argparse.Namespace) -> None:
 
     cfg = load_config(a.config)  # --opts are applied per run, on top of each variant's own settings
     native_logs(a, cfg.device.quiet)  # before MindSpore's import
-    from examples.context_demo import run_context_demo
+    from src.tools.context_demo import run_context_demo
 
     _device(cfg)
     run_context_demo(cfg, a.out, a.num, a.size, a.seed, a.opts, task=a.task, train_seeds=a.train_seeds)

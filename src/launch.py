@@ -24,7 +24,6 @@ import re
 import signal
 import socket
 import stat
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -478,10 +477,3 @@ def guard(launcher: Identity, folder: Optional[str], grace: float, should_stop: 
     if g.tracked:
         logger.warning("%s: stopping %d process(es) it started", reason, len(g.tracked))
     return g.stop(grace)
-
-
-
-if __name__ == "__main__":  # python -m src.launch rank-table TABLE [SERVER]: an alias of python -m src rank-table
-    from src.cli import main
-
-    sys.exit(main(sys.argv[2:] if sys.argv[1:2] == ["rank-table"] else ["--help"], command="rank-table"))

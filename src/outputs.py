@@ -1309,3 +1309,12 @@ class SubFolder:
         if attr in self.NAMED:
             return lambda name, *args, **kwargs: fn(self.prefix + name, *args, **kwargs)
         return fn
+
+
+def make_folder(folder: "OutputFolder | SubFolder", sub: str) -> Path:
+    """Create the folder ``sub`` (and the folders on the way) inside ``folder`` for a program the command runs
+    to write into (the 310 app's ``output/``): no link on the way is followed, an existing folder is kept."""
+    base, prefix = (folder.parent, folder.prefix) if isinstance(folder, SubFolder) else (folder, "")
+    with base._dir(f"{prefix}{sub.strip('/')}/.probe"):
+        pass
+    return folder.root / sub.strip("/")

@@ -33,7 +33,7 @@ from src.evaluation.protocol import (Predict, Protocol, WindowPlan, check_workin
                                       merge_windows, plan_windows, scaled_images)
 from src.evaluation.report import Gallery, write_report
 from src.runtime.backends import backend_from_extension, make_predict
-from src.outputs import OutputFolder, as_folder, free_bytes, output_writes
+from src.outputs import OutputFolder, as_folder, free_bytes, make_folder, output_writes
 
 logger = logging.getLogger(__name__)
 
@@ -407,7 +407,7 @@ def app_runner(app: str, model_path: str, device_id: int = 0, device: str = "asc
         work = folder.root
         cmd = [app, f"--mindir_path={model_path}", f"--input_dir={work / 'input'}", f"--output_dir={work / 'output'}",
                f"--device_id={device_id}", f"--device={device}", f"--precision={precision}"]
-        (work / "output").mkdir(exist_ok=True)
+        make_folder(folder, "output")
         proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
         if proc.returncode != 0:
             tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])[:600]

@@ -261,11 +261,3 @@ def check_graphs(graphs: Mapping[str, Mapping[str, int]], allowlist: Mapping[str
         what = "; ".join(f"{g} graph: {', '.join(ops)}" for g, ops in missing.items())
         raise OpInventoryError(f"primitives not on the allowlist {source}: {what}. Check each one's Ascend support "
                                f"in the MindSpore docs and add it with its statement, or change the network")
-
-
-if __name__ == "__main__":  # python -m src.tools.op_inventory: an alias of python -m src op-inventory
-    import sys
-
-    from src.cli import main
-
-    sys.exit(main(command="op-inventory"))

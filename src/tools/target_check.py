@@ -85,11 +85,3 @@ def compare_runs(ref_run: str, run: str, ref_logits: str, logits: str, target: s
                                             np.load(logits))}
     except OSError as exc:
         raise TargetCheckError(f"cannot read {exc.filename or 'an input'}: {exc.strerror or exc}") from None
-
-
-if __name__ == "__main__":  # python -m src.tools.target_check: an alias of python -m src target-check
-    import sys
-
-    from src.cli import main
-
-    sys.exit(main(command="target-check"))

@@ -155,7 +155,7 @@ def test_hostile_rank_tables_are_one_line_not_a_traceback(tmp_path):
     data = json.loads(table.read_text())
     data["server_list"][0]["server_id"] = "10.0.0.1\n7 0"
     table.write_text(json.dumps(data))
-    proc = subprocess.run([sys.executable, "-m", "src.launch", "rank-table", str(table), "0"], cwd=str(ROOT),
+    proc = subprocess.run([sys.executable, "-m", "src", "rank-table", str(table), "0"], cwd=str(ROOT),
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1
 

@@ -479,3 +479,27 @@ def test_a_manifest_of_many_runs_is_compacted_under_the_lock(tmp_path, monkeypat
     assert len((tmp_path / outputs.MANIFEST).read_text().splitlines()) == 3  # three live entries remain
     with OutputFolder(tmp_path, "--out", "predict") as folder:
         assert folder.owned() == ["gray/0.png", "gray/1.png", "gray/2.png"] and folder.unchanged("gray/2.png")
+
+
+def test_the_310_apps_output_folder_is_made_through_the_owner(tmp_path):
+    """app_runner's ``output/`` is created by the owner (it was a bare Path.mkdir): an existing folder is kept,
+    a link planted there is refused in one line and the folder it points to stays empty."""
+    from src.deploy.offline import app_runner
+
+    app = tmp_path / "app.sh"
+    app.write_text('#!/bin/sh\nfor a in "$@"; do case $a in --output_dir=*) echo 1 > "${a#*=}/y.bin";; esac; done\n')
+    app.chmod(0o755)
+    work = tmp_path / "work"
+    with OutputFolder(work, "--out", "flow310") as folder:
+        app_runner(str(app), "m.mindir")(folder)
+        assert (work / "output" / "y.bin").read_text() == "1\n"
+        app_runner(str(app), "m.mindir")(folder)  # the folder is there already: kept
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "output").symlink_to(elsewhere)
+    with OutputFolder(other, "--out", "flow310") as folder:
+        with pytest.raises(OutputPathError, match="symbolic link"):
+            app_runner(str(app), "m.mindir")(folder)
+    assert list(elsewhere.iterdir()) == []

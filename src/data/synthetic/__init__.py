@@ -17,7 +17,7 @@ class indices, VOC colors), ``train.txt`` / ``val.txt`` list files and
   than the backbone's effective receptive field.
 
 Usage:
-  python -m src.data.synthetic --out data/synthetic_shapes --task shapes --num 120 --size 128 [--seed 0]
+  python -m src synthetic --out data/synthetic_shapes --task shapes --num 120 --size 128 [--seed 0]
 """
 from __future__ import annotations
 
@@ -243,11 +243,3 @@ def _generate_folders(out: "str | Path | OutputFolder", task: str, num: int, siz
     logger.info("wrote %d %s photos and %s masks of %dx%d to %s/images and %s/masks", num, task, masks, w, h,
                 folder.root, folder.root)
     return info
-
-
-if __name__ == "__main__":  # python -m src.data.synthetic (the documented command): an alias of python -m src synthetic
-    import sys
-
-    from src.cli import main
-
-    sys.exit(main(command="synthetic", description="Write a synthetic VOC-format segmentation data set."))

@@ -6,7 +6,7 @@ import pytest
 
 from helpers import TINY, TINY_DEPTH
 from src.config import load_config
-from examples.context_demo import boat_car_confusion, run_context_demo
+from src.tools.context_demo import boat_car_confusion, run_context_demo
 
 pytestmark = pytest.mark.slow  # trains two variants end to end
 
@@ -50,7 +50,7 @@ def test_context_demo_small_end_to_end(tmp_path):
 
 
 def test_ambiguous_gain_per_seed_and_mean():
-    from examples.context_demo import ambiguous_gain
+    from src.tools.context_demo import ambiguous_gain
 
     def run(variant, seed, boat, car):
         return {"variant": variant, "seed": seed, "boat_iou": boat, "car_iou": car}
@@ -69,7 +69,7 @@ def test_effective_receptive_field_of_a_known_stack():
     import mindspore as ms
     from mindspore import nn
 
-    from examples.context_demo import effective_receptive_field
+    from src.tools.context_demo import effective_receptive_field
 
     ms.set_seed(0)
     net = nn.SequentialCell([nn.Conv2d(3, 4, 3, pad_mode="same"), nn.Conv2d(4, 2, 3, pad_mode="same")])
@@ -97,7 +97,7 @@ def test_context_far_puts_the_cue_far_from_every_hull(tmp_path):
 
 
 def test_comparison_plot_shows_both_variants_and_every_metric(tmp_path):
-    from examples.context_demo import comparison_plot, comparison_title
+    from src.tools.context_demo import comparison_plot, comparison_title
 
     results = {"pspnet": {"use_ppm": True, "mIoU": 0.8, "boat_iou": 0.7, "car_iou": 0.75, "boat_as_car": 0.05,
                           "car_as_boat": 0.1},

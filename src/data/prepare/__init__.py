@@ -1,12 +1,12 @@
 """Data preparation: VOC2012AUG (VOC2012 + SBD), ADE20K, Cityscapes and CamVid lists, and a list checker.
 
 Usage:
-  python -m src.data.prepare voc --voc-root VOCdevkit/VOC2012 --sbd-root benchmark_RELEASE/dataset
-  python -m src.data.prepare ade20k --root ADEChallengeData2016
-  python -m src.data.prepare cityscapes --root cityscapes
-  python -m src.data.prepare camvid --root CamVid
-  python -m src.data.prepare check --config config/voc2012_pspnet50.yaml [--which train|val|both]
-  python -m src.data.prepare check --list data/voc2012/val.txt --root data/voc2012 --dataset voc2012
+  python -m src prepare voc --voc-root VOCdevkit/VOC2012 --sbd-root benchmark_RELEASE/dataset
+  python -m src prepare ade20k --root ADEChallengeData2016
+  python -m src prepare cityscapes --root cityscapes
+  python -m src prepare camvid --root CamVid
+  python -m src prepare check --config config/voc2012_pspnet50.yaml [--which train|val|both]
+  python -m src prepare check --list data/voc2012/val.txt --root data/voc2012 --dataset voc2012
 """
 from __future__ import annotations
 
@@ -494,11 +494,3 @@ def _folders_config(values: List[int], colors: List[Tuple[int, int, int]], out: 
                 notes.append("if 0 marks unlabeled pixels, set data.reduce_zero_label true and data.classes one less")
     d.class_names = [f"class_{i}" for i in range(d.classes)]
     return cfg, notes
-
-
-if __name__ == "__main__":  # python -m src.data.prepare: the documented alias of python -m src prepare
-    import sys
-
-    from src.cli import main
-
-    sys.exit(main(command="prepare", description=__doc__))
