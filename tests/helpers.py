@@ -75,7 +75,8 @@ def full_disk_at(monkeypatch, *names: str) -> None:
             if Path(path).name in names:
                 raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(outputs, "atomic_path", failing)
+    for module in (outputs.atomic, outputs.writers):  # the modules that look it up
+        monkeypatch.setattr(module, "atomic_path", failing)
     real_staged = outputs.OutputFolder._staged
 
     @contextmanager

@@ -108,10 +108,16 @@ def test_a_users_file_on_a_reused_inode_is_not_taken_for_the_log(tmp_path):
     assert (tmp_path / "eval.log").read_text() == "the user's notes\n"
 
 
+def _patch_write_all(monkeypatch, fn) -> None:
+    """Replace the owner's ``_write_all`` in every module that calls it (placing, the manifest, the lock)."""
+    for module in (outputs.atomic, outputs.lock, outputs.folder):
+        monkeypatch.setattr(module, "_write_all", fn)
+
+
 def test_a_manifest_line_cut_by_a_full_disk_does_not_disown_the_folder(tmp_path, monkeypatch):
     with OutputFolder(tmp_path, "--out", "predict") as folder:
         folder.put_bytes("a.png", b"a")
-        real = outputs._write_all
+        real = outputs.atomic._write_all
         calls = []
 
         def short_then_full(fd, data):  # the manifest's record: half written, then the disk is full
@@ -121,10 +127,10 @@ def test_a_manifest_line_cut_by_a_full_disk_does_not_disown_the_folder(tmp_path,
                 raise OSError(28, "No space left on device")
             return real(fd, data)
 
-        monkeypatch.setattr(outputs, "_write_all", short_then_full)
+        _patch_write_all(monkeypatch, short_then_full)
         with pytest.raises(OSError):
             folder.put_bytes("b.png", b"b")
-        monkeypatch.setattr(outputs, "_write_all", real)
+        _patch_write_all(monkeypatch, real)
     assert not (tmp_path / "b.png").exists()  # recorded first, placed after: nothing placed unrecorded
     with OutputFolder(tmp_path, "--out", "predict", overwrite=True) as folder:
         assert folder.unchanged("a.png")
@@ -153,7 +159,7 @@ def test_a_link_swapped_in_for_the_temporary_is_never_written_through(tmp_path, 
     the owner's file, not the link."""
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
-    real = outputs._write_all
+    real = outputs.atomic._write_all
 
     def swap_then_write(fd, data):
         for p in (tmp_path / "out").iterdir():
@@ -163,10 +169,10 @@ def test_a_link_swapped_in_for_the_temporary_is_never_written_through(tmp_path, 
         return real(fd, data)
 
     with OutputFolder(tmp_path / "out", "--out", "predict") as folder:
-        monkeypatch.setattr(outputs, "_write_all", swap_then_write)
+        _patch_write_all(monkeypatch, swap_then_write)
         with pytest.raises(OutputPathError, match="nothing was replaced"):
             folder.put_bytes("a.txt", b"payload")
-        monkeypatch.setattr(outputs, "_write_all", real)
+        _patch_write_all(monkeypatch, real)
         assert "a.txt" not in folder.entries
     assert victim.read_text() == "precious"  # never written through the link
     assert not os.path.lexists(tmp_path / "out" / "a.txt")  # and the link was not placed as the output
