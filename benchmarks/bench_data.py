@@ -22,7 +22,7 @@ def main() -> None:
     from src.config import config_from_dict
     from src.data.pipeline import build_train_pipeline
     from src.data.synthetic import generate
-    from src.device import setup_device
+    from src.system.device import setup_device
 
     setup_device("CPU", "GRAPH")
     rows = []

@@ -30,7 +30,7 @@ def conv_calls(size: int, training: bool = False) -> list:
     import numpy as np
     import mindspore as ms
     from mindspore import nn
-    from src.device import setup_device
+    from src.system.device import setup_device
     from src.model.pspnet import PSPNet
 
     setup_device("CPU", "PYNATIVE")
@@ -64,7 +64,7 @@ def ms_times(shapes_json: str, repeats: int) -> dict:
     import numpy as np
     import mindspore as ms
     from mindspore import nn
-    from src.device import setup_device
+    from src.system.device import setup_device
 
     setup_device("CPU", "GRAPH")
     out = []

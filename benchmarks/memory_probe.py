@@ -42,7 +42,7 @@ def ms_pspnet(crop: int, batch: int, variant: str) -> dict:
     convolution backward the project trains with on CPU (``lean``), recompute of layer3-4, or ``pynative``."""
     import numpy as np
     import mindspore as ms
-    from src.device import setup_device
+    from src.system.device import setup_device
     from src.model.lean import lean_backward
     from src.model.pspnet import PSPNet
     from src.train.lr import build_optimizer
@@ -98,7 +98,7 @@ def ms_chain(mode: str, kernel: int = 3, train: int = 1, lean: int = 0) -> dict:
     import numpy as np
     import mindspore as ms
     from mindspore import nn
-    from src.device import setup_device
+    from src.system.device import setup_device
 
     setup_device("CPU", mode)
     n, c, hw = CHAIN

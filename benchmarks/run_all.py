@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from src.device import peak_rss_gb, rss_gb  # noqa: F401 - the one memory reading (memory_probe, torch_peer use it)
+from src.system.device import peak_rss_gb, rss_gb  # noqa: F401 - the one memory reading (memory_probe, torch_peer)
 from src.outputs import export_files, write_json, write_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,7 +86,7 @@ def bench_gemm_sweep(repeats: int, *sizes: int) -> dict:
     import numpy as np
     import mindspore as ms
     from mindspore import ops
-    from src.device import setup_device
+    from src.system.device import setup_device
 
     setup_device("CPU", "PYNATIVE")
     out = {"numpy": {}, "mindspore": {}}
@@ -151,7 +151,7 @@ def bench_inference(size: int, repeats: int) -> dict:
     import mindspore as ms
     from mindspore import nn
     import onnxruntime as ort
-    from src.device import setup_device
+    from src.system.device import setup_device
     from src.model.pspnet import PSPNet
 
     setup_device("CPU", "GRAPH")
@@ -188,7 +188,7 @@ def bench_train(crop: int, steps: int, lean: int = 1) -> dict:
     convolution backward the project trains with on CPU (``lean``) or MindSpore's own."""
     import numpy as np
     import mindspore as ms
-    from src.device import setup_device
+    from src.system.device import setup_device
     from src.model.pspnet import PSPNet
     from src.train.lr import build_optimizer
     from src.train.step import NetWithLoss, TrainStep
@@ -217,10 +217,10 @@ def bench_step_loop(crop: int, steps: int) -> dict:
     """
     import numpy as np
     import mindspore as ms
-    from src.device import setup_device
+    from src.system.device import setup_device
     from src.model.pspnet import PSPNet
     from src.train.lr import build_optimizer, current_lrs, lr_tables, lrs_at
-    from src.train.progress import LossWindow, first_non_finite
+    from src.train.loss_window import LossWindow, first_non_finite
     from src.train.step import NetWithLoss, TrainStep
 
     setup_device("CPU", "GRAPH")
@@ -263,7 +263,7 @@ def bench_eval_image(repeats: int) -> dict:
     """eval.py's protocol on one 500x375 image (VOC size), single scale + flip: batch 4 vs one window at a time."""
     import numpy as np
     import mindspore as ms
-    from src.device import setup_device
+    from src.system.device import setup_device
     from src.evaluation.protocol import Protocol, segment
     from src.model.pspnet import PSPNet
 

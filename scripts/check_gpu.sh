@@ -22,7 +22,7 @@ PY=$(pick_python "$ROOT")   # no change of folder: relative paths in overrides a
 [ -f "$ROOT/.venv/gpu_env.sh" ] && . "$ROOT/.venv/gpu_env.sh"
 CFG=$ROOT/config/demo_synthetic.yaml
 if [ "$TARGET" != CPU ]; then  # before any training: is the target usable at all?
-  (cd "$ROOT" && "$PY" -c "import sys; from src.device import available_targets; sys.exit(0 if sys.argv[1] in available_targets() else 1)" \
+  (cd "$ROOT" && "$PY" -c "import sys; from src.system.device import available_targets; sys.exit(0 if sys.argv[1] in available_targets() else 1)" \
     "$TARGET") 2>/dev/null || { echo "error: MindSpore finds no usable $TARGET here (driver, CUDA libraries:" \
     "bash scripts/setup_gpu.sh, then . .venv/gpu_env.sh); nothing was run" >&2; exit 2; }
 fi

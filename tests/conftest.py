@@ -6,7 +6,7 @@ import pytest
 
 @pytest.fixture(scope="session", autouse=True)
 def _mindspore_cpu():
-    from src.device import setup_device
+    from src.system.device import setup_device
 
     setup_device("CPU", "PYNATIVE", seed=0)
     _freeze_the_libraries()

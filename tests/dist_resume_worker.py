@@ -12,10 +12,10 @@ from pathlib import Path
 
 def main() -> None:
     from src.config import config_from_dict
-    from src.device import setup_device
-    from src.distributed import init_distributed
+    from src.system.device import setup_device
+    from src.system.distributed import init_distributed
     from src.errors import PSPNetError
-    from src.logging_setup import setup_logging
+    from src.system.logging_setup import setup_logging
     from src.train.loop import Trainer
 
     cfg = config_from_dict(json.loads(Path(sys.argv[1]).read_text()), sys.argv[1])

@@ -14,8 +14,8 @@ def main() -> None:
     import os
 
     import numpy as np
-    from src.device import setup_device
-    from src.distributed import allreduce_sum, init_distributed
+    from src.system.device import setup_device
+    from src.system.distributed import allreduce_sum, init_distributed
 
     out, seconds = Path(sys.argv[1]), float(sys.argv[2])
     setup_device("CPU", "PYNATIVE", seed=5)

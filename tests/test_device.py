@@ -1,6 +1,6 @@
 import pytest
 
-from src.device import DeviceError, available_targets, prepare_environment, resolve_target
+from src.system.device import DeviceError, available_targets, prepare_environment, resolve_target
 
 
 def test_auto_picks_first_available():

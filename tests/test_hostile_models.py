@@ -8,8 +8,8 @@ import pytest
 from mindspore import nn
 
 from pth_writer import write_pth
-from src import checkpoint as ckpt_module
-from src import checkpoint_format as ckpt_format
+from src.checkpoint import files as ckpt_module
+from src.checkpoint import format as ckpt_format
 from src.checkpoint import (CheckpointError, arrays_to_entries, checksum_path, load_checkpoint_strict,
                             load_params_strict, read_checkpoint, save_checkpoint_atomic)
 from src.train.run_state import open_resume, resume_position, rotate_checkpoints

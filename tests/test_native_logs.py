@@ -39,7 +39,8 @@ def test_native_logs_follows_quiet_unless_the_user_set_glog_v(monkeypatch):
 
 
 def test_the_skeleton_and_the_config_readers_do_not_import_mindspore():
-    proc = _python("import sys, src.cli, src.config, src.compat, src.device, src.logging_setup, src.distributed\n"
+    proc = _python("import sys, src.cli, src.config, src.compat\n"
+                   "import src.system.device, src.system.logging_setup, src.system.distributed\n"
                    "src.cli.build_parser()\n"
                    "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mindspore'))")
     assert proc.returncode == 0, proc.stderr

@@ -35,7 +35,7 @@ LAUNCH_PIDS=()
 LAUNCH_NAMES=()
 GUARD_PID=
 STOP_GRACE=${STOP_GRACE:-20}
-# The launcher's guard (python ROOT launch-guard, src/launch.py) makes the launcher's private registry folder
+# The launcher's guard (python ROOT launch-guard, src/system/launch.py) makes the launcher's private registry folder
 # (PSPNET_PID_DIR, in TMPDIR), follows every process the launcher starts and their descendants by parent pid in
 # /proc (msrun's workers too, each in a session of its own), and stops them all when the launcher's INT/TERM/HUP
 # trap asks (stop_all) or the launcher is gone however it died (kill -9, an untrapped signal); it then removes

@@ -130,7 +130,7 @@ def test_a_rank_may_wait_longer_than_the_collectives_default_timeout(tmp_path):
 
 
 def test_collective_timeout_default_keeps_what_the_user_set():
-    from src.distributed import default_collective_env
+    from src.system.distributed import default_collective_env
 
     env = {}
     assert default_collective_env(env) == {"MS_CPU_COMM_OP_TIMEOUT": "1800"} and env["MS_CPU_COMM_OP_TIMEOUT"] == "1800"
@@ -139,7 +139,7 @@ def test_collective_timeout_default_keeps_what_the_user_set():
 
 
 def test_integer_sums_survive_float32_collectives():
-    from src.distributed import join_digits, split_digits
+    from src.system.distributed import join_digits, split_digits
 
     counts = np.array([[0, 1, 2 ** 24 + 1], [2 ** 40 + 12345, 4095, 4096]], np.int64)
     digits = [split_digits(counts), split_digits(counts * 3)]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from src.launch import RankTableError, rank_table_lines, read_rank_table, select_server
+from src.system.launch import RankTableError, rank_table_lines, read_rank_table, select_server
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN_PYTHON = """#!/usr/bin/env bash
@@ -416,7 +416,7 @@ def test_a_leftover_registry_variable_is_refused_and_never_used(standins):
 def test_only_the_launchers_own_private_folder_is_accepted(tmp_path):
     """check_launcher_env, the check each rank runs first: the launcher must be a running ancestor, and the
     folder its own (a real folder, private, holding the launcher's record)."""
-    from src.launch import LauncherEnvError, check_launcher_env, identity
+    from src.system.launch import LauncherEnvError, check_launcher_env, identity
 
     parent = identity(os.getppid())  # a running ancestor of this process stands in for the launcher
     ident = f"{parent[0]}:{parent[1]}"
@@ -449,7 +449,7 @@ def test_a_rank_notices_its_launcher_is_gone(tmp_path):
     """watch_launcher: no signal needed from the launcher; a new process reusing its pid would not count."""
     import threading
 
-    from src.launch import identity, watch_launcher
+    from src.system.launch import identity, watch_launcher
 
     launcher = subprocess.Popen(["sleep", "30"])
     gone = threading.Event()

@@ -10,7 +10,7 @@ from src.config import ConfigError, config_from_dict
 from src.train import loop as loop_mod
 from src.train.run_state import epoch_checkpoints
 from src.train.loop import Trainer, TrainingError, sink_steps
-from src.train.progress import Clock, LossWindow, StepLosses, first_non_finite
+from src.train.loss_window import Clock, LossWindow, StepLosses, first_non_finite
 from src.train.records import MetricsLog
 
 

@@ -3,7 +3,7 @@ names the MindSpore model zoo's PSPNet gives its weights.
 
 A checkpoint can come from anywhere: its dimensions, content sizes, names and dtypes are checked entry by
 entry here, so that nothing it declares is believed before the bytes back it. Loading into a network and
-saving are :mod:`src.checkpoint`'s.
+saving are :mod:`src.checkpoint.files`'.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Checkpoint files: strict loading (the model zoo's names mapped), atomic saving with a checksum.
 
-Reading a file's entries: :mod:`src.checkpoint_format`; a training run's checkpoints (optimizer state, loop
+Reading a file's entries: :mod:`src.checkpoint.format`; a training run's checkpoints (optimizer state, loop
 counters, schedule; resume, rotation, best): :mod:`src.train.run_state`."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn
 
-from src.checkpoint_format import (ZOO_PSPNET_PREFIXES, CheckpointError, from_zoo_names, read_checkpoint, zoo_kind,
+from src.checkpoint.format import (ZOO_PSPNET_PREFIXES, CheckpointError, from_zoo_names, read_checkpoint, zoo_kind,
                                    zoo_spelling)
 from src.config import PYRAMIDS
 from src.errors import shown, shown_names
@@ -262,7 +262,7 @@ def saved_pyramid(state: Mapping[str, np.ndarray], source: str) -> Optional[str]
 
 def read_pyramid_evidence(path: str | os.PathLike) -> Tuple[str, Optional[str]]:
     """What tells checkpoint ``path``'s pyramid form, from the entries that carry it: the kind of model zoo names
-    (:func:`src.checkpoint_format.zoo_kind`, from the few names that decide it) and the form the file records
+    (:func:`src.checkpoint.format.zoo_kind`, from the few names that decide it) and the form the file records
     (:func:`saved_pyramid`)."""
     entries = read_checkpoint(path, ZOO_PSPNET_PREFIXES + ZOO_BACKBONE_MARKS + (PYRAMID_ENTRY,))
     return zoo_kind(n for n in entries if n != PYRAMID_ENTRY), saved_pyramid(entries, str(path))
