@@ -114,7 +114,7 @@ def _pth_as_checkpoint(path: str, stack: contextlib.ExitStack) -> str:
 
 def _device(cfg, mode: Optional[str] = None, seed: Optional[int] = None, id_from_flag: bool = False) -> str:
     """Set up the config's device (``mode`` overrides device.mode); returns the target used."""
-    from src.device import setup_device
+    from src.system.device import setup_device
 
     return setup_device(cfg.device.target, mode or cfg.device.mode, cfg.device.device_id, seed=seed,
                         quiet=cfg.device.quiet, id_from_flag=id_from_flag)
@@ -122,8 +122,8 @@ def _device(cfg, mode: Optional[str] = None, seed: Optional[int] = None, id_from
 
 def _ranks(always: bool = False):
     """``(rank, size)``: joins the collective group when launched by msrun / a rank table (or ``always``)."""
-    from src.distributed import init_distributed, launched_distributed
-    from src.logging_setup import setup_logging
+    from src.system.distributed import init_distributed, launched_distributed
+    from src.system.logging_setup import setup_logging
 
     if not (always or launched_distributed()):
         return 0, 1
@@ -166,7 +166,7 @@ def _train(a: argparse.Namespace) -> None:
 
     def opener(path, overwrite):  # a fresh run over another run is refused before the log file is touched
         from src.outputs import OutputFolder
-        from src.train.loop import refuse_fresh_over_earlier
+        from src.train.run_folder import refuse_fresh_over_earlier
 
         folder = OutputFolder(path, "train.save_dir", "train", overwrite).__enter__()
         try:
@@ -189,7 +189,7 @@ def _command_folder(path, what: str, command: str, overwrite: bool, rank: int = 
                     opener: Optional[Callable] = None):
     """Rank 0's output folder, locked for the whole command (None on other ranks), with the command's log
     file in it: ``<log>`` for rank 0, ``<stem>.rank<N>`` beside it for the others."""
-    from src.logging_setup import add_log_stream, log_file_name
+    from src.system.logging_setup import add_log_stream, log_file_name
     from src.outputs import OutputFolder, open_append
 
     folder = None
@@ -295,7 +295,7 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
 
 def _convert(a: argparse.Namespace) -> None:
     from src.convert.weights import convert_file
-    from src.device import setup_device
+    from src.system.device import setup_device
 
     setup_device("CPU", "PYNATIVE")
     report = convert_file(a.src, a.dst, a.kind, a.layers, a.allow_mismatch, a.allow_non_finite, a.overwrite)
@@ -423,7 +423,7 @@ def _infer_args(p: argparse.ArgumentParser) -> None:
 
 def _infer(a: argparse.Namespace) -> None:
     from src.deploy.offline import run_inputs, runner_predict
-    from src.device import setup_device
+    from src.system.device import setup_device
     from src.runtime.backends import backend_from_extension
 
     backend = a.backend or backend_from_extension(a.model)
@@ -562,7 +562,7 @@ def _op_inventory_args(p: argparse.ArgumentParser) -> None:
 
 
 def _op_inventory(a: argparse.Namespace) -> None:
-    from src.device import setup_device
+    from src.system.device import setup_device
     from src.outputs import ensure_output_file, put_file
     from src.tools.op_inventory import (ALLOWLIST, ascend_graphs, check_aicore, check_graphs, evidence_table,
                                         load_aicpu_accepted, load_allowlist, load_cann_aicore, report,
@@ -650,7 +650,7 @@ def _rank_table_args(p: argparse.ArgumentParser) -> None:
 
 
 def _rank_table(a: argparse.Namespace) -> None:
-    from src.launch import rank_table_lines
+    from src.system.launch import rank_table_lines
 
     print("\n".join(rank_table_lines(a.table, a.server)))
 
@@ -662,12 +662,12 @@ def _launch_guard_args(p: argparse.ArgumentParser) -> None:
 
 def _launch_guard(a: argparse.Namespace) -> int:
     """Make the launcher's private folder, print it and the launcher's identity (two lines), then follow and
-    stop what the launcher starts (src.launch.guard); the folder is removed when the guard ends."""
+    stop what the launcher starts (src.system.launch.guard); the folder is removed when the guard ends."""
     import signal
     import sys
     import tempfile
 
-    from src.launch import LAUNCHER_FILE, LauncherEnvError, guard, guard_launcher
+    from src.system.launch import LAUNCHER_FILE, LauncherEnvError, guard, guard_launcher
     from src.outputs import private_folder, write_text
 
     launcher = guard_launcher(a.launcher_pid)
@@ -745,8 +745,8 @@ def bind_to_launcher(env: Optional[Dict[str, str]] = None, watch: bool = True) -
     reaches this process even in a session of its own (msrun's workers), and (``watch``) stop this process and
     its group when the launcher is gone, however it died. Returns the registration file, or None when no
     launcher asked."""
-    from src.distributed import die_with_parent
-    from src.launch import LauncherEnvError, check_launcher_env, identity, watch_launcher
+    from src.system.distributed import die_with_parent
+    from src.system.launch import LauncherEnvError, check_launcher_env, identity, watch_launcher
     from src.outputs import write_text
 
     found = check_launcher_env(os.environ if env is None else env)
@@ -773,7 +773,7 @@ def main(argv: Optional[List[str]] = None, command: Optional[str] = None, descri
     0 done, 1 the command's own "found problems" status (``prepare check``),
     2 a user error (:class:`PSPNetError`: bad config, file, checkpoint...) with one line.
     """
-    from src.logging_setup import close_log_files, setup_logging
+    from src.system.logging_setup import close_log_files, setup_logging
 
     a = build_parser(command, description, prog).parse_args(argv)
     a.user_glog_v = "GLOG_v" in os.environ

@@ -698,7 +698,11 @@ def _validate_labels(d: DataConfig, t: TrainConfig, src: str) -> None:
         if unknown:
             raise ConfigError(f"{src}: data.allow_absent_classes names {shown_names(unknown, 5, 60)}, not among "
                               f"data.class_names")
-    w = t.class_weights
+    _validate_class_weights(t.class_weights, d.classes, src)
+
+
+def _validate_class_weights(w, classes: int, src: str) -> None:
+    """``train.class_weights``: none, auto, or one finite weight from 0 to 1e6 per class, not all 0."""
     if isinstance(w, str):
         if w.strip().startswith("["):
             raise ConfigError(f"{src}: train.class_weights must be a list of finite numbers (one per class), got "
@@ -707,8 +711,8 @@ def _validate_labels(d: DataConfig, t: TrainConfig, src: str) -> None:
             raise ConfigError(f"{src}: train.class_weights must be none, auto or a list of one weight per class, "
                               f"got {_show(w)}")
     else:
-        if len(w) != d.classes:
-            raise ConfigError(f"{src}: train.class_weights has {len(w)} weights for {d.classes} classes (one per "
+        if len(w) != classes:
+            raise ConfigError(f"{src}: train.class_weights has {len(w)} weights for {classes} classes (one per "
                               f"class, in class order)")
         bad = [i for i, v in enumerate(w) if not (math.isfinite(v) and 0 <= v <= 1e6)]
         if bad:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Iterable, Type
+from typing import Iterable, List, Type
 
 
 class PSPNetError(Exception):
@@ -49,6 +49,21 @@ def shown_names(names: Iterable[object], n: int = 6, limit: int = 100) -> str:
     names = list(names)
     more = f" ... ({len(names) - n} more)" if len(names) > n else ""
     return ", ".join(shown(x, limit) for x in names[:n]) + more
+
+
+def _read_upto(fd: int, size: int, limit: int) -> List[bytes]:
+    """The bytes of the open ``fd`` (closed here) in parts, up to ``limit`` + 1 of them: ``size`` (its declared
+    size) in one allocation, then what a file that grew meanwhile (or /proc's, which declare 0 bytes) adds."""
+    with os.fdopen(fd, "rb") as f:
+        parts = [f.read(size)] if size else []
+        total = sum(map(len, parts))
+        while total <= limit:
+            chunk = f.read(min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            parts.append(chunk)
+            total += len(chunk)
+    return parts
 
 
 def read_user_file(path: str | os.PathLike, what: str, error: Type[PSPNetError], limit: int,
@@ -85,20 +100,13 @@ def read_user_file(path: str | os.PathLike, what: str, error: Type[PSPNetError],
     if refusal or st.st_size > limit:
         os.close(fd)
         raise error(refusal) if refusal else too_large(st.st_size)
-    with os.fdopen(fd, "rb") as f:
-        try:
-            parts = [f.read(st.st_size)] if st.st_size else []  # one allocation of the declared size
-            total = sum(map(len, parts))
-            while total <= limit:  # a file that grew meanwhile (or /proc's, which declare 0 bytes)
-                chunk = f.read(min(1 << 20, limit + 1 - total))
-                if not chunk:
-                    break
-                parts.append(chunk)
-                total += len(chunk)
-        except OSError as exc:
-            raise error(f"cannot read {what} {name}: {exc.strerror or exc}") from None
-        except MemoryError:
-            raise error(f"cannot read {what} {name}: not enough memory for its {st.st_size} bytes") from None
+    try:
+        parts = _read_upto(fd, st.st_size, limit)
+    except OSError as exc:
+        raise error(f"cannot read {what} {name}: {exc.strerror or exc}") from None
+    except MemoryError:
+        raise error(f"cannot read {what} {name}: not enough memory for its {st.st_size} bytes") from None
+    total = sum(map(len, parts))
     if total > limit:
         raise too_large(total)
     return parts[0] if len(parts) == 1 else b"".join(parts)

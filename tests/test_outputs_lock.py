@@ -143,7 +143,7 @@ def test_a_commands_log_line_names_its_log_file(tmp_path, caplog):
     import logging
 
     from src.cli import _command_folder
-    from src.logging_setup import close_log_files
+    from src.system.logging_setup import close_log_files
 
     try:
         with caplog.at_level(logging.INFO, logger="src.cli"):

@@ -50,6 +50,16 @@ def _missing(path: Optional[str]) -> Optional[str]:
 MAX_LIST_BYTES = 1 << 30  # ~15 million lines; ADE20K's training list is 1.4 MB
 
 
+def _list_text(data: bytes, list_file: Path) -> str:
+    """A list file's bytes as text: UTF-8, a byte-order mark (Windows editors) not part of the first path."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line_no = data[:exc.start].count(b"\n") + 1
+        raise DataError(f"{list_file}:{line_no}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                        f"save the list file as UTF-8") from None
+
+
 def read_list(list_file: str | os.PathLike, data_root: str | os.PathLike, require_labels: bool = True,
               check_files: bool = True) -> List[Sample]:
     """Parse a list file of ``image_rel [label_rel]`` lines (relative to ``data_root``).
@@ -66,13 +76,7 @@ def read_list(list_file: str | os.PathLike, data_root: str | os.PathLike, requir
         "with `prepare ade20k|cityscapes --root R`, or the demo set with `python -m src synthetic --out DIR`)"))
     samples: List[Sample] = []
     problems: List[str] = []
-    try:
-        text = data.decode("utf-8-sig")  # a byte-order mark (Windows editors) is not part of the first path
-    except UnicodeDecodeError as exc:
-        line_no = data[:exc.start].count(b"\n") + 1
-        raise DataError(f"{list_file}:{line_no}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                        f"save the list file as UTF-8") from None
-    for no, raw in enumerate(text.split("\n"), start=1):  # splitlines() would also split at \x0b, \x1c, \u2028...
+    for no, raw in enumerate(_list_text(data, list_file).split("\n"), start=1):  # splitlines() would also split at \x0b, \x1c, \u2028...
         raw = raw[:-1] if raw.endswith("\r") else raw
         line = raw.strip()
         if not line or line.startswith("#"):

@@ -15,7 +15,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -108,6 +108,19 @@ def scan_samples(samples: Sequence[Sample], spec: DatasetSpec, list_file: str, r
     return scan
 
 
+def _image_size(sample: Sample, scan: ListScan, read_images: bool) -> Optional[Tuple[int, int]]:
+    """The image's (height, width), from its pixels or (not ``read_images``) its header; None when it cannot be
+    read (recorded in ``scan``)."""
+    try:
+        if read_images:
+            return read_image(sample.image, sample.where).shape[:2]
+        w, h = header_size(sample.image, f"{sample.where}: ")
+        return (h, w)
+    except DataError as exc:
+        scan.problems["unreadable_image"].append(str(exc))
+        return None
+
+
 def _scan_one(sample: Sample, spec: DatasetSpec, lut: np.ndarray, scan: ListScan, read_images: bool) -> bool:
     """Count one sample into ``scan``; False when it has a problem (recorded under its kind)."""
     where = sample.where
@@ -119,16 +132,7 @@ def _scan_one(sample: Sample, spec: DatasetSpec, lut: np.ndarray, scan: ListScan
     if missing:
         scan.problems["missing_file"] += [f"{where}: file not found: {shown(p, 300)}" for p in missing]
         return False
-    size = None
-    try:
-        if read_images:
-            image = read_image(sample.image, where)
-            size = image.shape[:2]
-        else:
-            w, h = header_size(sample.image, f"{where}: ")
-            size = (h, w)
-    except DataError as exc:
-        scan.problems["unreadable_image"].append(str(exc))
+    size = _image_size(sample, scan, read_images)
     if sample.label is None:
         scan.problems["malformed_line"].append(f"{where}: no label column")
         return False

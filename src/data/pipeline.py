@@ -11,7 +11,7 @@ from src.config import ConfigError, DataConfig, TrainConfig
 from src.data.dataset import DataError, SegDataset, read_list
 from src.data.labels import spec_of
 from src.data.transforms import CenterCropTransform, train_transform_from_config
-from src.distributed import shard
+from src.system.distributed import shard
 from src.outputs import clear_log
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ class EpochShardSampler:
     ``r, r + num_shards, ...`` (as ``DistributedSampler``), so across ranks
     every sample is used once per epoch (plus at most ``num_shards - 1``
     repeats).  ``len()`` is the number of indices per rank per epoch.
-    (Evaluation splits with :func:`src.distributed.shard` instead: no repeats.)
+    (Evaluation splits with :func:`src.system.distributed.shard` instead: no repeats.)
 
     The object is stateless: :meth:`codes` lists a whole run up front, each
     index tagged with its epoch as ``epoch * n + i`` so the dataset can seed

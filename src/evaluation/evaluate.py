@@ -14,7 +14,7 @@ from src.errors import shown_names
 from src.config import DataConfig, DATASETS, Config, config_to_dict, eval_list
 from src.data.dataset import DataError, Sample, load_sample, read_list
 from src.data.labels import DatasetSpec, spec_of
-from src.distributed import allreduce_sum, shard
+from src.system.distributed import allreduce_sum, shard
 from src.evaluation.metrics import ConfusionMatrix, Scores, format_table, scores_from_matrix
 from src.data.pipeline import build_val_pipeline, pipeline_error
 from src.evaluation.protocol import Predict, Protocol, protocol_from_config, run_batches, segment

@@ -46,7 +46,7 @@ def dump_logits(config: str, run_dir: str, target: str, out: str, overrides: Seq
     """Logits of the run's newest checkpoint on :func:`fixed_input` at the crop size, on ``target``; saved to ``out``."""
     from src.train.run_state import epoch_checkpoints
     from src.config import load_config
-    from src.device import setup_device
+    from src.system.device import setup_device
     from src.runtime.backends import load_eval_network, ms_predict
 
     cfg = load_config(config, list(overrides))

@@ -16,7 +16,7 @@ from src.config import Config
 from src.data.dataset import DataError, read_list
 from src.data.doctor import ListScan, median_frequency_weights, rare_classes, scan_fingerprint, scan_samples, training_label_check
 from src.data.labels import spec_of
-from src.distributed import allreduce_sum, shard
+from src.system.distributed import allreduce_sum, shard
 from src.errors import PSPNetError, shown
 from src.outputs import OutputFolder, read_manifest, read_small_file
 
@@ -124,3 +124,18 @@ def check_training_data(cfg: Config, rank: int = 0, group_size: int = 1,
         logger.info("train.class_weights auto (median frequency): %s", ", ".join(
             f"{shown(n, 30)} {w:.4g}" for n, w in zip(spec.class_names, weights)))
     return [float(w) for w in weights]
+
+
+def continued_class_weights(setting, computed: Optional[List[float]], saved: Optional[List[float]]
+                            ) -> Optional[List[float]]:
+    """The loss's class weights: the config's (``computed`` by :func:`check_training_data` from ``setting``,
+    ``train.class_weights``); for ``auto`` on a resume, the numbers the run started with (``saved``)."""
+    if setting == "auto" and saved is not None:
+        if computed is not None and not np.allclose(saved, computed, rtol=1e-5):
+            logger.warning("train.class_weights auto: the training labels give other weights now; the resumed "
+                           "run keeps the ones it started with (%s)", ", ".join(f"{w:.4g}" for w in saved))
+        return saved
+    if saved is not None and computed != saved:
+        logger.warning("train.class_weights: this run started with %s and continues with %s (the config changed)",
+                       [round(w, 4) for w in saved], computed if computed is None else [round(w, 4) for w in computed])
+    return computed

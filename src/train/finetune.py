@@ -13,8 +13,8 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 from mindspore import nn
 
-from src.checkpoint import CheckpointError, saved_class_names
-from src.config import DataConfig
+from src.checkpoint import CheckpointError, load_params_strict, read_weights_and_state, saved_class_names
+from src.config import Config, DataConfig
 from src.data.labels import ADE20K_CLASSES, CITYSCAPES_CLASSES, VOC_CLASSES, spec_of
 from src.errors import shown, shown_names
 
@@ -178,3 +178,23 @@ def _warn_other_names(state: Mapping[str, np.ndarray], class_names: Sequence[str
         logger.warning("%s was trained on other classes (%s) than this config's (%s): its classifier rows load by "
                        "position; set model.pretrained_head match to load them by class name", source,
                        shown_names(recorded, 4, 30), shown_names(class_names, 4, 30))
+
+
+def load_config_pretrained(net, cfg: Config) -> List[str]:
+    """``model.pretrained`` into ``net`` as a fresh run loads it (the Trainer, and ``train --plan``)."""
+    m = cfg.model
+    return load_pretrained(net, m.pretrained, m.allow_non_finite, m.pretrained_head, named_classes(cfg.data),
+                           m.pretrained_class_names)
+
+
+def load_pretrained(net, path: str, allow_non_finite: bool = False, head: str = "strict",
+                    class_names: Optional[List[str]] = None, pretrained_class_names: Optional[List[str]] = None
+                    ) -> List[str]:
+    """ImageNet weights for the backbone, strictly (only ppm/cls/aux may stay initial): this project's names,
+    or the model zoo's ``resnet_deepbase.ckpt`` names mapped by name (:func:`src.checkpoint.read_weights`); or a
+    trained PSPNet, its heads' last layers as model.pretrained_head ``head`` says (this network's
+    ``class_names``, the checkpoint's ``pretrained_class_names``: :func:`pretrained_arrays`)."""
+    params, zoo, state = read_weights_and_state(path)
+    params = pretrained_arrays(params, state, net, head, class_names, pretrained_class_names or [], path)
+    return load_params_strict(net, params, path, allow_missing=("ppm.", "cls.", "aux."), zoo=zoo,
+                              allow_non_finite=allow_non_finite, pretrained=True)

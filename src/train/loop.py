@@ -1,52 +1,42 @@
 """The training loop: :class:`Trainer` builds a run from the config, then steps, logs, saves and evaluates it.
 
-The builders are :mod:`src.train.setup`'s, checkpoint files and resume policy
-:mod:`src.checkpoint`'s, the step cell :mod:`src.train.step`'s and the
+The builders are :mod:`src.train.setup`'s, the run folder's files :mod:`src.train.run_folder`'s, checkpoint
+files and resume policy :mod:`src.train.run_state`'s, the step cell :mod:`src.train.step`'s and the
 evaluator :mod:`src.evaluation.evaluate`'s."""
 from __future__ import annotations
 
 import logging
-import os
 import time
-from dataclasses import replace
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import numpy as np
 import mindspore as ms
 
-from src.checkpoint import load_params_strict, read_weights_and_state
-from src.train.run_state import ResumePoint, RunCheckpoints, epoch_checkpoints, schedule_of
-from src.config import Config, config_yaml
-from src.data.dataset import read_list
+from src.config import Config
 from src.data.pipeline import build_train_pipeline, pipeline_error
-from src.distributed import allreduce_sum
+from src.system.distributed import allreduce_sum
 from src.errors import PSPNetError, TrainingError
 from src.evaluation.evaluate import evaluate_network
-from src.evaluation.metrics import scores_from_matrix
-from src.outputs import OutputExistsError, OutputFolder, ensure_output_dir, write_text
+from src.outputs import OutputFolder
+from src.train.data_check import check_training_data, continued_class_weights
+from src.train.finetune import load_config_pretrained, load_pretrained, named_classes
 from src.train.lr import current_lrs, lr_tables, lrs_at
-from src.train.progress import Clock, LossWindow, first_non_finite
-from src.train.data_check import check_training_data
-from src.train.finetune import named_classes, pretrained_arrays
-from src.train.records import MetricsLog, plot_curves, validation_of, validation_protocol
+from src.train.loss_window import Clock, LossWindow, first_non_finite
+from src.train.records import plot_curves, validation_due, validation_of, validation_protocol
+from src.train.run_folder import CURVES_NAME, RunFolder
+from src.train.run_state import ResumePoint, RunCheckpoints, schedule_of
 from src.train.setup import (StepPlan, build_network, loss_scale_for, sink_steps, training_model, training_pyramid,
                              training_optimizer, training_step, validation_network)
 
-__all__ = ["Trainer", "TrainingError", "run_training", "sink_steps"]
+__all__ = ["Trainer", "TrainingError", "run_training", "sink_steps", "load_pretrained", "load_config_pretrained"]
 
 logger = logging.getLogger(__name__)
 
-CONFIG_NAME, METRICS_NAME, CURVES_NAME = "config.yaml", "metrics.jsonl", "curves.png"
-RUN_FILES = (CONFIG_NAME, METRICS_NAME, CURVES_NAME, "train.log")  # a user's file of these names is never replaced
-
 
 class Trainer:
-    """Everything one training run needs, built from the config; ``run()`` trains.
-
-    Attributes useful to callers and tests: ``net``, ``optimizer``,
-    ``step_cell``, ``state``, ``steps_per_epoch``, ``total_steps``.
-    """
+    """Everything one training run needs, built from the config; ``run()`` trains. Attributes useful to callers and
+    tests: ``net``, ``optimizer``, ``step_cell``, ``state``, ``steps_per_epoch``, ``total_steps``."""
 
     def __init__(self, cfg: Config, device_target: str = "CPU", rank: int = 0, group_size: int = 1,
                  resume: Optional[str] = None, allow_schedule_change: bool = False, overwrite: bool = False,
@@ -55,16 +45,15 @@ class Trainer:
         without a lock when not given); ``overwrite`` lets a fresh run replace an earlier run's files."""
         t = cfg.train
         self.cfg, self.rank, self.group_size, self.is_main = cfg, rank, group_size, rank == 0
-        self.save_dir = Path(t.save_dir)
-        self.outputs = outputs
-        if self.is_main and outputs is None:
-            self.outputs = OutputFolder(self.save_dir, "train.save_dir", "train", overwrite, lock=False).__enter__()
-        self.ckpts = RunCheckpoints(self.save_dir, t, self.outputs if self.is_main else None, named_classes(cfg.data))
+        self.folder = RunFolder(cfg, rank, overwrite, outputs)
+        self.save_dir, self.outputs, self.error_log = self.folder.save_dir, self.folder.outputs, self.folder.error_log
+        self.ckpts = RunCheckpoints(self.save_dir, t, self.folder.owner, named_classes(cfg.data))
         point = self.ckpts.open(resume, rank, group_size)
         cfg = self.cfg = training_pyramid(cfg, point.params, str(point.path or ""))  # config.yaml records the form
-        self._check_outputs(point, overwrite)
+        self.folder.prepare(cfg, point)
+        self.records = self.folder.records
         # before anything is built: labels that cannot teach the config's classes are refused here, in one line
-        weights = check_training_data(cfg, rank, group_size, self.outputs if self.is_main else None)
+        weights = check_training_data(cfg, rank, group_size, self.folder.owner)
         self.net = build_network(cfg, device_target, group_size)
         self.device_target, self._val_net = device_target, None  # the validation network, built when first needed
         loss_scale = loss_scale_for(t, device_target)
@@ -77,89 +66,19 @@ class Trainer:
         self.schedule = schedule_of(t, group_size, self.total_steps, training_model(cfg).output_stride)
         self.state = self.ckpts.restore(point, self.net, self.optimizer, rank, self.schedule, allow_schedule_change)
         self.resumed = point.path is not None
-        if self.records and point.path is not None and self.records.truncate_after(self.state.step):
-            logger.info("metrics.jsonl: dropped the records after step %d (from the interrupted run)", self.state.step)
-        self.state.class_weights = self._class_weights(weights, self.state.class_weights if self.resumed else None)
+        if self.resumed:
+            self.folder.drop_records_after(self.state.step)
+        self.state.class_weights = continued_class_weights(t.class_weights, weights,
+                                                           self.state.class_weights if self.resumed else None)
         self.step_cell = training_step(cfg, self.net, self.optimizer, group_size, loss_scale, self.state.class_weights)
         if self.is_main:  # only once the run could start, so a failed start keeps the previous run's file
-            self._write_config()
-
-    def _class_weights(self, computed: Optional[List[float]], saved: Optional[List[float]]) -> Optional[List[float]]:
-        """The loss's class weights: the config's; for ``auto`` on a resume, the numbers the run started with."""
-        if self.cfg.train.class_weights == "auto" and saved is not None:
-            if computed is not None and not np.allclose(saved, computed, rtol=1e-5):
-                logger.warning("train.class_weights auto: the training labels give other weights now; the resumed "
-                               "run keeps the ones it started with (%s)", ", ".join(f"{w:.4g}" for w in saved))
-            return saved
-        if saved is not None and computed != saved:
-            logger.warning("train.class_weights: this run started with %s and continues with %s (the config changed)",
-                           [round(w, 4) for w in saved], computed if computed is None else [round(w, 4) for w in computed])
-        return computed
-
-    def _write_config(self) -> None:
-        """The resolved config as ``config.yaml`` (``train.class_weights auto`` as the weights it gave), unless that
-        file is the user's own ``--config``."""
-        target = self.save_dir / CONFIG_NAME
-        if self.cfg.source and os.path.isfile(self.cfg.source) and target.exists() and \
-                os.path.samefile(self.cfg.source, target):
-            logger.info("%s is the config this run was started with: left as it is (the resolved values are in "
-                        "train.log)", target)
-            return
-        cfg = self.cfg
-        if cfg.train.class_weights == "auto" and self.state.class_weights is not None:
-            cfg = replace(cfg, train=replace(cfg.train, class_weights=list(self.state.class_weights)))
-        self.outputs.put_text(CONFIG_NAME, config_yaml(cfg))
-
-    def _check_outputs(self, point: ResumePoint, overwrite: bool) -> None:
-        """Everything that can be checked before the first step: the output folder, an earlier run, the val list."""
-        cfg = self.cfg
-        if self.is_main:
-            ensure_output_dir(self.outputs.check_folder(RunCheckpoints.SUB), "train.save_dir")  # not a link
-            for sub in ("", RunCheckpoints.SUB):  # what an interrupted write of this run's files left
-                self.outputs.remove_partials(sub)
-            if point.path is None:
-                self._fresh_start(overwrite)
-            self.outputs.refuse_foreign([n for n in RUN_FILES if not self._is_user_config(n)])
-        else:
-            ensure_output_dir(self.save_dir, "train.save_dir")
-        if cfg.train.eval_interval:
-            read_list(os.path.join(cfg.data.data_root, cfg.data.val_list), cfg.data.data_root)
-        self.records = MetricsLog(self.save_dir / METRICS_NAME, self.outputs) if self.is_main else None
-        self.error_log = str(self.save_dir / f"data_error_rank{self.rank}.txt")
-        if self.is_main:
-            # this run's record of a sample that stops it
-            self.outputs.put_text(os.path.basename(self.error_log), "", kind="log")
-        else:
-            write_text(self.error_log, "")
-
-    def _is_user_config(self, name: str) -> bool:
-        target = self.save_dir / name
-        return name == CONFIG_NAME and bool(self.cfg.source) and os.path.isfile(self.cfg.source) and \
-            target.exists() and os.path.samefile(self.cfg.source, target)
-
-    def _fresh_start(self, overwrite: bool) -> None:
-        """A fresh run in a folder holding another run: refused, unless ``overwrite`` (then that run's files go)."""
-        out = self.outputs
-        refuse_fresh_over_earlier(out)
-        earlier = [RunCheckpoints.SUB + "/", METRICS_NAME, CURVES_NAME, "bad_samples_rank"]
-        removed = out.remove_owned([n for n in out.owned() if any(n.startswith(e) for e in earlier)])
-        if removed:
-            logger.warning("--overwrite: removed %d files of the earlier run in %s (%s)", len(removed), self.save_dir,
-                           ", ".join(removed[:5]) + (" ..." if len(removed) > 5 else ""))
+            self.folder.write_config(self.state.class_weights)
 
     def _build_data(self, point: ResumePoint) -> None:
         """The training pipeline from the resume epoch on, and the step plan it gives."""
-        bad_log = self.save_dir / f"bad_samples_rank{self.rank}.tsv"
-        if self.is_main:
-            if point.path is None or not bad_log.exists():
-                self.outputs.put_text(bad_log.name, "", kind="log")  # a fresh run counts its own skipped samples
-            else:
-                self.outputs.claim_log(bad_log.name)
-        elif point.path is None:
-            write_text(bad_log, "")
         self.train_ds, self.source, self.sampler = build_train_pipeline(
-            self.cfg.data, self.cfg.train, self.rank, self.group_size, start_epoch=point.epoch, bad_log=str(bad_log),
-            error_log=self.error_log)
+            self.cfg.data, self.cfg.train, self.rank, self.group_size, start_epoch=point.epoch,
+            bad_log=self.folder.bad_sample_log(point), error_log=self.error_log)
         self.start_epoch = point.epoch
         if self.cfg.train.batch_size // self.group_size == 1:
             logger.warning("one image per device: the BatchNorm after the pyramid's 1x1 bin sees one value per "
@@ -226,14 +145,7 @@ class Trainer:
         self._val_net = validation_network(self.cfg, self.device_target, self.net, self._val_net)
         local, count = evaluate_network(self._val_net, self.cfg, self.cfg.train.eval_mode, self.rank, group_size,
                                         self.error_log)
-        local_miou = scores_from_matrix(local).miou
-        state.local_best = max(state.local_best, local_miou)
-        mine = np.zeros(group_size, np.float32)
-        mine[self.rank] = state.local_best
-        state.device_bests = [float(v) for v in allreduce_sum(mine, group_size)]  # saved by rank 0 for all
-        scores = scores_from_matrix(allreduce_sum(local, group_size))
-        improved = scores.miou > state.best_miou
-        state.best_miou = max(state.best_miou, scores.miou)
+        local_miou, scores, improved = state.add_validation(local, self.rank, group_size)
         t = self.cfg.train  # the log line, record and panel say which mIoU this is: a center crop's or eval.py's
         protocol = validation_protocol(t.eval_mode, t.crop_h, t.crop_w)
         logger.info("validation epoch %d [%s] device %d: best mIoU %.4f mIoU %.4f (own shard, %d images) | global "
@@ -260,12 +172,9 @@ class Trainer:
         """True when the resumed epoch was due for an evaluation that never finished (a kill, a failure):
         rank 0 decides from metrics.jsonl, every rank follows."""
         t, state = self.cfg.train, self.state
-        due = bool(t.eval_interval) and self.resumed and state.epoch > 0 and \
-            (state.epoch % t.eval_interval == 0 or state.epoch == t.epochs)
         pending = 0
-        if due and self.records is not None:
-            pending = int(not any(r.get("kind") == "eval" and r.get("epoch") == state.epoch
-                                  for r in self.records.read()))
+        if self.resumed and state.epoch > 0 and validation_due(t, state.epoch) and self.records is not None:
+            pending = int(not self.folder.evaluated(state.epoch))
         if self.group_size > 1:
             pending = int(allreduce_sum(np.array([pending], np.int64), self.group_size)[0])
         return pending > 0
@@ -293,12 +202,9 @@ class Trainer:
                 "save_dir": str(self.save_dir), "validation": validation_of(self.cfg.train) or "none", **extra}
 
     def run(self, stop_after_epoch: Optional[int] = None) -> Dict:
-        """Train to ``train.epochs`` (or ``max_steps``); returns a summary dict.
-
-        ``stop_after_epoch`` (``train.py --stop-after-epoch``) ends the run
-        after that epoch, as a time-limited job would, without changing the
-        schedule; ``--resume auto`` continues it.
-        """
+        """Train to ``train.epochs`` (or ``max_steps``); returns a summary dict. ``stop_after_epoch`` (``train.py
+        --stop-after-epoch``) ends the run after that epoch, as a time-limited job would, without changing the
+        schedule; ``--resume auto`` continues it."""
         t, state = self.cfg.train, self.state
         last_epoch = t.epochs if stop_after_epoch is None else min(t.epochs, stop_after_epoch)
         logger.info("training %d epoch(s) x %d steps (global batch %d on %d device(s)); schedule %d steps",
@@ -325,49 +231,13 @@ class Trainer:
                 break
             self._train_epoch(batches, epoch, clock)
             saved = self.ckpts.save_epoch(self.net, self.optimizer, state, self.schedule, self.total_steps)
-            if t.eval_interval and (state.epoch % t.eval_interval == 0 or state.epoch == t.epochs):
+            if validation_due(t, state.epoch):
                 last_miou = self._evaluate(saved)  # after saving, so an eval failure loses no training
         if self.records:
             self._plot()
         if self.group_size > 1:  # a barrier: no rank leaves before rank 0 has written the last checkpoint
             allreduce_sum(np.zeros(1, np.float32), self.group_size)
         return self._summary(last_miou)
-
-
-def load_config_pretrained(net, cfg: Config) -> List[str]:
-    """``model.pretrained`` into ``net`` as a fresh run loads it (the Trainer, and ``train --plan``)."""
-    m = cfg.model
-    return load_pretrained(net, m.pretrained, m.allow_non_finite, m.pretrained_head, named_classes(cfg.data),
-                           m.pretrained_class_names)
-
-
-def load_pretrained(net, path: str, allow_non_finite: bool = False, head: str = "strict",
-                    class_names: Optional[List[str]] = None, pretrained_class_names: Optional[List[str]] = None
-                    ) -> List[str]:
-    """ImageNet weights for the backbone, strictly (only ppm/cls/aux may stay initial): this project's names,
-    or the model zoo's ``resnet_deepbase.ckpt`` names mapped by name (:func:`src.checkpoint.read_weights`); or a
-    trained PSPNet, its heads' last layers as model.pretrained_head ``head`` says (this network's
-    ``class_names``, the checkpoint's ``pretrained_class_names``: :func:`src.train.finetune.pretrained_arrays`)."""
-    params, zoo, state = read_weights_and_state(path)
-    params = pretrained_arrays(params, state, net, head, class_names, pretrained_class_names or [], path)
-    return load_params_strict(net, params, path, allow_missing=("ppm.", "cls.", "aux."), zoo=zoo,
-                              allow_non_finite=allow_non_finite, pretrained=True)
-
-
-def refuse_fresh_over_earlier(out: OutputFolder) -> None:
-    """One line when a fresh run would replace another run's files in ``out`` (its ``train.save_dir``):
-    checkpoints this program did not record always; the earlier run's own files unless ``out.overwrite``."""
-    ckpt_dir = out.path(RunCheckpoints.SUB)
-    foreign = [f"{RunCheckpoints.SUB}/{p.name}" for _, p in epoch_checkpoints(ckpt_dir)
-               if not out.unchanged(f"{RunCheckpoints.SUB}/{p.name}")]
-    if (ckpt_dir / "best.ckpt").exists() and not out.unchanged(f"{RunCheckpoints.SUB}/best.ckpt"):
-        foreign.append(f"{RunCheckpoints.SUB}/best.ckpt")
-    if foreign:
-        raise OutputExistsError(f"train.save_dir {out.root} holds checkpoints this program did not record "
-                                f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); continue that run "
-                                f"with --resume auto, or move them away / choose another train.save_dir to start fresh")
-    out.refuse_earlier([RunCheckpoints.SUB + "/", METRICS_NAME], "a fresh run would replace it: continue it with "
-                       "--resume auto, replace that run's files with --overwrite, or choose another train.save_dir")
 
 
 def run_training(cfg: Config, device_target: str = "CPU", rank: int = 0, group_size: int = 1,

@@ -78,6 +78,11 @@ def validation_protocol(mode: str, crop_h: int, crop_w: int) -> str:
     return "eval.py's protocol"
 
 
+def validation_due(train_cfg, epoch: int) -> bool:
+    """True when the training run validates after ``epoch`` (every ``train.eval_interval`` epochs, and the last)."""
+    return bool(train_cfg.eval_interval) and (epoch % train_cfg.eval_interval == 0 or epoch == train_cfg.epochs)
+
+
 def validation_of(train_cfg) -> Optional[str]:
     """:func:`validation_protocol` of a ``train`` config section, or None with ``train.eval_interval`` 0."""
     t = train_cfg

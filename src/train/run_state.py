@@ -24,8 +24,9 @@ from src.checkpoint import (CHECKSUM_SUFFIX, CLASS_NAMES_ENTRY, PYRAMID_ENTRY, C
                             class_names_entry, is_training_state, load_params_strict, pyramid_entry, read_checkpoint,
                             save_checkpoint_atomic, verify_checksum)
 from src.config import PYRAMIDS, TrainConfig
-from src.distributed import allreduce_sum
+from src.system.distributed import allreduce_sum
 from src.errors import TrainingError, shown, shown_names
+from src.evaluation.metrics import Scores, scores_from_matrix
 from src.outputs import OutputFolder
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,19 @@ class TrainState:
     local_best: float = -1.0  # this device's best on its own shard
     device_bests: List[float] = field(default_factory=list)  # every device's local_best, gathered at eval
     class_weights: Optional[List[float]] = None  # the loss's class weights (train.class_weights), None: unweighted
+
+    def add_validation(self, local: np.ndarray, rank: int, group_size: int) -> Tuple[float, Scores, bool]:
+        """One validation's confusion matrix on this rank's shard (``local``) into the bests: this device's and,
+        over every rank, the global one. Returns this shard's mIoU, the global scores and whether they improved."""
+        local_miou = scores_from_matrix(local).miou
+        self.local_best = max(self.local_best, local_miou)
+        mine = np.zeros(group_size, np.float32)
+        mine[rank] = self.local_best
+        self.device_bests = [float(v) for v in allreduce_sum(mine, group_size)]  # saved by rank 0 for all
+        scores = scores_from_matrix(allreduce_sum(local, group_size))
+        improved = scores.miou > self.best_miou
+        self.best_miou = max(self.best_miou, scores.miou)
+        return local_miou, scores, improved
 
 
 def optimizer_state(optimizer: nn.Optimizer) -> Dict[str, ms.Parameter]:

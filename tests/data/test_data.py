@@ -161,7 +161,7 @@ def test_sampler_shards_cover_every_sample_once():
         assert len({len(s) for s in shards}) == 1
         flat = [i for s in shards for i in s]
         assert set(flat) == set(range(n)) and len(flat) == 12  # one wrapped repeat
-    from src.distributed import shard
+    from src.system.distributed import shard
 
     eval_shards = [shard(range(n), r, world) for r in range(world)]  # evaluation: no repeats
     assert sorted(i for s in eval_shards for i in s) == list(range(n))

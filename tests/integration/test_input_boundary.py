@@ -20,7 +20,7 @@ from PIL import Image
 
 from bounded import refusal
 from src import cli, errors
-from src.checkpoint_format import CheckpointError, read_checkpoint
+from src.checkpoint.format import CheckpointError, read_checkpoint
 from src.compat import load_any_config
 from src.config import ConfigError, DataConfig, load_config
 from src.data.dataset import DataError, read_image, read_list, read_raw_label

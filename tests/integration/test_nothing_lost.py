@@ -62,7 +62,7 @@ def test_a_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path
     def full_disk(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(outputs.os, "fsync", full_disk)
+    monkeypatch.setattr(os, "fsync", full_disk)
     with pytest.raises(OutputPathError, match=r"results.json: No space left on device .*earlier file .* intact"):
         write_text(target, "a new result")
     assert target.read_text() == "the earlier result"
@@ -380,8 +380,8 @@ def test_train_cli_refuses_a_fresh_run_and_a_stray_rank_size_with_one_line(shape
 
 
 def test_explicit_flags_win_over_leftover_environment():
-    from src.device import DeviceError, choose_device_id
-    from src.distributed import LaunchEnvError, launched_distributed
+    from src.system.device import DeviceError, choose_device_id
+    from src.system.distributed import LaunchEnvError, launched_distributed
 
     assert choose_device_id(3, True, {"DEVICE_ID": "5"}) == (3, "--device_id")
     assert choose_device_id(3, False, {"DEVICE_ID": "5"}) == (5, "the environment's DEVICE_ID")
@@ -461,8 +461,8 @@ def test_a_run_rewrites_its_own_files_but_pictures_are_one_per_name(tmp_path):
 
 
 def test_a_manifest_of_many_runs_is_compacted_under_the_lock(tmp_path, monkeypatch):
-    monkeypatch.setattr(outputs, "COMPACT_BYTES", 20_000)
-    monkeypatch.setattr(outputs, "COMPACT_SLACK", 10)
+    monkeypatch.setattr(outputs.manifest, "COMPACT_BYTES", 20_000)
+    monkeypatch.setattr(outputs.folder, "COMPACT_SLACK", 10)  # looked up there
     one = 0
     with OutputFolder(tmp_path, "--out", "predict") as folder:
         for i in range(300):  # 300 rewrites of 3 names: history, not content, compacted as the run goes

@@ -261,7 +261,7 @@ def test_every_project_error_shares_one_base():
     from src.checkpoint import CheckpointError as C
     from src.convert.pth import PthError
     from src.convert.weights import ConversionError
-    from src.device import DeviceError
+    from src.system.device import DeviceError
     from src.runtime.backends import BackendError
     from src.outputs import OutputExistsError, RunLockedError
     from src.deploy.export import ExportError

@@ -106,7 +106,7 @@ def test_auto_class_weights_reach_the_loss_the_config_record_and_a_resume(binary
     trainer.run()
     written = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert written["train"]["class_weights"] == pytest.approx(weights)
-    from src.checkpoint_format import read_checkpoint
+    from src.checkpoint.format import read_checkpoint
 
     ckpt = sorted((tmp_path / "run" / "checkpoints").glob("epoch_*.ckpt"))[-1]
     np.testing.assert_allclose(read_checkpoint(str(ckpt))[CLASS_WEIGHTS_NAME], weights, rtol=1e-6)
