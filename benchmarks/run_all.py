@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from src.system.device import peak_rss_gb, rss_gb  # noqa: F401 - the one memory reading (memory_probe, torch_peer)
-from src.outputs import export_files, write_json, write_text
+from src.outputs import write_json, write_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -160,6 +160,8 @@ def bench_inference(size: int, repeats: int) -> dict:
     net.set_train(False)
     out = {"size": size, "ms_graph_s": _timed(lambda: net(ms.Tensor(x)).asnumpy(), repeats)}
     out["ms_graph_peak_rss_gb"] = peak_rss_gb(2)  # before the export and the other runtimes
+    from src.deploy.export import export_files
+
     with tempfile.TemporaryDirectory() as d:
         export_files(lambda base: ms.export(net, ms.Tensor(x), file_name=base, file_format="MINDIR"),
                      os.path.join(d, "m.mindir"))

@@ -398,6 +398,33 @@ def parse_scalar(text: str, tp: Any) -> Any:
     return text
 
 
+def _check_union(value: Any, tp: Any, key: str, source: str) -> Any:
+    """:func:`_check_value` for ``Optional[X]`` and a choice of types (a list or a word): the first that takes
+    the value."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if value is None and len(args) < len(typing.get_args(tp)):
+        return None
+    for arg in args[:-1]:
+        if isinstance(value, str) and arg is not str:
+            try:
+                value_as = parse_scalar(value, arg)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: key '{key}': {exc}") from None
+            if value_as is value:
+                continue
+        try:
+            return _check_value(value, arg, key, source)
+        except ConfigError:
+            continue
+    if len(args) > 1:
+        try:
+            return _check_value(value, args[-1], key, source)
+        except ConfigError:
+            raise ConfigError(f"{source}: key '{key}' must be one of "
+                              f"{' or '.join(_type_name(a) for a in args)}, got {_show(value)}") from None
+    return _check_value(value, args[-1], key, source)
+
+
 def _check_value(value: Any, tp: Any, key: str, source: str) -> Any:
     """Return ``value`` converted to ``tp`` or raise ConfigError naming ``key`` and ``source``.
 
@@ -412,28 +439,7 @@ def _check_value(value: Any, tp: Any, key: str, source: str) -> Any:
         f"{source}: key '{key}' must be {_type_name(tp)}, got {type(value).__name__} {_show(value)}"
     )
     if origin is typing.Union:
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None and len(args) < len(typing.get_args(tp)):
-            return None
-        for arg in args[:-1]:  # a choice of types (a list or a word): the first that takes the value
-            if isinstance(value, str) and arg is not str:
-                try:
-                    value_as = parse_scalar(value, arg)
-                except ConfigError as exc:
-                    raise ConfigError(f"{source}: key '{key}': {exc}") from None
-                if value_as is value:
-                    continue
-            try:
-                return _check_value(value, arg, key, source)
-            except ConfigError:
-                continue
-        if len(args) > 1:
-            try:
-                return _check_value(value, args[-1], key, source)
-            except ConfigError:
-                raise ConfigError(f"{source}: key '{key}' must be one of "
-                                  f"{' or '.join(_type_name(a) for a in args)}, got {_show(value)}") from None
-        return _check_value(value, args[-1], key, source)
+        return _check_union(value, tp, key, source)
     if origin in (list, List):
         (item_tp,) = typing.get_args(tp)
         if isinstance(value, tuple):

@@ -1,6 +1,10 @@
 """One way to make a matplotlib figure: the Agg canvas, no display and no global backend change."""
 from __future__ import annotations
 
+import io
+import os
+from pathlib import Path
+
 
 def new_figure(width: float, height: float, dpi: int = 100):
     """A matplotlib Figure of ``width`` x ``height`` inches with a constrained layout, drawable off-screen."""
@@ -21,3 +25,10 @@ def label_axes(ax, xlabel: str, ylabel: str, title: str, grid_axis: str = "both"
     ax.grid(True, axis=grid_axis, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc=legend_loc, fontsize="small")
+
+
+def figure_bytes(fig, path: str | os.PathLike) -> bytes:
+    """``fig`` rendered in the format of ``path``'s extension, as the bytes the output owner places."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png")
+    return buf.getvalue()

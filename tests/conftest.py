@@ -47,3 +47,33 @@ def _collect_garbage():
     import gc
 
     gc.collect()
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A tiny PSPNet trained one step on a small 'shapes' set with its checkpoint: (config, checkpoint, folder).
+    Shared by tests/deploy/ and tests/runtime/, so it trains once per worker."""
+    from helpers import ANY_CLASS_MAY_BE_ABSENT, make_shapes, tiny_config
+    from src.train.loop import Trainer
+
+    tmp = tmp_path_factory.mktemp("deploy")
+    root = make_shapes(tmp / "data", num=5, size=48, seed=6)
+    cfg = tiny_config(root, tmp / "run", train={"epochs": 1, "max_steps": 1}, data=ANY_CLASS_MAY_BE_ABSENT,
+                      eval_={"base_size": 40, "test_h": 33, "test_w": 33, "batch_size": 2, "save_images": True})
+    Trainer(cfg).run()
+    ckpt = tmp / "run" / "checkpoints" / "epoch_0001.ckpt"
+    assert ckpt.is_file()
+    return cfg, ckpt, tmp
+
+
+@pytest.fixture(scope="session")
+def exported(trained):
+    """``trained`` exported as MINDIR and ONNX for batch 2 at 33x33: {format: export_model's result}."""
+    from src.deploy.export import export_model
+
+    cfg, ckpt, tmp = trained
+    out = {}
+    for fmt in ("MINDIR", "ONNX"):
+        out[fmt] = export_model(cfg.model, cfg.data.classes, str(ckpt), fmt, 2, 33, 33, str(tmp / "exp" / "m"),
+                                mean=cfg.data.mean, std=cfg.data.std)
+    return out

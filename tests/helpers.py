@@ -87,3 +87,11 @@ def full_disk_at(monkeypatch, *names: str) -> None:
                 raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(outputs.OutputFolder, "_staged", failing_staged)
+
+
+def gray_masks(results_dir) -> dict:
+    """The gray prediction masks an evaluation wrote: {file name: array}."""
+    import numpy as np
+    from PIL import Image
+
+    return {p.name: np.array(Image.open(p)) for p in sorted(Path(results_dir, "gray").glob("*.png"))}

@@ -175,7 +175,8 @@ RUNNERS = {"subprocess.run", "subprocess.call", "subprocess.check_call", "subpro
 FILE_COMMANDS = {"rm", "mv", "cp", "rmdir", "mkdir", "ln", "touch", "rsync", "install", "shred", "truncate", "dd"}
 BUFFERS = {"io.BytesIO", "io.StringIO"}  # in-memory files: writing into one touches no file
 CONVENTIONAL = {"np": "numpy", "ms": "mindspore"}  # the usual aliases, for a snippet that does not import them
-RUNS_EXPORTER = {"export_files", "put_export"}  # the owner runs an exporter (a lambda) in its private folder
+# A writer (a lambda: MindSpore's exporter, its checkpoint writer) run into the path the owner gives, in its private folder
+RUNS_EXPORTER = {"export_files", "put_export", "put_written", "written_file"}
 
 
 def _python_files():
@@ -406,3 +407,13 @@ def test_the_owner_check_resolves_names_and_aliases_of_every_idiom():
         assert [w for _, w in _writes_around_owner(ast.parse(code))] == [what], code
     for code in READS:
         assert not list(_writes_around_owner(ast.parse(code))), code
+
+
+def test_no_function_in_src_is_over_50_lines():
+    """A function a reader can hold in view: every function and method under src/ is at most 50 lines."""
+    long = []
+    for path in sorted((ROOT / "src").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 50:
+                long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})")
+    assert not long, "functions over 50 lines: " + ", ".join(long)

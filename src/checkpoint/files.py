@@ -19,8 +19,8 @@ from src.checkpoint.format import (ZOO_PSPNET_PREFIXES, CheckpointError, from_zo
                                    zoo_spelling)
 from src.config import PYRAMIDS
 from src.errors import shown, shown_names
-from src.outputs import (OutputFolder, OutputPathError, ensure_output_file, file_sha256, free_bytes,
-                         save_checkpoint_file, write_text)
+from src.outputs import (OutputFolder, OutputPathError, ensure_output_file, file_sha256, free_bytes, write_text,
+                         written_file)
 
 logger = logging.getLogger(__name__)
 
@@ -288,15 +288,17 @@ def save_checkpoint_atomic(entries: List[Dict], path: str | os.PathLike, folder:
     else:
         folder.claim(str(path))
         folder.claim(str(path) + CHECKSUM_SUFFIX, check_only=True)
-    try:
+    try:  # ms.save_checkpoint into the path the owner gives (a private folder: MindSpore's own temporary stays there)
         if folder is not None:
-            folder.put_checkpoint(str(path), entries)
+            folder.put_written(str(path), lambda tmp: ms.save_checkpoint(entries, tmp))
             digest = folder.entries[str(path)]["sha256"]
         else:
-            digest = save_checkpoint_file(entries, full)
-    except OSError as exc:
+            digest = written_file(lambda tmp: ms.save_checkpoint(entries, tmp), full)
+    except (OSError, RuntimeError) as exc:  # MindSpore wraps a failed write in a RuntimeError
         need = sum(int(getattr(e["data"], "nbytes", 0)) for e in entries)
         reason = str(exc).split(": nothing was replaced")[0] if isinstance(exc, OutputPathError) else exc
+        if isinstance(exc, RuntimeError) and not isinstance(exc, OSError):
+            reason = (str(exc).splitlines() or ["write failed"])[0][:300]
         raise CheckpointError(
             f"cannot save checkpoint {full}: {reason}; it needs about {need / 2**20:.1f} MiB and "
             f"{free_bytes(full.parent) / 2**20:.1f} MiB are free there. Nothing was replaced: an earlier file "

@@ -8,7 +8,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from src.config import DATASETS, ConfigError, DataConfig
-from src.outputs import palette_png, write_bytes
+from src.data.encode import palette_png
+from src.outputs import write_bytes
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",

@@ -1,10 +1,12 @@
 """Export the eval network to MINDIR / AIR / ONNX and verify the exported file against MindSpore."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from dataclasses import replace
-from typing import Dict, Tuple
+from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import mindspore as ms
@@ -15,7 +17,7 @@ from src.checkpoint import load_params_strict
 from src.errors import PSPNetError
 from src.runtime.backends import load_eval_network, onnx_ops, write_sidecar
 from src.model.pspnet import build_pspnet
-from src.outputs import OutputFolder, ensure_output_file
+from src.outputs import OutputFolder, SubFolder, ensure_output_file, refuse_link, written_file
 
 logger = logging.getLogger(__name__)
 
@@ -79,10 +81,38 @@ def export_model(model_cfg: ModelConfig, classes: int, ckpt: str, file_format: s
             if verify and fmt != "AIR":
                 result.update(_verify(reference, made, fmt, shape, output, ckpt))
 
-        folder.put_export(name, lambda base: ms.export(head, ms.Tensor(np.zeros(shape, np.float32)), file_name=base,
-                                                   file_format=fmt), check)
+        put_export(folder, name, lambda base: ms.export(head, ms.Tensor(np.zeros(shape, np.float32)), file_name=base,
+                                                       file_format=fmt), check)
         write_sidecar(path, result, folder)
     return result
+
+
+def _exporting(writer: Callable[[str], None], path: str | os.PathLike,
+               check: Optional[Callable[[str], None]]) -> Callable[[str], None]:
+    """A writer for the output owner: ``writer(base)`` writes ``base + <path's extension>`` (what MindSpore's
+    exporter does with ``file_name``) at the path the owner gives, then ``check(file)`` may raise to refuse it."""
+    def write(made: str) -> None:
+        writer(made[: -len(Path(path).suffix)] if Path(path).suffix else made)
+        if not os.path.isfile(made) or os.path.islink(made):
+            raise OSError(errno.ENOENT, "the exporter reported no error but wrote no file", str(path))
+        if check is not None:
+            check(made)
+    return write
+
+
+def put_export(folder: "OutputFolder | SubFolder", name: str, writer: Callable[[str], None],
+               check: Optional[Callable[[str], None]] = None) -> Path:
+    """An exported model placed as output ``name`` of ``folder`` and recorded (see :func:`_exporting`); the
+    exporter runs in the owner's private folder, so what it does to its folder and file stays there."""
+    return folder.put_written(name, _exporting(writer, folder.path(name), check))
+
+
+def export_files(writer: Callable[[str], None], path: str | os.PathLike,
+                 check: Optional[Callable[[str], None]] = None) -> str:
+    """An exported model placed at ``path`` atomically (a file arriving with ordinary permissions), no output
+    folder (benchmarks, the op inventory); returns its SHA-256."""
+    refuse_link(path, "--file_name")
+    return written_file(_exporting(writer, path, check), path)
 
 
 def _target(file_format: str, device_target: str, batch_size: int, height: int, width: int,

@@ -74,7 +74,7 @@ def preprocess_samples(samples: Sequence[Sample], out_dir: "str | Path | OutputF
             for k, start in enumerate(range(0, len(inputs), b)):
                 chunk = full_batch(inputs[start:start + b], b)
                 name = f"{idx:05d}_s{si}_{k:03d}.bin"
-                folder.put_array(f"input/{name}", chunk.astype(np.float32))
+                folder.put_bytes(f"input/{name}", np.ascontiguousarray(chunk, np.float32).tobytes())
                 files.append(name)
             entry["scales"].append({"plan": asdict(plan), "files": files})
         meta["images"].append(entry)
@@ -227,7 +227,7 @@ def run_inputs(work_dir: "str | OutputFolder", predict: Predict, show_progress: 
         if x.size != int(np.prod(shape)):
             raise DataError(f"{work / 'input' / name}: {x.size} floats, expected {shape}")
         y = np.asarray(predict(x.reshape(shape)), dtype=np.float32)
-        folder.put_array(f"output/{output_name(name)}", y)
+        folder.put_bytes(f"output/{output_name(name)}", np.ascontiguousarray(y).tobytes())
         if progress:
             progress.update(i)
     return len(names)

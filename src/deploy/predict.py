@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from src.data.dataset import MAX_PIXELS, DataError, header_size, read_image
+from src.data.encode import encode_image, palette_png
 from src.data.labels import colorize
 from src.evaluation.pictures import output_names, overlay, save_prediction
 from src.errors import has_control_chars, shown, shown_names
@@ -194,6 +195,85 @@ def frame_name(name: str, index: int) -> str:
     return f"{name}_f{index:06d}"
 
 
+@dataclass
+class _VideoJob:
+    """One video's overlay: what it reads, how it segments, where masks go, and its checks' limits."""
+
+    video: VideoInfo
+    name: str
+    predict: Predict
+    protocol: Protocol
+    folder: OutputFolder
+    palette: np.ndarray
+    frames: bool
+    fps: float
+    where: str
+
+    def write(self, tmp: str, codec: str) -> None:
+        """Segment every frame into the overlay video ``tmp`` (codec ``codec``), then check what was stored."""
+        v = self.video
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*codec), self.fps, (v.width, v.height))
+        if not writer.isOpened():
+            writer.release()
+            raise _CannotWrite(codec)
+        cap = _capture(v.path)
+        if cap is None:
+            writer.release()
+            raise DataError(f"{self.where}: cannot open it as a video any more (was it changed?)")
+        start = time.perf_counter()
+        try:
+            n = self._frames(cap, writer)
+        finally:
+            cap.release()
+            writer.release()
+        self._check(tmp, n)
+        seconds = time.perf_counter() - start
+        logger.info("%s: %d frames in %.1f s, %.2f frames/s", self.where, n, seconds, n / max(seconds, 1e-9))
+
+    def _frames(self, cap, writer) -> int:
+        """Read, check, segment and write each frame (and its masks with ``frames``); returns how many."""
+        v, where = self.video, self.where
+        limit = v.frames + max(2, v.frames // 100)
+        progress, n = Progress(v.frames, "frames"), 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                return n
+            if frame is None or frame.shape != (v.height, v.width, 3) or frame.dtype != np.uint8:
+                got = "x".join(str(d) for d in getattr(frame, "shape", ())[1::-1]) or "nothing"
+                raise DataError(f"{where}: frame {n} decodes to {got} but the video declares {v.width}x{v.height}; "
+                                f"re-encode it")
+            if n >= limit:
+                raise DataError(f"{where}: decodes more than the {v.frames} frames it declares (+1%); its length is "
+                                f"unknown: re-encode it")
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            pred = segment(rgb.astype(np.float32), self.predict, self.protocol, f"frame {n} of {where}")
+            writer.write(cv2.cvtColor(overlay(rgb, colorize(pred, self.palette)), cv2.COLOR_RGB2BGR))
+            if self.frames:
+                with output_writes(self.folder.root, f"the overlay of {where} is not placed"):
+                    gray = f"gray/{frame_name(self.name, n)}.png"
+                    self.folder.put_bytes(gray, encode_image(self.folder.path(gray), pred), unique=True)
+                    self.folder.put_bytes(f"color/{frame_name(self.name, n)}.png", palette_png(pred, self.palette),
+                                          unique=True)
+            n += 1
+            progress.update(n)
+
+    def _check(self, tmp: str, n: int) -> None:
+        """Refuse a video with no frame; count what the writer stored (VideoWriter.write reports nothing: a full
+        disk shows here)."""
+        if n == 0:
+            raise DataError(f"{self.where}: no frame could be decoded; re-encode it")
+        if n < self.video.frames:
+            logger.warning("%s: %d frames decoded of the %d it declares (a truncated file?); the overlay has %d",
+                           self.where, n, self.video.frames, n)
+        check = _capture(Path(tmp))
+        wrote = int(check.get(cv2.CAP_PROP_FRAME_COUNT)) if check is not None else 0
+        if check is not None:
+            check.release()
+        if wrote != n:
+            raise OSError(errno.EIO, f"the video writer stored {wrote} of {n} frames", tmp)
+
+
 def predict_video(video: VideoInfo, name: str, predict: Predict, protocol: Protocol, folder: OutputFolder,
                   palette: np.ndarray, frames: bool = False) -> Path:
     """Segment every frame of ``video`` and write ``<name>_overlay.<ext>`` in ``folder`` (its container where
@@ -207,66 +287,14 @@ def predict_video(video: VideoInfo, name: str, predict: Predict, protocol: Proto
         logger.warning("%s declares a frame rate of %g; its overlay is written at %g frames/s", where, fps,
                        DEFAULT_FPS)
         fps = DEFAULT_FPS
-    limit = video.frames + max(2, video.frames // 100)
-
-    def write(tmp: str, codec: str) -> None:
-        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*codec), fps, (video.width, video.height))
-        if not writer.isOpened():
-            writer.release()
-            raise _CannotWrite(codec)
-        cap = _capture(video.path)
-        if cap is None:
-            writer.release()
-            raise DataError(f"{where}: cannot open it as a video any more (was it changed?)")
-        progress, start, n = Progress(video.frames, "frames"), time.perf_counter(), 0
-        try:
-            while True:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                if frame is None or frame.shape != (video.height, video.width, 3) or frame.dtype != np.uint8:
-                    got = "x".join(str(d) for d in getattr(frame, "shape", ())[1::-1]) or "nothing"
-                    raise DataError(f"{where}: frame {n} decodes to {got} but the video declares "
-                                    f"{video.width}x{video.height}; re-encode it")
-                if n >= limit:
-                    raise DataError(f"{where}: decodes more than the {video.frames} frames it declares (+1%); its "
-                                    f"length is unknown: re-encode it")
-                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                pred = segment(rgb.astype(np.float32), predict, protocol, f"frame {n} of {where}")
-                blend = overlay(rgb, colorize(pred, palette))
-                writer.write(cv2.cvtColor(blend, cv2.COLOR_RGB2BGR))
-                if frames:
-                    with output_writes(folder.root, f"the overlay of {where} is not placed"):
-                        folder.put_image(f"gray/{frame_name(name, n)}.png", pred, unique=True)
-                        folder.put_palette_png(f"color/{frame_name(name, n)}.png", pred, palette, unique=True)
-                n += 1
-                progress.update(n)
-        finally:
-            cap.release()
-            writer.release()
-        if n == 0:
-            raise DataError(f"{where}: no frame could be decoded; re-encode it")
-        if n < video.frames:
-            logger.warning("%s: %d frames decoded of the %d it declares (a truncated file?); the overlay has %d",
-                           where, n, video.frames, n)
-        check = _capture(Path(tmp))
-        wrote = int(check.get(cv2.CAP_PROP_FRAME_COUNT)) if check is not None else 0
-        if check is not None:
-            check.release()
-        if wrote != n:  # VideoWriter.write reports nothing: a full disk shows here
-            raise OSError(errno.EIO, f"the video writer stored {wrote} of {n} frames", tmp)
-        seconds = time.perf_counter() - start
-        logger.info("%s: %d frames in %.1f s, %.2f frames/s", where, n, seconds, n / max(seconds, 1e-9))
-
+    job = _VideoJob(video, name, predict, protocol, folder, palette, frames, fps, where)
     names = video_names(name, video)
     for out_name in names:
         codec = WRITER_CODECS.get(Path(out_name).suffix, FALLBACK[1])
         try:
-            path = folder.put_written(out_name, lambda tmp: write(tmp, codec), unique=True)
+            return folder.put_written(out_name, lambda tmp: job.write(tmp, codec), unique=True)
         except _CannotWrite:
             logger.info("OpenCV cannot write %s (codec %s) here; trying %s", out_name, codec, FALLBACK[0])
-            continue
-        return path
     raise DataError(f"{where}: OpenCV cannot write an overlay video here (tried {shown_names(names)})")
 
 

@@ -10,6 +10,7 @@ from typing import Dict, List, Optional, Sequence
 import cv2
 import numpy as np
 
+from src.data.encode import encode_image, palette_png
 from src.data.labels import colorize
 from src.outputs import OutputFolder, OutputPathError, WriteFailedError, as_folder
 
@@ -29,10 +30,11 @@ def save_prediction(pred: np.ndarray, image_rgb: np.ndarray, name: str, out: "Pa
                     palette: np.ndarray) -> None:
     """Write ``gray/`` (index PNG), ``color/`` (palette PNG) and ``overlay/`` (JPEG) for one image."""
     folder = as_folder(out, "pictures folder", "eval")
-    folder.put_image(f"gray/{name}.png", pred, unique=True)  # one picture per image, never a second over it
-    folder.put_palette_png(f"color/{name}.png", pred, palette, unique=True)
+    gray, color, over = f"gray/{name}.png", f"color/{name}.png", f"overlay/{name}.jpg"
+    folder.put_bytes(gray, encode_image(folder.path(gray), pred), unique=True)  # one picture per image, never two
+    folder.put_bytes(color, palette_png(pred, palette), unique=True)
     blend = overlay(image_rgb, colorize(pred, palette))
-    folder.put_image(f"overlay/{name}.jpg", cv2.cvtColor(blend, cv2.COLOR_RGB2BGR), unique=True)
+    folder.put_bytes(over, encode_image(folder.path(over), cv2.cvtColor(blend, cv2.COLOR_RGB2BGR)), unique=True)
 
 
 def output_names(paths: Sequence[str | os.PathLike]) -> List[str]:

@@ -22,8 +22,8 @@ import numpy as np
 from src.config import DataConfig
 from src.data.labels import colorize
 from src.evaluation.metrics import Scores
-from src.outputs import OutputFolder, as_folder, write_figure
-from src.plotting import label_axes, new_figure
+from src.outputs import OutputFolder, as_folder, write_bytes
+from src.plotting import figure_bytes, label_axes, new_figure
 
 THUMB_SIDE = 192  # longest side of the pictures kept for the best/worst grid
 
@@ -103,9 +103,9 @@ def _colorize(label: np.ndarray, palette: np.ndarray, ignore_label: Optional[int
 def _save(fig, path: Path, folder: Optional[OutputFolder]) -> None:
     """Write a figure through the output folder (or atomically to a plain path)."""
     if folder is not None:
-        folder.put_figure(os.path.relpath(path, folder.root), fig)
+        folder.put_bytes(os.path.relpath(path, folder.root), figure_bytes(fig, path))
     else:
-        write_figure(path, fig)
+        write_bytes(path, figure_bytes(fig, path))
 
 
 def plot_per_class(scores: Scores, class_names: Sequence[str], path: Path,

@@ -16,7 +16,7 @@ Rules (README "Nothing lost"; docs/RELIABILITY.md):
   messages only).
 
 One job per module: ``errors`` (the exceptions), ``atomic`` (files placed by path: checks, atomic writes, appends,
-reads, removals), ``encode`` (in-memory encoders), ``writers`` (third-party writers that want a file name),
+reads, removals), ``writers`` (a third-party writer that wants a file name, given one in a private folder),
 ``lock`` (the flock), ``manifest`` (ownership records, command kinds), ``folder`` (OutputFolder and its views).
 This package re-exports their public names; a test that replaces one patches the module that looks it up.
 
@@ -25,20 +25,18 @@ This package re-exports their public names; a test that replaces one patches the
 from src.outputs.atomic import (PART, PARTIAL_RE, append_line, atomic_path, clear_log,
                                 ensure_output_dir, ensure_output_file, file_sha256, free_bytes, open_append,
                                 output_writes, private_folder, read_small_file, refuse_link, remove_file,
-                                remove_temporary, write_bytes, write_figure, write_json, write_text)
-from src.outputs.encode import encode_image, figure_bytes, index_png, npy_bytes, palette_png
+                                remove_temporary, write_bytes, write_json, write_text)
 from src.outputs.errors import OutputExistsError, OutputPathError, RunLockedError, WriteFailedError
 from src.outputs.folder import MARK_ATTR, OutputFolder, SubFolder, as_folder, make_folder, put_file
 from src.outputs.lock import LOCK_NAME, MAX_LOCK_BYTES, acquire, read_lock, release
 from src.outputs.manifest import (COMMAND_KINDS, COMPACT_BYTES, COMPACT_SLACK, MANIFEST, MAX_MANIFEST_BYTES,
                                   command_kind, read_manifest)
-from src.outputs.writers import checkpoint_to, export_files, export_to, save_checkpoint_file, written_file
+from src.outputs.writers import written_file
 
 __all__ = ["PART", "PARTIAL_RE", "append_line", "atomic_path", "clear_log", "ensure_output_dir", "ensure_output_file",
            "file_sha256", "free_bytes", "open_append", "output_writes", "private_folder", "read_small_file",
-           "refuse_link", "remove_file", "remove_temporary", "write_bytes", "write_figure", "write_json", "write_text",
-           "encode_image", "figure_bytes", "index_png", "npy_bytes", "palette_png", "OutputExistsError",
+           "refuse_link", "remove_file", "remove_temporary", "write_bytes", "write_json", "write_text", "OutputExistsError",
            "OutputPathError", "RunLockedError", "WriteFailedError", "MARK_ATTR", "OutputFolder", "SubFolder",
            "as_folder", "make_folder", "put_file", "LOCK_NAME", "MAX_LOCK_BYTES", "acquire", "read_lock", "release",
            "COMMAND_KINDS", "COMPACT_BYTES", "COMPACT_SLACK", "MANIFEST", "MAX_MANIFEST_BYTES", "command_kind",
-           "read_manifest", "checkpoint_to", "export_files", "export_to", "save_checkpoint_file", "written_file"]
+           "read_manifest", "written_file"]

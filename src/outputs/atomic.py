@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterator, List, Optional
 
 from src.errors import shown
-from src.outputs.encode import figure_bytes
 from src.outputs.errors import OutputPathError, WriteFailedError
 
 logger = logging.getLogger(__name__)
@@ -134,11 +133,6 @@ def write_text(path: str | os.PathLike, text: str) -> str:
 def write_json(path: str | os.PathLike, obj: Any, indent: Optional[int] = 1) -> str:
     """Write ``obj`` as JSON atomically; returns its SHA-256."""
     return write_text(path, json.dumps(obj, indent=indent))
-
-
-def write_figure(path: str | os.PathLike, fig) -> str:
-    """Render ``fig`` and write it atomically."""
-    return write_bytes(path, figure_bytes(fig, path))
 
 
 def file_sha256(path: str | os.PathLike) -> str:

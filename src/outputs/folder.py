@@ -12,18 +12,14 @@ import stat
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
-
-import numpy as np
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from src.errors import shown
 from src.outputs.atomic import (PART, PARTIAL_RE, _append_record, _umask_mode, _write_all, ensure_output_dir,
                                 free_bytes)
-from src.outputs.encode import encode_image, figure_bytes, palette_png
 from src.outputs.errors import OutputExistsError, OutputPathError, WriteFailedError
 from src.outputs.lock import _Lock, _lock_in
 from src.outputs.manifest import COMPACT_SLACK, MANIFEST, MAX_MANIFEST_BYTES, _parse_manifest, _read_regular, command_kind
-from src.outputs.writers import checkpoint_to, export_to
 
 logger = logging.getLogger(__name__)
 
@@ -468,26 +464,7 @@ class OutputFolder:
                 else:
                     yield tmp_fd
                     src_fd, src, fd, tmp_fd = dir_fd, tmp, tmp_fd, -1
-                with os.fdopen(fd, "rb") as f:
-                    st = os.fstat(f.fileno())
-                    if not stat.S_ISREG(st.st_mode) or (named and st.st_size == 0):
-                        raise OSError(errno.EIO, "the writer reported no error but left no file", str(self.root / name))
-                    f.seek(0)
-                    h = hashlib.sha256()
-                    for block in iter(lambda: f.read(4 << 20), b""):
-                        h.update(block)
-                    os.fchmod(f.fileno(), _umask_mode())
-                    os.fsync(f.fileno())
-                    mark = _mark_of(kind)
-                    _set_mark_fd(f.fileno(), mark)  # on the file itself: the link below shares it
-                    st = os.fstat(f.fileno())
-                    previous = self.entries.get(name)
-                    self._record(name, st, h.hexdigest(), kind, mark, previous)
-                    try:
-                        self._place(dir_fd, src, leaf, name, previous, src_fd, f.fileno())
-                    except BaseException:
-                        self._restore(name, previous)
-                        raise
+                self._finish(name, kind, fd, named, dir_fd, leaf, src_fd, src)
             except OutputPathError:
                 raise
             except OSError as exc:
@@ -507,6 +484,32 @@ class OutputFolder:
                 else:
                     with contextlib.suppress(OSError):
                         os.unlink(tmp, dir_fd=dir_fd)
+
+    def _finish(self, name: str, kind: str, fd: int, named: bool, dir_fd: int, leaf: str, src_fd: int,
+                src: str) -> None:
+        """The written temporary (open as ``fd``, named ``src`` in ``src_fd``): checked to be a regular file,
+        hashed, flushed, marked (a log), recorded, then placed as ``leaf`` of ``dir_fd``; a failed placing puts
+        the earlier record back."""
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode) or (named and st.st_size == 0):
+                raise OSError(errno.EIO, "the writer reported no error but left no file", str(self.root / name))
+            f.seek(0)
+            h = hashlib.sha256()
+            for block in iter(lambda: f.read(4 << 20), b""):
+                h.update(block)
+            os.fchmod(f.fileno(), _umask_mode())
+            os.fsync(f.fileno())
+            mark = _mark_of(kind)
+            _set_mark_fd(f.fileno(), mark)  # on the file itself: the link below shares it
+            st = os.fstat(f.fileno())
+            previous = self.entries.get(name)
+            self._record(name, st, h.hexdigest(), kind, mark, previous)
+            try:
+                self._place(dir_fd, src, leaf, name, previous, src_fd, f.fileno())
+            except BaseException:
+                self._restore(name, previous)
+                raise
 
     def _by_handle(self, dir_fd: int, leaf: str, name: str) -> str:
         """A path to ``leaf`` in the folder held as ``dir_fd`` for writers that want a name: through the handle
@@ -529,34 +532,11 @@ class OutputFolder:
     def put_json(self, name: str, obj: Any, indent: Optional[int] = 1) -> Path:
         return self.put_text(name, json.dumps(obj, indent=indent))
 
-    def put_image(self, name: str, image: np.ndarray, params: Sequence[int] = (), unique: bool = False) -> Path:
-        return self.put_bytes(name, encode_image(self.root / name, image, params), unique=unique)
-
-    def put_palette_png(self, name: str, label: np.ndarray, palette: np.ndarray, unique: bool = False) -> Path:
-        return self.put_bytes(name, palette_png(label, palette), unique=unique)
-
-    def put_figure(self, name: str, fig) -> Path:
-        return self.put_bytes(name, figure_bytes(fig, self.root / name))
-
-    def put_array(self, name: str, array: np.ndarray) -> Path:
-        return self.put_bytes(name, np.ascontiguousarray(array).tobytes())
-
-    def put_checkpoint(self, name: str, entries: List[Dict]) -> Path:
-        """A MindSpore checkpoint written atomically and recorded; returns its path."""
-        with self._staged(name, named=True) as tmp:
-            checkpoint_to(entries, tmp, self.root / name)
-        return self.root / name
-
-    def put_export(self, name: str, writer: Callable[[str], None], check: Optional[Callable[[str], None]] = None) -> Path:
-        """An exported model (see :func:`export_to`) placed as output ``name`` and recorded."""
-        with self._staged(name, named=True) as tmp:
-            export_to(writer, tmp, self.root / name, check)
-        return self.root / name
-
     def put_written(self, name: str, writer: Callable[[str], None], unique: bool = False) -> Path:
-        """Output ``name`` written by a third-party writer to the temporary file it is given (its name ends in
-        ``name``'s extension: a video encoder picks its container by it), placed atomically and recorded; claimed
-        first, so a user's file is never replaced."""
+        """Output ``name`` written by a third-party writer to the path it is given (``name``'s file name inside a
+        private folder: a video encoder picks its container by the extension; MindSpore's checkpoint writer and
+        exporters leave their temporaries there), placed atomically and recorded; claimed first, so a user's file
+        is never replaced."""
         with self._staged(name, unique=unique, named=True) as tmp:
             writer(tmp)
         return self.root / name
@@ -700,9 +680,8 @@ def as_folder(target: "str | os.PathLike | OutputFolder", what: str, command: st
 class SubFolder:
     """A view of an :class:`OutputFolder` whose output names start with ``prefix`` (one manifest, one lock)."""
 
-    NAMED = ("put_bytes", "put_text", "put_json", "put_image", "put_palette_png", "put_figure", "put_array",
-             "put_checkpoint", "put_export", "put_written", "link", "append", "open_log", "claim", "remove", "adopt",
-             "unchanged", "path")
+    NAMED = ("put_bytes", "put_text", "put_json", "put_written", "link", "append", "open_log", "claim", "remove",
+             "adopt", "unchanged", "path")
 
     def __init__(self, parent: OutputFolder, prefix: str) -> None:
         self.parent, self.prefix = parent, prefix.strip("/") + "/"

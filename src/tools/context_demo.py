@@ -19,9 +19,9 @@ from src.config import Config, apply_overrides
 from src.data.labels import colorize, voc_palette
 from src.data.synthetic import generate
 from src.evaluation.evaluate import run_eval
-from src.plotting import label_axes, new_figure
+from src.plotting import figure_bytes, label_axes, new_figure
 from src.train.loop import Trainer
-from src.outputs import write_figure, write_json, write_text
+from src.outputs import write_bytes, write_json, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def picture(out: Path, data_root: Path, examples: int, train_seed: int = 0) -> O
             ax.set_title(f"{title} ({name})" if title == "image" else title, fontsize="small")
     fig.suptitle("boat (on water) vs car (on road): predictions of both variants")
     path = out / "predictions.png"
-    write_figure(path, fig)
+    write_bytes(path, figure_bytes(fig, path))
     return path
 
 
@@ -233,5 +233,5 @@ def comparison_plot(results: Dict[str, Dict], path: Path) -> Dict[str, list]:
     ax.set_xticks(x, labels=[title for _, title in metrics])
     ax.set_ylim(0, 1)
     label_axes(ax, "", "IoU / fraction of the class's pixels (0-1)", comparison_title(results), "y", "upper right")
-    write_figure(path, fig)
+    write_bytes(path, figure_bytes(fig, path))
     return bars

@@ -35,7 +35,6 @@ import yaml
 
 from src.config import ModelConfig
 from src.errors import PSPNetError
-from src.outputs import export_files
 
 ALLOWLIST = Path(__file__).with_name("ascend_op_allowlist.yaml")
 DOCS_URL = "https://www.mindspore.cn/docs/en/master/api_python/{section}/{api}.html"
@@ -80,7 +79,7 @@ def graph_primitives(cell, inputs: Tuple, path: str | os.PathLike) -> Dict[str, 
     """Export ``cell`` on ``inputs`` to MINDIR at ``path`` and count its nodes by primitive."""
     import mindspore as ms
 
-    from src.deploy.export import mindir_primitives
+    from src.deploy.export import export_files, mindir_primitives
 
     target = str(path) if str(path).endswith(".mindir") else str(path) + ".mindir"
     export_files(lambda base: ms.export(cell, *inputs, file_name=base, file_format="MINDIR"), target)

@@ -7,6 +7,7 @@ has each target compute the logits of the CPU run's checkpoint on one fixed inpu
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from src.errors import PSPNetError
-from src.outputs import npy_bytes, put_file
+from src.outputs import put_file
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,9 @@ def dump_logits(config: str, run_dir: str, target: str, out: str, overrides: Seq
     setup_device(target, "GRAPH")
     net = load_eval_network(cfg.model, cfg.data.classes, str(found[-1][1]))
     logits = ms_predict(net)(fixed_input((cfg.train.crop_h, cfg.train.crop_w)))
-    put_file(out, npy_bytes(logits), "--out", "target-check")
+    buf = io.BytesIO()
+    np.save(buf, logits)  # numpy's .npy format, in memory
+    put_file(out, buf.getvalue(), "--out", "target-check")
     return logits
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import logging
 from typing import Dict, List, Optional, Tuple
 
-from src.outputs import OutputFolder, write_figure
-from src.plotting import label_axes
+from src.outputs import OutputFolder, write_bytes
+from src.plotting import figure_bytes, label_axes
 
 logger = logging.getLogger(__name__)
 
@@ -132,9 +132,9 @@ def plot_curves(records: List[Dict], path: str | os.PathLike, folder: Optional[O
         protocol = (validation or "protocol not recorded").replace(" (", "\n(")  # two lines fit the panel
         _label(ax_eval, f"validation during training: {protocol}", "epoch", "score (0-1)")
     if folder is not None:
-        folder.put_figure(os.path.relpath(path, folder.root), fig)
+        folder.put_bytes(os.path.relpath(path, folder.root), figure_bytes(fig, path))
     else:
-        write_figure(path, fig)
+        write_bytes(path, figure_bytes(fig, path))
     return {ax.get_title(): {"xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
                              "series": {ln.get_label(): len(ln.get_xdata()) for ln in ax.get_lines()},
                              "notes": [t.get_text() for t in ax.texts]}

@@ -21,7 +21,8 @@ from src.data.labels import dataset_spec, voc_palette
 from src.evaluation.evaluate import evaluate_samples, open_results_dir
 from src.evaluation.pictures import save_prediction
 from src.evaluation.protocol import protocol_from_config
-from src.outputs import (OutputExistsError, OutputFolder, OutputPathError, RunLockedError, export_files, write_text)
+from src.deploy.export import export_files
+from src.outputs import OutputExistsError, OutputFolder, OutputPathError, RunLockedError, write_text
 from src.train.loop import Trainer
 from src.train.records import MetricsLog
 

@@ -21,10 +21,12 @@ from PIL import Image
 
 from src.config import Config, ConfigError, DataConfig, config_yaml
 from src.data.dataset import DataError, LabelKindError, Sample, label_image, read_list, read_raw_label
+from src.data.encode import index_png, palette_png
 from src.data.doctor import ListScan, bar_chart, diagnose, report_lines, scan_list
 from src.data.labels import DatasetSpec, dataset_spec, spec_of
 from src.errors import has_control_chars, shown, shown_names
-from src.outputs import OutputFolder, index_png
+from src.plotting import figure_bytes
+from src.outputs import OutputFolder
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +215,7 @@ def check_command(config: Optional[str], which: str, list_file: Optional[str], r
         with OutputFolder(out, "--out", "prepare", overwrite) as folder:
             folder.refuse_earlier([REPORT_NAME, CHART_NAME], "pass --overwrite to replace them")
             folder.put_text(REPORT_NAME, "# Data report\n\n" + "\n".join(lines) + "\n")
-            folder.put_figure(CHART_NAME, bar_chart(scans, spec))
+            folder.put_bytes(CHART_NAME, figure_bytes(bar_chart(scans, spec), CHART_NAME))
         lines.append(f"report: {Path(out) / REPORT_NAME}, {Path(out) / CHART_NAME}")
     clean = not found and not any(s.problems for s in scans.values())
     return lines, clean
@@ -261,7 +263,7 @@ def fix_command(config: str, kind: str, out: str, overwrite: bool = False,
             for sample in samples:
                 if sample.label not in names:  # a mask listed twice (in both splits) is written once
                     names[sample.label] = _mask_name(sample.label, d.data_root, names.values())
-                    folder.put_palette_png(names[sample.label], _fixed_mask(sample, kind, colors), palette)
+                    folder.put_bytes(names[sample.label], palette_png(_fixed_mask(sample, kind, colors), palette))
                     written += 1
                 name = names[sample.label]
                 lines.append(f"{os.path.abspath(sample.image)}\t{name}")

@@ -30,6 +30,7 @@ import numpy as np
 
 from src.data.dataset import DataError
 from src.config import DataConfig
+from src.data.encode import encode_image, palette_png
 from src.data.labels import voc_palette
 from src.outputs import OutputFolder, as_folder
 
@@ -201,9 +202,10 @@ def generate(out: "str | Path | OutputFolder", task: str = "shapes", num: int = 
     for i in range(num):
         image, label = make(np.random.default_rng([seed, i]), h, w)
         name = f"{task}_{i:05d}"
-        folder.put_image(f"JPEGImages/{name}.jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, 95])
-        folder.put_palette_png(f"SegmentationClassAug/{name}.png", label, palette)
+        jpg = f"JPEGImages/{name}.jpg"
+        folder.put_bytes(jpg, encode_image(folder.path(jpg), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                                           [cv2.IMWRITE_JPEG_QUALITY, 95]))
+        folder.put_bytes(f"SegmentationClassAug/{name}.png", palette_png(label, palette))
         lines.append(f"JPEGImages/{name}.jpg SegmentationClassAug/{name}.png")
     folder.put_text("train.txt", "\n".join(lines[: num - n_val]) + "\n")
     folder.put_text("val.txt", "\n".join(lines[num - n_val:]) + "\n")
@@ -229,13 +231,16 @@ def _generate_folders(out: "str | Path | OutputFolder", task: str, num: int, siz
         image, label = MAKERS[task](np.random.default_rng([seed, i]), h, w)
         label = np.where(label == DataConfig.ignore_label, 0, label).astype(np.uint8)
         name = f"{task}_{i:05d}"
-        folder.put_image(f"images/{name}.jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        jpg, png = f"images/{name}.jpg", f"masks/{name}.png"
+        folder.put_bytes(jpg, encode_image(folder.path(jpg), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                                           [cv2.IMWRITE_JPEG_QUALITY, 95]))
         if masks == "binary":
-            folder.put_image(f"masks/{name}.png", np.where(label > 0, 255, 0).astype(np.uint8))
+            mask = np.where(label > 0, 255, 0).astype(np.uint8)
         elif masks == "colors":
-            folder.put_image(f"masks/{name}.png", cv2.cvtColor(palette[label], cv2.COLOR_RGB2BGR))
+            mask = cv2.cvtColor(palette[label], cv2.COLOR_RGB2BGR)
         else:
-            folder.put_image(f"masks/{name}.png", label)
+            mask = label
+        folder.put_bytes(png, encode_image(folder.path(png), mask))
     names = ["background", "object"] if masks == "binary" else TASKS[task]
     info = {"task": task, "layout": "folders", "masks": masks, "classes": len(names), "class_names": names,
             "class_colors": palette[:len(names)].tolist(), "num": num, "height": h, "width": w, "seed": seed}

@@ -1,4 +1,4 @@
-"""In-memory encoders: an image, a palette or index PNG, a figure, an array, as the bytes the owner places."""
+"""In-memory image encoders (an image by its extension, a palette or index PNG): bytes for the output owner."""
 from __future__ import annotations
 
 import errno
@@ -37,18 +37,4 @@ def index_png(index: np.ndarray) -> bytes:
 
     buf = io.BytesIO()
     Image.fromarray(index.astype(np.uint8), mode="L").save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def figure_bytes(fig, path: str | os.PathLike) -> bytes:
-    """A matplotlib figure rendered in the format of ``path``'s extension."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png")
-    return buf.getvalue()
-
-
-def npy_bytes(array: np.ndarray) -> bytes:
-    """``array`` in numpy's ``.npy`` format (what ``np.save`` writes)."""
-    buf = io.BytesIO()
-    np.save(buf, array)
     return buf.getvalue()
