@@ -14,7 +14,8 @@ import numpy as np
 
 from src.config import Config
 from src.data.dataset import DataError, read_list
-from src.data.doctor import ListScan, median_frequency_weights, rare_classes, scan_fingerprint, scan_samples, training_label_check
+from src.data.doctor import (ListScan, median_frequency_weights, rare_classes, scan_fingerprint, scan_samples,
+                             training_label_check)
 from src.data.labels import spec_of
 from src.system.distributed import allreduce_sum, shard
 from src.errors import PSPNetError, shown
