@@ -293,13 +293,14 @@ def _parent(pid: int) -> int:
 MSRUN_LAUNCH = [str(ROOT / "scripts" / "run_distribute_train.sh"), "my.yaml", "2"]
 
 
-def _started(s, ranks=2, children=0, registered=0, timeout=30):
-    """The pids of the stand-in ranks, their children and msrun once all have started; and the registry."""
+def _started(s, ranks=2, children=0, registered=0, timeout=30, registry=False):
+    """The pids of the stand-in ranks, their children and msrun once all have started; and the registry (with
+    ``registry``, waited for: the launcher records it beside starting msrun, so it may come after the ranks)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = {kind: [int(p) for p, _ in _records(s["log"], kind)] for kind in ("rank", "child", "msrunpid")}
         folders = {r[1].split()[0] for r in _records(s["log"], "registry")}
-        done = len(found["rank"]) >= ranks and len(found["child"]) >= children
+        done = len(found["rank"]) >= ranks and len(found["child"]) >= children and (len(folders) == 1 or not registry)
         if done and registered and len(folders) == 1:
             done = len([n for n in os.listdir(next(iter(folders))) if n.isdigit()]) >= registered
         if done:
@@ -320,7 +321,7 @@ def test_a_launcher_killed_outright_takes_everything_it_started_with_it(standins
     """kill -9 runs no trap and SIGUSR1 has none: the launcher's guard still stops msrun, its workers (each in a
     session of its own, never registered) and their children, and removes the launcher's private folder."""
     proc = _start(MSRUN_LAUNCH, standins, MSRUN_WORKERS="2", SLEEP_S="120", CHILD_SLEEP="120")
-    pids, registry = _started(standins, ranks=2, children=2)
+    pids, registry = _started(standins, ranks=2, children=2, registry=True)
     assert len(pids) == 5 and all(_alive(p) for p in pids) and Path(registry).is_dir()
     start = time.monotonic()
     proc.send_signal(sig)
@@ -357,7 +358,7 @@ def test_a_rank_that_never_registered_is_stopped_on_terminate(standins, hup):
 
     proc = _start(MSRUN_LAUNCH, standins, preexec=_default_signals if hup == "default" else hup_ignored,
                   MSRUN_WORKERS="2", SLEEP_S="120", CHILD_SLEEP="120")
-    pids, registry = _started(standins, ranks=2, children=2)
+    pids, registry = _started(standins, ranks=2, children=2, registry=True)
     assert not [n for n in os.listdir(registry) if n.isdigit()]  # nobody registered
     if hup != "default":
         proc.send_signal(signal.SIGHUP)
