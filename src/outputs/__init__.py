@@ -24,19 +24,19 @@ This package re-exports their public names; a test that replaces one patches the
 """
 from src.outputs.atomic import (PART, PARTIAL_RE, append_line, atomic_path, clear_log,
                                 ensure_output_dir, ensure_output_file, file_sha256, free_bytes, open_append,
-                                output_writes, private_folder, read_small_file, refuse_link, remove_file,
-                                remove_temporary, write_bytes, write_json, write_text)
+                                output_writes, private_folder, read_small_file, refuse_link,
+                                write_bytes, write_json, write_text)
 from src.outputs.errors import OutputExistsError, OutputPathError, RunLockedError, WriteFailedError
 from src.outputs.folder import MARK_ATTR, OutputFolder, SubFolder, as_folder, make_folder, put_file
 from src.outputs.lock import LOCK_NAME, MAX_LOCK_BYTES, acquire, read_lock, release
-from src.outputs.manifest import (COMMAND_KINDS, COMPACT_BYTES, COMPACT_SLACK, MANIFEST, MAX_MANIFEST_BYTES,
+from src.outputs.manifest import (COMMAND_KINDS, COMPACT_SLACK, MANIFEST, MAX_MANIFEST_BYTES,
                                   command_kind, read_manifest)
 from src.outputs.writers import written_file
 
 __all__ = ["PART", "PARTIAL_RE", "append_line", "atomic_path", "clear_log", "ensure_output_dir", "ensure_output_file",
            "file_sha256", "free_bytes", "open_append", "output_writes", "private_folder", "read_small_file",
-           "refuse_link", "remove_file", "remove_temporary", "write_bytes", "write_json", "write_text", "OutputExistsError",
+           "refuse_link", "write_bytes", "write_json", "write_text", "OutputExistsError",
            "OutputPathError", "RunLockedError", "WriteFailedError", "MARK_ATTR", "OutputFolder", "SubFolder",
            "as_folder", "make_folder", "put_file", "LOCK_NAME", "MAX_LOCK_BYTES", "acquire", "read_lock", "release",
-           "COMMAND_KINDS", "COMPACT_BYTES", "COMPACT_SLACK", "MANIFEST", "MAX_MANIFEST_BYTES", "command_kind",
+           "COMMAND_KINDS", "COMPACT_SLACK", "MANIFEST", "MAX_MANIFEST_BYTES", "command_kind",
            "read_manifest", "written_file"]

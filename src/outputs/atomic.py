@@ -6,7 +6,6 @@ import contextlib
 import errno
 import hashlib
 import json
-import logging
 import os
 import re
 import shutil
@@ -14,12 +13,11 @@ import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator, List, Optional
+from typing import IO, Any, Iterator, Optional
 
 from src.errors import shown
 from src.outputs.errors import OutputPathError, WriteFailedError
 
-logger = logging.getLogger(__name__)
 
 PART = ".part"  # temporary files: .<name>.<random>.part in the target's folder
 PARTIAL_RE = re.compile(r"^\.(.+)\.[0-9a-f]{8}\.part$")  # exactly what OutputFolder._temporary makes
@@ -200,27 +198,6 @@ def read_small_file(path: str | os.PathLike, max_bytes: int) -> Optional[bytes]:
         return data if len(data) <= max_bytes else None
     finally:
         os.close(fd)
-
-
-def remove_file(path: str | os.PathLike) -> bool:
-    """Remove one file this program wrote (callers decide that); True if it was there."""
-    try:
-        os.remove(path)
-        return True
-    except FileNotFoundError:
-        return False
-
-
-def remove_temporary(folder: str | os.PathLike, is_partial: Callable[[str], bool]) -> List[Path]:
-    """Delete the temporary files an interrupted write left in ``folder`` (names ``is_partial`` accepts)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    removed = [p for p in folder.iterdir() if p.is_file() and not p.is_symlink() and is_partial(p.name)]
-    for p in removed:
-        p.unlink()
-        logger.warning("removed a partial file left by an interrupted save: %s", p)
-    return removed
 
 
 @contextmanager

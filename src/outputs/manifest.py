@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 MANIFEST = ".pspnet_outputs.jsonl"
 MAX_MANIFEST_BYTES = 512 << 20  # about 2 million live outputs; compaction keeps it near that count
-COMPACT_BYTES, COMPACT_SLACK = 1 << 20, 1000  # a manifest past both is rewritten with its live entries
+COMPACT_SLACK = 1000  # a locked manifest with more than 2 x live entries + this many lines is rewritten
 
 # Commands that share one folder as one kind (the 310 flow's steps write into one work folder); every other command
 # is its own kind: --overwrite replaces or removes only files its own kind wrote.

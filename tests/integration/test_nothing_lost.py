@@ -462,7 +462,6 @@ def test_a_run_rewrites_its_own_files_but_pictures_are_one_per_name(tmp_path):
 
 
 def test_a_manifest_of_many_runs_is_compacted_under_the_lock(tmp_path, monkeypatch):
-    monkeypatch.setattr(outputs.manifest, "COMPACT_BYTES", 20_000)
     monkeypatch.setattr(outputs.folder, "COMPACT_SLACK", 10)  # looked up there
     one = 0
     with OutputFolder(tmp_path, "--out", "predict") as folder:
