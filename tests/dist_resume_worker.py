@@ -1,4 +1,4 @@
-"""Run under msrun by test_distributed.py (which puts the repository on PYTHONPATH): train one step, then resume with --resume auto.
+"""Run under msrun by tests/integration/test_data_parallel.py (which puts the repository on PYTHONPATH): train one step, then resume with --resume auto.
 
 python tests/dist_resume_worker.py CONFIG_JSON OUT_DIR shared|separate
 With ``separate`` each rank has its own train.save_dir (nodes without a shared file system): only

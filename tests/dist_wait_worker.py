@@ -1,4 +1,4 @@
-"""Run under msrun by test_distributed.py (which puts the repository on PYTHONPATH): rank 0 is busy for a while (as when it saves a checkpoint)
+"""Run under msrun by tests/integration/test_data_parallel.py (which puts the repository on PYTHONPATH): rank 0 is busy for a while (as when it saves a checkpoint)
 while rank 1 already waits in an all-reduce.
 
 python tests/dist_wait_worker.py OUT_DIR SECONDS

@@ -1,4 +1,4 @@
-"""Run under msrun by test_distributed.py (which puts the repository on PYTHONPATH): one data-parallel training step, then dump this rank's weights.
+"""Run under msrun by tests/integration/test_data_parallel.py (which puts the repository on PYTHONPATH): one data-parallel training step, then dump this rank's weights.
 
 python tests/dist_worker.py CONFIG_JSON OUT_DIR
 """

@@ -417,3 +417,63 @@ def test_no_function_in_src_is_over_50_lines():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 50:
                 long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})")
     assert not long, "functions over 50 lines: " + ", ".join(long)
+
+
+# --- tests mirror modules -----------------------------------------------------------------------------------------
+
+# Tests about the repository as a whole rather than one module: they live at the top of tests/.
+REPOSITORY_TESTS = {"test_architecture.py", "test_benchmarks.py", "test_readme_commands.py", "test_readme_figures.py"}
+
+
+def _has_logic(path: Path) -> bool:
+    """A module with at least one function or method (re-exports, constants and bare exception classes have none)."""
+    return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+               for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))))
+
+
+def _mirror(module: str) -> Path:
+    """src.a.b -> tests/a/test_b.py; a package's own logic (src.data.prepare) -> tests/data/test_prepare.py."""
+    parts = module.split(".")[1:]
+    return ROOT.joinpath("tests", *parts[:-1], f"test_{parts[-1]}.py")
+
+
+def _logic_modules() -> Dict[str, Path]:
+    return {m: p for m, p in _modules().items()
+            if m != "src" and not m.endswith("__main__") and _has_logic(p)}
+
+
+def _imports_module(test: Path, module: str) -> bool:
+    for node in ast.walk(ast.parse(test.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import) and any(a.name == module or a.name.startswith(module + ".")
+                                                for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == module or node.module.startswith(module + "."):
+                return True
+            if any(f"{node.module}.{a.name}" == module for a in node.names):
+                return True
+    return False
+
+
+def test_every_module_with_logic_has_its_own_test_file():
+    """tests/<package>/test_<module>.py exists for each module of src/ with a function in it, and imports it."""
+    missing = [f"{m} -> {_mirror(m).relative_to(ROOT)}" for m in sorted(_logic_modules())
+               if not _mirror(m).is_file()]
+    assert not missing, "modules without their test file:\n" + "\n".join(missing)
+    blind = [str(_mirror(m).relative_to(ROOT)) for m in sorted(_logic_modules()) if not _imports_module(_mirror(m), m)]
+    assert not blind, f"test files that do not import the module they are named after: {blind}"
+
+
+def test_every_unit_test_file_is_named_after_a_module_of_its_folder():
+    """A unit test file is test_<module>.py or test_<module>_<topic>.py of a module in the same package (so a reader
+    finds a module's tests by its name); cross-package cases live in tests/integration/."""
+    mirrors = {_mirror(m) for m in _logic_modules()}
+    stray = []
+    for test in sorted((ROOT / "tests").rglob("test_*.py")):
+        rel = test.relative_to(ROOT / "tests")
+        if rel.parts[0] in ("integration", "fixtures") or (len(rel.parts) == 1 and rel.name in REPOSITORY_TESTS):
+            continue
+        stems = [m.stem for m in mirrors if m.parent == test.parent]
+        if not any(test.stem == s or test.stem.startswith(s + "_") for s in stems):
+            stray.append(str(rel))
+    assert not stray, f"test files named after no module of their folder: {stray}"

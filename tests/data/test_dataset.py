@@ -1,8 +1,10 @@
-"""data.dataset: list files (errors with line numbers, BOM, Latin-1) and bad samples (error or skip)."""
+"""data.dataset: list files (errors with line numbers, BOM, Latin-1), bad samples (error or skip) and label files
+as users save them (32-bit with negative values, JPEG masks, 1-bit masks)."""
 import numpy as np
 import pytest
+from PIL import Image
 
-from src.data.dataset import DataError, SegDataset, read_list
+from src.data.dataset import DataError, SegDataset, read_label, read_list
 from src.data.labels import dataset_spec, voc_palette, write_palette_png
 from src.data.prepare import check_list
 from src.data.synthetic import generate
@@ -74,3 +76,17 @@ def test_list_file_with_a_bom_or_in_latin1(tmp_path):
     (tmp_path / "latin1.txt").write_bytes("a.jpg a.png\nb\xe9b\xe9.jpg a.png\n".encode("latin-1"))
     with pytest.raises(DataError, match=r"latin1\.txt:2: not UTF-8 \(byte 0xe9"):
         read_list(tmp_path / "latin1.txt", tmp_path)
+
+
+def test_a_32_bit_label_with_negative_values_is_refused_not_wrapped(tmp_path):
+    Image.fromarray(np.array([[0, -255]], np.int32)).save(tmp_path / "neg.tif")
+    with pytest.raises(DataError, match=r"values outside 0..255 \(-255 to 0\)"):
+        read_label(str(tmp_path / "neg.tif"), dataset_spec("custom", 3))
+
+
+def test_jpeg_masks_are_refused_and_1_bit_masks_read(tmp_path):
+    Image.fromarray(np.array([[0, 1, 1, 0]] * 4, np.uint8)).save(tmp_path / "m.png", format="JPEG")
+    with pytest.raises(DataError, match="is a JPEG: its lossy compression invents values"):
+        read_label(str(tmp_path / "m.png"), dataset_spec("custom", 2))
+    Image.fromarray(np.array([[0, 1, 1, 0]], bool)).convert("1").save(tmp_path / "b.png")
+    np.testing.assert_array_equal(read_label(str(tmp_path / "b.png"), dataset_spec("custom", 2)), [[0, 1, 1, 0]])

@@ -1,4 +1,8 @@
-"""One run per train.save_dir: a second run is refused naming the holder; a lock of a killed run is taken over."""
+"""Tests of src/outputs/lock.py: one command at a time per output folder. A second holder (another process or
+this one) is refused naming the holder; a lock file nobody holds is stale whatever it says, and a killed run's
+lock is taken over; a user's file, a FIFO or a link in place of the lock is refused and left alone; the lock goes
+with the command that took it. Two cases drive it through the commands (src.cli): the train command on a held
+folder, and the log line of a command's folder."""
 import json
 import logging
 import os
@@ -11,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from src.outputs import LOCK_NAME, OutputFolder, RunLockedError, acquire, release
+from src.outputs.errors import RunLockedError
+from src.outputs.folder import OutputFolder
+from src.outputs.lock import LOCK_NAME, MAX_LOCK_BYTES, acquire, read_lock, release
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 HOLD = ("import sys, time; from src.outputs import acquire; lock = acquire(sys.argv[1], command=sys.argv[2]); "
@@ -153,3 +159,29 @@ def test_a_commands_log_line_names_its_log_file(tmp_path, caplog):
         close_log_files()
     line = [r.getMessage() for r in caplog.records if r.getMessage().startswith("log file:")]
     assert len(line) == 1 and str(tmp_path / "out") in line[0] and "eval" in line[0]
+
+
+def test_a_second_holder_in_this_process_is_refused_until_the_first_releases(tmp_path):
+    """The flock belongs to the open lock file, not to the process: a second acquire here is refused as well."""
+    first = acquire(tmp_path / "run", "--out", command="eval")
+    with pytest.raises(RunLockedError, match=rf"--out {tmp_path / 'run'} is in use by another run \(eval, pid "
+                                             rf"{os.getpid()} on "):
+        acquire(tmp_path / "run", "--out", command="predict")
+    assert json.loads((tmp_path / "run" / LOCK_NAME).read_text())["command"] == "eval"
+    release(first)
+    release(first)  # a second release changes nothing
+    assert not (tmp_path / "run" / LOCK_NAME).exists()
+    second = acquire(tmp_path / "run", "--out", command="predict")
+    assert json.loads(second.path.read_text())["command"] == "predict"
+    release(second)
+
+
+def test_read_lock_gives_the_holder_only_for_a_record_this_program_writes(tmp_path):
+    lock = tmp_path / LOCK_NAME
+    assert read_lock(lock) is None  # no file
+    lock.write_text(json.dumps({"pid": 12, "host": "node-1", "command": "train"}))
+    assert read_lock(lock) == {"pid": 12, "host": "node-1", "command": "train"}
+    for text in ("not json", "[1, 2]", json.dumps({"pid": "12", "host": "node-1"}), json.dumps({"pid": 12}),
+                 json.dumps({"pid": 12, "host": "h" * MAX_LOCK_BYTES})):
+        lock.write_text(text)
+        assert read_lock(lock) is None, text

@@ -1,19 +1,25 @@
-"""The validation inside training says which protocol its mIoU comes from: log line, metrics.jsonl, curves.png."""
+"""Run records (src/train/records.py): metrics.jsonl written whole lines at a time, read past a line cut short and
+cut back on a resume; and which protocol the validation inside training names (its log line, its metrics.jsonl
+record, the curves.png panel), with when it is due."""
+import json
 import logging
+from dataclasses import replace
 
 import pytest
 
-from helpers import make_shapes, tiny_config
+from helpers import tiny_config
+from src.outputs import OutputFolder
 from src.train import loop as loop_mod
 from src.train.loop import Trainer
-from src.train.records import MetricsLog, plot_curves, validation_of, validation_protocol
+from src.train.records import MetricsLog, plot_curves, validation_due, validation_of, validation_protocol
 
 FAST = "center-crop 33x41 (fast check, not eval.py's protocol)"  # tiny_config's train crop is 33x41
 
 
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
-    return make_shapes(tmp_path_factory.mktemp("shapes"), num=10, size=40, seed=5)
+@pytest.fixture
+def shapes(ten_shapes):
+    """The ten 40x40 images (tests/train/conftest.py)."""
+    return ten_shapes
 
 
 @pytest.fixture
@@ -78,3 +84,38 @@ def test_the_panel_title_comes_from_the_records_when_not_given(tmp_path):
     waiting = _validation_panel(plot_curves([], tmp_path / "w.png", validation=FAST))  # before the first validation
     assert waiting[0].endswith("center-crop 33x41\n(fast check, not eval.py's protocol)")
     assert waiting[1]["notes"] == ["no data yet"]
+
+
+def test_metrics_log_appends_records_and_drops_those_after_a_resumed_step(tmp_path):
+    with OutputFolder(tmp_path / "run", "train.save_dir", "train") as folder:
+        log = MetricsLog(tmp_path / "run" / "metrics.jsonl", folder)
+        for step in (1, 2, 3):
+            log.write({"kind": "step", "step": step, "loss": 1.0 / step})
+        log.write({"kind": "eval", "epoch": 1, "step": 3, "miou": 0.5})
+        assert [(r["kind"], r["step"]) for r in log.read()] == [("step", 1), ("step", 2), ("step", 3), ("eval", 3)]
+        assert log.truncate_after(5) == 0
+        assert log.truncate_after(2) == 2
+        assert [r["step"] for r in MetricsLog(log.path).read()] == [1, 2]
+        log.write({"kind": "step", "step": 3, "loss": 0.25})  # the resumed run goes on in the same file
+    assert [r["loss"] for r in MetricsLog(tmp_path / "run" / "metrics.jsonl").read()] == [1.0, 0.5, 0.25]
+
+
+def test_a_read_only_metrics_log_skips_lines_it_cannot_read_and_writes_nothing(tmp_path, caplog):
+    path = tmp_path / "metrics.jsonl"
+    text = json.dumps({"kind": "step", "step": 1}) + "\n[1, 2]\n\n" + json.dumps({"kind": "step", "step": 2}) + \
+        '\n{"kind": "step", "st'  # a list, an empty line, and a last line cut short by a kill
+    path.write_text(text)
+    log = MetricsLog(path)
+    with caplog.at_level(logging.WARNING, logger="src.train.records"):
+        assert [r["step"] for r in log.read()] == [1, 2]
+    assert "skipped 2 unreadable line(s)" in caplog.text
+    assert log.truncate_after(1) == 1 and path.read_text() == text  # counted, not rewritten: no output folder
+    with pytest.raises(ValueError, match="read-only"):
+        log.write({"kind": "step", "step": 3})
+    assert MetricsLog(tmp_path / "absent.jsonl").read() == []
+
+
+def test_validation_is_due_every_interval_and_after_the_last_epoch():
+    t = replace(tiny_config("data", "run").train, epochs=5, eval_interval=2)
+    assert [e for e in range(1, 6) if validation_due(t, e)] == [2, 4, 5]
+    assert not any(validation_due(replace(t, eval_interval=0), e) for e in range(1, 6))

@@ -1,66 +1,16 @@
+"""Tests of src/checkpoint/format.py: the ``.ckpt`` protobuf read entry by entry (a corrupt, truncated or foreign
+file is one CheckpointError naming it; the ``names`` filter; a scalar entry) and the MindSpore model zoo's names
+(its PSPNet and its ResNet backbone mapped onto this network's by whole names, a file mixing spellings or holding
+an entry with no place refused in one bounded line, a file that does not fit named in its own spelling). The
+strict load and its hints: test_files.py; lying sizes and sliced tensors: tests/integration/test_hostile_models.py."""
+import logging
+
 import numpy as np
 import pytest
-from mindspore import nn
 
-from src.checkpoint import (CheckpointError, arrays_to_entries, load_checkpoint_strict, load_params_strict,
-                            read_checkpoint, save_checkpoint_atomic)
-
-
-class Tiny(nn.Cell):
-    def __init__(self, aux=True):
-        super().__init__()
-        self.cls = nn.SequentialCell([nn.Conv2d(3, 4, 1, has_bias=True), nn.BatchNorm2d(4)])
-        if aux:
-            self.aux = nn.Conv2d(3, 2, 1, has_bias=True)
-
-
-def _params(net):
-    return {p.name: p.asnumpy() + 1.5 for p in net.get_parameters()}
-
-
-def test_round_trip_exact(tmp_path):
-    net = Tiny()
-    params = _params(net)
-    path = save_checkpoint_atomic(arrays_to_entries(params), tmp_path / "a.ckpt")
-    other = Tiny()
-    loaded = load_checkpoint_strict(other, path)
-    assert sorted(loaded) == sorted(params)
-    for p in other.get_parameters():
-        np.testing.assert_array_equal(p.asnumpy(), params[p.name])
-    assert not list(tmp_path.glob("*.tmp*"))
-
-
-def test_missing_unexpected_and_shape_errors_list_names():
-    net = Tiny()
-    params = _params(net)
-    del params["cls.1.gamma"]
-    params["extra.weight"] = np.zeros(3, np.float32)
-    params["cls.0.bias"] = np.zeros(5, np.float32)
-    with pytest.raises(CheckpointError) as info:
-        load_params_strict(net, params, "x.ckpt")
-    msg = str(info.value)
-    assert "x.ckpt" in msg and "cls.1.gamma" in msg and "extra.weight" in msg and "cls.0.bias" in msg
-    assert "(4,)" in msg and "(5,)" in msg
-
-
-def test_nothing_changes_when_refused():
-    net = Tiny()
-    before = {p.name: p.asnumpy().copy() for p in net.get_parameters()}
-    params = _params(net)
-    params.pop("aux.weight")
-    with pytest.raises(CheckpointError):
-        load_params_strict(net, params)
-    for p in net.get_parameters():
-        np.testing.assert_array_equal(p.asnumpy(), before[p.name])
-
-
-def test_training_checkpoint_into_eval_net_needs_explicit_aux_allowance():
-    params = _params(Tiny(aux=True))
-    eval_net = Tiny(aux=False)
-    with pytest.raises(CheckpointError, match="aux.weight"):
-        load_params_strict(eval_net, params)
-    loaded = load_params_strict(eval_net, params, allow_unexpected=("aux.",))
-    assert not any(n.startswith("aux.") for n in loaded)
+from checkpoint_cases import Tiny, _params, _refusal, _zoo_names_of
+from src.checkpoint.files import arrays_to_entries, load_checkpoint_strict, save_checkpoint_atomic
+from src.checkpoint.format import (CheckpointError, from_zoo_names, read_checkpoint, zoo_kind, zoo_spelling)
 
 
 def test_corrupt_and_truncated_checkpoint(tmp_path):
@@ -76,38 +26,6 @@ def test_corrupt_and_truncated_checkpoint(tmp_path):
         read_checkpoint(junk)
     with pytest.raises(CheckpointError, match="not found"):
         read_checkpoint(tmp_path / "none.ckpt")
-
-
-def _zoo_names_of(ours):
-    """Our PSPNet names as the model zoo's cells name them (written from its ResNet and PSPNet cells: the stem is
-    ``backbone.layer1`` (conv1, bn1, conv2, ... as one sequence), ResNet's layer1-4 are ``backbone.layer2-5``, the
-    pyramid's branches ``ppm.stage1-4`` (stage2 has no pool cell in front), ``auxiliary_branch``)."""
-    zoo = {}
-    for name, value in ours.items():
-        module, _, rest = name.partition(".")
-        if module == "layer0":
-            new = f"backbone.layer1.{rest}"
-        elif module.startswith("layer"):
-            new = f"backbone.layer{int(module[5:]) + 1}.{rest}".replace(".downsample.", ".down_sample_layer.")
-        elif module == "ppm":
-            _, branch, index, leaf = rest.split(".")
-            index = int(index) - 1 if branch == "1" else int(index)
-            new = f"ppm.stage{int(branch) + 1}.{index}.{leaf}"
-        elif module == "aux":
-            new = f"auxiliary_branch.{rest}"
-        else:
-            new = name
-        zoo[new] = value
-    return zoo
-
-
-@pytest.fixture(scope="module")
-def tiny_pspnet_weights():
-    from src.model.pspnet import PSPNet
-
-    net = PSPNet(classes=6, layers=14, width_divisor=16)
-    return {p.name: np.random.default_rng(len(p.name)).standard_normal(p.shape).astype(np.float32)
-            for p in net.get_parameters()}
 
 
 def test_a_model_zoo_pspnet_checkpoint_loads_by_name(tmp_path, tiny_pspnet_weights, caplog):
@@ -167,18 +85,6 @@ def test_the_model_zoos_backbone_loads_as_pretrained_through_a_name_map(tmp_path
         load_pretrained(net, str(tmp_path / "odd.ckpt"))
 
 
-def test_every_entry_a_training_checkpoint_adds_is_known_as_training_state():
-    """The loader tells weights from training state by name; the run's own names (src.train.run_state) must all
-    be known to it, or a resumed checkpoint given to eval would be refused as unexpected weights."""
-    from src.checkpoint import is_training_state
-    from src.train import run_state
-
-    names = run_state.OPTIMIZER_STATE_PREFIXES + run_state.LOOP_STATE_NAMES + (run_state.SCHEDULE_PREFIX + "base_lr",
-                                                                            run_state.LOCAL_BEST_NAME)
-    assert all(is_training_state(n) for n in names)
-    assert not is_training_state("layer0.0.weight") and not is_training_state("cls.4.bias")
-
-
 def test_one_weight_under_two_spellings_refuses_the_file(tmp_path, tiny_pspnet_weights):
     """``down_sample_layer`` (the zoo's) and ``downsample`` (ours) of the same block both name one parameter:
     loading by name cannot choose, so the file is refused naming ours as the odd one (it used to keep whichever
@@ -208,22 +114,6 @@ def test_one_weight_under_two_spellings_refuses_the_file(tmp_path, tiny_pspnet_w
     assert all(np.array_equal(p.asnumpy(), before[p.name]) for p in net.get_parameters())
 
 
-def _refusal(tmp_path, entries, load="strict"):
-    """The one-line message loading ``entries`` gives, with the network checked unchanged."""
-    from src.model.pspnet import PSPNet
-    from src.train.loop import load_pretrained
-
-    path = save_checkpoint_atomic(arrays_to_entries(entries), tmp_path / "user.ckpt")
-    net = PSPNet(classes=6, layers=14, width_divisor=16)
-    before = {p.name: p.asnumpy() for p in net.get_parameters()}
-    with pytest.raises(CheckpointError) as info:
-        load_checkpoint_strict(net, path) if load == "strict" else load_pretrained(net, str(path))
-    assert all(np.array_equal(p.asnumpy(), before[p.name]) for p in net.get_parameters())
-    message = str(info.value)
-    assert "\n" not in message and len(message) < 1500 and "user.ckpt" in message
-    return message
-
-
 def test_hostile_and_odd_zoo_checkpoints_are_refused_in_one_bounded_line(tmp_path, tiny_pspnet_weights):
     """What a hostile review tried: a name with a trailing newline (a `$` regex took it for a zoo name), a
     20,000-character or multi-line name, names the zoo's heads do not have, zoo names mixed with ours."""
@@ -244,22 +134,6 @@ def test_hostile_and_odd_zoo_checkpoints_are_refused_in_one_bounded_line(tmp_pat
     assert "mixes the model zoo's names (1: auxiliary_branch.0.weight)" in message
 
 
-def test_misplaced_checkpoints_get_the_right_hint(tmp_path, tiny_pspnet_weights):
-    """A backbone given as the model points to model.pretrained (it said "another pyramid"); a file of training
-    state only says it holds no weights (it said "a 7x7 stem"); a zoo backbone missing one tensor is still read
-    as the zoo's and names that tensor."""
-    backbone = {n: v for n, v in tiny_pspnet_weights.items() if n.startswith("layer")}
-    assert "give it as model.pretrained" in _refusal(tmp_path, backbone)
-    state = {"global_step": np.ones(1, np.int32), "moments.layer0.0.weight": np.zeros(1, np.float32)}
-    assert "holds none of this network's weights (only training state)" in _refusal(tmp_path, state)
-    stem = {"0": "conv1", "1": "bn1", "3": "conv2", "4": "bn2", "6": "conv3", "7": "bn3"}
-    zoo = {(f"{stem[n.split('.')[1]]}.{n.split('.', 2)[2]}" if n.startswith("layer0.") else
-            n.replace(".downsample.", ".down_sample_layer.")): v for n, v in backbone.items()}
-    del zoo["bn1.gamma"]
-    message = _refusal(tmp_path, zoo, load="pretrained")
-    assert "missing from the checkpoint (1): layer0.1.gamma" in message
-
-
 def test_a_zoo_file_that_does_not_fit_is_named_in_its_own_spelling(tmp_path, tiny_pspnet_weights):
     """After the rename a missing or mis-shaped tensor is named as this network calls it and as the file does,
     so the user can find it in their file."""
@@ -269,3 +143,57 @@ def test_a_zoo_file_that_does_not_fit_is_named_in_its_own_spelling(tmp_path, tin
     message = _refusal(tmp_path, zoo)
     assert "layer1.0.conv1.weight (in the file: backbone.layer2.0.conv1.weight)" in message
     assert "ppm.features.1.1.weight: checkpoint (1, 1, 1, 1)" in message and "(in the file: ppm.stage2.0.weight)" in message
+
+
+def test_read_checkpoint_gives_back_each_entry_and_keeps_only_the_named_ones(tmp_path):
+    entries = {"cls.w": np.arange(6, dtype=np.float32).reshape(2, 3), "cls.n": np.array([3, -4], np.int32),
+               "aux.h": np.array([0.5, 2.0], np.float16), "step": np.array(5, np.int64)}
+    path = save_checkpoint_atomic(arrays_to_entries(entries), tmp_path / "all.ckpt")
+    read = read_checkpoint(path)
+    assert sorted(read) == sorted(entries)
+    for name, value in entries.items():
+        assert read[name].dtype == value.dtype and read[name].shape == value.shape, name
+        np.testing.assert_array_equal(read[name], value)
+    assert sorted(read_checkpoint(path, names=("cls.",))) == ["cls.n", "cls.w"]
+
+
+def test_zoo_kind_tells_the_zoos_pspnet_and_backbone_names_from_any_others():
+    assert zoo_kind(["backbone.layer1.0.weight", "cls.4.bias"]) == "pspnet"
+    assert zoo_kind(["ppm.stage2.0.weight"]) == "pspnet"
+    assert zoo_kind(["conv1.weight", "layer1.0.down_sample_layer.0.weight"]) == "backbone"
+    assert zoo_kind(["conv1.weight", "layer1.0.conv1.weight"]) == ""  # a stem alone is not the zoo's ResNet
+    assert zoo_kind(["layer0.0.weight", "layer1.0.downsample.0.weight", "ppm.features.0.1.weight"]) == ""
+
+
+@pytest.mark.parametrize("kind,example,ours", [
+    ("pspnet", ("layer1.0.downsample.0.weight", "backbone.layer2.0.down_sample_layer.0.weight"),
+     ["layer0.0.weight", "layer0.1.gamma", "layer1.0.conv1.weight", "layer1.0.downsample.0.weight",
+      "layer1.0.downsample.1.moving_variance", "layer4.2.bn3.moving_mean", "ppm.features.0.1.weight",
+      "ppm.features.1.2.beta", "ppm.features.3.2.gamma", "cls.4.bias", "aux.0.weight", "aux.4.bias"]),
+    ("backbone", ("layer0.1.gamma", "bn1.gamma"),
+     ["layer0.0.weight", "layer0.1.gamma", "layer0.7.moving_mean", "layer1.0.conv1.weight",
+      "layer1.0.downsample.0.weight", "layer3.1.bn2.beta"]),
+])
+def test_zoo_spelling_is_undone_by_the_rename_of_from_zoo_names(kind, example, ours):
+    assert zoo_spelling(example[0], kind) == example[1]
+    values = {name: np.full(1, i, np.float32) for i, name in enumerate(ours)}
+    zoo = {zoo_spelling(name, kind): value for name, value in values.items()}
+    assert len(zoo) == len(ours) and zoo_kind(zoo) == kind
+    renamed, found = from_zoo_names(zoo, "zoo.ckpt")
+    assert found == kind and sorted(renamed) == sorted(ours)
+    assert all(renamed[name] is value for name, value in values.items())
+
+
+def test_from_zoo_names_passes_other_files_through_and_refuses_an_entry_with_no_place(caplog):
+    ours = {"layer0.0.weight": np.zeros(1, np.float32), "cls.4.bias": np.ones(1, np.float32)}
+    same, kind = from_zoo_names(ours, "ours.ckpt")
+    assert kind == "" and list(same) == list(ours) and all(same[n] is ours[n] for n in ours)
+    caplog.set_level(logging.WARNING)
+    backbone = {"conv1.weight": np.zeros(1, np.float32), "layer1.0.down_sample_layer.0.weight": np.zeros(1, np.float32),
+                "end_point.weight": np.zeros(1, np.float32)}
+    renamed, kind = from_zoo_names(backbone, "r.ckpt")
+    assert kind == "backbone" and sorted(renamed) == ["layer0.0.weight", "layer1.0.downsample.0.weight"]
+    assert "skipped the ImageNet classifier" in caplog.text and "end_point.weight" in caplog.text
+    with pytest.raises(CheckpointError, match=r"^z.ckpt: has 1 entries that are neither this network's nor the "
+                                              r"model zoo's pspnet names: backbone.bogus$"):
+        from_zoo_names({"backbone.layer1.0.weight": np.zeros(1), "backbone.bogus": np.zeros(1)}, "z.ckpt")

@@ -1,4 +1,5 @@
-"""device.quiet reaches MindSpore: GLOG_v is set before its first import (it reads GLOG_v only then)."""
+"""src.cli, its native logs: device.quiet reaches MindSpore as GLOG_v (native_logs), set before MindSpore's first
+import (it reads GLOG_v only then); every command reads its config before that import, and a user's GLOG_v wins."""
 import argparse
 import os
 import subprocess

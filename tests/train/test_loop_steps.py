@@ -1,22 +1,25 @@
-"""The step loop reads losses from the device only on logging steps, and still names the first bad step."""
+"""The step loop of Trainer (src/train/loop.py): losses read from the device only on logging steps while the first
+bad step is still named, the logged time per step, data-sink chunks, the fixed-size graph form, and the loop
+counts the config must hold positive."""
 import time
 
 import numpy as np
 import pytest
 import mindspore as ms
 
-from helpers import make_shapes, tiny_config
+from helpers import tiny_config
 from src.config import ConfigError, config_from_dict
 from src.train import loop as loop_mod
 from src.train.run_state import epoch_checkpoints
-from src.train.loop import Trainer, TrainingError, sink_steps
-from src.train.loss_window import Clock, LossWindow, StepLosses, first_non_finite
+from src.train.loop import Trainer, TrainingError
+from src.train.loss_window import LossWindow
 from src.train.records import MetricsLog
 
 
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
-    return make_shapes(tmp_path_factory.mktemp("shapes"), num=10, size=40, seed=5)
+@pytest.fixture
+def shapes(ten_shapes):
+    """The ten 40x40 images (tests/train/conftest.py)."""
+    return ten_shapes
 
 
 class CountingStep:
@@ -39,30 +42,6 @@ class CountingWindow(LossWindow):
     def fetch(self):
         CountingWindow.fetches += 1
         return super().fetch()
-
-
-def test_window_keeps_order_and_names_the_first_bad_step():
-    w = LossWindow()
-    w.add(5, 1, (ms.Tensor(np.float32(1.5)), ms.Tensor(np.float32(1.0)), ms.Tensor(np.float32(1.25))))
-    w.add(6, 1, (np.float32("inf"), 1.0, 1.0))
-    w.add(9, 3, (np.float32("nan"), 1.0, 1.0))
-    assert w.steps == 5
-    rows = w.fetch()
-    assert [r.step for r in rows] == [5, 6, 9] and rows[0].total == 1.5 and rows[0].aux == 1.25
-    assert w.pending == [] and w.steps == 0
-    bad = first_non_finite(rows)
-    assert bad.step == 6 and bad.where() == "step 6"
-    assert StepLosses(9, 3, float("nan"), 0, 0).where() == "steps 7-9 (one sink of 3)"
-    assert first_non_finite(rows[:1]) is None
-
-
-def test_clock_reports_the_window_average_and_eta():
-    c = Clock(start=100.0, start_step=10, planned=30)
-    assert c.lap(4, now=108.0) == 2.0  # 8 s over 4 steps
-    assert c.lap(2, now=110.0) == 1.0
-    assert c.eta(20, now=110.0) == "00:00:10"  # 10 s for 10 steps, 10 to go
-    c.restart_lap(now=150.0)  # e.g. after an evaluation
-    assert c.lap(5, now=155.0) == 1.0
 
 
 class SlowStep(CountingStep):
@@ -142,15 +121,6 @@ def test_sink_chunks_advance_the_step_and_log_per_sink(shapes, tmp_path, monkeyp
     assert summary["step"] == 2 * per_epoch == sum(calls)
     steps = [r["step"] for r in MetricsLog(tmp_path / "sink" / "metrics.jsonl").read() if r["kind"] == "step"]
     assert steps == list(range(k, 2 * per_epoch + 1, k))
-
-
-def test_sink_size_is_refused_on_cpu_and_fits_the_epoch():
-    with pytest.raises(ConfigError, match="train.sink_size 4: data sinking runs on Ascend"):
-        sink_steps(4, "CPU", 100, 1000)
-    assert sink_steps(0, "CPU", 100, 1000) == 0
-    assert sink_steps(8, "Ascend", 100, 1000) == 5  # largest divisor of 100 that is <= 8
-    assert sink_steps(64, "Ascend", 100, 250) == 50  # max_steps 250: chunks also end at the last step
-    assert sink_steps(1, "Ascend", 7, 7) == 1
 
 
 @pytest.mark.parametrize("key,value", [("log_every", 0), ("save_every", 0), ("sink_size", -1)])

@@ -3,18 +3,21 @@
 Each file is built here, small.  A payload would create a marker file if any
 byte reached an unrestricted unpickler; each size attack is refused from the
 declared size, before the memory is allocated (checked with tracemalloc).
+The convert command reports such a refusal as one error line and exit status 2.
 """
 import collections
 import os
 import pickle
 import struct
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
 import pytest
 
 from bounded import refusal
-from pth_writer import Raw, View, write_pth
+from pth_writer import Raw, View, write_malicious_pth, write_pth
 from src.convert import pth as pth_module
 from src.convert.pth import PthError, load_pth
 from src.errors import PSPNetError
@@ -327,3 +330,14 @@ def test_storage_types_this_reader_does_not_convert_are_named_not_called_code(tm
     with pytest.raises(PthError, match="unsupported tensor type torch.ComplexFloatStorage") as info:
         load_pth(str(tmp_path / "c.pth"))
     assert "could run code" not in str(info.value)
+
+
+def test_cli_reports_refusal(tmp_path):
+    marker = tmp_path / "pwned"
+    write_malicious_pth(str(tmp_path / "evil.pth"), str(marker))
+    proc = subprocess.run([sys.executable, "convert/convert_weights.py", "--src", str(tmp_path / "evil.pth"),
+                           "--dst", str(tmp_path / "x.ckpt")], capture_output=True, text=True,
+                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    assert proc.returncode == 2
+    assert "refusing to load 'os.system'" in proc.stderr
+    assert not marker.exists() and not (tmp_path / "x.ckpt").exists()

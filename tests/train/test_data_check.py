@@ -1,7 +1,8 @@
-"""Training refuses labels that cannot teach what the config declares, before anything is built; one scan serves
-that check and train.class_weights auto, kept in the run folder (a resume does not scan again) and in the run
-state (a resume uses the same weights)."""
+"""Training's check of its labels (src/train/data_check.py): labels that cannot teach what the config declares
+are refused before anything is built; one scan serves that check and train.class_weights auto, kept in the run
+folder (a resume does not scan again) and in the run state (a resume uses the same weights)."""
 import json
+import logging
 import os
 
 import numpy as np
@@ -14,7 +15,7 @@ from src.data.dataset import DataError
 from src.data.prepare import fix_command, prepare_folders
 from src.data.synthetic import generate
 from src.train import data_check
-from src.train.data_check import SCAN_NAME, check_training_data
+from src.train.data_check import SCAN_NAME, check_training_data, continued_class_weights
 from src.train.loop import Trainer
 from src.train.run_state import CLASS_WEIGHTS_NAME
 
@@ -116,3 +117,16 @@ def test_auto_class_weights_reach_the_loss_the_config_record_and_a_resume(binary
     more = _cfg(tmp_path / "fixed" / "config.yaml", tmp_path, "train.class_weights", "auto", "train.epochs", "2")
     resumed = Trainer(more, "CPU", resume="auto", allow_schedule_change=True)
     np.testing.assert_allclose(resumed.state.class_weights, weights, rtol=1e-6)
+
+
+def test_a_resumed_auto_run_keeps_its_starting_weights_and_a_changed_config_is_followed(caplog):
+    with caplog.at_level(logging.WARNING, logger="src.train.data_check"):
+        assert continued_class_weights("auto", [1.0, 3.0], None) == [1.0, 3.0]  # a fresh run: the scan's
+        assert continued_class_weights("auto", [1.0, 2.0], [1.0, 2.0]) == [1.0, 2.0]
+        assert caplog.text == ""
+        assert continued_class_weights("auto", [1.0, 3.0], [1.0, 2.0]) == [1.0, 2.0]  # resumed: the saved ones
+        assert "the resumed run keeps the ones it started with (1, 2)" in caplog.text
+        caplog.clear()
+        assert continued_class_weights([1.0, 5.0], [1.0, 5.0], [1.0, 2.0]) == [1.0, 5.0]  # the config's own list
+        assert "started with [1.0, 2.0] and continues with [1.0, 5.0]" in caplog.text
+    assert continued_class_weights("none", None, None) is None

@@ -1,153 +1,16 @@
-from pathlib import Path
-
+"""Training state in checkpoints (src/train/run_state.py): the optimizer's state as saved and restored (nn.SGD's
+older entries converted to nn.Momentum's), the loop counters and schedule a resume checks, the one-line refusals
+of state no run wrote, and the small pieces a run keeps: epoch checkpoint listing, schedule differences, bests."""
 import numpy as np
 import pytest
 import mindspore as ms
 
-from helpers import ANY_CLASS_MAY_BE_ABSENT, TINY, TINY_DEPTH, make_shapes, tiny_config
+from helpers import TINY, TINY_DEPTH, tiny_config
 from src.checkpoint import read_checkpoint
-from src.config import ConfigError
-from src.evaluation.metrics import ConfusionMatrix
+from src.errors import TrainingError
 from src.model.pspnet import PSPNet
-from src.train.run_state import epoch_checkpoints
-from src.train.loop import Trainer, TrainingError
-from src.train.lr import build_optimizer, current_lrs, poly_lr, split_params
-from src.train.records import MetricsLog
-from src.outputs import OutputExistsError
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
-    return make_shapes(tmp_path_factory.mktemp("shapes"), num=6, size=48, seed=2)
-
-
-@pytest.fixture
-def graph_mode():
-    ms.set_context(mode=ms.GRAPH_MODE)
-    yield
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-
-
-def test_poly_schedule_values():
-    lr = poly_lr(0.01, 100, 0.9)
-    assert lr[0] == pytest.approx(0.01)
-    for it in (1, 37, 99):
-        assert lr[it] == pytest.approx(0.01 * (1 - it / 100) ** 0.9, rel=1e-6)
-    assert np.all(np.diff(lr) < 0)
-
-
-def test_poly_schedule_with_warmup_ramps_into_the_same_curve():
-    plain = poly_lr(0.02, 100, 0.9)
-    lr = poly_lr(0.02, 100, 0.9, warmup_steps=9)
-    assert lr[0] == pytest.approx(plain[0] / 10) and lr[4] == pytest.approx(plain[4] * 5 / 10)
-    assert np.all(np.diff(lr[:10]) > 0)  # rising through the warm-up
-    np.testing.assert_array_equal(lr[9:], plain[9:])  # then exactly the poly curve
-    with pytest.raises(ValueError, match="warmup_steps"):
-        poly_lr(0.02, 100, 0.9, warmup_steps=-1)
-
-
-def test_head_lr_is_exactly_ten_times_backbone_at_every_step():
-    net = PSPNet(classes=3, layers=TINY_DEPTH, width_divisor=TINY)
-    opt = build_optimizer(net, 0.01, 50, 0.9, head_lr_mult=10.0)
-    backbone, head = split_params(net)
-    assert {p.name.split(".")[0] for p in head} == {"ppm", "cls", "aux"}
-    assert all(p.name.startswith("layer") for p in backbone)
-    assert len(backbone) + len(head) == len(net.trainable_params())
-    for step in (0, 1, 17, 49):
-        opt.global_step.set_data(ms.Tensor(np.array([step], np.int32)))
-        lrs = {p.name: float(opt.get_lr_parameter(p).asnumpy().reshape(-1)[step]) for p in (backbone[0], head[0], head[-1])}
-        b = lrs[backbone[0].name]
-        assert b == pytest.approx(0.01 * (1 - step / 50) ** 0.9, rel=1e-6)
-        assert lrs[head[0].name] == pytest.approx(10 * b, rel=1e-6) and lrs[head[-1].name] == pytest.approx(10 * b, rel=1e-6)
-        assert current_lrs(opt) == pytest.approx([b, 10 * b], rel=1e-6)
-
-
-@pytest.mark.slow
-def test_loss_goes_down_and_records_are_written(shapes, tmp_path, graph_mode):
-    cfg = tiny_config(shapes, tmp_path / "run", train={"epochs": 4, "base_lr": 0.02})
-    summary = Trainer(cfg).run()
-    records = MetricsLog(tmp_path / "run" / "metrics.jsonl").read()
-    losses = [r["loss"] for r in records if r["kind"] == "step"]
-    assert len(losses) == summary["step"] == 4 * 2
-    assert np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2])
-    assert (tmp_path / "run" / "curves.png").stat().st_size > 1000
-    assert (tmp_path / "run" / "config.yaml").is_file()
-    assert [e for e, _ in epoch_checkpoints(tmp_path / "run" / "checkpoints")] == [2, 3, 4]  # keep_last 3
-
-
-@pytest.mark.slow
-def test_overfit_reaches_high_training_miou(shapes, tmp_path, graph_mode):
-    # A handful of images, fixed crops: the whole loop must be able to fit them. A quarter of the real width: the
-    # 1/16-width one does not fit them in this budget; 1/4 reaches 0.92 here in a third of the full width's time.
-    root = make_shapes(tmp_path / "few", num=4, size=64, seed=1)
-    # From scratch the recipe's 10x head lr is too aggressive; the check is that the loop can fit the data.
-    cfg = tiny_config(root, tmp_path / "ovf", train={"epochs": 40, "batch_size": 3, "crop_h": 49, "crop_w": 65,
-                                                     "base_lr": 0.05, "head_lr_mult": 1.0, "save_every": 1000,
-                                                     "log_every": 20}, model={"width_divisor": 4},
-                      data=ANY_CLASS_MAY_BE_ABSENT)  # it scores the classes present (miou_present)
-    trainer = Trainer(cfg)
-    trainer.run()
-    images, labels = next(trainer.train_ds.create_tuple_iterator(num_epochs=1, output_numpy=True))
-    cm = ConfusionMatrix(6)
-    cm.update(trainer.net(ms.Tensor(images))[0].asnumpy().argmax(1), labels)  # training-mode output, as semseg's train mIoU
-    scores = cm.scores()
-    assert scores.miou_present > 0.85, scores.iou
-
-
-@pytest.mark.slow
-def test_resume_continues_schedule_exactly(shapes, tmp_path):
-    straight = Trainer(tiny_config(shapes, tmp_path / "a", train={"epochs": 3}))
-    full = straight.run()
-    first = Trainer(tiny_config(shapes, tmp_path / "b", train={"epochs": 3}))
-    part = first.run(stop_after_epoch=1)
-    assert part["epoch"] == 1 and part["step"] == 2
-    resumed = Trainer(tiny_config(shapes, tmp_path / "b", train={"epochs": 3}), resume="auto")
-    assert resumed.state.epoch == 1 and resumed.state.step == 2 and resumed.start_epoch == 1
-    assert resumed.sampler.indices(1) == straight.sampler.indices(1)
-    rest = resumed.run()
-    assert rest["step"] == full["step"] == 6 and rest["epoch"] == 3
-    assert rest["lr"] == pytest.approx(full["lr"], rel=1e-6)
-    a = {p.name: p.asnumpy() for p in straight.net.trainable_params()}
-    for p in resumed.net.trainable_params():
-        np.testing.assert_allclose(p.asnumpy(), a[p.name], rtol=1e-4, atol=1e-5, err_msg=p.name)
-    again = Trainer(tiny_config(shapes, tmp_path / "b", train={"epochs": 3}), resume="auto")
-    before = {p.name: p.asnumpy() for p in again.net.trainable_params()}
-    summary = again.run()  # a finished run: said, not trained again
-    assert summary["nothing_left"] and summary["step"] == 6 and summary["epoch"] == 3
-    assert all(np.array_equal(p.asnumpy(), before[p.name]) for p in again.net.trainable_params())
-    assert len(epoch_checkpoints(tmp_path / "b" / "checkpoints")) == len(epoch_checkpoints(tmp_path / "a" / "checkpoints"))
-    with pytest.raises(OutputExistsError, match="--overwrite"):  # a fresh run would replace the finished one
-        Trainer(tiny_config(shapes, tmp_path / "b", train={"epochs": 3}), resume="none")
-    fresh = Trainer(tiny_config(shapes, tmp_path / "b", train={"epochs": 3}), resume="none", overwrite=True)
-    assert fresh.state.step == 0 and fresh.start_epoch == 0 and not epoch_checkpoints(tmp_path / "b" / "checkpoints")
-
-
-@pytest.mark.slow
-def test_non_finite_loss_stops_without_saving(shapes, tmp_path):
-    cfg = tiny_config(shapes, tmp_path / "nan", train={"epochs": 3, "base_lr": 1e18, "save_every": 1})
-    with pytest.raises(TrainingError, match=r"loss is (nan|inf) at step \d+") as info:
-        Trainer(cfg).run()
-    step = int(str(info.value).split("at step ")[1].split()[0])
-    saved = epoch_checkpoints(tmp_path / "nan" / "checkpoints")
-    for epoch, path in saved:  # only checkpoints written before the bad step, and they hold finite weights
-        assert epoch * 2 < step
-        assert all(np.isfinite(v).all() for v in read_checkpoint(path).values())
-
-
-def test_cpu_refuses_amp(shapes, tmp_path):
-    with pytest.raises(ConfigError, match="CPU"):
-        Trainer(tiny_config(shapes, tmp_path / "amp", train={"amp_level": "O2", "loss_scale": "dynamic"}),
-                device_target="CPU")
-
-
-def test_batch_must_split_over_devices(shapes, tmp_path):
-    from src.data.pipeline import build_train_pipeline
-
-    cfg = tiny_config(shapes, tmp_path / "x", train={"batch_size": 3})
-    with pytest.raises(ValueError, match="not divisible by 2 devices"):
-        build_train_pipeline(cfg.data, cfg.train, 0, 2)
+from src.train.lr import build_optimizer, poly_lr, split_params
+from src.train.run_state import TrainState, epoch_checkpoints, schedule_changes
 
 
 def _sgd_as_before(net, base_lr: float, steps: int, weight_decay: float):
@@ -349,25 +212,29 @@ def test_resuming_at_another_training_stride_is_a_schedule_change(tmp_path):
     check_schedule(saved, tmp_path / "run.ckpt", schedule_of(t, 1, 10, 32), allow=True)
 
 
-def test_training_at_stride_16_validates_and_exports_at_the_models_stride(shapes, tmp_path):
-    """train.output_stride 16 with model.output_stride 8: the training network runs at 16, while validation
-    inside training scores the stride-8 network eval.py loads from the saved checkpoint (strictly)."""
-    from src.runtime.backends import load_eval_network
+def test_epoch_checkpoints_lists_only_epoch_files_oldest_first_by_number(tmp_path):
+    assert epoch_checkpoints(tmp_path / "absent") == []
+    for name in ("epoch_0010.ckpt", "epoch_0002.ckpt", "epoch_0009.ckpt", "best.ckpt", "epoch_0003.ckpt.sha256",
+                 "epoch_0004.ckpt.part", "my_epoch_0005.ckpt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert epoch_checkpoints(tmp_path) == [(2, tmp_path / "epoch_0002.ckpt"), (9, tmp_path / "epoch_0009.ckpt"),
+                                           (10, tmp_path / "epoch_0010.ckpt")]
 
-    cfg = tiny_config(shapes, tmp_path / "run", train={"epochs": 1, "output_stride": 16, "eval_interval": 1,
-                                                       "eval_mode": "full"})
-    trainer = Trainer(cfg)
-    trainer.run()
-    records = [r for r in MetricsLog(tmp_path / "run" / "metrics.jsonl").read() if r["kind"] == "eval"]
-    assert len(records) == 1 and trainer.schedule["output_stride"] == 16  # a resume at another stride is refused
-    ckpt = epoch_checkpoints(tmp_path / "run" / "checkpoints")[-1][1]
-    loaded = load_eval_network(cfg.model, cfg.data.classes, str(ckpt))
-    x = ms.Tensor(np.random.default_rng(0).normal(size=(1, 3, 33, 33)).astype(np.float32))
-    trainer.net.set_train(False)
-    trainer._val_net.set_train(False)
-    at_16 = trainer.net(x).asnumpy()
-    validated, exported = trainer._val_net(x).asnumpy(), loaded(x).asnumpy()
-    np.testing.assert_allclose(validated, exported, rtol=1e-5, atol=1e-5)
-    assert np.abs(at_16 - exported).max() > 1e-3  # the training network itself is another function
-    with pytest.raises(ConfigError, match="train.output_stride"):
-        tiny_config(shapes, tmp_path / "bad", train={"output_stride": 4})
+
+def test_schedule_changes_name_each_value_that_differs_and_only_those():
+    saved = {"base_lr": 0.01, "epochs": 2.0, "devices": 1.0, "output_stride": 8.0}
+    now = {"base_lr": 0.01 * (1 + 1e-12), "epochs": 4, "devices": 1, "crop_h": 33}  # crop_h: not in the file
+    assert schedule_changes(saved, now) == ["epochs: checkpoint 2, now 4"]
+    assert schedule_changes(saved, {k: v for k, v in saved.items()}) == []
+
+
+def test_a_validation_updates_the_device_and_global_bests_only_when_higher():
+    state = TrainState()
+    good = np.diag([5, 5, 5]).astype(np.int64)  # every pixel right: mIoU 1
+    half = np.array([[5, 5, 0], [0, 5, 5], [5, 0, 5]], np.int64)  # half of each class right: mIoU 1/3
+    local_miou, scores, improved = state.add_validation(half, 0, 1)
+    assert improved and local_miou == pytest.approx(1 / 3) and scores.miou == pytest.approx(1 / 3)
+    assert state.best_miou == state.local_best == pytest.approx(1 / 3) and state.device_bests == [pytest.approx(1 / 3)]
+    assert state.add_validation(good, 0, 1)[2] and state.best_miou == pytest.approx(1.0)
+    local_miou, _, improved = state.add_validation(half, 0, 1)
+    assert not improved and local_miou == pytest.approx(1 / 3) and state.best_miou == state.local_best == pytest.approx(1.0)

@@ -1,6 +1,8 @@
-"""Weights and models that would give silent wrong results: NaN weights, colliding names, lying counters,
-damaged checkpoints, models of another class count or output size.  Each is one clear error (or an
-explicit, logged allowance), and nothing is overwritten."""
+"""Hostile suite of the model loaders: weights and models that would give silent wrong results - NaN weights,
+colliding names, lying loop counters, damaged checkpoints and checkpoints whose declared sizes lie (the checkpoint
+reader and strict loader, resume, the .pth converter), models of another class count or output size and foreign
+ONNX / MindIR graphs (the runtime backends). Each is one clear error (or an explicit, logged allowance), and
+nothing is overwritten."""
 import collections
 
 import numpy as np

@@ -1,0 +1,50 @@
+"""data.prepare's `prepare folders`: a data set from a folder of images and a folder of masks, paired by name,
+split into train and val lists, with a config that loads from any folder; images that are the masks refused,
+and the doctor's note on a class so rare it may be a stray value."""
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from src.config import load_config
+from src.data.dataset import DataError, read_list
+from src.data.prepare import check_command, prepare_folders
+from user_masks import binary_masks as _binary_masks, config as _config, listed as _listed, photos as _photos
+
+
+def test_prepare_folders_pairs_by_name_and_writes_a_config_that_loads_anywhere(tmp_path, monkeypatch, caplog):
+    masks = [np.array([[0, 1], [2, 1]], np.uint8)] * 5
+    photos, mask_dir = _photos(tmp_path / "mine", masks)
+    cv2.imwrite(str(photos / "lonely.jpg"), np.zeros((2, 2, 3), np.uint8))
+    Image.fromarray(np.zeros((2, 2), np.uint8)).save(mask_dir / "orphan.png")
+    with caplog.at_level("WARNING"):
+        summary = prepare_folders(str(photos), str(mask_dir), str(tmp_path / "ds"), val_fraction=0.4)
+    assert (summary["pairs"], summary["train"], summary["val"], summary["classes"]) == (5, 3, 2, 3)
+    assert "lonely" in caplog.text and "orphan" in caplog.text
+    monkeypatch.chdir(tmp_path / "mine")
+    cfg = load_config(tmp_path / "ds" / "config.yaml")
+    assert cfg.data.classes == 3 and cfg.data.dataset == "custom" and Path(cfg.train.save_dir).is_absolute()
+    train = read_list(os.path.join(cfg.data.data_root, cfg.data.train_list), cfg.data.data_root)
+    val = read_list(os.path.join(cfg.data.data_root, cfg.data.val_list), cfg.data.data_root)
+    assert len(train) == 3 and len(val) == 2 and not {s.image for s in train} & {s.image for s in val}
+    assert check_command(str(tmp_path / "ds" / "config.yaml"), "both", None, None, "custom", None)[1]
+    with pytest.raises(DataError, match="0 image/mask pair"):
+        prepare_folders(str(photos), str(tmp_path), str(tmp_path / "ds2"))
+
+
+def test_folders_refuse_images_that_are_the_masks_and_name_rare_classes(tmp_path):
+    _, masks = _photos(tmp_path / "m", _binary_masks(4, value=1))
+    with pytest.raises(DataError, match="--images and --masks give the same file"):
+        prepare_folders(str(masks), str(masks), str(tmp_path / "same"))
+    root = tmp_path / "r"
+    big = [np.zeros((120, 120), np.uint8) for _ in range(3)]
+    big[0][:60] = 1
+    big[1][0, 0] = 2  # one stray pixel of a third value
+    _photos(root, big)
+    _listed(root, 3, 3)
+    (root / "val.txt").write_text("photos/p0.jpg\tmasks/p0.png\n")
+    lines, _ = check_command(str(_config(tmp_path, root, classes=3)), "train", None, None, "custom", None)
+    assert "class class_2 has 1 pixel(s)" in "\n".join(lines)

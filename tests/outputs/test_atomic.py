@@ -1,0 +1,137 @@
+"""Tests of src/outputs/atomic.py: files placed by path. A write replaces a file whole or not at all, with ordinary
+permissions and no temporary left behind; nothing is written, appended or emptied through a symbolic link; an
+append adds whole lines (ending first a line an earlier failure cut short); a small read refuses anything but a
+small regular file, without blocking on a FIFO; the checks and write failures are one line naming the option, the
+path and what is kept."""
+import errno
+import hashlib
+import json
+import os
+
+import pytest
+
+from src.outputs.atomic import (append_line, atomic_path, clear_log, ensure_output_dir, ensure_output_file,
+                                file_sha256, open_append, output_writes, private_folder, read_small_file, write_json,
+                                write_text)
+from src.outputs.errors import OutputPathError, WriteFailedError
+
+
+def _umask_mode():
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def test_a_write_replaces_the_file_whole_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "sub" / "r.json"
+    digest = write_json(target, {"a": [1, 2]})
+    assert json.loads(target.read_text()) == {"a": [1, 2]}
+    assert digest == hashlib.sha256(target.read_bytes()).hexdigest() == file_sha256(target)
+    assert write_text(target, "second") == hashlib.sha256(b"second").hexdigest()
+    assert target.read_text() == "second" and os.listdir(target.parent) == ["r.json"]
+    assert target.stat().st_mode & 0o777 == _umask_mode()  # not the temporary's private 0600
+
+
+def test_a_failed_write_keeps_the_earlier_file(tmp_path):
+    target = tmp_path / "r.txt"
+    target.write_text("earlier")
+    with pytest.raises(ZeroDivisionError):
+        with atomic_path(target) as tmp:
+            with open(tmp, "w") as f:
+                f.write("half")
+            1 / 0
+    with pytest.raises(WriteFailedError) as info:
+        with atomic_path(target):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    message = str(info.value)
+    assert message.startswith(f"cannot write {target}: No space left on device (") and "\n" not in message
+    assert message.endswith("nothing was replaced: an earlier file of that name is intact")
+    assert target.read_text() == "earlier" and os.listdir(tmp_path) == ["r.txt"]
+
+
+def test_nothing_is_written_appended_or_emptied_through_a_symbolic_link(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    link = tmp_path / "out.txt"
+    link.symlink_to(victim)
+    with pytest.raises(OutputPathError, match="out.txt is a symbolic link"):
+        write_text(link, "x")
+    with pytest.raises(OutputPathError, match="--out .*out.txt is a symbolic link"):
+        ensure_output_file(link, "--out")
+    with pytest.raises(OutputPathError, match="log file .*out.txt is a symbolic link"):
+        open_append(link)
+    for write in (append_line, clear_log):
+        with pytest.raises(OSError) as info:
+            write(link, "x") if write is append_line else write(link)
+        assert info.value.errno == errno.ELOOP
+    assert victim.read_text() == "precious" and link.is_symlink()
+
+
+def test_appends_are_whole_lines_and_a_cut_line_is_ended_first(tmp_path):
+    log = tmp_path / "m.jsonl"
+    append_line(log, "one")
+    append_line(log, "two\n")
+    assert log.read_text() == "one\ntwo\n"
+    with open(log, "a") as f:
+        f.write('{"cut')  # a write an earlier failure left without its newline
+    append_line(log, "three")
+    assert log.read_text() == 'one\ntwo\n{"cut\nthree\n'
+    inode = log.stat().st_ino
+    clear_log(log)
+    assert log.read_text() == "" and log.stat().st_ino == inode  # emptied in place
+    stream = open_append(tmp_path / "logs" / "run.log")
+    try:
+        stream.write("a\n")
+        assert stream.name == str(tmp_path / "logs" / "run.log")  # its path, not the descriptor's number
+    finally:
+        stream.close()
+    assert (tmp_path / "logs" / "run.log").read_text() == "a\n"
+
+
+def test_read_small_file_reads_only_a_small_regular_file(tmp_path):
+    small = tmp_path / "small"
+    small.write_bytes(b"12345")
+    assert read_small_file(small, 5) == b"12345"
+    assert read_small_file(small, 4) is None  # too large
+    (tmp_path / "link").symlink_to(small)
+    os.mkfifo(tmp_path / "fifo")
+    for other in ("missing", "link", "fifo", "."):
+        assert read_small_file(tmp_path / other, 100) is None, other
+
+
+def test_the_checks_name_the_option_and_the_path(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputPathError, match=rf"^train.save_dir {tmp_path / 'file' / 'run'}: {tmp_path / 'file'} "
+                                              rf"is a file, not a folder$"):
+        ensure_output_dir(tmp_path / "file" / "run", "train.save_dir")
+    made = ensure_output_dir(tmp_path / "new" / "deeper", "--out")
+    assert made.is_dir() and os.listdir(made) == []  # its write probe is gone
+    with pytest.raises(OutputPathError, match=rf"^--out {tmp_path / 'new'}: is a folder; give a file name$"):
+        ensure_output_file(tmp_path / "new", "--out")
+    assert ensure_output_file(tmp_path / "new" / "a.png", "--out") == tmp_path / "new" / "a.png"
+
+
+def test_output_writes_turns_an_os_error_into_one_line_naming_what_is_kept(tmp_path):
+    with pytest.raises(OutputPathError) as info:
+        with output_writes(tmp_path, "the checkpoints are intact"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.png"))
+    message = str(info.value)
+    assert message.startswith(f"cannot write {tmp_path / 'x.png'}: No space left on device (")
+    assert f"MiB free in {tmp_path}); the checkpoints are intact" in message
+    with pytest.raises(WriteFailedError, match="^cannot write y; the checkpoints are intact$"):
+        with output_writes(tmp_path, "the checkpoints are intact"):
+            raise WriteFailedError("cannot write y")
+    with pytest.raises(OutputPathError, match="^as it was$"):
+        with output_writes(tmp_path, "the checkpoints are intact"):
+            raise OutputPathError("as it was")
+    with pytest.raises(ValueError):  # not a write failure: not this function's to explain
+        with output_writes(tmp_path, "kept"):
+            raise ValueError("x")
+
+
+def test_a_private_folder_is_removed_with_what_it_holds():
+    with private_folder() as folder:
+        assert os.stat(folder).st_mode & 0o777 == 0o700
+        with open(os.path.join(folder, "model.om"), "w") as f:
+            f.write("x")
+    assert not os.path.exists(folder)
