@@ -7,7 +7,7 @@ import os
 import tempfile
 import time
 
-from src.outputs import write_json
+from src.outputs.atomic import write_json
 
 
 

@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from src.system.device import peak_rss_gb, rss_gb  # noqa: F401 - the one memory reading (memory_probe, torch_peer)
-from src.outputs import write_json, write_text
+from src.outputs.atomic import write_json, write_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

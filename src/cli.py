@@ -103,7 +103,7 @@ def _pth_as_checkpoint(path: str, stack: contextlib.ExitStack) -> str:
     if not path.lower().endswith((".pth", ".pt")):
         return path
     from src.convert.weights import convert_file
-    from src.outputs import private_folder
+    from src.outputs.atomic import private_folder
 
     folder = stack.enter_context(private_folder())
     dst = os.path.join(folder, "converted.ckpt")
@@ -165,7 +165,7 @@ def _train(a: argparse.Namespace) -> None:
         return
 
     def opener(path, overwrite):  # a fresh run over another run is refused before the log file is touched
-        from src.outputs import OutputFolder
+        from src.outputs.folder import OutputFolder
         from src.train.run_folder import refuse_fresh_over_earlier
 
         folder = OutputFolder(path, "train.save_dir", "train", overwrite).__enter__()
@@ -190,7 +190,8 @@ def _command_folder(path, what: str, command: str, overwrite: bool, rank: int = 
     """Rank 0's output folder, locked for the whole command (None on other ranks), with the command's log
     file in it: ``<log>`` for rank 0, ``<stem>.rank<N>`` beside it for the others."""
     from src.system.logging_setup import add_log_stream, log_file_name
-    from src.outputs import OutputFolder, open_append
+    from src.outputs.atomic import open_append
+    from src.outputs.folder import OutputFolder
 
     folder = None
     if rank == 0:
@@ -447,7 +448,7 @@ def _postprocess(a: argparse.Namespace) -> None:
     cfg = _load(a)  # before MindSpore's import: device.quiet
     from src.data.labels import spec_of
     from src.deploy.offline import postprocess_and_report
-    from src.outputs import OutputFolder
+    from src.outputs.folder import OutputFolder
 
     with _command_folder(a.work, "work folder (--work)", "postprocess", True) as work:
         report = work
@@ -563,7 +564,8 @@ def _op_inventory_args(p: argparse.ArgumentParser) -> None:
 
 def _op_inventory(a: argparse.Namespace) -> None:
     from src.system.device import setup_device
-    from src.outputs import ensure_output_file, put_file
+    from src.outputs.atomic import ensure_output_file
+    from src.outputs.folder import put_file
     from src.tools.op_inventory import (ALLOWLIST, ascend_graphs, check_aicore, check_graphs, evidence_table,
                                         load_aicpu_accepted, load_allowlist, load_cann_aicore, report,
                                         wheel_registrations)
@@ -631,7 +633,7 @@ def _target_check_args(p: argparse.ArgumentParser) -> None:
 
 
 def _target_check(a: argparse.Namespace) -> int:
-    from src.outputs import put_file
+    from src.outputs.folder import put_file
     from src.tools.target_check import compare_runs, dump_logits
 
     if a.cmd == "logits":
@@ -668,7 +670,7 @@ def _launch_guard(a: argparse.Namespace) -> int:
     import tempfile
 
     from src.system.launch import LAUNCHER_FILE, LauncherEnvError, guard, guard_launcher
-    from src.outputs import private_folder, write_text
+    from src.outputs.atomic import private_folder, write_text
 
     launcher = guard_launcher(a.launcher_pid)
     asked: List[int] = []
@@ -747,7 +749,7 @@ def bind_to_launcher(env: Optional[Dict[str, str]] = None, watch: bool = True) -
     launcher asked."""
     from src.system.distributed import die_with_parent
     from src.system.launch import LauncherEnvError, check_launcher_env, identity, watch_launcher
-    from src.outputs import write_text
+    from src.outputs.atomic import write_text
 
     found = check_launcher_env(os.environ if env is None else env)
     if found is None:

@@ -8,7 +8,8 @@ import yaml
 
 from src.config import ConfigError, apply_overrides, config_from_dict, config_to_dict, config_yaml, load_config
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "config").glob("*.yaml"))
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 
 
 def test_every_shipped_config_loads():
@@ -219,3 +220,28 @@ def test_voc2012_pspnet101_is_pspnet50_with_only_the_keys_it_states():
     assert differing == {(s, k) for s in raw for k in raw[s]}
     assert deep["model"]["layers"] == 101 and base["model"]["layers"] == 50
     assert deep["train"]["save_dir"] != base["train"]["save_dir"]
+
+
+@pytest.mark.parametrize("name, data, train, evaluation", [
+    ("ade20k_pspnet50", ("ade20k", 150, "training.txt", "validation.txt"), (100, 473, "outputs/ade20k_pspnet50"),
+     (512, 473)),
+    ("cityscapes_pspnet50", ("cityscapes", 19, "fine_train.txt", "fine_val.txt"),
+     (200, 713, "outputs/cityscapes_pspnet50"), (2048, 713)),
+    ("voc2012_pspnet101", ("voc2012", 21, "train_aug.txt", "val.txt"), (50, 473, "outputs/voc2012_pspnet101"),
+     (512, 473)),
+])
+def test_shipped_variants_are_vocs_recipe_plus_what_semseg_changes(name, data, train, evaluation):
+    """ADE20K, Cityscapes and PSPNet101 inherit VOC's PSPNet50 recipe: their own keys as semseg sets them, every
+    other key (augmentation, optimiser, head, eval protocol) equal to the base's."""
+    cfg = load_config(CONFIG_DIR / f"{name}.yaml")
+    base = load_config(CONFIG_DIR / "voc2012_pspnet50.yaml")
+    assert yaml.safe_load((CONFIG_DIR / f"{name}.yaml").read_text())["base"] == "voc2012_pspnet50.yaml"
+    assert (cfg.data.dataset, cfg.data.classes, cfg.data.train_list, cfg.data.val_list) == data
+    assert (cfg.train.epochs, cfg.train.crop_h, cfg.train.save_dir) == train and cfg.train.crop_w == cfg.train.crop_h
+    assert (cfg.eval.base_size, cfg.eval.test_h) == evaluation and cfg.eval.test_w == cfg.eval.test_h
+    for section, keys in {"train": ("scale_min", "scale_max", "rotate_min", "rotate_max", "base_lr", "power",
+                                    "momentum", "weight_decay", "head_lr_mult", "aux_weight", "batch_size"),
+                          "model": ("deep_stem", "output_stride", "bins", "use_ppm", "use_aux", "dropout"),
+                          "eval": ("scales", "flip", "stride_rate"), "data": ("ignore_label",)}.items():
+        for key in keys:
+            assert getattr(getattr(cfg, section), key) == getattr(getattr(base, section), key), f"{section}.{key}"

@@ -19,8 +19,10 @@ from src.checkpoint.format import (ZOO_PSPNET_PREFIXES, CheckpointError, from_zo
                                    zoo_spelling)
 from src.config import PYRAMIDS
 from src.errors import shown, shown_names
-from src.outputs import (OutputFolder, OutputPathError, ensure_output_file, file_sha256, free_bytes, write_text,
-                         written_file)
+from src.outputs.atomic import ensure_output_file, file_sha256, free_bytes, write_text
+from src.outputs.errors import OutputPathError
+from src.outputs.folder import OutputFolder
+from src.outputs.writers import written_file
 
 logger = logging.getLogger(__name__)
 

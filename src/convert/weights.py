@@ -204,7 +204,8 @@ def convert_file(src: str, dst: str, kind: str = "auto", layers: Optional[int] =
     The result is checked name by name and shape by shape against the
     MindSpore network it is meant for before anything is written.
     """
-    from src.outputs import OutputFolder, ensure_output_file
+    from src.outputs.atomic import ensure_output_file
+    from src.outputs.folder import OutputFolder
 
     ensure_output_file(dst, "--dst")
     name = os.path.basename(dst)
@@ -217,7 +218,7 @@ def convert_file(src: str, dst: str, kind: str = "auto", layers: Optional[int] =
 def _convert_into(src: str, name: str, folder, kind: str, layers: Optional[int], allow_mismatch: bool,
                   allow_non_finite: bool) -> ConversionReport:
     """The conversion, written as ``name`` in the locked output folder."""
-    from src.checkpoint import arrays_to_entries, non_finite_names, save_checkpoint_atomic
+    from src.checkpoint.files import arrays_to_entries, non_finite_names, save_checkpoint_atomic
     from src.convert.pth import extract_state_dict, load_pth
 
     sd = extract_state_dict(load_pth(src), src)

@@ -15,7 +15,7 @@ from PIL import Image
 
 from src.data.labels import DatasetSpec
 from src.errors import PSPNetError, has_control_chars, read_user_file, shown
-from src.outputs import append_line
+from src.outputs.atomic import append_line
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,11 @@ def encode_image(path: str | os.PathLike, image: np.ndarray, params: Sequence[in
     """``image`` encoded by ``path``'s extension (OpenCV); an encoder failure is an OSError naming the file."""
     import cv2
 
-    ok, encoded = cv2.imencode(Path(path).suffix, image, list(params))
+    try:  # OpenCV raises for an unknown extension, an empty image or a channel count the format cannot hold
+        ok, encoded = cv2.imencode(Path(path).suffix, image, list(params))
+    except cv2.error as exc:
+        raise OSError(errno.EINVAL, f"OpenCV cannot encode it ({str(exc).strip().split(' error: ')[-1][:200]})",
+                      str(path)) from None
     if not ok:
         raise OSError(errno.EINVAL, "OpenCV cannot encode it", str(path))
     return encoded.tobytes()

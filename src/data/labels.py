@@ -9,7 +9,7 @@ import numpy as np
 
 from src.config import DATASETS, ConfigError, DataConfig
 from src.data.encode import palette_png
-from src.outputs import write_bytes
+from src.outputs.atomic import write_bytes
 
 VOC_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",

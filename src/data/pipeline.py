@@ -12,7 +12,7 @@ from src.data.dataset import DataError, SegDataset, read_list
 from src.data.labels import spec_of
 from src.data.transforms import CenterCropTransform, train_transform_from_config
 from src.system.distributed import shard
-from src.outputs import clear_log
+from src.outputs.atomic import clear_log
 
 logger = logging.getLogger(__name__)
 

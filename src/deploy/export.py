@@ -13,11 +13,13 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from src.config import ModelConfig
-from src.checkpoint import load_params_strict
+from src.checkpoint.files import load_params_strict
 from src.errors import PSPNetError
 from src.runtime.backends import load_eval_network, onnx_ops, write_sidecar
 from src.model.pspnet import build_pspnet
-from src.outputs import OutputFolder, SubFolder, ensure_output_file, refuse_link, written_file
+from src.outputs.atomic import ensure_output_file, refuse_link
+from src.outputs.folder import OutputFolder, SubFolder
+from src.outputs.writers import written_file
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,8 @@ from src.evaluation.protocol import (Predict, Protocol, WindowPlan, check_workin
                                       merge_windows, plan_windows, scaled_images)
 from src.evaluation.report import Gallery, write_report
 from src.runtime.backends import backend_from_extension, make_predict
-from src.outputs import OutputFolder, as_folder, free_bytes, make_folder, output_writes
+from src.outputs.atomic import free_bytes, output_writes
+from src.outputs.folder import OutputFolder, as_folder, make_folder
 
 logger = logging.getLogger(__name__)
 

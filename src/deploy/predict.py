@@ -20,7 +20,8 @@ from src.data.labels import colorize
 from src.evaluation.pictures import output_names, overlay, save_prediction
 from src.errors import has_control_chars, shown, shown_names
 from src.progress import Progress
-from src.outputs import OutputFolder, as_folder, output_writes
+from src.outputs.atomic import output_writes
+from src.outputs.folder import OutputFolder, as_folder
 from src.evaluation.protocol import Predict, Protocol, segment
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,8 @@ from src.evaluation.protocol import Predict, Protocol, protocol_from_config, run
 from src.evaluation.pictures import output_names, save_or_stop
 from src.evaluation.report import Gallery, write_report
 from src.runtime.backends import make_predict, ms_predict, read_sidecar
-from src.outputs import OutputFolder, as_folder, output_writes
+from src.outputs.atomic import output_writes
+from src.outputs.folder import OutputFolder, as_folder
 from src.progress import Progress
 
 logger = logging.getLogger(__name__)

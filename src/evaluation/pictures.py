@@ -12,7 +12,8 @@ import numpy as np
 
 from src.data.encode import encode_image, palette_png
 from src.data.labels import colorize
-from src.outputs import OutputFolder, OutputPathError, WriteFailedError, as_folder
+from src.outputs.errors import OutputPathError, WriteFailedError
+from src.outputs.folder import OutputFolder, as_folder
 
 logger = logging.getLogger(__name__)
 

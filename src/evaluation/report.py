@@ -22,7 +22,8 @@ import numpy as np
 from src.config import DataConfig
 from src.data.labels import colorize
 from src.evaluation.metrics import Scores
-from src.outputs import OutputFolder, as_folder, write_bytes
+from src.outputs.atomic import write_bytes
+from src.outputs.folder import OutputFolder, as_folder
 from src.plotting import figure_bytes, label_axes, new_figure
 
 THUMB_SIDE = 192  # longest side of the pictures kept for the best/worst grid

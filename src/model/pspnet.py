@@ -24,7 +24,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn, ops
 
-from src.checkpoint import read_pyramid_evidence
+from src.checkpoint.files import read_pyramid_evidence
 from src.config import ConfigError, ModelConfig
 from src.model.resnet import NormFactory, batch_norm, build_resnet_stages, conv, zero_residual_gammas
 

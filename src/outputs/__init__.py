@@ -18,25 +18,7 @@ Rules (README "Nothing lost"; docs/RELIABILITY.md):
 One job per module: ``errors`` (the exceptions), ``atomic`` (files placed by path: checks, atomic writes, appends,
 reads, removals), ``writers`` (a third-party writer that wants a file name, given one in a private folder),
 ``lock`` (the flock), ``manifest`` (ownership records, command kinds), ``folder`` (OutputFolder and its views).
-This package re-exports their public names; a test that replaces one patches the module that looks it up.
+Import each name from its module: nothing is imported here.
 
 ``tests/test_architecture.py`` fails when code outside this package writes, renames or removes files.
 """
-from src.outputs.atomic import (PART, PARTIAL_RE, append_line, atomic_path, clear_log,
-                                ensure_output_dir, ensure_output_file, file_sha256, free_bytes, open_append,
-                                output_writes, private_folder, read_small_file, refuse_link,
-                                write_bytes, write_json, write_text)
-from src.outputs.errors import OutputExistsError, OutputPathError, RunLockedError, WriteFailedError
-from src.outputs.folder import MARK_ATTR, OutputFolder, SubFolder, as_folder, make_folder, put_file
-from src.outputs.lock import LOCK_NAME, MAX_LOCK_BYTES, acquire, read_lock, release
-from src.outputs.manifest import (COMMAND_KINDS, COMPACT_SLACK, MANIFEST, MAX_MANIFEST_BYTES,
-                                  command_kind, read_manifest)
-from src.outputs.writers import written_file
-
-__all__ = ["PART", "PARTIAL_RE", "append_line", "atomic_path", "clear_log", "ensure_output_dir", "ensure_output_file",
-           "file_sha256", "free_bytes", "open_append", "output_writes", "private_folder", "read_small_file",
-           "refuse_link", "write_bytes", "write_json", "write_text", "OutputExistsError",
-           "OutputPathError", "RunLockedError", "WriteFailedError", "MARK_ATTR", "OutputFolder", "SubFolder",
-           "as_folder", "make_folder", "put_file", "LOCK_NAME", "MAX_LOCK_BYTES", "acquire", "read_lock", "release",
-           "COMMAND_KINDS", "COMPACT_SLACK", "MANIFEST", "MAX_MANIFEST_BYTES", "command_kind",
-           "read_manifest", "written_file"]

@@ -39,6 +39,7 @@ def _parse_manifest(raw: bytes, where: Path) -> Tuple[Dict[str, Dict], int]:
         lines += 1
         pieces = [line] if line.startswith('{"name"') and line.count('{"name"') == 1 else \
             ['{"name"' + p for p in line.split('{"name"')[1:]]
+        bad += not pieces  # a line with no record in it at all (a user's text under this name)
         for piece in pieces:
             try:
                 rec = json.loads(piece)

@@ -18,9 +18,11 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from src.config import PYRAMIDS, ModelConfig
-from src.checkpoint import CheckpointError, NonFiniteWeights, load_params_strict, read_weights_and_state, saved_pyramid
+from src.checkpoint.files import NonFiniteWeights, load_params_strict, read_weights_and_state, saved_pyramid
+from src.checkpoint.format import CheckpointError
 from src.errors import PSPNetError, shown, shown_names
-from src.outputs import OutputFolder, write_json
+from src.outputs.atomic import write_json
+from src.outputs.folder import OutputFolder
 from src.runtime.types import Predict
 
 logger = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ def add_log_stream(stream: IO[str], rank: int = 0) -> None:
 
 
 def close_log_files() -> None:
-    """Detach and close the log files :func:`add_log_file` opened (the end of a command)."""
+    """Detach and close the log files :func:`add_log_stream` opened (the end of a command)."""
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "_pspnet_log_file", False)]:
         root.removeHandler(handler)

@@ -21,7 +21,7 @@ from src.data.synthetic import generate
 from src.evaluation.evaluate import run_eval
 from src.plotting import figure_bytes, label_axes, new_figure
 from src.train.loop import Trainer
-from src.outputs import write_bytes, write_json, write_text
+from src.outputs.atomic import write_bytes, write_json, write_text
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from src.errors import PSPNetError
-from src.outputs import put_file
+from src.outputs.folder import put_file
 
 logger = logging.getLogger(__name__)
 

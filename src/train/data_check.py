@@ -19,7 +19,9 @@ from src.data.doctor import (ListScan, median_frequency_weights, rare_classes, s
 from src.data.labels import spec_of
 from src.system.distributed import allreduce_sum, shard
 from src.errors import PSPNetError, shown
-from src.outputs import OutputFolder, read_manifest, read_small_file
+from src.outputs.atomic import read_small_file
+from src.outputs.folder import OutputFolder
+from src.outputs.manifest import read_manifest
 
 logger = logging.getLogger(__name__)
 

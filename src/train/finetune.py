@@ -13,7 +13,8 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 from mindspore import nn
 
-from src.checkpoint import CheckpointError, load_params_strict, read_weights_and_state, saved_class_names
+from src.checkpoint.files import load_params_strict, read_weights_and_state, saved_class_names
+from src.checkpoint.format import CheckpointError
 from src.config import Config, DataConfig
 from src.data.labels import ADE20K_CLASSES, CITYSCAPES_CLASSES, VOC_CLASSES, spec_of
 from src.errors import shown, shown_names

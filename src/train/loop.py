@@ -18,7 +18,7 @@ from src.data.pipeline import build_train_pipeline, pipeline_error
 from src.system.distributed import allreduce_sum
 from src.errors import PSPNetError, TrainingError
 from src.evaluation.evaluate import evaluate_network
-from src.outputs import OutputFolder
+from src.outputs.folder import OutputFolder
 from src.train.data_check import check_training_data, continued_class_weights
 from src.train.finetune import load_config_pretrained, load_pretrained, named_classes
 from src.train.lr import current_lrs, lr_tables, lrs_at

@@ -20,7 +20,7 @@ from src.config import Config
 from src.data.dataset import read_list
 from src.data.pipeline import build_train_pipeline, pipeline_error
 from src.system.device import device_peak_gb, peak_rss_gb
-from src.outputs import private_folder
+from src.outputs.atomic import private_folder
 from src.progress import eta_text
 from src.train.finetune import load_config_pretrained
 from src.train.setup import (StepPlan, build_network, loss_scale_for, sink_steps, training_optimizer,

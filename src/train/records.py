@@ -7,7 +7,8 @@ from pathlib import Path
 import logging
 from typing import Dict, List, Optional, Tuple
 
-from src.outputs import OutputFolder, write_bytes
+from src.outputs.atomic import write_bytes
+from src.outputs.folder import OutputFolder
 from src.plotting import figure_bytes, label_axes
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,9 @@ from typing import List, Optional
 
 from src.config import Config, config_yaml
 from src.data.dataset import read_list
-from src.outputs import OutputExistsError, OutputFolder, ensure_output_dir, write_text
+from src.outputs.atomic import ensure_output_dir, write_text
+from src.outputs.errors import OutputExistsError
+from src.outputs.folder import OutputFolder
 from src.train.records import MetricsLog
 from src.train.run_state import ResumePoint, RunCheckpoints, epoch_checkpoints
 

@@ -20,14 +20,15 @@ import numpy as np
 import mindspore as ms
 from mindspore import nn
 
-from src.checkpoint import (CHECKSUM_SUFFIX, CLASS_NAMES_ENTRY, PYRAMID_ENTRY, CheckpointError, checksum_path,
-                            class_names_entry, is_training_state, load_params_strict, pyramid_entry, read_checkpoint,
-                            save_checkpoint_atomic, verify_checksum)
+from src.checkpoint.files import (CHECKSUM_SUFFIX, CLASS_NAMES_ENTRY, PYRAMID_ENTRY, checksum_path, class_names_entry,
+                                  is_training_state, load_params_strict, pyramid_entry, save_checkpoint_atomic,
+                                  verify_checksum)
+from src.checkpoint.format import CheckpointError, read_checkpoint
 from src.config import PYRAMIDS, TrainConfig
 from src.system.distributed import allreduce_sum
 from src.errors import TrainingError, shown, shown_names
 from src.evaluation.metrics import Scores, scores_from_matrix
-from src.outputs import OutputFolder
+from src.outputs.folder import OutputFolder
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn
 
-from src.checkpoint import load_params_strict, saved_pyramid
+from src.checkpoint.files import load_params_strict, saved_pyramid
 from src.config import Config, ConfigError, ModelConfig, TrainConfig
 from src.model.lean import lean_backward
 from src.model.pspnet import (build_pspnet, check_zoo_input, resolve_pyramid, resolve_pyramid_of_file,

@@ -26,7 +26,7 @@ from src.data.doctor import ListScan, bar_chart, diagnose, report_lines, scan_li
 from src.data.labels import DatasetSpec, dataset_spec, spec_of
 from src.errors import has_control_chars, shown, shown_names
 from src.plotting import figure_bytes
-from src.outputs import OutputFolder
+from src.outputs.folder import OutputFolder
 
 logger = logging.getLogger(__name__)
 
@@ -172,18 +172,6 @@ def _scan(list_file: str, data_root: str, spec: DatasetSpec) -> ListScan:
     return scan
 
 
-def check_lines(report: Dict[str, object], list_file: str, show: int = 20) -> List[str]:
-    """:func:`check_list`'s report as lines: the counts, then up to ``show`` messages per kind of problem."""
-    problems: Dict[str, List[str]] = report["problems"]  # type: ignore[assignment]
-    lines = [f"{list_file}: {report['samples']} samples, {report['ok']} fine"]
-    for kind, items in problems.items():
-        lines.append(f"  {kind}: {len(items)}")
-        lines += [f"    {msg}" for msg in items[:show]]
-        if len(items) > show:
-            lines.append(f"    ... and {len(items) - show} more")
-    return lines
-
-
 REPORT_NAME, CHART_NAME = "data_report.md", "class_pixels.png"
 
 
@@ -226,8 +214,6 @@ def _in_root(data_root: str, name: str) -> str:
 
 
 # --- fixes: new copies of the masks, never in place ----------------------------------------------------------------
-
-FIXES = ("binary", "colors")
 
 
 def fix_command(config: str, kind: str, out: str, overwrite: bool = False,

@@ -32,7 +32,7 @@ from src.data.dataset import DataError
 from src.config import DataConfig
 from src.data.encode import encode_image, palette_png
 from src.data.labels import voc_palette
-from src.outputs import OutputFolder, as_folder
+from src.outputs.folder import OutputFolder, as_folder
 
 logger = logging.getLogger(__name__)
 
