@@ -64,20 +64,20 @@ def full_disk_at(monkeypatch, *names: str) -> None:
     import errno
     from contextlib import contextmanager
 
-    from src import outputs
+    from src.outputs import atomic, folder, writers
 
-    real = outputs.atomic_path
+    real = atomic.atomic_path
 
     @contextmanager
-    def failing(path, suffix=outputs.PART):
+    def failing(path, suffix=atomic.PART):
         with real(path, suffix) as tmp:
             yield tmp
             if Path(path).name in names:
                 raise OSError(errno.ENOSPC, "No space left on device")
 
-    for module in (outputs.atomic, outputs.writers):  # the modules that look it up
+    for module in (atomic, writers):  # the modules that look it up
         monkeypatch.setattr(module, "atomic_path", failing)
-    real_staged = outputs.OutputFolder._staged
+    real_staged = folder.OutputFolder._staged
 
     @contextmanager
     def failing_staged(self, name, *args, **kwargs):  # an output folder's own temporary file, before it is placed
@@ -86,7 +86,7 @@ def full_disk_at(monkeypatch, *names: str) -> None:
             if Path(name).name in names:
                 raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(outputs.OutputFolder, "_staged", failing_staged)
+    monkeypatch.setattr(folder.OutputFolder, "_staged", failing_staged)
 
 
 def gray_masks(results_dir) -> dict:

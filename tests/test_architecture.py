@@ -422,7 +422,8 @@ def test_no_function_in_src_is_over_50_lines():
 # --- tests mirror modules -----------------------------------------------------------------------------------------
 
 # Tests about the repository as a whole rather than one module: they live at the top of tests/.
-REPOSITORY_TESTS = {"test_architecture.py", "test_benchmarks.py", "test_readme_commands.py", "test_readme_figures.py"}
+REPOSITORY_TESTS = {"test_architecture.py", "test_benchmarks.py", "test_docs_references.py", "test_readme_commands.py",
+                    "test_readme_figures.py"}
 
 
 def _has_logic(path: Path) -> bool:

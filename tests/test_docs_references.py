@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Dict, Set
 
 ROOT = Path(__file__).resolve().parents[1]
-X
+CONFIG_KEYS = {"test_h", "test_w", "test_list", "test_gpu"}  # eval.test_h, semseg's TEST.test_list, the zoo's test_gpu: keys
 FILE_REF = re.compile(r"^((?:[\w.]+/)*test_\w+\.py)(?:::(test_\w+))?$")
 
 

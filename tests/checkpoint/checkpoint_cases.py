@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from mindspore import nn
 
-from src.checkpoint import CheckpointError, arrays_to_entries, load_checkpoint_strict, save_checkpoint_atomic
+from src.checkpoint.files import arrays_to_entries, load_checkpoint_strict, save_checkpoint_atomic
+from src.checkpoint.format import CheckpointError
 
 
 class Tiny(nn.Cell):

@@ -62,7 +62,7 @@ def test_training_checkpoint_into_eval_net_needs_explicit_aux_allowance():
 def test_every_entry_a_training_checkpoint_adds_is_known_as_training_state():
     """The loader tells weights from training state by name; the run's own names (src.train.run_state) must all
     be known to it, or a resumed checkpoint given to eval would be refused as unexpected weights."""
-    from src.checkpoint import is_training_state
+    from src.checkpoint.files import is_training_state
     from src.train import run_state
 
     names = run_state.OPTIMIZER_STATE_PREFIXES + run_state.LOOP_STATE_NAMES + (run_state.SCHEDULE_PREFIX + "base_lr",

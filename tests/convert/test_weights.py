@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pth_writer import random_state_dict, write_pth
-from src.checkpoint import load_checkpoint_strict
+from src.checkpoint.files import load_checkpoint_strict
 from src.convert.weights import ConversionError, convert_file, convert_state_dict, detect_kind
 from src.model.pspnet import PSPNet
 

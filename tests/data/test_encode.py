@@ -27,6 +27,15 @@ def test_an_encoder_that_reports_failure_is_an_oserror_naming_the_file(monkeypat
     assert info.value.filename == "out/pic.png"
 
 
+
+@pytest.mark.parametrize("name, image", [("out/pic.nope", np.zeros((2, 2, 3), np.uint8)),  # no such encoder
+                                         ("out/pic.png", np.zeros((0, 0, 3), np.uint8)),  # nothing to encode
+                                         ("out/pic.jpg", np.zeros((2, 2, 5), np.uint8))])  # 5 channels
+def test_opencvs_own_exceptions_are_the_same_oserror_naming_the_file(name, image):
+    with pytest.raises(OSError, match="OpenCV cannot encode it") as info:
+        encode_image(name, image)
+    assert info.value.filename == name and not isinstance(info.value, cv2.error)
+
 def test_palette_png_keeps_the_indices_and_carries_the_palette():
     label = np.array([[0, 1, 15], [20, 255, 7]], np.int64)  # any integer type: written as uint8 indices
     with Image.open(io.BytesIO(palette_png(label, voc_palette()))) as im:

@@ -58,7 +58,7 @@ def test_prepare_ade20k_cityscapes_camvid_lists(tmp_path):
         touch(cv / split / "0001TP_006690.png")
         touch(cv / f"{split}annot" / "0001TP_006690.png")
     assert prepare_camvid(str(cv)) == {"train": 1, "val": 1, "test": 1}
-    from src.outputs import OutputExistsError
+    from src.outputs.errors import OutputExistsError
 
     with pytest.raises(OutputExistsError, match="train.txt.*--overwrite"):  # an earlier prepare's lists stay
         prepare_camvid(str(cv))

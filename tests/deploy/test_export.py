@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from src.checkpoint import CheckpointError
+from src.checkpoint.format import CheckpointError
 from src.deploy.export import ExportError, export_model
 
 

@@ -11,7 +11,7 @@ from src.data.dataset import DataError
 from src.deploy.offline import postprocess, preprocess, run_inputs
 from src.evaluation.evaluate import run_eval
 from src.evaluation.protocol import protocol_from_config
-from src.outputs import OutputExistsError
+from src.outputs.errors import OutputExistsError
 from src.runtime.backends import onnx_predict
 
 ROOT = Path(__file__).resolve().parents[2]

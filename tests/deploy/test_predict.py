@@ -52,7 +52,7 @@ def test_predict_skips_special_files_and_keeps_every_output_apart(trained, tmp_p
 
 
 def test_full_disk_while_predict_writes_masks(trained, tmp_path, monkeypatch):
-    from src.outputs import OutputPathError
+    from src.outputs.errors import OutputPathError
 
     cfg, ckpt, tmp = trained
     images = sorted((tmp / "data" / "JPEGImages").glob("*.jpg"))[:2]

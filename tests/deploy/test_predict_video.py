@@ -11,7 +11,8 @@ from src.deploy import predict as predict_mod
 from src.deploy.predict import check_video, collect_inputs, predict_inputs
 from src.evaluation.pictures import overlay
 from src.evaluation.protocol import Protocol, segment
-from src.outputs import OutputExistsError, OutputFolder, WriteFailedError
+from src.outputs.errors import OutputExistsError, WriteFailedError
+from src.outputs.folder import OutputFolder
 
 FPS, W, H, N = 7.5, 40, 32, 5
 PROTOCOL = Protocol(classes=3, crop_h=17, crop_w=17, base_size=40, scales=(1.0,), flip=False, batch_size=2)

@@ -29,7 +29,8 @@ def test_output_names_are_one_distinct_name_per_input():
 
 
 def test_save_prediction_writes_gray_palette_and_overlay_pictures_once_per_name(tmp_path):
-    from src.outputs import OutputExistsError, OutputFolder
+    from src.outputs.errors import OutputExistsError
+    from src.outputs.folder import OutputFolder
 
     pred = np.array([[0, 1, 2], [2, 1, 0]], np.uint8)
     image = np.full((2, 3, 3), 200, np.uint8)

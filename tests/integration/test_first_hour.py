@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from pth_writer import write_pth
-from src.checkpoint import CheckpointError, arrays_to_entries, load_checkpoint_strict, save_checkpoint_atomic
+from src.checkpoint.files import arrays_to_entries, load_checkpoint_strict, save_checkpoint_atomic
+from src.checkpoint.format import CheckpointError
 from src.config import ConfigError
 from src.convert.weights import ConversionError, convert_file
 from src.data.dataset import DataError, read_list

@@ -12,8 +12,9 @@ from mindspore import nn
 from pth_writer import write_pth
 from src.checkpoint import files as ckpt_module
 from src.checkpoint import format as ckpt_format
-from src.checkpoint import (CheckpointError, arrays_to_entries, checksum_path, load_checkpoint_strict,
-                            load_params_strict, read_checkpoint, save_checkpoint_atomic)
+from src.checkpoint.files import (arrays_to_entries, checksum_path, load_checkpoint_strict, load_params_strict,
+                                  save_checkpoint_atomic)
+from src.checkpoint.format import CheckpointError, read_checkpoint
 from src.train.run_state import open_resume, resume_position, rotate_checkpoints
 from src.convert.pth import PthError, extract_state_dict
 from src.convert.weights import ConversionError, convert_file
@@ -116,7 +117,7 @@ def test_checksum_decides_corruption_and_an_interrupted_read_changes_nothing(tmp
     checksum_path(new).unlink()
     new.write_bytes(data)
     assert open_resume("auto", tmp_path)[0] == new
-    from src.outputs import OutputFolder
+    from src.outputs.folder import OutputFolder
 
     with OutputFolder(tmp_path.parent, "train.save_dir", "train") as folder:
         rotate_checkpoints(folder, tmp_path.name, keep_last=1)  # neither was written through this folder

@@ -65,7 +65,7 @@ def test_a_pth_import(tmp_path):
 
 def test_a_checkpoint_entry(tmp_path):
     from mindspore import nn
-    from src.checkpoint import arrays_to_entries, load_checkpoint_strict, save_checkpoint_atomic
+    from src.checkpoint.files import arrays_to_entries, load_checkpoint_strict, save_checkpoint_atomic
 
     net = nn.Dense(2, 2)
     params = {p.name: p.asnumpy() for p in net.get_parameters()}
@@ -121,7 +121,7 @@ def test_only_src_errors_escapes_text_for_messages():
 
 
 def test_a_symbolic_link_target(tmp_path):
-    from src.outputs import ensure_output_file
+    from src.outputs.atomic import ensure_output_file
 
     link = tmp_path / "out.ckpt"
     link.symlink_to(EVIL + ("/" + "x" * 200) * 15)  # dangling; its target is the attacker's text
@@ -149,7 +149,7 @@ def test_a_list_line_is_not_cut_where_python_would_cut_it(tmp_path, sep):
 def test_an_allowed_unused_checkpoint_entry_in_the_log(tmp_path, caplog):
     """Evaluation allows unused aux.* entries and lists them in the log: a forged log line must not get in."""
     from mindspore import nn
-    from src.checkpoint import arrays_to_entries, load_checkpoint_strict, save_checkpoint_atomic
+    from src.checkpoint.files import arrays_to_entries, load_checkpoint_strict, save_checkpoint_atomic
 
     net = nn.Dense(2, 2)
     params = {p.name: p.asnumpy() for p in net.get_parameters()}

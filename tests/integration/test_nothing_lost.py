@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from helpers import full_disk_at, make_shapes, save_config, tiny_config
-from src import outputs
+from src.outputs import folder as owner_folder
+from src.outputs.manifest import MANIFEST
 from src.config import load_config
 from src.data.dataset import read_list
 from src.data.labels import dataset_spec, voc_palette
@@ -22,7 +23,9 @@ from src.evaluation.evaluate import evaluate_samples, open_results_dir
 from src.evaluation.pictures import save_prediction
 from src.evaluation.protocol import protocol_from_config
 from src.deploy.export import export_files
-from src.outputs import OutputExistsError, OutputFolder, OutputPathError, RunLockedError, write_text
+from src.outputs.atomic import write_text
+from src.outputs.errors import OutputExistsError, OutputPathError, RunLockedError
+from src.outputs.folder import OutputFolder
 from src.train.loop import Trainer
 from src.train.records import MetricsLog
 
@@ -46,7 +49,7 @@ def tree(folder: Path):
 
 def hold_lock(folder: Path, command: str):
     """A second, real process that holds ``folder``'s lock until killed."""
-    code = ("import sys, time; from src.outputs import OutputFolder; held = OutputFolder(sys.argv[1], 'x', sys.argv[2])"
+    code = ("import sys, time; from src.outputs.folder import OutputFolder; held = OutputFolder(sys.argv[1], 'x', sys.argv[2])"
             ".__enter__(); print('locked', flush=True); time.sleep(120)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(folder), command], cwd=str(ROOT), stdout=subprocess.PIPE,
                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -170,7 +173,7 @@ def test_only_files_this_program_wrote_are_replaced_or_removed(tmp_path):
 def test_a_cut_short_manifest_line_is_skipped(tmp_path, caplog):
     with OutputFolder(tmp_path, "--out", "x") as folder:
         folder.put_text("a.txt", "a")
-    with open(tmp_path / outputs.MANIFEST, "a") as f:
+    with open(tmp_path / MANIFEST, "a") as f:
         f.write('{"name": "b.txt", "kind": "fi')  # killed mid-line
     with caplog.at_level(logging.WARNING), OutputFolder(tmp_path, "--out", "x") as folder:
         assert folder.owned() == ["a.txt"]
@@ -185,8 +188,8 @@ def test_records_glued_to_a_cut_line_are_recovered(tmp_path):
     with OutputFolder(tmp_path, "--out", "x") as folder:
         folder.put_text("a.txt", "a")
         folder.put_text("b.txt", "b")
-    lines = (tmp_path / outputs.MANIFEST).read_text().splitlines()
-    (tmp_path / outputs.MANIFEST).write_text(lines[0][:20] + lines[0] + lines[1] + "\n")  # an older append, cut
+    lines = (tmp_path / MANIFEST).read_text().splitlines()
+    (tmp_path / MANIFEST).write_text(lines[0][:20] + lines[0] + lines[1] + "\n")  # an older append, cut
     with OutputFolder(tmp_path, "--out", "x", overwrite=True) as folder:
         assert folder.owned() == ["a.txt", "b.txt"] and folder.unchanged("b.txt")
 
@@ -462,21 +465,21 @@ def test_a_run_rewrites_its_own_files_but_pictures_are_one_per_name(tmp_path):
 
 
 def test_a_manifest_of_many_runs_is_compacted_under_the_lock(tmp_path, monkeypatch):
-    monkeypatch.setattr(outputs.folder, "COMPACT_SLACK", 10)  # looked up there
+    monkeypatch.setattr(owner_folder, "COMPACT_SLACK", 10)  # looked up there
     one = 0
     with OutputFolder(tmp_path, "--out", "predict") as folder:
         for i in range(300):  # 300 rewrites of 3 names: history, not content, compacted as the run goes
             folder.put_bytes(f"gray/{i % 3}.png", b"x%d" % i)
-            one = one or (tmp_path / outputs.MANIFEST).stat().st_size
-            assert len((tmp_path / outputs.MANIFEST).read_text().splitlines()) <= 2 * 3 + 10 + 1
-    assert (tmp_path / outputs.MANIFEST).stat().st_size < 30 * one  # never the 300 records' size
+            one = one or (tmp_path / MANIFEST).stat().st_size
+            assert len((tmp_path / MANIFEST).read_text().splitlines()) <= 2 * 3 + 10 + 1
+    assert (tmp_path / MANIFEST).stat().st_size < 30 * one  # never the 300 records' size
     with OutputFolder(tmp_path, "--out", "predict", lock=False) as folder:
         for i in range(30):  # without the lock (other ranks): never rewritten, only appended
             folder.put_bytes(f"gray/{i % 3}.png", b"y%d" % i)
-    assert len((tmp_path / outputs.MANIFEST).read_text().splitlines()) > 30
+    assert len((tmp_path / MANIFEST).read_text().splitlines()) > 30
     with OutputFolder(tmp_path, "--out", "predict") as folder:
         assert folder.owned() == ["gray/0.png", "gray/1.png", "gray/2.png"]
-    assert len((tmp_path / outputs.MANIFEST).read_text().splitlines()) == 3  # three live entries remain
+    assert len((tmp_path / MANIFEST).read_text().splitlines()) == 3  # three live entries remain
     with OutputFolder(tmp_path, "--out", "predict") as folder:
         assert folder.owned() == ["gray/0.png", "gray/1.png", "gray/2.png"] and folder.unchanged("gray/2.png")
 

@@ -3,13 +3,14 @@ refused anywhere below before anything is removed, placing that cannot replace a
 outputs of another command kind never replaced, FIFOs never waited on, logs owned by their mark."""
 import os
 import threading
-import time
 
 import pytest
 
-from src import outputs
+from src.outputs import atomic as owner_atomic, folder as owner_folder, lock as owner_lock
+from src.outputs.manifest import MANIFEST
 from src.evaluation.evaluate import open_results_dir
-from src.outputs import OutputExistsError, OutputFolder, OutputPathError
+from src.outputs.errors import OutputExistsError, OutputPathError
+from src.outputs.folder import OutputFolder
 
 
 def _eval_results(folder_path):
@@ -76,13 +77,13 @@ def test_an_own_file_changed_while_writing_is_not_replaced(tmp_path):
 
 
 def test_a_fifo_in_place_of_the_manifest_is_refused_at_once(tmp_path):
-    os.mkfifo(tmp_path / outputs.MANIFEST)
+    os.mkfifo(tmp_path / MANIFEST)
     done = []
     thread = threading.Thread(target=lambda: done.append(_try_open(tmp_path)), daemon=True)
     thread.start()
     thread.join(10)
     assert done and "not a regular file" in done[0]
-    assert not (tmp_path / outputs.LOCK_NAME).exists()  # the lock was let go
+    assert not (tmp_path / owner_lock.LOCK_NAME).exists()  # the lock was let go
 
 
 def _try_open(path):
@@ -110,14 +111,14 @@ def test_a_users_file_on_a_reused_inode_is_not_taken_for_the_log(tmp_path):
 
 def _patch_write_all(monkeypatch, fn) -> None:
     """Replace the owner's ``_write_all`` in every module that calls it (placing, the manifest, the lock)."""
-    for module in (outputs.atomic, outputs.lock, outputs.folder):
+    for module in (owner_atomic, owner_lock, owner_folder):
         monkeypatch.setattr(module, "_write_all", fn)
 
 
 def test_a_manifest_line_cut_by_a_full_disk_does_not_disown_the_folder(tmp_path, monkeypatch):
     with OutputFolder(tmp_path, "--out", "predict") as folder:
         folder.put_bytes("a.png", b"a")
-        real = outputs.atomic._write_all
+        real = owner_atomic._write_all
         calls = []
 
         def short_then_full(fd, data):  # the manifest's record: half written, then the disk is full
@@ -159,7 +160,7 @@ def test_a_link_swapped_in_for_the_temporary_is_never_written_through(tmp_path, 
     the owner's file, not the link."""
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
-    real = outputs.atomic._write_all
+    real = owner_atomic._write_all
 
     def swap_then_write(fd, data):
         for p in (tmp_path / "out").iterdir():
@@ -181,7 +182,7 @@ def test_a_link_swapped_in_for_the_temporary_is_never_written_through(tmp_path, 
 def test_a_record_without_a_command_is_nobodys_and_a_killed_replace_keeps_the_file_ours(tmp_path):
     with OutputFolder(tmp_path, "--out", "synthetic") as folder:
         folder.put_bytes("train.txt", b"synthetic's list")
-    manifest = tmp_path / outputs.MANIFEST
+    manifest = tmp_path / MANIFEST
     manifest.write_text(manifest.read_text().replace(', "command": "synthetic"', ""))
     with OutputFolder(tmp_path, "--out", "prepare", overwrite=True) as folder:
         with pytest.raises(OutputExistsError):
@@ -194,7 +195,7 @@ def test_a_record_without_a_command_is_nobodys_and_a_killed_replace_keeps_the_fi
     import json
     killed = {**rec, "size": 6, "sha256": "0" * 64, "ino": 1, "mtime_ns": 1,
               "replaces": {k: rec[k] for k in ("size", "mtime_ns", "sha256", "ino", "dev")}}
-    with open(tmp_path / "k" / outputs.MANIFEST, "a") as f:
+    with open(tmp_path / "k" / MANIFEST, "a") as f:
         f.write(json.dumps(killed) + "\n")
     with OutputFolder(tmp_path / "k", "--out", "predict", overwrite=True) as folder:
         assert folder.unchanged("a.png")
@@ -206,12 +207,12 @@ def test_hand_edited_records_are_skipped_not_tracebacks(tmp_path):
     with OutputFolder(tmp_path, "--out", "predict") as folder:
         folder.put_bytes("a.png", b"a")
         folder.open_log("p.log").close()
-    with open(tmp_path / outputs.MANIFEST, "a") as f:
+    with open(tmp_path / MANIFEST, "a") as f:
         for name in ("gray/" + "a" * 300, "gray/a\u0000b.png"):
             f.write(json.dumps({"name": name, "kind": "file", "command": "predict"}) + "\n")
-    lines = (tmp_path / outputs.MANIFEST).read_text().splitlines()
+    lines = (tmp_path / MANIFEST).read_text().splitlines()
     log = [json.loads(x) for x in lines if '"p.log"' in x][0]
-    with open(tmp_path / outputs.MANIFEST, "a") as f:
+    with open(tmp_path / MANIFEST, "a") as f:
         f.write(json.dumps({**log, "mark": 5}) + "\n")
     with OutputFolder(tmp_path, "--out", "predict", overwrite=True) as folder:
         assert folder.owned() == ["a.png", "p.log"] and not folder.unchanged("p.log")

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from helpers import make_shapes, tiny_config
-from src.checkpoint import CheckpointError, arrays_to_entries, save_checkpoint_atomic
+from src.checkpoint.files import arrays_to_entries, save_checkpoint_atomic
+from src.checkpoint.format import CheckpointError
 from src.config import ConfigError, config_from_dict, load_config
 from src.convert.weights import convert_file
 from src.data import dataset as dataset_module
@@ -23,7 +24,9 @@ from src.data.labels import dataset_spec
 from src.data.prepare import check_list
 from src.errors import PSPNetError
 from src.evaluation.evaluate import open_results_dir
-from src.outputs import OutputExistsError, OutputFolder, OutputPathError, ensure_output_dir
+from src.outputs.atomic import ensure_output_dir
+from src.outputs.errors import OutputExistsError, OutputPathError
+from src.outputs.folder import OutputFolder
 from src.train.loop import Trainer
 from src.train.records import MetricsLog
 
@@ -258,12 +261,12 @@ def test_export_height_zero_is_an_error(tmp_path):
 
 
 def test_every_project_error_shares_one_base():
-    from src.checkpoint import CheckpointError as C
+    from src.checkpoint.format import CheckpointError as C
     from src.convert.pth import PthError
     from src.convert.weights import ConversionError
     from src.system.device import DeviceError
     from src.runtime.backends import BackendError
-    from src.outputs import OutputExistsError, RunLockedError
+    from src.outputs.errors import OutputExistsError, RunLockedError
     from src.deploy.export import ExportError
     from src.train.loop import TrainingError
 

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from helpers import make_shapes, tiny_config
-from src.checkpoint import CheckpointError, arrays_to_entries, read_checkpoint, save_checkpoint_atomic
+from src.checkpoint.files import arrays_to_entries, save_checkpoint_atomic
+from src.checkpoint.format import CheckpointError, read_checkpoint
 from src.train.run_state import epoch_checkpoints
 from src.data.dataset import DataError
 from src.train.loop import Trainer, TrainingError

@@ -18,7 +18,7 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from helpers import TINY, TINY_DEPTH
-from src.checkpoint import arrays_to_entries, read_pyramid_evidence, save_checkpoint_atomic
+from src.checkpoint.files import arrays_to_entries, read_pyramid_evidence, save_checkpoint_atomic
 from src.config import ConfigError, ModelConfig
 
 CLASSES = 6  # the synthetic shapes set's

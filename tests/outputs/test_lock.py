@@ -22,7 +22,7 @@ from src.outputs.lock import LOCK_NAME, MAX_LOCK_BYTES, acquire, read_lock, rele
 ROOT = Path(__file__).resolve().parents[2]
 
 
-HOLD = ("import sys, time; from src.outputs import acquire; lock = acquire(sys.argv[1], command=sys.argv[2]); "
+HOLD = ("import sys, time; from src.outputs.lock import acquire; lock = acquire(sys.argv[1], command=sys.argv[2]); "
         "print('locked', flush=True); time.sleep(120)")
 
 
@@ -103,7 +103,7 @@ def test_the_lock_of_a_killed_run_is_taken_over(tmp_path, caplog):
 def test_four_processes_taking_one_stale_lock_at_once_give_one_holder(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / LOCK_NAME).write_text(json.dumps({"pid": 99999999, "host": socket.gethostname()}))
-    code = ("import sys, time; from src.outputs import acquire, RunLockedError\n"
+    code = ("import sys, time; from src.outputs.lock import acquire\nfrom src.outputs.errors import RunLockedError\n"
             "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
             "try:\n    lock = acquire(sys.argv[1]); print('held', flush=True); time.sleep(3)\n"
             "except RunLockedError:\n    print('refused', flush=True)\n")

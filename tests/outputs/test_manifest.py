@@ -56,6 +56,19 @@ def test_a_file_mostly_of_other_records_is_refused_and_left_alone(tmp_path):
     assert (tmp_path / MANIFEST).read_text() == text
 
 
+
+def test_a_users_text_file_under_the_manifests_name_is_refused_and_never_appended_to(tmp_path):
+    """Plain text holds no record at all: those lines count as unreadable (they once read as an empty manifest,
+    and the folder's first output appended a record to the user's file)."""
+    text = "my notes\nabout this folder\n"
+    (tmp_path / MANIFEST).write_text(text)
+    with pytest.raises(OutputPathError, match="2 of its 2 lines are no record of this program"):
+        read_manifest(tmp_path)
+    with pytest.raises(OutputPathError, match="no record of this program"):
+        with OutputFolder(tmp_path, "--out", "predict") as folder:
+            folder.put_bytes("a.png", b"a")
+    assert (tmp_path / MANIFEST).read_text() == text and not (tmp_path / "a.png").exists()
+
 @pytest.mark.parametrize("kind,match", [("link", "cannot read it \\(a symbolic link\\)"),
                                         ("fifo", "is not a regular file"),
                                         ("hardlink", "has another name linked to it"),

@@ -9,11 +9,11 @@ from PIL import Image
 
 from helpers import full_disk_at, gray_masks as _gray, save_config
 from src import cli
-from src.checkpoint import CheckpointError
+from src.checkpoint.format import CheckpointError
 from src.data.dataset import DataError
 from src.data.labels import voc_palette
 from src.evaluation.evaluate import run_eval
-from src.outputs import OutputExistsError
+from src.outputs.errors import OutputExistsError
 from src.runtime.backends import BackendError, onnx_predict
 
 
@@ -131,7 +131,7 @@ def test_eval_command_takes_zoo_device_options_and_writes_a_dated_log(trained, e
 
 def test_full_disk_while_eval_writes_pictures_and_results(trained, tmp_path, caplog, monkeypatch):
     from src.data.dataset import read_list
-    from src.outputs import OutputPathError
+    from src.outputs.errors import OutputPathError
 
     cfg, ckpt, _ = trained
     out = tmp_path / "res"

@@ -71,7 +71,7 @@ def test_one_scan_is_kept_and_changed_masks_are_scanned_again(binary_set, tmp_pa
     fix_command(str(binary_set / "ds" / "config.yaml"), "binary", str(tmp_path / "fixed"))
     cfg = _cfg(tmp_path / "fixed" / "config.yaml", tmp_path, "train.class_weights", "auto")
     (tmp_path / "run").mkdir()
-    from src.outputs import OutputFolder
+    from src.outputs.folder import OutputFolder
 
     scans = []
     real = data_check.scan_samples

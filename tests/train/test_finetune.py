@@ -8,12 +8,13 @@ import pytest
 import mindspore as ms
 
 from helpers import TINY, TINY_DEPTH, make_two_classes, tiny_config
-from src.checkpoint import (CLASS_NAMES_ENTRY, CheckpointError, arrays_to_entries, is_training_state,
-                            load_checkpoint_strict, read_checkpoint, save_checkpoint_atomic, saved_class_names)
+from src.checkpoint.files import (CLASS_NAMES_ENTRY, arrays_to_entries, is_training_state, load_checkpoint_strict,
+                                  save_checkpoint_atomic, saved_class_names)
+from src.checkpoint.format import CheckpointError, read_checkpoint
 from src.checkpoint.format import zoo_spelling
 from src.data.labels import VOC_CLASSES
 from src.model.pspnet import PSPNet
-from src.outputs import OutputFolder
+from src.outputs.folder import OutputFolder
 from src.train.finetune import named_classes
 from src.train.loop import Trainer, load_pretrained
 from src.train.lr import build_optimizer

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from helpers import tiny_config
-from src.outputs import OutputFolder
+from src.outputs.folder import OutputFolder
 from src.train import loop as loop_mod
 from src.train.loop import Trainer
 from src.train.records import MetricsLog, plot_curves, validation_due, validation_of, validation_protocol

@@ -9,7 +9,8 @@ import yaml
 
 from helpers import save_config, tiny_config
 from src.config import load_config
-from src.outputs import OutputExistsError, OutputFolder
+from src.outputs.errors import OutputExistsError
+from src.outputs.folder import OutputFolder
 from src.train.run_folder import CONFIG_NAME, METRICS_NAME, RunFolder, refuse_fresh_over_earlier
 from src.train.run_state import ResumePoint
 

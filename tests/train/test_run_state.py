@@ -6,7 +6,7 @@ import pytest
 import mindspore as ms
 
 from helpers import TINY, TINY_DEPTH, tiny_config
-from src.checkpoint import read_checkpoint
+from src.checkpoint.format import read_checkpoint
 from src.errors import TrainingError
 from src.model.pspnet import PSPNet
 from src.train.lr import build_optimizer, poly_lr, split_params
@@ -26,7 +26,7 @@ def _sgd_as_before(net, base_lr: float, steps: int, weight_decay: float):
 def test_momentum_steps_as_sgd_did_and_an_sgd_checkpoint_resumes_exactly(tmp_path):
     """build_optimizer's nn.Momentum updates every weight (BatchNorm's gamma/beta decayed too) as nn.SGD did, and
     a training checkpoint nn.SGD wrote continues under nn.Momentum exactly where nn.SGD would have gone."""
-    from src.checkpoint import save_checkpoint_atomic
+    from src.checkpoint.files import save_checkpoint_atomic
     from src.train.run_state import load_train_state
     from src.train.step import NetWithLoss, TrainStep
 
@@ -80,7 +80,7 @@ def test_momentum_steps_as_sgd_did_and_an_sgd_checkpoint_resumes_exactly(tmp_pat
     ("flag shape", r"stat\.cls\.4\.bias has shape \(1,\)"),
 ])
 def test_an_sgd_checkpoint_whose_entries_do_not_pair_up_is_refused(change, needle):
-    from src.checkpoint import CheckpointError
+    from src.checkpoint.format import CheckpointError
     from src.train.run_state import saved_optimizer_state
 
     params = {"global_step": np.array([3], np.int32), "accum.cls.4.bias": np.ones(3, np.float32),
@@ -129,7 +129,7 @@ def resumable():
     ("hostile name", r"unexpected: moments\.\\x1b\[2J\\nFAKE"),
 ])
 def test_training_state_that_no_run_wrote_is_refused_in_one_line(resumable, change, needle):
-    from src.checkpoint import CheckpointError
+    from src.checkpoint.format import CheckpointError
     from src.train.run_state import load_train_state
 
     net, opt, good = resumable
@@ -179,7 +179,7 @@ def test_a_negative_sgd_flag_keeps_its_buffer_as_sgd_does():
 
 
 def test_a_schedule_entry_that_is_not_one_number_is_refused(tmp_path):
-    from src.checkpoint import CheckpointError
+    from src.checkpoint.format import CheckpointError
     from src.train.run_state import check_schedule
 
     with pytest.raises(CheckpointError, match=r"run\.ckpt: its schedule\.base_lr is \[\]"):
@@ -189,7 +189,7 @@ def test_a_schedule_entry_that_is_not_one_number_is_refused(tmp_path):
 @pytest.mark.parametrize("counter, value, limit", [("epoch_num", 99, "epochs"), ("step_num", 1000, "total_steps")])
 def test_counters_past_the_schedule_the_file_records_are_refused(counter, value, limit):
     """A run that 'finished' 99 of 2 epochs would otherwise end at once, exit 0 and train nothing."""
-    from src.checkpoint import CheckpointError
+    from src.checkpoint.format import CheckpointError
     from src.train.run_state import resume_position
 
     params = {"epoch_num": np.array([1], np.int32), "step_num": np.array([2], np.int32),
