@@ -143,3 +143,20 @@ def test_main_notes_a_users_glog_v_and_defaults_to_quiet(monkeypatch, root_loggi
     monkeypatch.setenv("GLOG_v", "1")
     main(["fake"])
     assert seen == {"user": True, "glog": "1"}
+
+
+def test_a_commands_log_line_names_its_log_file(tmp_path, caplog):
+    """The command's "log file:" line gives the file's path (it once gave the descriptor's number, "3")."""
+    import logging
+
+    from src.cli import _command_folder
+    from src.system.logging_setup import close_log_files
+
+    try:
+        with caplog.at_level(logging.INFO, logger="src.cli"):
+            with _command_folder(tmp_path / "out", "--out", "test", False, log="eval.log") as folder:
+                assert folder is not None
+    finally:
+        close_log_files()
+    line = [r.getMessage() for r in caplog.records if r.getMessage().startswith("log file:")]
+    assert len(line) == 1 and str(tmp_path / "out") in line[0] and "eval" in line[0]

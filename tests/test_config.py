@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src.config import ConfigError, apply_overrides, config_from_dict, config_to_dict, config_yaml, load_config
+from src.config import (Config, ConfigError, apply_overrides, config_from_dict, config_to_dict, config_yaml,
+                        load_config)
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
@@ -245,3 +246,30 @@ def test_shipped_variants_are_vocs_recipe_plus_what_semseg_changes(name, data, t
                           "eval": ("scales", "flip", "stride_rate"), "data": ("ignore_label",)}.items():
         for key in keys:
             assert getattr(getattr(cfg, section), key) == getattr(getattr(base, section), key), f"{section}.{key}"
+
+
+@pytest.mark.parametrize("key,value", [("log_every", 0), ("save_every", 0), ("sink_size", -1)])
+def test_loop_counts_must_be_positive(key, value):
+    with pytest.raises(ConfigError, match=f"train.{key} must be"):
+        config_from_dict({"train": {key: value}}, "test.yaml")
+
+
+@pytest.mark.parametrize("raw,needle", [({"amp_level": "O2"}, "needs a loss scale"),
+                                        ({"amp_level": "O3", "loss_scale": "dynamic"}, "train.amp_level")])
+def test_amp_levels_that_would_break_norms_or_underflow_are_refused(raw, needle):
+    with pytest.raises(ConfigError, match=needle):
+        config_from_dict({"train": raw}, "x.yaml")
+
+
+def test_label_settings_that_contradict_are_refused_naming_the_fix():
+    with pytest.raises(ConfigError, match="data.ignore_label 0 is one of the 3 classes.*reduce_zero_label true"):
+        apply_overrides(Config(), ["data.dataset", "custom", "data.classes", "3", "data.ignore_label", "0"])
+    with pytest.raises(ConfigError, match="ade20k.*already reads 0 as unlabeled.*twice"):
+        apply_overrides(Config(), ["data.dataset", "ade20k", "data.classes", "150", "data.reduce_zero_label", "true"])
+    for value, needle in (("[1, 2]", "2 weights for 21 classes"), ("auto2", "none, auto or a list"),
+                          ("[" + ", ".join(["1"] * 20) + ", -1]", r"class_weights\[20\]")):
+        with pytest.raises(ConfigError, match=needle):
+            apply_overrides(Config(), ["train.class_weights", value])
+    cfg = apply_overrides(Config(), ["data.classes", "2", "data.dataset", "custom", "train.class_weights", "[1, 3.5]"])
+    assert cfg.train.class_weights == [1.0, 3.5]
+    assert apply_overrides(Config(), ["train.class_weights", "auto"]).train.class_weights == "auto"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.config import ConfigError, DataConfig, apply_overrides, Config
+from src.config import DataConfig
 from src.data.dataset import DataError, SegDataset, check_label_values, read_label, read_list
 from src.data.labels import dataset_spec
 from user_masks import photos as _photos
@@ -37,20 +37,6 @@ def test_reduce_zero_label_reads_1_to_n_as_classes_and_0_as_ignored(tmp_path):
     spec250 = dataset_spec("custom", 3, ignore_label=250, reduce_zero_label=True)
     with pytest.raises(DataError, match=r"\[251\]"):
         check_label_values(np.array([[1, 251]], np.uint8), spec250, "l.png")
-
-
-def test_label_settings_that_contradict_are_refused_naming_the_fix():
-    with pytest.raises(ConfigError, match="data.ignore_label 0 is one of the 3 classes.*reduce_zero_label true"):
-        apply_overrides(Config(), ["data.dataset", "custom", "data.classes", "3", "data.ignore_label", "0"])
-    with pytest.raises(ConfigError, match="ade20k.*already reads 0 as unlabeled.*twice"):
-        apply_overrides(Config(), ["data.dataset", "ade20k", "data.classes", "150", "data.reduce_zero_label", "true"])
-    for value, needle in (("[1, 2]", "2 weights for 21 classes"), ("auto2", "none, auto or a list"),
-                          ("[" + ", ".join(["1"] * 20) + ", -1]", r"class_weights\[20\]")):
-        with pytest.raises(ConfigError, match=needle):
-            apply_overrides(Config(), ["train.class_weights", value])
-    cfg = apply_overrides(Config(), ["data.classes", "2", "data.dataset", "custom", "train.class_weights", "[1, 3.5]"])
-    assert cfg.train.class_weights == [1.0, 3.5]
-    assert apply_overrides(Config(), ["train.class_weights", "auto"]).train.class_weights == "auto"
 
 
 def test_the_ignore_constant_is_only_the_configs_default():

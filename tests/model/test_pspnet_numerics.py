@@ -1,6 +1,7 @@
 """Behaviour of MindSpore 2.10 that the reference recipe depends on, pinned so an upgrade that changes it fails:
-the network's numerics (BatchNorm running statistics, the stem's max pool, AMP O2 keeping norm layers in float32 and
-the config refusing levels that would not, the fixed graph form training the same function as the dynamic one).
+the network's numerics (BatchNorm running statistics, the stem's max pool, the fixed graph form training the same
+function as the dynamic one). AMP O2 keeping norm layers in float32 is pinned in tests/train/test_step.py, the config
+refusing levels that would not in tests/test_config.py.
 
 MindSpore announced for releases after 2.9 that BatchNorm's ``momentum`` takes PyTorch's meaning; the
 reference's momentum 0.1 is written ``momentum=0.9`` here today.
@@ -8,12 +9,9 @@ reference's momentum 0.1 is written ``momentum=0.9`` here today.
 import numpy as np
 import pytest
 import mindspore as ms
-from mindspore import nn
 
 from helpers import TINY, TINY_DEPTH
-from src.config import ConfigError, config_from_dict
 from src.model.resnet import batch_norm
-from src.train.step import NORM_CELLS, apply_amp
 
 
 def test_batchnorm_running_stats_follow_pytorch_momentum_0_1():
@@ -30,28 +28,6 @@ def test_batchnorm_running_stats_follow_pytorch_momentum_0_1():
     np.testing.assert_allclose(bn.moving_mean.asnumpy(), 0.9 * old_mean + 0.1 * batch_mean, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(bn.moving_variance.asnumpy(), 0.9 * old_var + 0.1 * batch_var_unbiased,
                                rtol=1e-5, atol=1e-6)
-
-
-def test_amp_o2_keeps_every_norm_layer_float32():
-    net = nn.SequentialCell([nn.Conv2d(3, 8, 3), nn.SyncBatchNorm(8), nn.BatchNorm2d(8), nn.GroupNorm(2, 8),
-                             nn.Conv2d(8, 8, 1)])
-    names = [p.name for p in net.get_parameters()]
-    amp = apply_amp(net, "O2")
-    assert [p.name for p in amp.get_parameters()] == names
-    norms = [c for _, c in amp.cells_and_names() if isinstance(c, NORM_CELLS)]
-    convs = [c for _, c in amp.cells_and_names() if isinstance(c, nn.Conv2d)]
-    assert len(norms) == 3 and len(convs) == 2
-    assert all(c.get_flags().get("fp32") and not c.get_flags().get("fp16") for c in norms)
-    assert all(c.get_flags().get("fp16") for c in convs)
-    # MindSpore's own O2 list would leave SyncBatchNorm in float16: the reason for the custom list.
-    assert nn.SyncBatchNorm not in ms.amp.get_black_list()
-
-
-@pytest.mark.parametrize("raw,needle", [({"amp_level": "O2"}, "needs a loss scale"),
-                                        ({"amp_level": "O3", "loss_scale": "dynamic"}, "train.amp_level")])
-def test_amp_levels_that_would_break_norms_or_underflow_are_refused(raw, needle):
-    with pytest.raises(ConfigError, match=needle):
-        config_from_dict({"train": raw}, "x.yaml")
 
 
 def _max_pool_reference(x: np.ndarray) -> np.ndarray:

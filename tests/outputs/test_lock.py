@@ -144,23 +144,6 @@ def test_train_command_on_a_held_folder_exits_2_and_writes_nothing(tmp_path, cap
         ms.set_context(mode=ms.PYNATIVE_MODE)  # the command set up GRAPH mode for this process
 
 
-def test_a_commands_log_line_names_its_log_file(tmp_path, caplog):
-    """The command's "log file:" line gives the file's path (it once gave the descriptor's number, "3")."""
-    import logging
-
-    from src.cli import _command_folder
-    from src.system.logging_setup import close_log_files
-
-    try:
-        with caplog.at_level(logging.INFO, logger="src.cli"):
-            with _command_folder(tmp_path / "out", "--out", "test", False, log="eval.log") as folder:
-                assert folder is not None
-    finally:
-        close_log_files()
-    line = [r.getMessage() for r in caplog.records if r.getMessage().startswith("log file:")]
-    assert len(line) == 1 and str(tmp_path / "out") in line[0] and "eval" in line[0]
-
-
 def test_a_second_holder_in_this_process_is_refused_until_the_first_releases(tmp_path):
     """The flock belongs to the open lock file, not to the process: a second acquire here is refused as well."""
     first = acquire(tmp_path / "run", "--out", command="eval")

@@ -1,6 +1,9 @@
 """runtime.backends: the ms, mindir and onnx backends behind eval give the same predictions; eval through them
-(report, pictures, the exported batch, the eval command, a full disk)."""
+(report, pictures, the exported batch, the eval command, a full disk); the lite backend driven through a stand-in
+mindspore_lite module."""
 import json
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,7 @@ from src.data.dataset import DataError
 from src.data.labels import voc_palette
 from src.evaluation.evaluate import run_eval
 from src.outputs.errors import OutputExistsError
-from src.runtime.backends import BackendError, onnx_predict
+from src.runtime.backends import BackendError, lite_predict, onnx_predict
 
 
 def test_eval_ms_backend_writes_report_and_pictures(trained, caplog):
@@ -146,3 +149,64 @@ def test_full_disk_while_eval_writes_pictures_and_results(trained, tmp_path, cap
     assert f"cannot write the pictures of {first}" in caplog.text and "the evaluation goes on" in caplog.text
     assert any("mIoU/mAcc/allAcc" in r.message for r in caplog.records)  # the scores were logged before
     assert not [p for p in out.rglob("*") if p.name.endswith(".part")]  # no temporary file left
+
+
+def test_lite_backend_without_the_wheel_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mindspore_lite", None)  # import fails as if not installed
+    with pytest.raises(BackendError, match="mindspore_lite Python package"):
+        lite_predict(str(tmp_path / "m.mindir"), 1, (33, 33), 6)
+
+
+def _fake_lite(calls):
+    """A stand-in for the mindspore_lite module recording how the backend drives it."""
+    mod = types.ModuleType("mindspore_lite")
+
+    class Context:
+        def __init__(self):
+            self.target = None
+            self.ascend = types.SimpleNamespace(device_id=None)
+
+    class Tensor:
+        def set_data_from_numpy(self, x):
+            calls.append(("input", x.dtype, x.shape))
+            self.data = x
+
+        def get_data_to_numpy(self):
+            return self.data * 2
+
+    class Model:
+        def build_from_file(self, path, model_type, context):
+            calls.append(("build", path, model_type, context.target, context.ascend.device_id))
+            self.inputs = [Tensor()]
+
+        def get_inputs(self):
+            return self.inputs
+
+        def predict(self, inputs):
+            return [inputs[0]]
+
+    mod.Context, mod.Model = Context, Model
+    mod.ModelType = types.SimpleNamespace(MINDIR="MINDIR")
+    return mod
+
+
+def test_lite_backend_builds_from_file_and_predicts(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setitem(sys.modules, "mindspore_lite", _fake_lite(calls))
+    import mindspore as ms
+    from mindspore import nn, ops
+
+    class Net(nn.Cell):
+        def construct(self, x):
+            return ops.relu(x)
+
+    ms.export(Net(), ms.Tensor(np.zeros((2, 3, 33, 33), np.float32)), file_name=str(tmp_path / "m"),
+              file_format="MINDIR")  # a real file: its input is read and checked before Lite builds it
+    model = tmp_path / "m.mindir"
+    predict = lite_predict(str(model), 2, (33, 33), 6, target="ascend", device_id=3)
+    out = predict(np.ones((2, 3, 33, 33), np.float64))
+    assert calls[0] == ("build", str(model), "MINDIR", ["ascend"], 3)
+    assert calls[1] == ("input", np.float32, (2, 3, 33, 33))
+    np.testing.assert_array_equal(out, np.full((2, 3, 33, 33), 2.0))
+    with pytest.raises(BackendError, match="not found"):
+        lite_predict(str(tmp_path / "none.mindir"), 2, (33, 33), 6)

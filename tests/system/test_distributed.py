@@ -93,3 +93,22 @@ def test_die_with_parent_asks_linux_for_sigterm_when_the_parent_exits():
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "True", "False"]
+
+
+def test_collective_timeout_default_keeps_what_the_user_set():
+    from src.system.distributed import default_collective_env
+
+    env = {}
+    assert default_collective_env(env) == {"MS_CPU_COMM_OP_TIMEOUT": "1800"} and env["MS_CPU_COMM_OP_TIMEOUT"] == "1800"
+    env = {"MS_CPU_COMM_OP_TIMEOUT": "60"}
+    assert default_collective_env(env) == {} and env == {"MS_CPU_COMM_OP_TIMEOUT": "60"}
+
+
+def test_integer_sums_survive_float32_collectives():
+    from src.system.distributed import join_digits, split_digits
+
+    counts = np.array([[0, 1, 2 ** 24 + 1], [2 ** 40 + 12345, 4095, 4096]], np.int64)
+    digits = [split_digits(counts), split_digits(counts * 3)]
+    assert max(d.max() for d in digits) < 4096
+    summed = (digits[0].astype(np.float32) + digits[1].astype(np.float32)).astype(np.int64)  # what AllReduce does
+    np.testing.assert_array_equal(join_digits(summed), counts * 4)

@@ -7,7 +7,7 @@ import mindspore as ms
 from mindspore import nn, ops
 
 from src.train.lr import build_optimizer
-from src.train.step import NetWithLoss, TrainStep, apply_amp, make_loss_scale
+from src.train.step import NORM_CELLS, NetWithLoss, TrainStep, apply_amp, make_loss_scale
 
 
 class _TwoHeads(nn.Cell):
@@ -79,3 +79,18 @@ def test_amp_level_o0_is_the_network_itself_and_unknown_levels_are_refused():
     assert apply_amp(net, "O0") is net
     with pytest.raises(ValueError, match="unsupported AMP level 'O3'"):
         apply_amp(net, "O3")
+
+
+def test_amp_o2_keeps_every_norm_layer_float32():
+    net = nn.SequentialCell([nn.Conv2d(3, 8, 3), nn.SyncBatchNorm(8), nn.BatchNorm2d(8), nn.GroupNorm(2, 8),
+                             nn.Conv2d(8, 8, 1)])
+    names = [p.name for p in net.get_parameters()]
+    amp = apply_amp(net, "O2")
+    assert [p.name for p in amp.get_parameters()] == names
+    norms = [c for _, c in amp.cells_and_names() if isinstance(c, NORM_CELLS)]
+    convs = [c for _, c in amp.cells_and_names() if isinstance(c, nn.Conv2d)]
+    assert len(norms) == 3 and len(convs) == 2
+    assert all(c.get_flags().get("fp32") and not c.get_flags().get("fp16") for c in norms)
+    assert all(c.get_flags().get("fp16") for c in convs)
+    # MindSpore's own O2 list would leave SyncBatchNorm in float16: the reason for the custom list.
+    assert nn.SyncBatchNorm not in ms.amp.get_black_list()
