@@ -2,7 +2,7 @@
 file is one CheckpointError naming it; the ``names`` filter; a scalar entry) and the MindSpore model zoo's names
 (its PSPNet and its ResNet backbone mapped onto this network's by whole names, a file mixing spellings or holding
 an entry with no place refused in one bounded line, a file that does not fit named in its own spelling). The
-strict load and its hints: test_files.py; lying sizes and sliced tensors: tests/integration/test_hostile_models.py."""
+strict load and its hints: test_files.py; lying sizes and sliced tensors: tests/integration/test_hostile_checkpoints.py."""
 import logging
 
 import numpy as np
