@@ -478,3 +478,33 @@ def test_every_unit_test_file_is_named_after_a_module_of_its_folder():
         if not any(test.stem == s or test.stem.startswith(s + "_") for s in stems):
             stray.append(str(rel))
     assert not stray, f"test files named after no module of their folder: {stray}"
+
+
+# --- one import path per name -------------------------------------------------------------------------------------
+
+def _defined_names(path: Path) -> Set[str]:
+    """The names a module binds itself at its top level (functions, classes, assignments; in an if / try too)."""
+    names: Set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        for n in ast.walk(node) if isinstance(node, (ast.If, ast.Try)) else [node]:
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                names.add(n.name)
+            elif isinstance(n, (ast.Assign, ast.AnnAssign)):
+                for target in n.targets if isinstance(n, ast.Assign) else [n.target]:
+                    names.update(e.id for e in ast.walk(target) if isinstance(e, ast.Name))
+    return names
+
+
+def test_every_name_is_imported_from_the_module_that_defines_it():
+    """No re-exports: src/, tests/ and benchmarks/ import each name of src from the module that binds it (or import a
+    module from its package), so a test that patches a name patches the module that looks it up."""
+    modules = _modules()
+    defined = {m: _defined_names(p) for m, p in modules.items()}
+    wrong = []
+    for folder in ("src", "tests", "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in modules:
+                    wrong += [f"{path.relative_to(ROOT)}:{node.lineno} {a.name} from {node.module}" for a in node.names
+                              if a.name not in defined[node.module] and f"{node.module}.{a.name}" not in modules]
+    assert not wrong, "names imported from a module that only imports them itself: " + ", ".join(wrong)

@@ -29,8 +29,9 @@ from src.evaluation.pictures import save_or_stop
 from src.errors import has_control_chars, shown, shown_names
 from src.progress import Progress
 from src.evaluation.metrics import ConfusionMatrix, scores_from_matrix
-from src.evaluation.protocol import (Predict, Protocol, WindowPlan, check_working_set, combine_scales, full_batch,
+from src.evaluation.protocol import (Protocol, WindowPlan, check_working_set, combine_scales, full_batch,
                                       merge_windows, plan_windows, scaled_images)
+from src.runtime.types import Predict
 from src.evaluation.report import Gallery, write_report
 from src.runtime.backends import backend_from_extension, make_predict
 from src.outputs.atomic import free_bytes, output_writes

@@ -22,7 +22,8 @@ from src.errors import has_control_chars, shown, shown_names
 from src.progress import Progress
 from src.outputs.atomic import output_writes
 from src.outputs.folder import OutputFolder, as_folder
-from src.evaluation.protocol import Predict, Protocol, segment
+from src.evaluation.protocol import Protocol, segment
+from src.runtime.types import Predict
 
 logger = logging.getLogger(__name__)
 

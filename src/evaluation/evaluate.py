@@ -17,7 +17,8 @@ from src.data.labels import DatasetSpec, spec_of
 from src.system.distributed import allreduce_sum, shard
 from src.evaluation.metrics import ConfusionMatrix, Scores, format_table, scores_from_matrix
 from src.data.pipeline import build_val_pipeline, pipeline_error
-from src.evaluation.protocol import Predict, Protocol, protocol_from_config, run_batches, segment
+from src.evaluation.protocol import Protocol, protocol_from_config, run_batches, segment
+from src.runtime.types import Predict
 from src.evaluation.pictures import output_names, save_or_stop
 from src.evaluation.report import Gallery, write_report
 from src.runtime.backends import make_predict, ms_predict, read_sidecar

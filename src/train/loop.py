@@ -20,7 +20,7 @@ from src.errors import PSPNetError, TrainingError
 from src.evaluation.evaluate import evaluate_network
 from src.outputs.folder import OutputFolder
 from src.train.data_check import check_training_data, continued_class_weights
-from src.train.finetune import load_config_pretrained, load_pretrained, named_classes
+from src.train.finetune import load_config_pretrained, named_classes
 from src.train.lr import current_lrs, lr_tables, lrs_at
 from src.train.loss_window import Clock, LossWindow, first_non_finite
 from src.train.records import plot_curves, validation_due, validation_of, validation_protocol
@@ -28,8 +28,6 @@ from src.train.run_folder import CURVES_NAME, RunFolder
 from src.train.run_state import ResumePoint, RunCheckpoints, schedule_of
 from src.train.setup import (StepPlan, build_network, loss_scale_for, sink_steps, training_model, training_pyramid,
                              training_optimizer, training_step, validation_network)
-
-__all__ = ["Trainer", "TrainingError", "run_training", "sink_steps", "load_pretrained", "load_config_pretrained"]
 
 logger = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ def _zoo_names_of(ours):
 def _refusal(tmp_path, entries, load="strict"):
     """The one-line message loading ``entries`` gives, with the network checked unchanged."""
     from src.model.pspnet import PSPNet
-    from src.train.loop import load_pretrained
+    from src.train.finetune import load_pretrained
 
     path = save_checkpoint_atomic(arrays_to_entries(entries), tmp_path / "user.ckpt")
     net = PSPNet(classes=6, layers=14, width_divisor=16)

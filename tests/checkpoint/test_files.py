@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from checkpoint_cases import Tiny, _params, _refusal
-from src.checkpoint.files import (CLASS_NAMES_ENTRY, PYRAMID_ENTRY, CheckpointError, arrays_to_entries,
+from src.checkpoint.format import CheckpointError
+from src.checkpoint.files import (CLASS_NAMES_ENTRY, PYRAMID_ENTRY, arrays_to_entries,
                                   checksum_path, class_names_entry, load_checkpoint_strict, load_params_strict,
                                   match_parameters, non_finite_names, pyramid_entry, read_weights_and_state,
                                   save_checkpoint_atomic, saved_class_names, saved_pyramid, verify_checksum)

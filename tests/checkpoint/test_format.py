@@ -58,7 +58,7 @@ def test_the_model_zoos_backbone_loads_as_pretrained_through_a_name_map(tmp_path
     """resnet_deepbase.ckpt carries the zoo's ResNet cell names (conv1/bn1/.../down_sample_layer); every backbone
     tensor must land in this network's parameter of the same role, and an entry with no place is refused."""
     from src.model.pspnet import PSPNet
-    from src.train.loop import load_pretrained
+    from src.train.finetune import load_pretrained
 
     stem = {"0": "conv1", "1": "bn1", "3": "conv2", "4": "bn2", "6": "conv3", "7": "bn3"}
     ours = {n: v for n, v in tiny_pspnet_weights.items() if n.startswith("layer")}
@@ -90,7 +90,7 @@ def test_one_weight_under_two_spellings_refuses_the_file(tmp_path, tiny_pspnet_w
     loading by name cannot choose, so the file is refused naming ours as the odd one (it used to keep whichever
     came last)."""
     from src.model.pspnet import PSPNet
-    from src.train.loop import load_pretrained
+    from src.train.finetune import load_pretrained
 
     stem = {"0": "conv1", "1": "bn1", "3": "conv2", "4": "bn2", "6": "conv3", "7": "bn3"}
     zoo = {}

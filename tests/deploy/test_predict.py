@@ -32,7 +32,7 @@ def test_predict_writes_masks_of_image_size_with_palette(trained, tmp_path):
 def test_predict_skips_special_files_and_keeps_every_output_apart(trained, tmp_path):
     import os
 
-    from src.deploy.predict import output_names
+    from src.evaluation.pictures import output_names
 
     cfg, ckpt, _ = trained
     from src.runtime.backends import make_predict

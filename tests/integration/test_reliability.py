@@ -268,7 +268,7 @@ def test_every_project_error_shares_one_base():
     from src.runtime.backends import BackendError
     from src.outputs.errors import OutputExistsError, RunLockedError
     from src.deploy.export import ExportError
-    from src.train.loop import TrainingError
+    from src.errors import TrainingError
 
     for cls in (C, ConfigError, ConversionError, DataError, DeviceError, BackendError, OutputExistsError, RunLockedError,
                 ExportError, PthError, TrainingError, OutputPathError):

@@ -13,7 +13,8 @@ from src.checkpoint.files import arrays_to_entries, save_checkpoint_atomic
 from src.checkpoint.format import CheckpointError, read_checkpoint
 from src.train.run_state import epoch_checkpoints
 from src.data.dataset import DataError
-from src.train.loop import Trainer, TrainingError
+from src.errors import TrainingError
+from src.train.loop import Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,8 @@ from src.data.labels import VOC_CLASSES
 from src.model.pspnet import PSPNet
 from src.outputs.folder import OutputFolder
 from src.train.finetune import named_classes
-from src.train.loop import Trainer, load_pretrained
+from src.train.finetune import load_pretrained
+from src.train.loop import Trainer
 from src.train.lr import build_optimizer
 from src.train.run_state import RunCheckpoints, TrainState, load_train_state, save_train_checkpoint
 

@@ -9,7 +9,8 @@ from helpers import ANY_CLASS_MAY_BE_ABSENT, make_shapes, tiny_config
 from src.checkpoint.format import read_checkpoint
 from src.evaluation.metrics import ConfusionMatrix
 from src.train.run_state import epoch_checkpoints
-from src.train.loop import Trainer, TrainingError
+from src.errors import TrainingError
+from src.train.loop import Trainer
 from src.train.loss_window import Clock, LossWindow
 from src.train.lr import poly_lr
 from src.train.records import MetricsLog

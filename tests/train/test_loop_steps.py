@@ -11,7 +11,8 @@ from helpers import tiny_config
 from src.config import ConfigError
 from src.train import loop as loop_mod
 from src.train.run_state import epoch_checkpoints
-from src.train.loop import Trainer, TrainingError
+from src.errors import TrainingError
+from src.train.loop import Trainer
 from src.train.loss_window import LossWindow
 from src.train.records import MetricsLog
 
