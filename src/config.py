@@ -176,6 +176,7 @@ class DataConfig:
     reduce_zero_label: bool = False  # label 0 = unlabeled (ignored); 1..N are classes 0..N-1 (mmseg's option)
     allow_absent_classes: List[str] = field(default_factory=list)  # classes that may have no training pixel
     class_colors: List[List[int]] = field(default_factory=list)  # custom sets: [r, g, b] per class (fix colors)
+    ignore_colors: List[List[int]] = field(default_factory=list)  # [r, g, b] colours meaning unlabeled (fix colors)
 
 
 @dataclass
@@ -685,20 +686,13 @@ def _validate_labels(d: DataConfig, t: TrainConfig, src: str) -> None:
                           f"the shift would apply twice; remove data.reduce_zero_label (it is for custom data)")
     if d.reduce_zero_label and d.classes >= 255:
         raise ConfigError(f"{src}: data.reduce_zero_label reads values 1..{d.classes} as classes: at most 254")
-    if d.class_colors:
-        if len(d.class_colors) != d.classes:
-            raise ConfigError(f"{src}: data.class_colors has {len(d.class_colors)} colours for {d.classes} classes "
-                              f"(one [r, g, b] per class)")
-        for i, c in enumerate(d.class_colors):
-            if len(c) != 3 or any(not 0 <= v <= 255 for v in c):
-                raise ConfigError(f"{src}: data.class_colors[{i}] must be [r, g, b] with values 0-255, got "
-                                  f"{_show(c)}")
-        seen: Dict[tuple, int] = {}
-        for i, c in enumerate(d.class_colors):
-            if tuple(c) in seen:
-                raise ConfigError(f"{src}: data.class_colors[{i}] repeats the colour of class {seen[tuple(c)]} "
-                                  f"({', '.join(map(str, c))}); each class needs its own colour")
-            seen[tuple(c)] = i
+    if d.class_colors and len(d.class_colors) != d.classes:
+        raise ConfigError(f"{src}: data.class_colors has {len(d.class_colors)} colours for {d.classes} classes "
+                          f"(one [r, g, b] per class)")
+    if d.ignore_colors and not d.class_colors:
+        raise ConfigError(f"{src}: data.ignore_colors needs data.class_colors (one [r, g, b] per class): both are "
+                          f"what `prepare check --fix colors` maps RGB masks by")
+    _check_colors(src, d.class_colors, d.ignore_colors)
     if d.class_names and d.allow_absent_classes:
         unknown = [n for n in d.allow_absent_classes if n not in d.class_names]
         if unknown:
@@ -706,6 +700,19 @@ def _validate_labels(d: DataConfig, t: TrainConfig, src: str) -> None:
                               f"data.class_names")
     _validate_class_weights(t.class_weights, d.classes, src)
 
+
+
+def _check_colors(src: str, class_colors: List[List[int]], ignore_colors: List[List[int]]) -> None:
+    """Each colour of data.class_colors and data.ignore_colors is [r, g, b] in 0-255, and names one meaning."""
+    seen: Dict[tuple, str] = {}
+    for key, colors in (("class_colors", class_colors), ("ignore_colors", ignore_colors)):
+        for i, c in enumerate(colors):
+            if len(c) != 3 or any(not 0 <= v <= 255 for v in c):
+                raise ConfigError(f"{src}: data.{key}[{i}] must be [r, g, b] with values 0-255, got {_show(c)}")
+            if tuple(c) in seen:
+                raise ConfigError(f"{src}: data.{key}[{i}] repeats the colour of {seen[tuple(c)]} "
+                                  f"({', '.join(map(str, c))}); each colour means one class, or unlabeled")
+            seen[tuple(c)] = f"class {i}" if key == "class_colors" else f"data.ignore_colors[{i}]"
 
 def _validate_class_weights(w, classes: int, src: str) -> None:
     """``train.class_weights``: none, auto, or one finite weight from 0 to 1e6 per class, not all 0."""

@@ -61,6 +61,34 @@ def test_fix_colors_maps_the_table_and_refuses_an_unlisted_colour(tmp_path):
         fix_command(str(_config(tmp_path, root, classes=3)), "colors", str(tmp_path / "f4"))
 
 
+
+def test_fix_colors_reads_ignore_colors_as_unlabeled_and_each_colour_means_one_thing(tmp_path):
+    """VOC-style colour masks: the void boundary colour (224, 224, 192) listed in data.ignore_colors becomes
+    data.ignore_label in the copies (not a class of its own); a colour both a class and ignored is refused."""
+    root = tmp_path / "d"
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[:4] = (200, 0, 0)
+    rgb[4] = (224, 224, 192)
+    _photos(root, [rgb, rgb, rgb])
+    _listed(root, 3, 2)
+    table = [[0, 0, 0], [200, 0, 0]]
+    fix_command(str(_config(tmp_path, root, class_colors=table, ignore_colors=[[224, 224, 192]], ignore_label=250)),
+                "colors", str(tmp_path / "fixed"))
+    fixed = load_config(tmp_path / "fixed" / "config.yaml")
+    samples = read_list(os.path.join(fixed.data.data_root, "val.txt"), fixed.data.data_root)
+    _, label = load_sample(samples[0], spec_of(fixed.data), 2)
+    want = np.zeros((8, 8), np.uint8)
+    want[:4], want[4] = 1, 250
+    np.testing.assert_array_equal(label, want)
+    with pytest.raises(DataError, match=r"224, 224, 192 that data.class_colors does not list.*data.ignore_colors"):
+        fix_command(str(_config(tmp_path, root, class_colors=table)), "colors", str(tmp_path / "f2"))
+    with pytest.raises(ConfigError, match=r"data.ignore_colors\[0\] repeats the colour of class 1 \(200, 0, 0\)"):
+        load_config(_config(tmp_path, root, class_colors=table, ignore_colors=[[200, 0, 0]]))
+    with pytest.raises(ConfigError, match=r"data.ignore_colors\[1\] must be \[r, g, b\] with values 0-255"):
+        load_config(_config(tmp_path, root, class_colors=table, ignore_colors=[[1, 2, 3], [1, 2, 256]]))
+    with pytest.raises(ConfigError, match="data.ignore_colors needs data.class_colors"):
+        load_config(_config(tmp_path, root, ignore_colors=[[224, 224, 192]]))
+
 def test_a_fix_never_writes_over_the_masks_it_reads_even_with_overwrite(tmp_path):
     root = tmp_path / "d"
     photos, masks = _photos(root, _binary_masks())

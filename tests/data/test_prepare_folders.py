@@ -48,3 +48,27 @@ def test_folders_refuse_images_that_are_the_masks_and_name_rare_classes(tmp_path
     (root / "val.txt").write_text("photos/p0.jpg\tmasks/p0.png\n")
     lines, _ = check_command(str(_config(tmp_path, root, classes=3)), "train", None, None, "custom", None)
     assert "class class_2 has 1 pixel(s)" in "\n".join(lines)
+
+
+def test_colour_masks_with_vocs_void_colour_read_it_as_unlabeled(tmp_path):
+    """RGB masks drawn in PASCAL VOC's colours: the void boundary colour is not counted as a class; the written
+    config lists it in data.ignore_colors, and --fix colors makes it data.ignore_label."""
+    from src.data.prepare import fix_command
+
+    masks = []
+    for i in range(4):
+        m = np.zeros((6, 6, 3), np.uint8)
+        m[:3] = (128, 0, 0)
+        m[3, i:] = (224, 224, 192)
+        masks.append(m)
+    photos, mask_dir = _photos(tmp_path / "mine", masks)
+    summary = prepare_folders(str(photos), str(mask_dir), str(tmp_path / "ds"), val_fraction=0.25)
+    cfg = load_config(tmp_path / "ds" / "config.yaml")
+    assert summary["classes"] == cfg.data.classes == 2
+    assert cfg.data.class_colors == [[0, 0, 0], [128, 0, 0]] and cfg.data.ignore_colors == [[224, 224, 192]]
+    assert any("void colour" in n for n in summary["notes"])
+    fix_command(str(tmp_path / "ds" / "config.yaml"), "colors", str(tmp_path / "fixed"))
+    fixed = load_config(tmp_path / "fixed" / "config.yaml")
+    sample = read_list(os.path.join(fixed.data.data_root, "train.txt"), fixed.data.data_root)[0]
+    label = np.array(Image.open(sample.label))
+    assert sorted(np.unique(label).tolist()) == [0, 1, cfg.data.ignore_label] and (label[3] != 1).all()

@@ -234,7 +234,8 @@ def fix_command(config: str, kind: str, out: str, overwrite: bool = False,
     splits = {name: read_list(_in_root(d.data_root, lst), d.data_root)
               for name, lst in (("train", d.train_list), ("val", d.val_list))}
     spec = spec_of(d)
-    colors = {tuple(c): i for i, c in enumerate(d.class_colors)}
+    colors = {tuple(c): d.ignore_label for c in d.ignore_colors}  # unlabeled: the loss and the scores skip them
+    colors.update({tuple(c): i for i, c in enumerate(d.class_colors)})
     palette = spec.palette
     written = 0
     _refuse_writing_over_inputs(out_path, splits, d.data_root,
@@ -320,7 +321,7 @@ def _fixed_mask(sample: Sample, kind: str, colors: Dict[tuple, int]) -> np.ndarr
     if unknown:
         raise DataError(f"{where}: label {path} has colour(s) {'; '.join(unknown[:5])}"
                         f"{' ...' if len(unknown) > 5 else ''} that data.class_colors does not list; add each "
-                        f"colour to its class (or paint those pixels with a listed colour)")
+                        f"colour to its class, or to data.ignore_colors where it marks unlabeled pixels")
     return lut[inverse].reshape(rgb.shape[:2]).astype(np.uint8)
 
 
@@ -448,6 +449,23 @@ def _mask_values(paths: Sequence[Path]) -> Tuple[List[int], List[Tuple[int, int,
     return sorted(values), sorted(colors)
 
 
+
+VOID_COLOR = (224, 224, 192)  # PASCAL VOC's colour for object boundaries and unclear pixels: unlabeled, not a class
+
+
+def _colour_classes(d: DataConfig, colors: List[Tuple[int, int, int]]) -> List[str]:
+    """data.class_colors (and data.ignore_colors: VOC's void colour) from the colours RGB masks hold; the notes."""
+    classes = [c for c in colors if tuple(c) != VOID_COLOR]
+    d.classes = max(len(classes), 2)
+    d.class_colors = [list(c) for c in classes] + ([[255, 255, 254]] if len(classes) < 2 else [])
+    d.ignore_colors = [list(VOID_COLOR)] if len(classes) < len(colors) else []
+    notes = [f"the masks are RGB colour masks with {len(classes)} class colour(s), one class each (in data."
+             f"class_colors): write index copies with `prepare check --config THIS --fix colors --out DIR`"]
+    if d.ignore_colors:
+        notes.append(f"{', '.join(map(str, VOID_COLOR))} is PASCAL VOC's void colour (boundaries, unclear pixels): "
+                     f"it is read as unlabeled (data.ignore_colors); move it to data.class_colors if it is a class")
+    return notes
+
 def _folders_config(values: List[int], colors: List[Tuple[int, int, int]], out: Path) -> Tuple[Config, List[str]]:
     """The config ``prepare folders`` writes, and the notes on what the masks looked like."""
     cfg = Config(source=str(out / "config.yaml"))
@@ -456,10 +474,7 @@ def _folders_config(values: List[int], colors: List[Tuple[int, int, int]], out: 
     cfg.train.save_dir = str(out / "run")
     notes: List[str] = []
     if colors:
-        d.classes = max(len(colors), 2)
-        d.class_colors = [list(c) for c in colors] + ([[255, 255, 254]] if len(colors) < 2 else [])
-        notes.append(f"the masks are RGB colour masks with {len(colors)} colour(s), one class each (in data."
-                     f"class_colors): write index copies with `prepare check --config THIS --fix colors --out DIR`")
+        notes += _colour_classes(d, colors)
     else:
         classes = [v for v in values if v != d.ignore_label]
         if set(values) <= {0, 255}:
