@@ -7,6 +7,7 @@ import errno
 import hashlib
 import json
 import os
+import time
 
 import pytest
 
@@ -61,11 +62,32 @@ def test_nothing_is_written_appended_or_emptied_through_a_symbolic_link(tmp_path
     with pytest.raises(OutputPathError, match="log file .*out.txt is a symbolic link"):
         open_append(link)
     for write in (append_line, clear_log):
-        with pytest.raises(OSError) as info:
+        with pytest.raises(OutputPathError, match=r"out.txt: cannot (append to|open) it \(a symbolic link\)"):
             write(link, "x") if write is append_line else write(link)
-        assert info.value.errno == errno.ELOOP
     assert victim.read_text() == "precious" and link.is_symlink()
 
+
+
+def test_a_fifo_or_a_hard_link_at_a_log_files_name_is_refused_without_waiting_or_truncating(tmp_path):
+    """The log writers check the open file: a FIFO is refused at once (a write-only open would wait for a reader
+    forever), a user's file linked under a log's name is never emptied or appended to (O_TRUNC at open would have
+    emptied it before any check)."""
+    os.mkfifo(tmp_path / "fifo.log")
+    precious = tmp_path / "notes.txt"
+    precious.write_text("precious")
+    os.link(precious, tmp_path / "linked.log")
+    start = time.monotonic()
+    for write in (open_append, clear_log, lambda p: append_line(p, "x")):
+        with pytest.raises(OutputPathError, match="fifo.log .*not a regular file"):
+            write(tmp_path / "fifo.log")
+        with pytest.raises(OutputPathError, match="linked.log .*(linked under|another name)"):
+            write(tmp_path / "linked.log")
+    assert time.monotonic() - start < 10 and precious.read_text() == "precious"
+    log = open_append(tmp_path / "run.log")
+    log.write("a line\n")
+    log.close()
+    clear_log(tmp_path / "run.log")
+    assert (tmp_path / "run.log").read_text() == ""
 
 def test_appends_are_whole_lines_and_a_cut_line_is_ended_first(tmp_path):
     log = tmp_path / "m.jsonl"
