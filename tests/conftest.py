@@ -77,3 +77,21 @@ def exported(trained):
         out[fmt] = export_model(cfg.model, cfg.data.classes, str(ckpt), fmt, 2, 33, 33, str(tmp / "exp" / "m"),
                                 mean=cfg.data.mean, std=cfg.data.std)
     return out
+
+
+@pytest.fixture
+def root_logging(monkeypatch):
+    """The root logger as the test found it, given back after (the cli's main() and logging_setup reconfigure it
+    for the whole process), and no launcher variables (PSPNET_*) around the test."""
+    import logging
+
+    for var in ("PSPNET_PID_DIR", "PSPNET_LAUNCHER"):
+        monkeypatch.delenv(var, raising=False)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield root
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)

@@ -5,7 +5,6 @@ for a PSPNetError) with its log files closed whatever happened. The commands' bo
 they wire together; GLOG_v and MindSpore's import order are tests/test_cli_native_logs.py."""
 import argparse
 import contextlib
-import logging
 import os
 import tempfile
 from types import SimpleNamespace
@@ -16,21 +15,6 @@ from src.cli import COMMANDS, Command, _model_path, _pth_as_checkpoint, bind_to_
     device_overrides, main
 from src.config import ConfigError
 from src.errors import PSPNetError
-
-
-@pytest.fixture
-def root_logging(monkeypatch):
-    """main() reconfigures the root logger for the process: give it back as it was; no launcher variables."""
-    for var in ("PSPNET_PID_DIR", "PSPNET_LAUNCHER"):
-        monkeypatch.delenv(var, raising=False)
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield root
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 def test_python_m_src_offers_every_command_and_each_has_its_own_parser():

@@ -4,22 +4,7 @@ end (add_log_stream, close_log_files)."""
 import logging
 import re
 
-import pytest
-
 from src.system.logging_setup import add_log_stream, close_log_files, log_file_name, setup_logging
-
-
-@pytest.fixture
-def root_logging():
-    """The root logger as the test found it (these functions reconfigure it for the whole process)."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield root
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 def test_rank_0_keeps_the_name_and_other_ranks_get_their_own():
