@@ -158,29 +158,30 @@ def append_line(path: str | os.PathLike, line: str) -> None:
     _append_record(None, str(path), line)
 
 
-def _open_log_file(path: str | os.PathLike) -> int:
-    """A descriptor appending to the log file ``path``, checked on the open file: opened without following a link
-    or waiting on a FIFO, and refused unless it is a regular file with no other name (nothing is truncated or
-    written before that check)."""
-    try:  # read-write: a FIFO opens at once (and is refused below) where write-only would wait or fail
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                     _umask_mode())
+def _open_for_append(name: str | os.PathLike, dir_fd: Optional[int] = None) -> int:
+    """A descriptor appending to the file ``name`` (of the folder ``dir_fd``; a log or a manifest), checked on the
+    open file: opened without following a link or waiting on a FIFO (read-write: a FIFO opens at once, and is
+    refused, where write-only would wait or fail), and refused unless it is a regular file with no other name;
+    nothing is truncated or written before that check."""
+    try:
+        fd = os.open(name, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     _umask_mode(), dir_fd=dir_fd)
     except OSError as exc:
-        raise OutputPathError(f"log file {shown(path, 300)}: cannot open it ("
+        raise OutputPathError(f"{shown(name, 300)}: cannot append to it ("
                               f"{'a symbolic link' if exc.errno == errno.ELOOP else exc.strerror})") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
         os.close(fd)
-        raise OutputPathError(f"log file {shown(path, 300)} is " + ("not a regular file (a FIFO?)" if not
-                              stat.S_ISREG(st.st_mode) else "linked under another name") + "; this program never "
-                              "makes one: move it away")
+        raise OutputPathError(f"{shown(name, 300)} is not a regular file (a FIFO?); this program never makes one: "
+                              f"remove it" if not stat.S_ISREG(st.st_mode) else f"{shown(name, 300)} has another "
+                              f"name linked to it: not a file this program keeps; it is left as it is: move it away")
     os.set_blocking(fd, True)
     return fd
 
 
 def clear_log(path: str | os.PathLike) -> None:
     """Empty a log file in place (its inode, which records it as this run's, stays); never through a link."""
-    fd = _open_log_file(path)
+    fd = _open_for_append(path)
     try:
         os.ftruncate(fd, 0)
     finally:
@@ -192,7 +193,7 @@ def open_append(path: str | os.PathLike) -> IO[str]:
     path = Path(path)
     refuse_link(path, "log file")
     path.parent.mkdir(parents=True, exist_ok=True)
-    stream = os.fdopen(_open_log_file(path), "a", encoding="utf-8", buffering=1)
+    stream = os.fdopen(_open_for_append(path), "a", encoding="utf-8", buffering=1)
     stream.buffer.raw.name = str(path)  # its name, not the descriptor's number, in messages
     return stream
 
@@ -236,21 +237,11 @@ def _append_record(dir_fd: Optional[int], name: str, line: str) -> None:
     """Append one whole line to the file ``name`` of the folder ``dir_fd`` (a manifest or a log): never through a
     link, never blocking on a FIFO; a line an earlier failure cut short is ended first, and a short write is
     continued until the line is whole."""
+    fd = _open_for_append(name, dir_fd)
     try:
-        fd = os.open(name, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                     _umask_mode(), dir_fd=dir_fd)
-    except OSError as exc:
-        raise OutputPathError(f"{shown(name, 300)}: cannot append to it ("
-                              f"{'a symbolic link' if exc.errno == errno.ELOOP else exc.strerror})") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise OutputPathError(f"{name} is not a regular file (a FIFO?); this program never makes one: remove it")
-        if st.st_nlink > 1:
-            raise OutputPathError(f"{name} has another name linked to it: not a file this program keeps; it is left "
-                                  f"as it is: move it away")
         data = (line.rstrip("\n") + "\n").encode("utf-8")
-        if st.st_size and os.pread(fd, 1, st.st_size - 1) != b"\n":
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
             data = b"\n" + data
         _write_all(fd, data)
     finally:
