@@ -298,14 +298,29 @@ def read_raw_label(path: str, spec: DatasetSpec, where: str = "") -> np.ndarray:
 def read_label(path: str, spec: DatasetSpec, where: str = "") -> np.ndarray:
     """Read a label file as (H, W) uint8 class indices, ``spec.ignore_label`` where no class is given.
 
-    :func:`read_raw_label`, then the dataset's label map (ADE20K shift, Cityscapes trainIds, reduce_zero_label).
+    :func:`read_raw_label`, :func:`check_label_values`, then the dataset's label map (ADE20K shift, Cityscapes
+    trainIds, reduce_zero_label).
     """
-    return spec.map_label(read_raw_label(path, spec, where))
+    raw = read_raw_label(path, spec, where)
+    check_label_values(raw, spec, path, where)
+    return spec.map_label(raw)
+
+
+DATASET_FILE_HINTS = {  # what the named data sets' label files hold, and the mistake a value outside it shows
+    "cityscapes": " (Cityscapes' *_gtFine_labelIds.png files hold ids 0..33, mapped to the 19 trainIds when read; "
+                  "a 255 marks a *_labelTrainIds.png file, already mapped: list the labelIds files, as `prepare "
+                  "cityscapes` does, or read trainId masks as data.dataset custom with data.classes 19)",
+    "ade20k": " (ADEChallengeData2016's annotation files hold 0 (other) and the classes as 1..150, shifted when "
+              "read; a 255 marks labels already shifted to 0..149: read those as data.dataset custom with "
+              "data.classes 150)",
+}
 
 
 def label_value_hint(values: Sequence[int], spec: DatasetSpec) -> str:
     """Why a label may hold the out-of-range ``values`` (file values), and the fix: '' when no cause is known."""
     values = sorted(set(int(v) for v in values))
+    if spec.name in DATASET_FILE_HINTS:
+        return DATASET_FILE_HINTS[spec.name]
     if spec.reduce_zero_label:
         return ""
     if values == [spec.classes]:

@@ -112,9 +112,14 @@ def _zero_reduced(label: np.ndarray, ignore_label: int) -> np.ndarray:
     return out.astype(np.uint8)
 
 
+CITYSCAPES_MAX_LABEL_ID = 33  # labelIds files hold 0..33; 255 marks a labelTrainIds file (already mapped)
+
+
 def cityscapes_map(label: np.ndarray, ignore_label: int) -> np.ndarray:
-    """Cityscapes labelIds -> the 19 trainIds, everything else the ignore value."""
+    """Cityscapes labelIds -> the 19 trainIds, the other ids the ignore value; a value no labelIds file holds
+    (34..255) becomes one that is neither a class nor the ignore value, so the value check refuses the file."""
     lut = np.full(256, ignore_label, dtype=np.uint8)
+    lut[CITYSCAPES_MAX_LABEL_ID + 1:] = 254 if ignore_label == 255 else 255
     for label_id, train_id in CITYSCAPES_LABEL_TO_TRAIN.items():
         lut[label_id] = train_id
     return lut[label]
