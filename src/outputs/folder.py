@@ -574,9 +574,11 @@ class OutputFolder:
         self.claim(name, kind="log")
         with self._dir(name) as (dir_fd, leaf):
             fd = os.open(leaf, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:  # a link of the user's to the log would grow with it
             os.close(fd)
-            raise OutputPathError(f"{self.root / name} is not a regular file; not written")
+            raise OutputPathError(f"{self.root / name} " + ("is not a regular file" if not stat.S_ISREG(st.st_mode)
+                                  else "has another name linked to it (a file of yours?)") + "; not written")
         stream = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
         stream.buffer.raw.name = str(self.root / name)  # its name, not the descriptor's number, in messages
         self.written.add(name)

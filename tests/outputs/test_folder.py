@@ -86,6 +86,20 @@ def test_a_childs_file_is_adopted_a_link_recorded_and_a_log_continued(tmp_path):
     assert read_manifest(tmp_path)["run.log"]["kind"] == "log"
 
 
+
+def test_a_users_hard_link_to_a_log_stops_the_log_from_being_continued(tmp_path):
+    """A run's log that the user linked elsewhere (ln train.log mine.txt) is not appended to on the next run: the
+    user's name would grow with it."""
+    with OutputFolder(tmp_path / "run", "--out", "eval") as folder:
+        log = folder.open_log("eval.log")
+        log.write("first run\n")
+        log.close()
+    os.link(tmp_path / "run" / "eval.log", tmp_path / "mine.txt")
+    with OutputFolder(tmp_path / "run", "--out", "eval", overwrite=True) as folder:
+        with pytest.raises(OutputPathError, match="eval.log has another name linked to it"):
+            folder.open_log("eval.log")
+    assert (tmp_path / "mine.txt").read_text() == "first run\n"
+
 def test_only_this_programs_own_temporaries_are_cleaned_up(tmp_path):
     with OutputFolder(tmp_path, "--out", "eval") as folder:
         folder.put_text("a.txt", "A")
