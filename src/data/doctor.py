@@ -193,9 +193,9 @@ def mask_kind(scan: ListScan, spec: DatasetSpec) -> str:
     if not spec.reduce_zero_label and spec.ignore_label == 255 and present == {0, 255} and spec.classes >= 2 \
             and spec.label_map(np.array([[0, 255]], np.uint8), 255).tolist() == [[0, 255]]:
         return "binary_255"
-    if not spec.reduce_zero_label and 0 in present and spec.classes in present and \
-            all(v <= spec.classes or v == spec.ignore_label for v in present) and \
-            value_map(spec)[spec.classes] == spec.classes:
+    if not spec.reduce_zero_label and spec.ignore_label != spec.classes and 0 in present and \
+            spec.classes in present and all(v <= spec.classes or v == spec.ignore_label for v in present) and \
+            value_map(spec)[spec.classes] == spec.classes:  # (N is the ignore value itself where ignore_label is N)
         return "zero_unlabeled"
     return "index"
 

@@ -158,3 +158,13 @@ def test_the_scan_fingerprint_follows_the_list_the_masks_and_how_labels_are_read
     assert changed != first
     (tmp_path / "l.txt").write_text("photos/p0.jpg masks/p0.png\n")
     assert scan_fingerprint(str(tmp_path / "l.txt"), str(tmp_path), spec, samples) not in (first, changed)
+
+
+def test_an_ignore_value_equal_to_the_class_count_is_not_taken_for_an_extra_class(tmp_path):
+    """data.ignore_label N with N classes: masks of 0..N-1 and N are classes plus unlabeled pixels, not '0..N with 0
+    unlabeled' (the doctor and training once refused the copies --fix wrote with that ignore value)."""
+    root = tmp_path / "z"
+    _photos(root, [np.array([[0, 1], [2, 2]], np.uint8)] * 3)
+    _listed(root, 3, 2)
+    lines, clean = check_command(str(_config(tmp_path, root, ignore_label=2)), "both", None, None, "custom", None)
+    assert clean and "zero_unlabeled" not in "\n".join(lines)

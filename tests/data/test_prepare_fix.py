@@ -107,3 +107,29 @@ def test_a_fix_never_writes_over_the_masks_it_reads_even_with_overwrite(tmp_path
         fix_command(str(other), "binary", str(root), overwrite=True)
     assert _digests(masks) == before and not (root / "config.yaml").exists()
     assert not (root / "masks" / "masks").exists()
+
+
+def test_fix_colors_refuses_index_masks_and_its_copies_drop_reduce_zero_label(tmp_path):
+    """A second --fix colors over the copies the first wrote (palette PNGs) is refused: read through the palette,
+    their ignore index turned into a class. The copies hold class indices themselves, so their config sets
+    data.reduce_zero_label false (kept, every class was read one lower and the background ignored)."""
+    root = tmp_path / "d"
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[:4] = (255, 255, 255)
+    rgb[4] = (224, 224, 192)
+    _photos(root, [rgb, rgb, rgb])
+    _listed(root, 3, 2)
+    cfg = _config(tmp_path, root, class_colors=[[0, 0, 0], [255, 255, 255]], ignore_colors=[[224, 224, 192]],
+                  reduce_zero_label=True)
+    lines = fix_command(str(cfg), "colors", str(tmp_path / "fixed"))
+    assert any("sets data.reduce_zero_label false" in line for line in lines)
+    fixed = load_config(tmp_path / "fixed" / "config.yaml")
+    assert fixed.data.reduce_zero_label is False
+    samples = read_list(os.path.join(fixed.data.data_root, "train.txt"), fixed.data.data_root)
+    _, label = load_sample(samples[0], spec_of(fixed.data), 2)
+    want = np.zeros((8, 8), np.uint8)
+    want[:4], want[4] = 1, 255
+    np.testing.assert_array_equal(label, want)
+    with pytest.raises(DataError, match=r"already holds class indices \(a palette PNG"):
+        fix_command(str(tmp_path / "fixed" / "config.yaml"), "colors", str(tmp_path / "again"))
+    assert not (tmp_path / "again" / "config.yaml").exists()

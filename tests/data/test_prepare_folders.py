@@ -72,3 +72,14 @@ def test_colour_masks_with_vocs_void_colour_read_it_as_unlabeled(tmp_path):
     sample = read_list(os.path.join(fixed.data.data_root, "train.txt"), fixed.data.data_root)[0]
     label = np.array(Image.open(sample.label))
     assert sorted(np.unique(label).tolist()) == [0, 1, cfg.data.ignore_label] and (label[3] != 1).all()
+
+
+def test_colour_masks_of_the_void_colour_alone_give_a_config_that_loads(tmp_path):
+    """Masks holding only VOC's void colour (and one class colour, or none): the config still names 2 classes and
+    2 colours (placeholders no mask holds), so it loads and the doctor can say what is missing."""
+    void = np.full((6, 6, 3), (224, 224, 192), np.uint8)
+    photos, mask_dir = _photos(tmp_path / "mine", [void] * 3)
+    prepare_folders(str(photos), str(mask_dir), str(tmp_path / "ds"))
+    cfg = load_config(tmp_path / "ds" / "config.yaml")
+    assert cfg.data.classes == len(cfg.data.class_colors) == 2 and cfg.data.ignore_colors == [[224, 224, 192]]
+    assert [224, 224, 192] not in cfg.data.class_colors

@@ -262,6 +262,8 @@ def fix_command(config: str, kind: str, out: str, overwrite: bool = False,
                         + config_yaml(fixed_cfg))
     return [f"wrote {written} fixed masks ({kind}) under {out_path / 'masks'}, train.txt ({len(lists['train'])}), "
             f"val.txt ({len(lists['val'])}) and config.yaml; your masks were only read",
+            *(["the copies hold the class indices themselves: config.yaml sets data.reduce_zero_label false"]
+              if d.reduce_zero_label else []),
             f"next: python -m src prepare check --config {out_path / 'config.yaml'}",
             f"then: python train.py --config {out_path / 'config.yaml'}"]
 
@@ -310,7 +312,10 @@ def _fixed_mask(sample: Sample, kind: str, colors: Dict[tuple, int]) -> np.ndarr
             raise DataError(f"{where}: label {path} holds values {values[:10]} besides 0 and 255: it is not a 0/255 "
                             f"binary mask; --fix binary maps only 255 -> 1")
         return (raw == 255).astype(np.uint8)
-    rgb = read_rgb_mask(path, where)
+    mode, rgb = label_image(path, f"{where}: ", rgb=True)
+    if mode in ("P", "L", "1"):  # a second fix over its own copies read index 255 through the palette as a class
+        raise DataError(f"{where}: label {path} already holds class indices (a {'palette' if mode == 'P' else 'gray'} "
+                        f"PNG, as --fix writes them): --fix colors converts RGB colour masks; list these as they are")
     flat = rgb.reshape(-1, 3)
     codes = (flat[:, 0].astype(np.int64) << 16) | (flat[:, 1].astype(np.int64) << 8) | flat[:, 2]
     found, inverse = np.unique(codes, return_inverse=True)
@@ -337,6 +342,7 @@ def _absolute_config(cfg: Config, data_root: Path) -> Config:
     new = copy.deepcopy(cfg)
     new.data.data_root, new.data.train_list, new.data.val_list = str(data_root), "train.txt", "val.txt"
     new.data.dataset = "custom" if new.data.dataset not in ("custom", "synthetic") else new.data.dataset
+    new.data.reduce_zero_label = False  # the copies hold the class indices themselves: no second shift
     if not new.data.class_names:
         new.data.class_names = list(spec_of(cfg.data).class_names)
     for section, key in (("train", "save_dir"), ("eval", "save_dir"), ("eval", "model_path"),
@@ -457,7 +463,8 @@ def _colour_classes(d: DataConfig, colors: List[Tuple[int, int, int]]) -> List[s
     """data.class_colors (and data.ignore_colors: VOC's void colour) from the colours RGB masks hold; the notes."""
     classes = [c for c in colors if tuple(c) != VOID_COLOR]
     d.classes = max(len(classes), 2)
-    d.class_colors = [list(c) for c in classes] + ([[255, 255, 254]] if len(classes) < 2 else [])
+    fillers = [[255, 255, 254], [254, 255, 255]]  # colours no mask holds: the 2 classes a config needs at least
+    d.class_colors = [list(c) for c in classes] + fillers[:max(0, 2 - len(classes))]
     d.ignore_colors = [list(VOID_COLOR)] if len(classes) < len(colors) else []
     notes = [f"the masks are RGB colour masks with {len(classes)} class colour(s), one class each (in data."
              f"class_colors): write index copies with `prepare check --config THIS --fix colors --out DIR`"]
