@@ -190,7 +190,7 @@ def _command_folder(path, what: str, command: str, overwrite: bool, rank: int = 
     """Rank 0's output folder, locked for the whole command (None on other ranks), with the command's log
     file in it: ``<log>`` for rank 0, ``<stem>.rank<N>`` beside it for the others."""
     from src.system.logging_setup import add_log_stream, log_file_name
-    from src.outputs.atomic import open_append
+    from src.outputs.atomic import claim_rank_file, open_append
     from src.outputs.folder import OutputFolder
 
     folder = None
@@ -199,7 +199,8 @@ def _command_folder(path, what: str, command: str, overwrite: bool, rank: int = 
             OutputFolder(path, what, command, overwrite).__enter__()
     try:
         if log:
-            stream = folder.open_log(log) if folder is not None else open_append(Path(path) / log_file_name(log, rank))
+            stream = folder.open_log(log) if folder is not None else \
+                open_append(claim_rank_file(Path(path) / log_file_name(log, rank), fresh=False))
             add_log_stream(stream, rank)
             logger.info("log file: %s", stream.name)
         yield folder

@@ -179,6 +179,40 @@ def _open_for_append(name: str | os.PathLike, dir_fd: Optional[int] = None) -> i
     return fd
 
 
+
+RANK_FILE_ATTR = "user.pspnet_rank_file"  # marks the per-rank files of ranks other than 0 (no manifest records them)
+
+
+def claim_rank_file(path: str | os.PathLike, fresh: bool) -> str:
+    """A file of a rank other than 0 (its log, its records of bad samples): made here with a mark, or an earlier
+    one of this program's (it carries the mark) emptied in place when ``fresh``. A file of the user's at that name
+    is refused, never replaced, emptied or appended to; where the file system keeps no marks, only an empty one is
+    taken over on a fresh start."""
+    refuse_link(Path(path).parent, "the folder of a rank's file")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, _umask_mode())
+    except FileExistsError:
+        fd = _open_for_append(path)
+        try:
+            mark = os.getxattr(fd, RANK_FILE_ATTR)
+        except OSError as exc:
+            mark = None if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP) else \
+                (b"1" if not (fresh and os.fstat(fd).st_size) else None)
+        if mark != b"1":
+            os.close(fd)
+            raise OutputPathError(f"{shown(path, 300)} was not written by this program (a file of yours?): it is "
+                                  f"left as it is; move it away") from None
+        if fresh:
+            os.ftruncate(fd, 0)
+    except OSError as exc:
+        raise OutputPathError(f"{shown(path, 300)}: cannot make it ({exc.strerror})") from None
+    else:
+        with contextlib.suppress(OSError):
+            os.setxattr(fd, RANK_FILE_ATTR, b"1")
+    os.close(fd)
+    return str(path)
+
 def clear_log(path: str | os.PathLike) -> None:
     """Empty a log file in place (its inode, which records it as this run's, stays); never through a link."""
     fd = _open_for_append(path)

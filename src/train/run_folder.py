@@ -11,7 +11,7 @@ from typing import List, Optional
 
 from src.config import Config, config_yaml
 from src.data.dataset import read_list
-from src.outputs.atomic import ensure_output_dir, write_text
+from src.outputs.atomic import claim_rank_file, ensure_output_dir
 from src.outputs.errors import OutputExistsError
 from src.outputs.folder import OutputFolder
 from src.train.records import MetricsLog
@@ -65,7 +65,7 @@ class RunFolder:
             # this run's record of a sample that stops it
             self.outputs.put_text(os.path.basename(self.error_log), "", kind="log")
         else:
-            write_text(self.error_log, "")
+            claim_rank_file(self.error_log, fresh=True)
 
     def bad_sample_log(self, point: ResumePoint) -> str:
         """This rank's log of skipped samples: emptied for a fresh run, continued on a resume."""
@@ -75,8 +75,8 @@ class RunFolder:
                 self.outputs.put_text(bad_log.name, "", kind="log")  # a fresh run counts its own skipped samples
             else:
                 self.outputs.claim_log(bad_log.name)
-        elif point.path is None:
-            write_text(bad_log, "")
+        else:  # a fresh run counts its own; a resume continues this rank's earlier file
+            claim_rank_file(bad_log, fresh=point.path is None)
         return str(bad_log)
 
     def drop_records_after(self, step: int) -> None:

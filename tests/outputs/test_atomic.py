@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from src.outputs.atomic import (append_line, atomic_path, clear_log, ensure_output_dir, ensure_output_file,
+from src.outputs.atomic import (RANK_FILE_ATTR, append_line, atomic_path, claim_rank_file, clear_log, ensure_output_dir, ensure_output_file,
                                 file_sha256, open_append, output_writes, private_folder, read_small_file, write_json,
                                 write_text)
 from src.outputs.errors import OutputPathError, WriteFailedError
@@ -157,3 +157,39 @@ def test_a_private_folder_is_removed_with_what_it_holds():
         with open(os.path.join(folder, "model.om"), "w") as f:
             f.write("x")
     assert not os.path.exists(folder)
+
+
+def _marks_kept(folder) -> bool:
+    probe = folder / "probe"
+    probe.write_bytes(b"")
+    try:
+        os.setxattr(probe, "user.pspnet_probe", b"1")
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.unlink()
+
+
+def test_a_ranks_file_is_made_marked_emptied_on_a_fresh_run_and_a_users_file_is_refused(tmp_path):
+    """Ranks other than 0 have no manifest: their files carry a mark. Their own is emptied in place on a fresh run
+    and kept on a resume; a user's file at the name (no mark), a FIFO or a link is refused and left as it is."""
+    mine = tmp_path / "run" / "bad_samples_rank1.tsv"
+    claim_rank_file(mine, fresh=True)
+    assert mine.read_bytes() == b"" and (not _marks_kept(tmp_path) or os.getxattr(mine, RANK_FILE_ATTR) == b"1")
+    append_line(mine, "3\tbad")
+    claim_rank_file(mine, fresh=False)  # a resume continues it
+    assert mine.read_text() == "3\tbad\n"
+    claim_rank_file(mine, fresh=True)  # a fresh run empties it in place
+    assert mine.read_bytes() == b""
+    users = tmp_path / "run" / "data_error_rank1.txt"
+    users.write_text("my notes")
+    with pytest.raises(OutputPathError, match="data_error_rank1.txt was not written by this program"):
+        claim_rank_file(users, fresh=True)
+    if _marks_kept(tmp_path):
+        with pytest.raises(OutputPathError, match="not written by this program"):
+            claim_rank_file(users, fresh=False)
+    assert users.read_text() == "my notes"
+    os.mkfifo(tmp_path / "run" / "train.rank1.log")
+    with pytest.raises(OutputPathError, match="not a regular file"):
+        claim_rank_file(tmp_path / "run" / "train.rank1.log", fresh=False)

@@ -67,3 +67,24 @@ def test_the_users_own_config_in_the_run_folder_is_left_as_it_is(tmp_path):
     with OutputFolder(run, "train.save_dir", "train") as out:
         RunFolder(cfg, 0, False, out).write_config([1.0, 2.0])
     assert mine.read_text() == text
+
+
+def test_another_rank_never_replaces_or_empties_a_users_file_at_its_names(tmp_path):
+    """Rank 1 has no manifest to go by: its error log and bad-sample log are its own (made and marked by it) or
+    refused; a user's files at those names were once replaced by empty ones."""
+    from src.outputs.errors import OutputPathError
+
+    run = tmp_path / "run"
+    cfg = tiny_config(tmp_path, run)
+    run.mkdir()
+    (run / "data_error_rank1.txt").write_text("the user's")
+    with pytest.raises(OutputPathError, match="data_error_rank1.txt was not written by this program"):
+        RunFolder(cfg, 1, False, None).prepare(cfg, ResumePoint())
+    (run / "data_error_rank1.txt").rename(run / "mine.txt")
+    folder = RunFolder(cfg, 1, False, None)
+    folder.prepare(cfg, ResumePoint())
+    assert (run / "data_error_rank1.txt").read_text() == "" and (run / "mine.txt").read_text() == "the user's"
+    (run / "bad_samples_rank1.tsv").write_text("the user's too")
+    with pytest.raises(OutputPathError, match="bad_samples_rank1.tsv was not written by this program"):
+        folder.bad_sample_log(ResumePoint())
+    assert (run / "bad_samples_rank1.tsv").read_text() == "the user's too"
