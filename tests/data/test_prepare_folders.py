@@ -83,3 +83,30 @@ def test_colour_masks_of_the_void_colour_alone_give_a_config_that_loads(tmp_path
     cfg = load_config(tmp_path / "ds" / "config.yaml")
     assert cfg.data.classes == len(cfg.data.class_colors) == 2 and cfg.data.ignore_colors == [[224, 224, 192]]
     assert [224, 224, 192] not in cfg.data.class_colors
+
+
+def test_a_palette_masks_void_colour_at_its_largest_value_is_read_as_unlabeled(tmp_path):
+    """Palette masks whose palette draws value 6 in VOC's void colour (not at 255): value 6 is data.ignore_label,
+    the classes are 0..5; drawn at a value among the classes, it is only named."""
+    palette = [0, 0, 0] * 256
+    palette[3 * 6:3 * 6 + 3] = [224, 224, 192]
+    mask_dir = tmp_path / "masks"
+    for i in range(3):
+        m = np.array([[0, 1, 2, 3], [4, 5, 6, 6]], np.uint8)
+        im = Image.fromarray(m, mode="P")
+        im.putpalette(palette)
+        mask_dir.mkdir(exist_ok=True)
+        im.save(mask_dir / f"p{i}.png")
+    photos, _ = _photos(tmp_path / "x", [np.zeros((2, 4), np.uint8)] * 3)
+    summary = prepare_folders(str(photos), str(mask_dir), str(tmp_path / "ds"))
+    cfg = load_config(tmp_path / "ds" / "config.yaml")
+    assert (cfg.data.classes, cfg.data.ignore_label) == (6, 6) == (summary["classes"], 6)
+    assert any("void colour" in n and "data.ignore_label 6" in n for n in summary["notes"])
+    assert check_command(str(tmp_path / "ds" / "config.yaml"), "both", None, None, "custom", None)[1]
+    palette[3 * 6:3 * 6 + 3], palette[3 * 2:3 * 2 + 3] = [1, 1, 1], [224, 224, 192]  # void drawn at class 2
+    for i in range(3):
+        im = Image.open(mask_dir / f"p{i}.png")
+        im.putpalette(palette)
+        im.save(mask_dir / f"p{i}.png")
+    summary = prepare_folders(str(photos), str(mask_dir), str(tmp_path / "ds2"))
+    assert summary["classes"] == 7 and any("value(s) 2 in PASCAL VOC's void colour" in n for n in summary["notes"])

@@ -414,14 +414,14 @@ def prepare_folders(images: str, masks: str, out: str, val_fraction: float = 0.2
     if len(pairs) < 2:
         raise DataError(f"{len(pairs)} image/mask pair(s) found by name in {shown(images, 200)} and "
                         f"{shown(masks, 200)}: at least 2 are needed (one to train, one to validate)")
-    values, colors = _mask_values([msks[s] for s in pairs])
+    values, colors, void = _mask_values([msks[s] for s in pairs])
     n_val = 0 if val_fraction == 0 else min(len(pairs) - 1, max(1, int(round(len(pairs) * val_fraction))))
     order = np.random.default_rng(seed).permutation(len(pairs))
     val_idx = set(order[:n_val].tolist())
     line = "{}\t{}".format
     train_lines = [line(imgs[s].resolve(), msks[s].resolve()) for i, s in enumerate(pairs) if i not in val_idx]
     val_lines = [line(imgs[s].resolve(), msks[s].resolve()) for i, s in enumerate(pairs) if i in val_idx]
-    cfg, notes = _folders_config(values, colors, Path(out).resolve())
+    cfg, notes = _folders_config(values, colors, void, Path(out).resolve())
     with OutputFolder(out, "--out", "prepare", overwrite) as folder:
         folder.refuse_earlier(["train.txt", "val.txt", "config.yaml"], "pass --overwrite to write them again")
         folder.put_text("train.txt", "\n".join(train_lines) + "\n")
@@ -436,15 +436,18 @@ def prepare_folders(images: str, masks: str, out: str, val_fraction: float = 0.2
             "config": str(Path(out).resolve() / "config.yaml"), "notes": notes}
 
 
-def _mask_values(paths: Sequence[Path]) -> Tuple[List[int], List[Tuple[int, int, int]]]:
-    """The values the index masks hold, and the colours the RGB masks hold (sorted)."""
+def _mask_values(paths: Sequence[Path]) -> Tuple[List[int], List[Tuple[int, int, int]], set]:
+    """The values the index masks hold, the colours the RGB masks hold (sorted), and the values a palette mask
+    draws in PASCAL VOC's void colour."""
     spec = dataset_spec("custom", 1)
     values: set = set()
     colors: set = set()
+    void: set = set()
     for path in paths:
         try:
             raw = read_raw_label(str(path), spec)
             values.update(np.unique(raw).tolist())
+            void.update(_void_indices(path, np.unique(raw).tolist()))
         except LabelKindError:
             rgb = read_rgb_mask(str(path), str(path))
             colors.update(map(tuple, np.unique(rgb.reshape(-1, 3), axis=0).tolist()))
@@ -452,11 +455,35 @@ def _mask_values(paths: Sequence[Path]) -> Tuple[List[int], List[Tuple[int, int,
                 raise DataError(f"{shown(path, 300)}: the RGB masks hold more than {MAX_COLORS} colours: are they "
                                 f"photographs (or saved as JPEG, which blurs the colours)? Masks must be lossless "
                                 f"(PNG) with one colour per class") from None
-    return sorted(values), sorted(colors)
+    return sorted(values), sorted(colors), void
+
+
+def _void_indices(path: Path, used: List[int]) -> List[int]:
+    """The ``used`` values a palette mask draws in VOC's void colour (none for a mask without a palette)."""
+    try:
+        with Image.open(path) as im:
+            palette = im.getpalette() if im.mode == "P" else None
+    except (OSError, ValueError):  # read a moment ago; a palette that cannot be read names no void
+        return []
+    return [v for v in used if palette is not None and tuple(palette[3 * v:3 * v + 3]) == VOID_COLOR]
 
 
 
 VOID_COLOR = (224, 224, 192)  # PASCAL VOC's colour for object boundaries and unclear pixels: unlabeled, not a class
+
+
+def _void_value(d: DataConfig, values: List[int], void: set) -> List[str]:
+    """A value palette masks draw in VOC's void colour becomes data.ignore_label when it is the largest value (the
+    classes stay 0..N-1); elsewhere among the classes it is only named."""
+    if not void:
+        return []
+    shown_void = ", ".join(map(str, sorted(void)))
+    if max(void) == max(values) >= 2:  # above every class, and a config names 2 classes at least
+        d.ignore_label = max(void)
+        return [f"the masks' palette draws value {d.ignore_label} in PASCAL VOC's void colour (boundaries, unclear "
+                f"pixels): it is read as unlabeled (data.ignore_label {d.ignore_label}), not as a class"]
+    return [f"the masks' palette draws value(s) {shown_void} in PASCAL VOC's void colour: if they mark unlabeled "
+            f"pixels, paint them with one value above every class and set data.ignore_label to it"]
 
 
 def _colour_classes(d: DataConfig, colors: List[Tuple[int, int, int]]) -> List[str]:
@@ -473,8 +500,10 @@ def _colour_classes(d: DataConfig, colors: List[Tuple[int, int, int]]) -> List[s
                      f"it is read as unlabeled (data.ignore_colors); move it to data.class_colors if it is a class")
     return notes
 
-def _folders_config(values: List[int], colors: List[Tuple[int, int, int]], out: Path) -> Tuple[Config, List[str]]:
-    """The config ``prepare folders`` writes, and the notes on what the masks looked like."""
+def _folders_config(values: List[int], colors: List[Tuple[int, int, int]], void: set,
+                    out: Path) -> Tuple[Config, List[str]]:
+    """The config ``prepare folders`` writes, and the notes on what the masks looked like (``void``: the values
+    palette masks draw in VOC's void colour)."""
     cfg = Config(source=str(out / "config.yaml"))
     d = cfg.data
     d.dataset, d.data_root, d.train_list, d.val_list = "custom", str(out), "train.txt", "val.txt"
@@ -483,6 +512,7 @@ def _folders_config(values: List[int], colors: List[Tuple[int, int, int]], out: 
     if colors:
         notes += _colour_classes(d, colors)
     else:
+        notes += _void_value(d, values, void - {d.ignore_label})
         classes = [v for v in values if v != d.ignore_label]
         if set(values) <= {0, 255}:
             d.classes = 2
