@@ -61,16 +61,20 @@ def test_fix_colors_maps_the_table_and_refuses_an_unlisted_colour(tmp_path):
         fix_command(str(_config(tmp_path, root, classes=3)), "colors", str(tmp_path / "f4"))
 
 
+def _voc_style_masks(root, foreground):
+    """Three 8x8 RGB masks: black background, ``foreground`` in the top half, VOC's void colour on row 4."""
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[:4] = foreground
+    rgb[4] = (224, 224, 192)
+    _photos(root, [rgb, rgb, rgb])
+    _listed(root, 3, 2)
+
 
 def test_fix_colors_reads_ignore_colors_as_unlabeled_and_each_colour_means_one_thing(tmp_path):
     """VOC-style colour masks: the void boundary colour (224, 224, 192) listed in data.ignore_colors becomes
     data.ignore_label in the copies (not a class of its own); a colour both a class and ignored is refused."""
     root = tmp_path / "d"
-    rgb = np.zeros((8, 8, 3), np.uint8)
-    rgb[:4] = (200, 0, 0)
-    rgb[4] = (224, 224, 192)
-    _photos(root, [rgb, rgb, rgb])
-    _listed(root, 3, 2)
+    _voc_style_masks(root, (200, 0, 0))
     table = [[0, 0, 0], [200, 0, 0]]
     fix_command(str(_config(tmp_path, root, class_colors=table, ignore_colors=[[224, 224, 192]], ignore_label=250)),
                 "colors", str(tmp_path / "fixed"))
@@ -114,11 +118,7 @@ def test_fix_colors_refuses_index_masks_and_its_copies_drop_reduce_zero_label(tm
     their ignore index turned into a class. The copies hold class indices themselves, so their config sets
     data.reduce_zero_label false (kept, every class was read one lower and the background ignored)."""
     root = tmp_path / "d"
-    rgb = np.zeros((8, 8, 3), np.uint8)
-    rgb[:4] = (255, 255, 255)
-    rgb[4] = (224, 224, 192)
-    _photos(root, [rgb, rgb, rgb])
-    _listed(root, 3, 2)
+    _voc_style_masks(root, (255, 255, 255))
     cfg = _config(tmp_path, root, class_colors=[[0, 0, 0], [255, 255, 255]], ignore_colors=[[224, 224, 192]],
                   reduce_zero_label=True)
     lines = fix_command(str(cfg), "colors", str(tmp_path / "fixed"))
