@@ -268,12 +268,32 @@ def label_image(path: str, prefix: str, rgb: bool = False) -> Tuple[str, np.ndar
         raise DataError(f"{prefix}cannot read label {path}: {shown(reason, 200)}") from None
 
 
+def _mapped_already(path: str, spec: DatasetSpec) -> Optional[str]:
+    """Why the label file ``path`` must not go through the data set's map, when its name says the map was applied
+    to it already (a Cityscapes *_labelTrainIds.png); None otherwise."""
+    if spec.name == "cityscapes" and str(path).endswith("_labelTrainIds.png"):
+        return (f"label {path} is a Cityscapes *_labelTrainIds.png file, already mapped to the 19 trainIds: "
+                f"data.dataset cityscapes reads the *_gtFine_labelIds.png files (as `prepare cityscapes` lists "
+                f"them); read trainId masks as data.dataset custom with data.classes 19")
+    return None
+
+
+def refuse_mapped_labels(samples: Sequence[Sample], spec: DatasetSpec) -> None:
+    """One DataError for the first sample whose label file was mapped already: before any work, not at it."""
+    for sample in samples:
+        why = _mapped_already(sample.label, spec) if sample.label else None
+        if why:
+            raise DataError(f"{sample.where}: {why}")
+
+
 def read_raw_label(path: str, spec: DatasetSpec, where: str = "") -> np.ndarray:
     """A label file's values as (H, W) uint8, before the data set's label map: palette PNGs give their indices
     (not their colours), single-channel files their values, colour ground truth goes through
     ``spec.color_classes`` (unmatched colours become ``spec.ignore_label``).  Values that do not fit 0..255
     (16/32-bit files, negative numbers) are refused, never wrapped."""
     prefix = f"{where + ': ' if where else ''}"
+    if _mapped_already(path, spec):
+        raise DataError(prefix + _mapped_already(path, spec))
     mode, arr = label_image(path, prefix)
     if mode in ("P", "L", "1"):  # "1": a 1-bit mask, read as 0 and 1
         return arr.astype(np.uint8)

@@ -22,7 +22,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from src.config import PYRAMIDS, DataConfig, value_range
-from src.data.dataset import DataError, Sample, load_sample, read_image, read_list
+from src.data.dataset import DataError, Sample, load_sample, read_image, read_list, refuse_mapped_labels
 from src.data.labels import DatasetSpec
 from src.evaluation.evaluate import result_lines, write_json
 from src.evaluation.pictures import save_or_stop
@@ -256,6 +256,8 @@ def postprocess(work_dir: "str | Path | OutputFolder", spec: DatasetSpec, ignore
     """
     work = Path(getattr(work_dir, "root", work_dir))
     meta = read_meta(work)
+    refuse_mapped_labels([Sample(e["image"], e["label"], "meta.json", i) for i, e in enumerate(meta["images"], 1)],
+                         spec)  # before any image is merged
     pictures = as_folder(results_dir, "--results-dir", "postprocess") if results_dir else None
     p = _from_meta(Protocol, {k: tuple(v) if isinstance(v, list) else v for k, v in meta["protocol"].items()},
                    work / META, "the protocol")

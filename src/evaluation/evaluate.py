@@ -12,7 +12,7 @@ import numpy as np
 
 from src.errors import shown_names
 from src.config import DataConfig, DATASETS, Config, config_to_dict, eval_list
-from src.data.dataset import DataError, Sample, load_sample, read_list
+from src.data.dataset import DataError, Sample, load_sample, read_list, refuse_mapped_labels
 from src.data.labels import DatasetSpec, spec_of
 from src.system.distributed import allreduce_sum, shard
 from src.evaluation.metrics import ConfusionMatrix, Scores, format_table, scores_from_matrix
@@ -122,6 +122,7 @@ def val_shard(cfg: Config, rank: int = 0, group_size: int = 1, list_name: Option
     :func:`src.config.eval_list`) and this rank's share of them (every ``group_size``-th)."""
     list_name = list_name or cfg.data.val_list
     samples = read_list(os.path.join(cfg.data.data_root, list_name), cfg.data.data_root)
+    refuse_mapped_labels(samples, spec_of(cfg.data))  # before any image is scored
     return samples, shard(samples, rank, group_size)
 
 

@@ -186,23 +186,19 @@ RANK_FILE_ATTR = "user.pspnet_rank_file"  # marks the per-rank files of ranks ot
 def claim_rank_file(path: str | os.PathLike, fresh: bool) -> str:
     """A file of a rank other than 0 (its log, its records of bad samples): made here with a mark, or an earlier
     one of this program's (it carries the mark) emptied in place when ``fresh``. A file of the user's at that name
-    is refused, never replaced, emptied or appended to; where the file system keeps no marks, only an empty one is
-    taken over on a fresh start."""
+    is refused, never replaced, emptied or appended to; where the file system keeps no marks, only an empty file
+    is taken over."""
     refuse_link(Path(path).parent, "the folder of a rank's file")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(Path(path).parent, "the folder of a rank's file")
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, _umask_mode())
     except FileExistsError:
         fd = _open_for_append(path)
-        try:
-            mark = os.getxattr(fd, RANK_FILE_ATTR)
-        except OSError as exc:
-            mark = None if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP) else \
-                (b"1" if not (fresh and os.fstat(fd).st_size) else None)
-        if mark != b"1":
+        if not _rank_mark_ok(fd):
             os.close(fd)
-            raise OutputPathError(f"{shown(path, 300)} was not written by this program (a file of yours?): it is "
-                                  f"left as it is; move it away") from None
+            raise OutputPathError(f"{shown(path, 300)} was not written by this program (a file of yours?; where the "
+                                  f"file system keeps no extended attributes this program cannot tell, so only an "
+                                  f"empty file is taken): it is left as it is; move it away") from None
         if fresh:
             os.ftruncate(fd, 0)
     except OSError as exc:
@@ -212,6 +208,14 @@ def claim_rank_file(path: str | os.PathLike, fresh: bool) -> str:
             os.setxattr(fd, RANK_FILE_ATTR, b"1")
     os.close(fd)
     return str(path)
+
+
+def _rank_mark_ok(fd: int) -> bool:
+    """The open file carries the rank files' mark, or is empty where the file system keeps no marks."""
+    try:
+        return os.getxattr(fd, RANK_FILE_ATTR) == b"1"
+    except OSError as exc:
+        return exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP) and os.fstat(fd).st_size == 0
 
 def clear_log(path: str | os.PathLike) -> None:
     """Empty a log file in place (its inode, which records it as this run's, stays); never through a link."""

@@ -110,3 +110,10 @@ def test_a_palette_masks_void_colour_at_its_largest_value_is_read_as_unlabeled(t
         im.save(mask_dir / f"p{i}.png")
     summary = prepare_folders(str(photos), str(mask_dir), str(tmp_path / "ds2"))
     assert summary["classes"] == 7 and any("value(s) 2 in PASCAL VOC's void colour" in n for n in summary["notes"])
+    palette[3 * 2:3 * 2 + 3], palette[3 * 6:3 * 6 + 3] = [2, 2, 2], [224, 224, 192]
+    for i in range(3):  # the largest value void in two masks' palettes, green in the third: a class after all
+        im = Image.open(mask_dir / f"p{i}.png")
+        im.putpalette(palette if i else palette[:18] + [10, 200, 10] + palette[21:])
+        im.save(mask_dir / f"p{i}.png")
+    summary = prepare_folders(str(photos), str(mask_dir), str(tmp_path / "ds3"))
+    assert summary["classes"] == 7 and not any("void" in n for n in summary["notes"])

@@ -69,3 +69,32 @@ def test_result_lines_end_with_the_summary_line_users_grep_for():
     assert [line.split()[0] for line in lines[1:4]] == ["sky", "road", "car"]
     assert "over the 2 classes present" in lines[-2] and "0.7083" in lines[-2]  # (3/4 + 2/3) / 2
     assert lines[-1] == "Eval:mIoU/mAcc/allAcc 0.4722/0.5833/0.8333."  # (3/4 + 2/3 + 0) / 3, (3/4 + 1 + 0) / 3, 5/6
+
+
+def test_a_cityscapes_list_of_train_id_masks_is_refused_before_any_image_is_scored(tmp_path):
+    """*_labelTrainIds.png files listed with data.dataset cityscapes would be mapped a second time (trainId 7,
+    traffic sign, read as road): refused from the list's names before the first image, naming the line."""
+    import pytest
+    from PIL import Image
+
+    from src.config import Config
+    from src.data.dataset import DataError, read_raw_label
+    from src.data.labels import dataset_spec
+    from src.evaluation.evaluate import val_shard
+
+    lines = []
+    for i, kind in enumerate(["labelIds", "labelIds", "labelTrainIds"]):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / f"c{i}_leftImg8bit.png")
+        Image.fromarray(np.full((4, 4), 7, np.uint8)).save(tmp_path / f"c{i}_gtFine_{kind}.png")
+        lines.append(f"c{i}_leftImg8bit.png c{i}_gtFine_{kind}.png")
+    (tmp_path / "val.txt").write_text("\n".join(lines) + "\n")
+    cfg = Config()
+    cfg.data.dataset, cfg.data.classes, cfg.data.data_root, cfg.data.val_list = "cityscapes", 19, str(tmp_path), \
+        "val.txt"
+    with pytest.raises(DataError, match=r"val.txt:3: label .*c2_gtFine_labelTrainIds.png is a Cityscapes "
+                                        r"\*_labelTrainIds.png file"):
+        val_shard(cfg)
+    with pytest.raises(DataError, match="already mapped to the 19 trainIds"):
+        read_raw_label(str(tmp_path / "c2_gtFine_labelTrainIds.png"), dataset_spec("cityscapes"))
+    (tmp_path / "val.txt").write_text("\n".join(lines[:2]) + "\n")
+    assert len(val_shard(cfg)[0]) == 2

@@ -193,3 +193,25 @@ def test_a_ranks_file_is_made_marked_emptied_on_a_fresh_run_and_a_users_file_is_
     os.mkfifo(tmp_path / "run" / "train.rank1.log")
     with pytest.raises(OutputPathError, match="not a regular file"):
         claim_rank_file(tmp_path / "run" / "train.rank1.log", fresh=False)
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(OutputPathError, match="a_file is a file, not a folder"):  # a raw FileExistsError before
+        claim_rank_file(tmp_path / "a_file" / "sub" / "train.rank1.log", fresh=False)
+
+
+def test_where_no_marks_are_kept_only_an_empty_rank_file_is_taken(tmp_path, monkeypatch):
+    """On a file system without extended attributes (NFSv3, vfat, ramfs) no file can show it is this program's:
+    a non-empty one at a rank file's name is refused on a resume too (a user's log was appended to), an empty
+    one is taken."""
+    def no_marks(*args):
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(os, "getxattr", no_marks)
+    monkeypatch.setattr(os, "setxattr", no_marks)
+    log = tmp_path / "eval.rank1.log"
+    claim_rank_file(log, fresh=False)
+    claim_rank_file(log, fresh=True)  # still empty: taken
+    log.write_text("my own notes\n")
+    for fresh in (False, True):
+        with pytest.raises(OutputPathError, match="eval.rank1.log was not written by this program .*no extended"):
+            claim_rank_file(log, fresh=fresh)
+    assert log.read_text() == "my own notes\n"

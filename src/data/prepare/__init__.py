@@ -437,17 +437,21 @@ def prepare_folders(images: str, masks: str, out: str, val_fraction: float = 0.2
 
 
 def _mask_values(paths: Sequence[Path]) -> Tuple[List[int], List[Tuple[int, int, int]], set]:
-    """The values the index masks hold, the colours the RGB masks hold (sorted), and the values a palette mask
-    draws in PASCAL VOC's void colour."""
+    """The values the index masks hold, the colours the RGB masks hold (sorted), and the values every mask that
+    holds them draws in PASCAL VOC's void colour (palette masks only: one mask drawing a value in another colour,
+    or a gray mask holding it, makes it a class)."""
     spec = dataset_spec("custom", 1)
     values: set = set()
     colors: set = set()
     void: set = set()
+    not_void: set = set()
     for path in paths:
         try:
-            raw = read_raw_label(str(path), spec)
-            values.update(np.unique(raw).tolist())
-            void.update(_void_indices(path, np.unique(raw).tolist()))
+            used = np.unique(read_raw_label(str(path), spec)).tolist()
+            values.update(used)
+            drawn_void = set(_void_indices(path, used))
+            void |= drawn_void
+            not_void |= set(used) - drawn_void
         except LabelKindError:
             rgb = read_rgb_mask(str(path), str(path))
             colors.update(map(tuple, np.unique(rgb.reshape(-1, 3), axis=0).tolist()))
@@ -455,7 +459,7 @@ def _mask_values(paths: Sequence[Path]) -> Tuple[List[int], List[Tuple[int, int,
                 raise DataError(f"{shown(path, 300)}: the RGB masks hold more than {MAX_COLORS} colours: are they "
                                 f"photographs (or saved as JPEG, which blurs the colours)? Masks must be lossless "
                                 f"(PNG) with one colour per class") from None
-    return sorted(values), sorted(colors), void
+    return sorted(values), sorted(colors), void - not_void
 
 
 def _void_indices(path: Path, used: List[int]) -> List[int]:
