@@ -51,7 +51,7 @@ def shown_names(names: Iterable[object], n: int = 6, limit: int = 100) -> str:
     return ", ".join(shown(x, limit) for x in names[:n]) + more
 
 
-def _read_upto(fd: int, size: int, limit: int) -> List[bytes]:
+def read_upto(fd: int, size: int, limit: int) -> List[bytes]:
     """The bytes of the open ``fd`` (closed here) in parts, up to ``limit`` + 1 of them: ``size`` (its declared
     size) in one allocation, then what a file that grew meanwhile (or /proc's, which declare 0 bytes) adds."""
     with os.fdopen(fd, "rb") as f:
@@ -101,7 +101,7 @@ def read_user_file(path: str | os.PathLike, what: str, error: Type[PSPNetError],
         os.close(fd)
         raise error(refusal) if refusal else too_large(st.st_size)
     try:
-        parts = _read_upto(fd, st.st_size, limit)
+        parts = read_upto(fd, st.st_size, limit)
     except OSError as exc:
         raise error(f"cannot read {what} {name}: {exc.strerror or exc}") from None
     except MemoryError:

@@ -292,8 +292,9 @@ def read_raw_label(path: str, spec: DatasetSpec, where: str = "") -> np.ndarray:
     ``spec.color_classes`` (unmatched colours become ``spec.ignore_label``).  Values that do not fit 0..255
     (16/32-bit files, negative numbers) are refused, never wrapped."""
     prefix = f"{where + ': ' if where else ''}"
-    if _mapped_already(path, spec):
-        raise DataError(prefix + _mapped_already(path, spec))
+    mapped = _mapped_already(path, spec)
+    if mapped:
+        raise DataError(prefix + mapped)
     mode, arr = label_image(path, prefix)
     if mode in ("P", "L", "1"):  # "1": a 1-bit mask, read as 0 and 1
         return arr.astype(np.uint8)

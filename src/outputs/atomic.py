@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator, Optional
 
-from src.errors import shown
+from src.errors import read_upto, shown
 from src.outputs.errors import OutputPathError, WriteFailedError
 
 
@@ -158,23 +158,25 @@ def append_line(path: str | os.PathLike, line: str) -> None:
     _append_record(None, str(path), line)
 
 
-def _open_for_append(name: str | os.PathLike, dir_fd: Optional[int] = None) -> int:
-    """A descriptor appending to the file ``name`` (of the folder ``dir_fd``; a log or a manifest), checked on the
-    open file: opened without following a link or waiting on a FIFO (read-write: a FIFO opens at once, and is
-    refused, where write-only would wait or fail), and refused unless it is a regular file with no other name;
-    nothing is truncated or written before that check."""
+def _open_for_append(name: str | os.PathLike, dir_fd: Optional[int] = None, shown_as: Optional[str] = None,
+                     create: bool = True) -> int:
+    """A descriptor appending to the file ``name`` (of the folder ``dir_fd``; a log or a manifest; messages call it
+    ``shown_as``), checked on the open file: opened without following a link or waiting on a FIFO (read-write: a
+    FIFO opens at once, and is refused, where write-only would wait or fail), and refused unless it is a regular
+    file with no other name; nothing is truncated or written before that check."""
+    label = shown(shown_as or name, 300)
     try:
-        fd = os.open(name, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                     _umask_mode(), dir_fd=dir_fd)
+        fd = os.open(name, os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0) | os.O_NOFOLLOW | os.O_NONBLOCK
+                     | os.O_CLOEXEC, _umask_mode(), dir_fd=dir_fd)
     except OSError as exc:
-        raise OutputPathError(f"{shown(name, 300)}: cannot append to it ("
+        raise OutputPathError(f"{label}: cannot append to it ("
                               f"{'a symbolic link' if exc.errno == errno.ELOOP else exc.strerror})") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
         os.close(fd)
-        raise OutputPathError(f"{shown(name, 300)} is not a regular file (a FIFO?); this program never makes one: "
-                              f"remove it" if not stat.S_ISREG(st.st_mode) else f"{shown(name, 300)} has another "
-                              f"name linked to it: not a file this program keeps; it is left as it is: move it away")
+        raise OutputPathError(f"{label} is not a regular file (a FIFO?); this program never makes one: remove it"
+                              if not stat.S_ISREG(st.st_mode) else f"{label} has another name linked to it (a file "
+                              f"of yours?): not a file this program keeps; it is left as it is: move it away")
     os.set_blocking(fd, True)
     return fd
 
@@ -246,19 +248,14 @@ def read_small_file(path: str | os.PathLike, max_bytes: int) -> Optional[bytes]:
         return None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
-            return None
-        chunks, left = [], max_bytes + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
-        return data if len(data) <= max_bytes else None
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
+        os.close(fd)
+        return None
+    data = b"".join(read_upto(fd, st.st_size, max_bytes))  # closes fd
+    return data if len(data) <= max_bytes else None
 
 
 @contextmanager

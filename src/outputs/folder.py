@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from src.errors import shown
-from src.outputs.atomic import (PART, PARTIAL_RE, _append_record, _umask_mode, _write_all, ensure_output_dir,
-                                free_bytes)
+from src.outputs.atomic import (PART, PARTIAL_RE, _append_record, _open_for_append, _umask_mode, _write_all,
+                                ensure_output_dir, free_bytes)
 from src.outputs.errors import OutputExistsError, OutputPathError, WriteFailedError
 from src.outputs.lock import _Lock, _lock_in
 from src.outputs.manifest import COMPACT_SLACK, MANIFEST, MAX_MANIFEST_BYTES, _parse_manifest, _read_regular, command_kind
@@ -572,13 +572,8 @@ class OutputFolder:
         if not (self.entries.get(name, {}).get("kind") == "log" and self.unchanged(name)):
             self.put_bytes(name, b"", kind="log")
         self.claim(name, kind="log")
-        with self._dir(name) as (dir_fd, leaf):
-            fd = os.open(leaf, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:  # a link of the user's to the log would grow with it
-            os.close(fd)
-            raise OutputPathError(f"{self.root / name} " + ("is not a regular file" if not stat.S_ISREG(st.st_mode)
-                                  else "has another name linked to it (a file of yours?)") + "; not written")
+        with self._dir(name) as (dir_fd, leaf):  # a link of the user's to the log would grow with it: refused
+            fd = _open_for_append(leaf, dir_fd, shown_as=str(self.root / name), create=False)
         stream = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
         stream.buffer.raw.name = str(self.root / name)  # its name, not the descriptor's number, in messages
         self.written.add(name)

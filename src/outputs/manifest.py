@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
+from src.errors import read_upto
 from src.outputs.errors import OutputPathError
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ def _read_regular(dir_fd: Optional[int], name: str | os.PathLike, max_bytes: int
     except OSError as exc:
         raise OutputPathError(f"{what}: cannot read it ({'a symbolic link' if exc.errno == errno.ELOOP else exc.strerror})"
                               f"; this program never writes one: remove it") from None
+    too_large = (f"{what} is larger than {max_bytes >> 20} MiB; this program compacts its manifests long before: it "
+                 f"is not one of its own (move it away, with the folder's outputs)")
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -82,16 +85,14 @@ def _read_regular(dir_fd: Optional[int], name: str | os.PathLike, max_bytes: int
             raise OutputPathError(f"{what} has another name linked to it: not a file this program keeps; it is left as "
                                   f"it is: move it away")
         if st.st_size > max_bytes:
-            raise OutputPathError(f"{what} is larger than {max_bytes >> 20} MiB; this program compacts its manifests "
-                                  f"long before: it is not one of its own (move it away, with the folder's outputs)")
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 22)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-    finally:
+            raise OutputPathError(too_large)
+    except BaseException:
         os.close(fd)
+        raise
+    data = b"".join(read_upto(fd, st.st_size, max_bytes))  # closes fd; a file grown meanwhile is read to the bound
+    if len(data) > max_bytes:
+        raise OutputPathError(too_large)
+    return data
 
 
 def read_manifest(folder: str | os.PathLike) -> Dict[str, Dict]:

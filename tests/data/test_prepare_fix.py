@@ -61,6 +61,12 @@ def test_fix_colors_maps_the_table_and_refuses_an_unlisted_colour(tmp_path):
         fix_command(str(_config(tmp_path, root, classes=3)), "colors", str(tmp_path / "f4"))
 
 
+def _first_label(fixed, list_name):
+    """The class indices the loader reads from the first mask of a fixed copy's list."""
+    samples = read_list(os.path.join(fixed.data.data_root, list_name), fixed.data.data_root)
+    return load_sample(samples[0], spec_of(fixed.data), fixed.data.classes)[1]
+
+
 def _voc_style_masks(root, foreground):
     """Three 8x8 RGB masks: black background, ``foreground`` in the top half, VOC's void colour on row 4."""
     rgb = np.zeros((8, 8, 3), np.uint8)
@@ -79,8 +85,7 @@ def test_fix_colors_reads_ignore_colors_as_unlabeled_and_each_colour_means_one_t
     fix_command(str(_config(tmp_path, root, class_colors=table, ignore_colors=[[224, 224, 192]], ignore_label=250)),
                 "colors", str(tmp_path / "fixed"))
     fixed = load_config(tmp_path / "fixed" / "config.yaml")
-    samples = read_list(os.path.join(fixed.data.data_root, "val.txt"), fixed.data.data_root)
-    _, label = load_sample(samples[0], spec_of(fixed.data), 2)
+    label = _first_label(fixed, "val.txt")
     want = np.zeros((8, 8), np.uint8)
     want[:4], want[4] = 1, 250
     np.testing.assert_array_equal(label, want)
@@ -125,8 +130,7 @@ def test_fix_colors_refuses_index_masks_and_its_copies_drop_reduce_zero_label(tm
     assert any("sets data.reduce_zero_label false" in line for line in lines)
     fixed = load_config(tmp_path / "fixed" / "config.yaml")
     assert fixed.data.reduce_zero_label is False
-    samples = read_list(os.path.join(fixed.data.data_root, "train.txt"), fixed.data.data_root)
-    _, label = load_sample(samples[0], spec_of(fixed.data), 2)
+    label = _first_label(fixed, "train.txt")
     want = np.zeros((8, 8), np.uint8)
     want[:4], want[4] = 1, 255
     np.testing.assert_array_equal(label, want)
